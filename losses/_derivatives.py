@@ -1,0 +1,103 @@
+"""Value, gradient and exact Hessian diagonal of any registry loss w.r.t. the logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._reduction import Reduction
+from ._registry import Coupling, LossSpec
+from ._validation import as_float_logits, infer_task
+
+__all__ = ["Derivatives", "derivatives_for"]
+
+# Memory bound for one batched Hessian-vector product: directions * N * C floats.
+_MAX_BATCHED_ELEMENTS = 1 << 25
+
+
+@dataclass(frozen=True)
+class Derivatives:
+    """``value`` as the reduction gives it; ``grad`` and ``hessian_diag`` shaped as the logits.
+
+    With ``reduction="none"`` the derivatives are those of the summed loss, which for a
+    sample-separable loss are exactly each sample's own.
+    """
+
+    value: Tensor
+    grad: Tensor
+    hessian_diag: Tensor | None = None
+
+
+def derivatives_for(
+    spec: LossSpec,
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    hessian: bool = False,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+    **params: Any,
+) -> Derivatives:
+    """Compute value, gradient and (when asked) the exact Hessian diagonal of ``spec``'s loss.
+
+    The Hessian of a sample-separable loss is block diagonal (one ``C x C`` block per
+    sample), so its diagonal comes from ``C`` Hessian-vector products whose direction is
+    class ``c`` in every sample at once, batched: O(N C^2). Element-wise losses need one
+    product. A loss that couples the batch (``scope="batch"``) would need one product per
+    logit, O((N C)^2); it is refused.
+    """
+    mode = Reduction.parse(reduction)
+    validated = spec.validate(params)
+    x = as_float_logits(logits).detach().clone()
+    task = infer_task(x, targets)
+    coupling = spec.coupling(validated, task)
+    if hessian and coupling is Coupling.BATCH:
+        raise ValueError(
+            f"Expected a loss whose exact Hessian diagonal is affordable, got {spec.name!r} "
+            "with scope='batch': every logit's second derivative depends on the whole batch, "
+            "so the exact diagonal costs one Hessian-vector product per logit, O((N*C)^2). "
+            "Use scope='sample', or ask for the gradient only (hessian=False)."
+        )
+    x.requires_grad_(True)
+    with torch.enable_grad():
+        value = spec.function(
+            x, targets, reduction=mode.value, sample_weight=sample_weight, **dict(validated)
+        )
+        total = value.sum() if mode is Reduction.NONE else value
+        (grad,) = torch.autograd.grad(total, x, create_graph=hessian)
+        hessian_diag = _hessian_diagonal(grad, x, coupling) if hessian else None
+    return Derivatives(
+        value=value.detach(),
+        grad=grad.detach(),
+        hessian_diag=None if hessian_diag is None else hessian_diag.detach(),
+    )
+
+
+def _hessian_diagonal(grad: Tensor, x: Tensor, coupling: Coupling) -> Tensor:
+    if not grad.requires_grad:  # the gradient is constant (piecewise-linear losses)
+        return torch.zeros_like(x)
+    if coupling is Coupling.ELEMENT or x.dim() == 1:
+        (h,) = torch.autograd.grad(grad, x, torch.ones_like(x), materialize_grads=True)
+        return h
+    num_classes = x.shape[-1]
+    chunk = max(1, min(num_classes, _MAX_BATCHED_ELEMENTS // max(1, x.numel())))
+    diag = torch.empty_like(x)
+    eye = torch.eye(num_classes, dtype=x.dtype, device=x.device)
+    for start in range(0, num_classes, chunk):
+        stop = min(num_classes, start + chunk)
+        # directions[j] selects class start + j in every sample.
+        directions = eye[start:stop].unsqueeze(1).expand(stop - start, *x.shape)
+        (hv,) = torch.autograd.grad(
+            grad,
+            x,
+            directions.contiguous(),
+            retain_graph=True,
+            is_grads_batched=True,
+            materialize_grads=True,
+        )
+        picked = torch.diagonal(hv[..., start:stop], dim1=0, dim2=-1)
+        diag[..., start:stop] = picked
+    return diag

@@ -1,0 +1,59 @@
+"""The one ``Reduction`` enum and the one ``_reduce`` helper every loss uses."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch import Tensor
+
+__all__ = ["Reduction", "reduce_loss"]
+
+
+class Reduction(str, Enum):
+    """How a loss folds its per-sample (or per-element, or per-class) values."""
+
+    NONE = "none"
+    MEAN = "mean"
+    SUM = "sum"
+
+    @classmethod
+    def parse(cls, value: str | Reduction) -> Reduction:
+        """Return the member for ``value``; a bad value raises ``ValueError``."""
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in cls)
+            raise ValueError(f"Expected reduction to be one of {allowed}, got {value!r}") from None
+
+
+def reduce_loss(
+    loss: Tensor,
+    reduction: str | Reduction,
+    sample_weight: Tensor | None = None,
+    *,
+    denominator: Tensor | None = None,
+) -> Tensor:
+    """Fold ``loss`` (leading axis: samples) by ``reduction``.
+
+    ``sample_weight`` (shape ``(N,)``) multiplies each sample's values, broadcast over any
+    trailing axes. ``mean`` divides by ``denominator`` when given (cross-entropy passes the
+    summed class weights, as torch does), else by the summed sample weights times the
+    number of trailing elements, else by the number of elements. A zero denominator (an
+    empty or fully ignored batch) gives 0, not NaN.
+    """
+    mode = Reduction.parse(reduction)
+    if sample_weight is not None:
+        loss = loss * sample_weight.reshape(sample_weight.shape + (1,) * (loss.dim() - 1))
+    if mode is Reduction.NONE:
+        return loss
+    total = loss.sum()
+    if mode is Reduction.SUM:
+        return total
+    if denominator is None:
+        if sample_weight is None:
+            denominator = torch.tensor(float(loss.numel()), dtype=loss.dtype, device=loss.device)
+        else:
+            per_sample = loss[0].numel() if loss.dim() > 0 and loss.shape[0] > 0 else 1
+            denominator = sample_weight.sum() * per_sample
+    return total / denominator.to(loss.dtype).clamp_min(torch.finfo(loss.dtype).tiny)
