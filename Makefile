@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m losses.demo
+	$(PY) -m losses
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

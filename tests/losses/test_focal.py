@@ -22,12 +22,16 @@ def test_hand_computed_value() -> None:
 
 def test_hand_computed_per_class_alpha() -> None:
     logits = torch.tensor([[0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
-    value = focal_loss(logits, torch.tensor([0, 1]), gamma=1.0, alpha=[0.25, 0.75], reduction="none")
+    value = focal_loss(
+        logits, torch.tensor([0, 1]), gamma=1.0, alpha=[0.25, 0.75], reduction="none"
+    )
     expected = torch.tensor([0.25, 0.75], dtype=torch.float64) * 0.5 * math.log(2.0)
     torch.testing.assert_close(value, expected)
 
 
-def test_gamma_zero_is_cross_entropy_with_gradients(dtype: torch.dtype, device: torch.device) -> None:
+def test_gamma_zero_is_cross_entropy_with_gradients(
+    dtype: torch.dtype, device: torch.device
+) -> None:
     x1 = torch.randn(16, 5, dtype=dtype, device=device, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_(True)
     y = torch.randint(0, 5, (16,), device=device)
@@ -63,14 +67,18 @@ def test_module_equals_function_and_keeps_state() -> None:
     y = torch.randint(0, 3, (8,))
     module = FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 3.0], reduction="sum")
     before = module.alpha.clone()
-    torch.testing.assert_close(module(x, y), focal_loss(x, y, gamma=1.0, alpha=[1.0, 2.0, 3.0], reduction="sum"))
+    torch.testing.assert_close(
+        module(x, y), focal_loss(x, y, gamma=1.0, alpha=[1.0, 2.0, 3.0], reduction="sum")
+    )
     torch.testing.assert_close(module.alpha, before)
     assert "alpha" in dict(module.named_buffers())
 
 
 @pytest.mark.parametrize(("reduction", "shape"), [("none", (7,)), ("mean", ()), ("sum", ())])
 def test_reduction_shapes(reduction: str, shape: tuple[int, ...]) -> None:
-    assert focal_loss(torch.randn(7, 3), torch.randint(0, 3, (7,)), reduction=reduction).shape == shape
+    assert (
+        focal_loss(torch.randn(7, 3), torch.randint(0, 3, (7,)), reduction=reduction).shape == shape
+    )
 
 
 def test_sample_weight_mean_is_weighted_average() -> None:

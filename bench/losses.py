@@ -1,0 +1,113 @@
+"""Forward+backward and Hessian-diagonal time of every registry loss, as ratios to cross-entropy.
+
+    python bench/losses.py [--n 65536] [--c 128] [--repeats 3] [--hessian-repeats 1]
+
+Each loss runs on the task it is built for (multiclass where it supports it, else
+multilabel with a few positives a row) at N x C logits on this machine's CPU. Ratios are
+measured in one run against ``torch.nn.functional.cross_entropy``: the forward+backward
+ratio against its forward+backward, the Hessian ratio against cross-entropy's Hessian
+diagonal through the same ``losses.derivatives`` path. A benchmark, not a test: nothing
+here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import losses
+from losses import Coupling, Task
+
+EXTRA_PARAMS: dict[str, dict[str, Any]] = {
+    "logit_adjusted_cross_entropy": {"class_prior": "counts"},
+    "subset_softmax": {"max_k": 4},
+}
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def inputs(
+    name: str, n: int, c: int, generator: torch.Generator
+) -> tuple[Task, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    spec = losses.get(name)
+    task = Task.MULTICLASS if Task.MULTICLASS in spec.tasks else Task.MULTILABEL
+    logits = torch.randn(n, c, generator=generator) * 3
+    if task is Task.MULTICLASS:
+        targets = torch.randint(0, c, (n,), generator=generator)
+    else:
+        # up to 4 positives a row, on a long-tailed label frequency
+        rank = torch.rand(n, c, generator=generator).argsort(dim=1).argsort(dim=1)
+        targets = (rank < torch.randint(0, 5, (n, 1), generator=generator)).float()
+    params = dict(EXTRA_PARAMS.get(name, {}))
+    if params.get("class_prior") == "counts":
+        params["class_prior"] = [float(c - k) for k in range(c)]
+    return task, logits, targets, params
+
+
+def forward_backward(name: str, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> None:
+    z = x.detach().requires_grad_(True)
+    losses.compute(name, z, y, **params).backward()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=65536)
+    parser.add_argument("--c", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hessian-repeats", type=int, default=1)
+    parser.add_argument("--skip-hessian", action="store_true")
+    args = parser.parse_args()
+    generator = torch.Generator().manual_seed(0)
+
+    x = torch.randn(args.n, args.c, generator=generator) * 3
+    y = torch.randint(0, args.c, (args.n,), generator=generator)
+
+    def torch_ce() -> None:
+        z = x.detach().requires_grad_(True)
+        F.cross_entropy(z, y).backward()
+
+    base = best_time(torch_ce, args.repeats)
+    base_h = None
+    if not args.skip_hessian:
+        base_h = best_time(
+            lambda: losses.derivatives("cross_entropy", x, y, hessian=True), args.hessian_repeats
+        )
+    print(
+        f"N={args.n} C={args.c} threads={torch.get_num_threads()} torch={torch.__version__}; "
+        f"F.cross_entropy fwd+bwd {base * 1e3:.1f} ms"
+        + ("" if base_h is None else f", cross_entropy Hessian diagonal {base_h * 1e3:.0f} ms")
+    )
+    print()
+    print("| loss | task | coupling | fwd+bwd / CE | Hessian diag / CE Hessian diag |")
+    print("|---|---|---|---:|---:|")
+    for name in losses.names():
+        task, lx, ly, params = inputs(name, args.n, args.c, generator)
+        ratio = best_time(partial(forward_backward, name, lx, ly, params), args.repeats) / base
+        spec = losses.get(name)
+        coupling = spec.coupling(spec.validate(params), task)
+        hess = "refused (batch)"
+        if base_h is not None and coupling is not Coupling.BATCH:
+            hessian_call = partial(losses.derivatives, name, lx, ly, hessian=True, **params)
+            t = best_time(hessian_call, args.hessian_repeats)
+            hess = f"{t / base_h:.2f}"
+        elif base_h is None:
+            hess = "-"
+        print(f"| {name} | {task.value} | {coupling.value} | {ratio:.2f} | {hess} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
