@@ -11,7 +11,14 @@ from torch import Tensor
 from ._reduction import Reduction, reduce_loss
 from ._registry import LossModule, LossSpec
 from ._stable import log_one_minus_softmax
-from ._validation import Params, PerClass, Task, per_class_tensor, prepare, validate_params
+from ._validation import (
+    NonNegativePerClass,
+    Params,
+    Task,
+    per_class_tensor,
+    prepare,
+    validate_params,
+)
 
 __all__ = ["FocalLoss", "FocalParams", "focal_loss"]
 
@@ -23,7 +30,7 @@ class FocalParams(Params):
     """Parameters of :func:`focal_loss`."""
 
     gamma: NonNegativeFloat = Field(2.0, le=20.0, description="Focusing exponent; 0 is CE.")
-    alpha: NonNegativeFloat | PerClass | None = Field(
+    alpha: NonNegativeFloat | NonNegativePerClass | None = Field(
         None,
         description="Class balance: None, one scalar for all classes, or one value per class "
         "(indexed by the target class).",

@@ -1,7 +1,112 @@
-"""Placeholder: a helper is writing this module."""
+"""Squared error of the predicted probabilities: the Brier score (all three tasks)."""
 
 from __future__ import annotations
 
-from ._registry import LossSpec
+import torch
+from torch import Tensor
 
-SPECS: tuple[LossSpec, ...] = ()
+from ._reduction import Reduction, reduce_loss
+from ._registry import Coupling, LossModule, LossSpec
+from ._validation import Params, Task, prepare, validate_params
+
+__all__ = ["SquaredErrorLoss", "SquaredErrorParams", "squared_error_loss"]
+
+NAME = "squared_error"
+TASKS = frozenset({Task.BINARY, Task.MULTICLASS, Task.MULTILABEL})
+
+
+class SquaredErrorParams(Params):
+    """Parameters of :func:`squared_error_loss` (it has none)."""
+
+
+def squared_error_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Brier score: the squared error between predicted probabilities and the targets.
+
+    .. math::
+        \text{multiclass: } \ell_i = \sum_{c=1}^{C} \left(p_{i,c} - [y_i = c]\right)^2,
+        \ p_i = \operatorname{softmax}(x_i);
+        \qquad \text{binary, multilabel: } \ell_{ij} = \left(\sigma(x_{ij}) - y_{ij}\right)^2
+
+    Brier, "Verification of Forecasts Expressed in Terms of Probability", Monthly Weather
+    Review 1950 (no arXiv id). Unlike cross-entropy, the loss of one sample is bounded.
+
+    Args:
+        logits: ``(N,)`` (binary) or ``(N, C)`` (multiclass, multilabel) unnormalised scores.
+            Half precision is computed in float32 and the loss is returned in float32.
+        targets: binary and multilabel: the logits' shape, values in ``[0, 1]`` (soft targets
+            allowed); multiclass: ``(N,)`` integer class indices in ``[0, C)``.
+        reduction: ``"mean"`` (over samples for multiclass, over elements for binary and
+            multilabel; weighted by ``sample_weight``), ``"sum"`` or ``"none"`` (``(N,)`` for
+            multiclass, the logits' shape otherwise).
+        sample_weight: optional ``(N,)`` non-negative weights.
+
+    Returns:
+        The loss: a scalar, or per sample / per element for ``reduction="none"``.
+
+    Raises:
+        ValueError: bad shapes, targets out of range.
+        TypeError: non-floating logits, non-integer multiclass targets.
+
+    Example:
+        >>> logits = torch.tensor([0.0, 0.0])
+        >>> targets = torch.tensor([1.0, 0.0])
+        >>> squared_error_loss(logits, targets).item()  # (0.5 - 1)^2 and (0.5 - 0)^2
+        0.25
+
+    Note:
+        The binary score is the scikit-learn ``brier_score_loss`` of a binary problem; a
+        multiclass score lies in ``[0, 2]`` (no halving). A two-class multiclass problem with
+        logits ``(0, x)`` gives twice the binary score of logit ``x``. The loss is bounded, and
+        its gradient vanishes on confidently wrong samples as it does on right ones.
+    """
+    validate_params(NAME, SquaredErrorParams, {})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    if inputs.task is Task.MULTICLASS:
+        p = torch.softmax(x, dim=1)
+        onehot = torch.zeros_like(p).scatter_(1, y.unsqueeze(1), 1.0)
+        loss = (p - onehot).square().sum(dim=1)
+    else:
+        loss = (torch.sigmoid(x) - y).square()
+    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+class SquaredErrorLoss(LossModule):
+    """Module form of :func:`squared_error_loss`."""
+
+    function = staticmethod(squared_error_loss)
+    params_model = SquaredErrorParams
+    loss_name = NAME
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+
+def _coupling(params: Params, task: Task) -> Coupling:
+    return Coupling.SAMPLE if task is Task.MULTICLASS else Coupling.ELEMENT
+
+
+SPECS = (
+    LossSpec(
+        name=NAME,
+        function=squared_error_loss,
+        module=SquaredErrorLoss,
+        params=SquaredErrorParams,
+        tasks=TASKS,
+        summary="Brier score: squared error of the softmax (multiclass) or sigmoid (binary, "
+        "multilabel) probabilities against the targets.",
+        formula=r"\ell_i = \sum_c (p_{i,c} - [y_i = c])^2 \text{ (multiclass)},\ "
+        r"\ell_{ij} = (\sigma(x_{ij}) - y_{ij})^2 \text{ (binary, multilabel)}",
+        reference="Brier, Verification of Forecasts Expressed in Terms of Probability, Monthly "
+        "Weather Review 1950 (no arXiv id)",
+        when_to_use="When calibrated probabilities matter more than ranking, or labels are "
+        "noisy: the loss is bounded, so outliers cannot dominate the gradient.",
+        coupling=_coupling,
+    ),
+)

@@ -41,27 +41,21 @@ def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
 
 
 def log_one_minus_softmax(logits: Tensor, dim: int = -1) -> Tensor:
-    """``log(1 - softmax(logits))`` for every class, in log space.
+    """``log(1 - softmax(logits))`` for every class, in log space, in O(C).
 
-    ``log(1 - p_c) = LSE_{c' != c}(x) - LSE(x)``; the leave-one-out LSE comes from prefix and
-    suffix ``logcumsumexp`` in O(C), so it stays exact when ``p_c`` rounds to 1 (where
-    ``log1p(-p)`` gives ``-inf`` and a NaN gradient).
+    A class that is not the row's argmax has ``p_c <= 1/2``, where ``log1p(-p_c)`` is
+    accurate. For the argmax class ``log(1 - p_c) = LSE_{c' != c}(x) - LSE(x)``, which stays
+    exact when ``p_c`` rounds to 1 (where ``log1p(-p)`` gives ``-inf`` and a NaN gradient).
     """
-    x = logits.movedim(dim, -1)
-    num_classes = x.shape[-1]
+    num_classes = logits.shape[dim]
     if num_classes < 2:
         raise ValueError(f"Expected at least 2 classes for a softmax, got {num_classes}")
-    prefix = torch.logcumsumexp(x, dim=-1)
-    suffix = torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
-    # The first class leaves the suffix after it, the last the prefix before it; the middle
-    # ones combine both. No -inf padding: logaddexp's double backward is NaN at -inf.
-    leave_one_out = torch.cat(
-        [
-            suffix[..., 1:2],
-            torch.logaddexp(prefix[..., :-2], suffix[..., 2:]),
-            prefix[..., -2:-1],
-        ],
-        dim=-1,
+    log_p = torch.log_softmax(logits, dim=dim)
+    is_top = torch.zeros_like(logits, dtype=torch.bool).scatter_(
+        dim, logits.argmax(dim=dim, keepdim=True), True
     )
-    out = leave_one_out - prefix[..., -1:]
-    return out.movedim(-1, dim)
+    p_rest = torch.where(is_top, torch.zeros_like(log_p), log_p.exp())
+    rest = torch.log1p(-p_rest)
+    others = torch.logsumexp(logits.masked_fill(is_top, float("-inf")), dim=dim, keepdim=True)
+    top = others - torch.logsumexp(logits, dim=dim, keepdim=True)
+    return torch.where(is_top, top, rest)

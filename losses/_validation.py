@@ -11,13 +11,15 @@ from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from torch import Tensor
 
 __all__ = [
     "LossParameterError",
+    "NonNegativePerClass",
     "Params",
     "PerClass",
+    "PositivePerClass",
     "Prepared",
     "Task",
     "as_float_logits",
@@ -56,8 +58,22 @@ def _tensor_to_list(value: Any) -> Any:
     return value
 
 
-PerClass = Annotated[list[float], BeforeValidator(_tensor_to_list)]
-"""A per-class list of numbers; a tensor is accepted and read as a list."""
+PerClass = Annotated[
+    list[Annotated[float, Field(allow_inf_nan=False)]], BeforeValidator(_tensor_to_list)
+]
+"""A per-class list of finite numbers; a tensor is accepted and read as a list."""
+
+NonNegativePerClass = Annotated[
+    list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]],
+    BeforeValidator(_tensor_to_list),
+]
+"""A per-class list of finite numbers ``>= 0``; a tensor is accepted and read as a list."""
+
+PositivePerClass = Annotated[
+    list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]],
+    BeforeValidator(_tensor_to_list),
+]
+"""A per-class list of finite numbers ``> 0``; a tensor is accepted and read as a list."""
 
 
 class Params(BaseModel):
