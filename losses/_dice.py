@@ -1,7 +1,575 @@
-"""Placeholder: a helper is writing this module."""
+r"""Dice, Tversky and self-adjusting Dice losses (binary, multiclass, multilabel).
+
+The three losses are one soft-overlap ratio computed by one core, :func:`_overlap_loss`:
+
+.. math::
+    \ell = 1 - \frac{k \sum \tilde p\, y + s}{D + s},
+    \qquad \tilde p = (1 - p)^{\alpha} p
+
+with ``D = Σ p̃ + Σ y`` (or ``Σ p̃² + Σ y²``) for Dice and self-adjusting Dice, and
+``D = TP + α FP + β FN`` for Tversky. ``p`` is the sigmoid of the logits for binary and
+multilabel targets and the softmax (with one-hot targets) for multiclass targets.
+
+``scope`` says what the sums run over: ``"sample"`` sums over the class axis of each sample
+(binary: the single element) and gives one loss per sample; ``"batch"`` sums over the
+samples of each class (each sample's terms times its ``sample_weight``) and gives one loss
+per class, which couples the whole batch.
+"""
 
 from __future__ import annotations
 
-from ._registry import LossSpec
+from typing import Literal
 
-SPECS: tuple[LossSpec, ...] = ()
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from ._reduction import Reduction, reduce_loss
+from ._registry import Coupling, LossModule, LossSpec
+from ._stable import log_one_minus_softmax
+from ._validation import Params, Prepared, Task, prepare, validate_params
+
+__all__ = [
+    "DiceLoss",
+    "DiceParams",
+    "SelfAdjustingDiceLoss",
+    "SelfAdjustingDiceParams",
+    "TverskyLoss",
+    "TverskyParams",
+    "dice_loss",
+    "self_adjusting_dice_loss",
+    "tversky_loss",
+]
+
+DICE_NAME = "dice"
+TVERSKY_NAME = "tversky"
+SELF_ADJUSTING_DICE_NAME = "self_adjusting_dice"
+TASKS = frozenset({Task.BINARY, Task.MULTICLASS, Task.MULTILABEL})
+
+Scope = Literal["sample", "batch"]
+
+_SMOOTH = "Added to the numerator and the denominator (Laplace smoothing); 0 disables it."
+_SCOPE = (
+    "'sample': sums over the classes of each sample, one loss per sample; 'batch': sums over "
+    "the samples of each class, one loss per class (couples the batch)."
+)
+_SQUARE = "Use the squared denominator Σp² + Σy² (V-Net) instead of Σp + Σy."
+
+
+class _OverlapParams(Params):
+    """Fields shared by the three overlap losses."""
+
+    smooth: float = Field(1.0, ge=0.0, allow_inf_nan=False, description=_SMOOTH)
+    scope: Scope = Field("sample", description=_SCOPE)
+
+
+class DiceParams(_OverlapParams):
+    """Parameters of :func:`dice_loss`."""
+
+    square_denominator: bool = Field(False, description=_SQUARE)
+
+
+class TverskyParams(_OverlapParams):
+    """Parameters of :func:`tversky_loss`."""
+
+    alpha: float = Field(
+        0.5, ge=0.0, allow_inf_nan=False, description="Weight of the false positives."
+    )
+    beta: float = Field(
+        0.5, ge=0.0, allow_inf_nan=False, description="Weight of the false negatives."
+    )
+
+
+class SelfAdjustingDiceParams(_OverlapParams):
+    """Parameters of :func:`self_adjusting_dice_loss`."""
+
+    alpha: float = Field(
+        1.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="Self-adjusting exponent: p is replaced by (1-p)^alpha p; 0 is Dice.",
+    )
+    coefficient: float = Field(
+        2.0,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="Factor of the intersection in the numerator: 2 as in the paper's eq. 11 "
+        "(Dice), 1 as in its Table 2.",
+    )
+    square_denominator: bool = Field(False, description=_SQUARE)
+
+
+# --- the shared core -------------------------------------------------------------------------
+
+
+def _log_probabilities(inputs: Prepared) -> tuple[Tensor, Tensor, Tensor]:
+    """``p``, ``log(1 - p)`` and the dense float targets, shaped as the logits.
+
+    Sigmoid for binary and multilabel, softmax for multiclass (with one-hot targets). ``p`` is
+    ``exp(logsigmoid(x))`` or ``softmax(x)``; ``log(1 - p)`` is ``logsigmoid(-x)`` or
+    :func:`log_one_minus_softmax`, finite where ``p`` rounds to 1.
+    """
+    x = inputs.logits
+    if inputs.task is Task.MULTICLASS:
+        if x.shape[1] < 2:
+            raise ValueError(
+                f"Expected multiclass logits with at least 2 classes, got {x.shape[1]}"
+            )
+        p = torch.softmax(x, dim=1)
+        log_q = log_one_minus_softmax(x, dim=1)
+        y = F.one_hot(inputs.targets, x.shape[1]).to(x.dtype)
+    else:
+        p = torch.exp(F.logsigmoid(x))
+        log_q = F.logsigmoid(-x)
+        y = inputs.targets
+    return p, log_q, y
+
+
+def _scope_sum(terms: Tensor, scope: str, sample_weight: Tensor | None) -> Tensor:
+    """Sum ``terms`` over the classes of each sample, or over the (weighted) samples."""
+    if scope == "sample":
+        return terms if terms.dim() == 1 else terms.sum(dim=1)
+    if sample_weight is not None:
+        terms = terms * sample_weight.reshape(sample_weight.shape + (1,) * (terms.dim() - 1))
+    return terms.sum(dim=0)
+
+
+def _one_minus_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """``1 - numerator / denominator``; ``0 / 0`` (only at ``smooth=0``) reads as ratio 1.
+
+    ``0 / 0`` happens only when both sets are empty (no target mass and no predicted mass),
+    where the smoothed ratio is ``s / s = 1`` for every ``s > 0``: the limit is taken, with a
+    zero gradient. The denominator fed to the division is clamped to 1 there so that the
+    unused branch puts no NaN into the gradient.
+    """
+    empty = denominator == 0
+    safe = torch.where(empty, torch.ones_like(denominator), denominator)
+    return torch.where(empty, torch.zeros_like(numerator), 1.0 - numerator / safe)
+
+
+def _overlap_loss(
+    name: str,
+    logits: Tensor,
+    targets: Tensor,
+    sample_weight: Tensor | None,
+    reduction: str | Reduction,
+    *,
+    scope: str,
+    smooth: float,
+    coefficient: float = 2.0,
+    focus: float = 0.0,
+    square_denominator: bool = False,
+    tversky: tuple[float, float] | None = None,
+) -> Tensor:
+    """The one computation behind the three losses.
+
+    ``1 - (coefficient TP + smooth) / (D + smooth)`` with ``TP = Σ p̃ y``, ``p̃ = (1-p)^focus p``
+    and ``D = Σ p̃ + Σ y`` (squared: ``Σ p̃² + Σ y²``), or, when ``tversky = (α, β)``,
+    ``D = TP + α Σ p (1-y) + β Σ (1-p) y``. Sums run as ``scope`` says.
+    """
+    mode = Reduction.parse(reduction)
+    inputs = prepare(name, TASKS, logits, targets, sample_weight)
+    weight = inputs.sample_weight
+    p, log_q, y = _log_probabilities(inputs)
+    if focus != 0.0:
+        # (1 - p)^focus as exp(focus * log(1 - p)): finite value and gradients at p = 1.
+        p = p * torch.exp(focus * log_q)
+    tp = _scope_sum(p * y, scope, weight)
+    if tversky is not None:
+        alpha, beta = tversky
+        fp = _scope_sum(p * (1.0 - y), scope, weight)
+        fn = _scope_sum(torch.exp(log_q) * y, scope, weight)
+        denominator = tp + alpha * fp + beta * fn
+    elif square_denominator:
+        denominator = _scope_sum(p * p, scope, weight) + _scope_sum(y * y, scope, weight)
+    else:
+        denominator = _scope_sum(p, scope, weight) + _scope_sum(y, scope, weight)
+    loss = _one_minus_ratio(coefficient * tp + smooth, denominator + smooth)
+    if scope == "sample":
+        return reduce_loss(loss, mode, weight)
+    # One loss per class (a 0-d tensor for binary); sample_weight is already in the sums.
+    return reduce_loss(loss, mode, None)
+
+
+def _coupling(params: Params, task: Task) -> Coupling:
+    """``scope='batch'`` couples the whole batch; ``scope='sample'`` couples one sample."""
+    if isinstance(params, _OverlapParams) and params.scope == "batch":
+        return Coupling.BATCH
+    return Coupling.SAMPLE
+
+
+# --- the three public losses -----------------------------------------------------------------
+
+
+def dice_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    smooth: float = 1.0,
+    square_denominator: bool = False,
+    scope: Scope = "sample",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Soft Dice loss: one minus the smoothed Sørensen-Dice coefficient of ``p`` and ``y``.
+
+    .. math::
+        \ell = 1 - \frac{2 \sum p\, y + s}{\sum p + \sum y + s}
+        \quad\text{or, squared,}\quad
+        1 - \frac{2 \sum p\, y + s}{\sum p^2 + \sum y^2 + s}
+
+    Li et al., "Dice Loss for Data-imbalanced NLP Tasks", ACL 2020,
+    https://arxiv.org/abs/1911.02855; squared denominator from Milletari et al., "V-Net",
+    3DV 2016, https://arxiv.org/abs/1606.04797.
+
+    Args:
+        logits: unnormalised scores (see Shapes). Half precision is computed in float32 and
+            the loss is returned in float32.
+        targets: binary or multilabel targets in ``[0, 1]`` (soft allowed), or multiclass
+            class indices.
+        smooth: ``s >= 0`` added to numerator and denominator; default 1.
+        square_denominator: ``Σ p² + Σ y²`` in the denominator; default False.
+        scope: ``"sample"`` (default) or ``"batch"``, see Shapes.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        sample_weight: optional ``(N,)`` non-negative weights.
+
+    Shapes:
+        binary: logits ``(N,)``, targets ``(N,)`` in ``[0, 1]`` (sigmoid). Multiclass: logits
+        ``(N, C)``, ``C >= 2``, integer targets ``(N,)`` (softmax, one-hot targets).
+        Multilabel: logits ``(N, C)``, targets ``(N, C)`` in ``[0, 1]`` (sigmoid).
+        ``scope="sample"``: ``reduction="none"`` gives ``(N,)`` and ``"mean"`` is the
+        ``sample_weight``-weighted average of the samples' losses. ``scope="batch"``:
+        ``"none"`` gives ``(C,)`` (binary: 0-d), ``"mean"`` averages the classes, ``"sum"``
+        adds them, and ``sample_weight`` multiplies each sample's terms inside the sums.
+
+    Returns:
+        The loss: a scalar, or per sample / per class for ``reduction="none"``.
+
+    Raises:
+        ValueError: bad shapes, targets outside ``[0, 1]`` or a class index out of range, a
+            parameter out of its range, an unknown ``scope`` or ``reduction``.
+        TypeError: non-floating logits or non-integer multiclass targets.
+
+    Example:
+        >>> logits = torch.tensor([0.0, 0.0])
+        >>> targets = torch.tensor([1.0, 0.0])
+        >>> dice_loss(logits, targets, reduction="none")  # [1 - 2/2.5, 1 - 1/1.5]
+        tensor([0.2000, 0.3333])
+
+    Note:
+        ``smooth=0`` on a set with no target and no predicted mass is ``0 / 0``; it is read as
+        the limit of the smoothed ratio, 1, so the loss is 0 with a zero gradient. With soft
+        targets the soft Dice is not minimised at ``p = y`` (``Σ p y`` is not ``Σ y`` there);
+        this is the paper's formula, as MONAI's ``soft_label=False``. The self-adjusting Dice
+        with ``alpha=0`` and the Tversky loss with ``alpha=beta=0.5`` and ``smooth=s/2`` are
+        this loss. ``scope="batch"`` couples the batch: ``losses.derivatives`` refuses its
+        exact Hessian diagonal.
+    """
+    validate_params(
+        DICE_NAME,
+        DiceParams,
+        {"smooth": smooth, "square_denominator": square_denominator, "scope": scope},
+    )
+    return _overlap_loss(
+        DICE_NAME,
+        logits,
+        targets,
+        sample_weight,
+        reduction,
+        scope=scope,
+        smooth=smooth,
+        square_denominator=square_denominator,
+    )
+
+
+def tversky_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    smooth: float = 1.0,
+    scope: Scope = "sample",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Tversky loss: a soft overlap that weighs false positives and false negatives apart.
+
+    .. math::
+        \ell = 1 - \frac{TP + s}{TP + \alpha\, FP + \beta\, FN + s},\quad
+        TP = \sum p\, y,\ FP = \sum p (1 - y),\ FN = \sum (1 - p)\, y
+
+    Salehi et al., "Tversky loss function for image segmentation using 3D fully
+    convolutional deep networks", MLMI 2017, https://arxiv.org/abs/1706.05721; as used in
+    Li et al., ACL 2020, https://arxiv.org/abs/1911.02855.
+
+    Args:
+        logits: unnormalised scores (see Shapes). Half precision is computed in float32 and
+            the loss is returned in float32.
+        targets: binary or multilabel targets in ``[0, 1]`` (soft allowed), or multiclass
+            class indices.
+        alpha: ``>= 0``, weight of the false positives; default 0.5.
+        beta: ``>= 0``, weight of the false negatives; default 0.5.
+        smooth: ``s >= 0`` added to numerator and denominator; default 1.
+        scope: ``"sample"`` (default) or ``"batch"``, see Shapes.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        sample_weight: optional ``(N,)`` non-negative weights.
+
+    Shapes:
+        binary: logits ``(N,)``, targets ``(N,)`` in ``[0, 1]`` (sigmoid). Multiclass: logits
+        ``(N, C)``, ``C >= 2``, integer targets ``(N,)`` (softmax, one-hot targets).
+        Multilabel: logits ``(N, C)``, targets ``(N, C)`` in ``[0, 1]`` (sigmoid).
+        ``scope="sample"``: ``reduction="none"`` gives ``(N,)`` and ``"mean"`` is the
+        ``sample_weight``-weighted average of the samples' losses. ``scope="batch"``:
+        ``"none"`` gives ``(C,)`` (binary: 0-d), ``"mean"`` averages the classes, ``"sum"``
+        adds them, and ``sample_weight`` multiplies each sample's terms inside the sums.
+
+    Returns:
+        The loss: a scalar, or per sample / per class for ``reduction="none"``.
+
+    Raises:
+        ValueError: bad shapes, targets outside ``[0, 1]`` or a class index out of range, a
+            parameter out of its range, an unknown ``scope`` or ``reduction``.
+        TypeError: non-floating logits or non-integer multiclass targets.
+
+    Example:
+        >>> logits = torch.tensor([0.0, 0.0])
+        >>> targets = torch.tensor([1.0, 0.0])
+        >>> tversky_loss(logits, targets, alpha=0.0, beta=1.0, reduction="none")
+        tensor([0.2500, 0.0000])
+
+    Note:
+        The smoothing is the paper's and MONAI's: ``s`` is added once to numerator and
+        denominator, so ``alpha=beta=0.5`` with ``smooth=s`` is exactly the Dice loss with
+        ``smooth=2s`` (the same at ``s=0``), gradients included. ``alpha=beta=1`` is the soft
+        Jaccard (Tanimoto) loss. ``1 - p`` is ``exp(logsigmoid(-x))`` or, for the softmax,
+        taken in log space (the top class: the log-sum of the other classes), exact where
+        ``p`` rounds to 1. ``0 / 0`` (``smooth=0``, empty sets) reads as ratio 1, loss 0.
+    """
+    validate_params(
+        TVERSKY_NAME,
+        TverskyParams,
+        {"alpha": alpha, "beta": beta, "smooth": smooth, "scope": scope},
+    )
+    return _overlap_loss(
+        TVERSKY_NAME,
+        logits,
+        targets,
+        sample_weight,
+        reduction,
+        scope=scope,
+        smooth=smooth,
+        coefficient=1.0,
+        tversky=(alpha, beta),
+    )
+
+
+def self_adjusting_dice_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float = 1.0,
+    smooth: float = 1.0,
+    coefficient: float = 2.0,
+    square_denominator: bool = False,
+    scope: Scope = "sample",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Self-adjusting Dice loss: Dice with ``p`` scaled down by ``(1 - p)^alpha``.
+
+    .. math::
+        \ell = 1 - \frac{k \sum \tilde p\, y + s}{\sum \tilde p + \sum y + s},
+        \qquad \tilde p = (1 - p)^{\alpha}\, p
+
+    (the denominator ``Σ p̃² + Σ y² + s`` with ``square_denominator``). Li et al., "Dice Loss
+    for Data-imbalanced NLP Tasks", ACL 2020, https://arxiv.org/abs/1911.02855, eq. 11
+    (``k = 2``) and Table 2 (``k = 1``).
+
+    Args:
+        logits: unnormalised scores (see Shapes). Half precision is computed in float32 and
+            the loss is returned in float32.
+        targets: binary or multilabel targets in ``[0, 1]`` (soft allowed), or multiclass
+            class indices.
+        alpha: ``>= 0``, the self-adjusting exponent; default 1.
+        smooth: ``s >= 0`` added to numerator and denominator; default 1.
+        coefficient: ``k > 0``, factor of the intersection; default 2.
+        square_denominator: ``Σ p̃² + Σ y²`` in the denominator; default False.
+        scope: ``"sample"`` (default) or ``"batch"``, see Shapes.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        sample_weight: optional ``(N,)`` non-negative weights.
+
+    Shapes:
+        binary: logits ``(N,)``, targets ``(N,)`` in ``[0, 1]`` (sigmoid). Multiclass: logits
+        ``(N, C)``, ``C >= 2``, integer targets ``(N,)`` (softmax, one-hot targets).
+        Multilabel: logits ``(N, C)``, targets ``(N, C)`` in ``[0, 1]`` (sigmoid).
+        ``scope="sample"``: ``reduction="none"`` gives ``(N,)`` and ``"mean"`` is the
+        ``sample_weight``-weighted average of the samples' losses. ``scope="batch"``:
+        ``"none"`` gives ``(C,)`` (binary: 0-d), ``"mean"`` averages the classes, ``"sum"``
+        adds them, and ``sample_weight`` multiplies each sample's terms inside the sums.
+
+    Returns:
+        The loss: a scalar, or per sample / per class for ``reduction="none"``.
+
+    Raises:
+        ValueError: bad shapes, targets outside ``[0, 1]`` or a class index out of range, a
+            parameter out of its range, an unknown ``scope`` or ``reduction``.
+        TypeError: non-floating logits or non-integer multiclass targets.
+
+    Example:
+        >>> logits = torch.tensor([0.0, 0.0])
+        >>> targets = torch.tensor([1.0, 0.0])
+        >>> self_adjusting_dice_loss(logits, targets, reduction="none")  # p̃ = 1/4
+        tensor([0.3333, 0.2000])
+
+    Note:
+        ``alpha=0`` with ``coefficient=2`` is the Dice loss exactly. ``(1 - p)^alpha`` is
+        ``exp(alpha * logsigmoid(-x))`` or ``exp(alpha * log(1 - softmax))`` with
+        ``log(1 - p)`` taken in log space (the top class: the log-sum of the other classes),
+        so nothing is NaN where ``p`` rounds to 1. With ``coefficient=1`` the ratio is at most
+        1/2 at ``smooth=0``, so the loss is at least 1/2 there. ``0 / 0`` (``smooth=0``,
+        empty sets) reads as ratio 1, loss 0.
+    """
+    validate_params(
+        SELF_ADJUSTING_DICE_NAME,
+        SelfAdjustingDiceParams,
+        {
+            "alpha": alpha,
+            "smooth": smooth,
+            "coefficient": coefficient,
+            "square_denominator": square_denominator,
+            "scope": scope,
+        },
+    )
+    return _overlap_loss(
+        SELF_ADJUSTING_DICE_NAME,
+        logits,
+        targets,
+        sample_weight,
+        reduction,
+        scope=scope,
+        smooth=smooth,
+        coefficient=coefficient,
+        focus=alpha,
+        square_denominator=square_denominator,
+    )
+
+
+# --- modules and registry entries ------------------------------------------------------------
+
+
+class DiceLoss(LossModule):
+    """Module form of :func:`dice_loss`."""
+
+    function = staticmethod(dice_loss)
+    params_model = DiceParams
+    loss_name = DICE_NAME
+
+    def __init__(
+        self,
+        smooth: float = 1.0,
+        square_denominator: bool = False,
+        scope: Scope = "sample",
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(
+            smooth=smooth, square_denominator=square_denominator, scope=scope, reduction=reduction
+        )
+
+
+class TverskyLoss(LossModule):
+    """Module form of :func:`tversky_loss`."""
+
+    function = staticmethod(tversky_loss)
+    params_model = TverskyParams
+    loss_name = TVERSKY_NAME
+
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        smooth: float = 1.0,
+        scope: Scope = "sample",
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(alpha=alpha, beta=beta, smooth=smooth, scope=scope, reduction=reduction)
+
+
+class SelfAdjustingDiceLoss(LossModule):
+    """Module form of :func:`self_adjusting_dice_loss`."""
+
+    function = staticmethod(self_adjusting_dice_loss)
+    params_model = SelfAdjustingDiceParams
+    loss_name = SELF_ADJUSTING_DICE_NAME
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        smooth: float = 1.0,
+        coefficient: float = 2.0,
+        square_denominator: bool = False,
+        scope: Scope = "sample",
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(
+            alpha=alpha,
+            smooth=smooth,
+            coefficient=coefficient,
+            square_denominator=square_denominator,
+            scope=scope,
+            reduction=reduction,
+        )
+
+
+_WHEN_SCOPE = "scope='sample' keeps the loss per sample; scope='batch' is one overlap per class."
+
+SPECS = (
+    LossSpec(
+        name=DICE_NAME,
+        function=dice_loss,
+        module=DiceLoss,
+        params=DiceParams,
+        tasks=TASKS,
+        summary="Soft Dice loss: one minus the smoothed Sørensen-Dice overlap of p and y.",
+        formula=r"\ell = 1 - \frac{2 \sum p y + s}{\sum p + \sum y + s}",
+        reference="Li et al., Dice Loss for Data-imbalanced NLP Tasks, ACL 2020, "
+        "arXiv:1911.02855; Milletari et al., V-Net, 3DV 2016, arXiv:1606.04797",
+        when_to_use="Heavily imbalanced data judged by F1, where the rare class's overlap "
+        f"matters more than its likelihood. {_WHEN_SCOPE}",
+        sample_separable=False,
+        coupling=_coupling,
+    ),
+    LossSpec(
+        name=TVERSKY_NAME,
+        function=tversky_loss,
+        module=TverskyLoss,
+        params=TverskyParams,
+        tasks=TASKS,
+        summary="Tversky loss: a soft overlap weighing false positives (alpha) and false "
+        "negatives (beta) apart.",
+        formula=r"\ell = 1 - \frac{TP + s}{TP + \alpha FP + \beta FN + s}",
+        reference="Salehi et al., Tversky loss function for image segmentation using 3D fully "
+        "convolutional deep networks, MLMI 2017, arXiv:1706.05721",
+        when_to_use="Imbalanced data where recall and precision are not worth the same: "
+        f"beta > alpha favours recall. {_WHEN_SCOPE}",
+        sample_separable=False,
+        coupling=_coupling,
+    ),
+    LossSpec(
+        name=SELF_ADJUSTING_DICE_NAME,
+        function=self_adjusting_dice_loss,
+        module=SelfAdjustingDiceLoss,
+        params=SelfAdjustingDiceParams,
+        tasks=TASKS,
+        summary="Self-adjusting Dice loss: Dice with p replaced by (1-p)^alpha p, "
+        "down-weighting easy examples.",
+        formula=r"\ell = 1 - \frac{k \sum (1-p)^{\alpha} p\, y + s}"
+        r"{\sum (1-p)^{\alpha} p + \sum y + s}",
+        reference="Li et al., Dice Loss for Data-imbalanced NLP Tasks, ACL 2020, arXiv:1911.02855",
+        when_to_use="Imbalanced data dominated by easy negatives, judged by F1; alpha=1 as "
+        f"in the paper. {_WHEN_SCOPE}",
+        sample_separable=False,
+        coupling=_coupling,
+    ),
+)
