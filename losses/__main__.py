@@ -6,6 +6,8 @@ data, then the class weights of each strategy. ``make run`` runs it until the se
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 import losses
@@ -21,7 +23,10 @@ def main() -> None:
     logits = torch.randn(n, c, generator=generator) + 2 * torch.nn.functional.one_hot(labels, c)
     multi_hot = (torch.rand(n, c, generator=generator) < probs / 2).float()
     prior = torch.bincount(labels, minlength=c).float().tolist()
-    extra = {"logit_adjusted_cross_entropy": {"class_prior": prior}, "subset_softmax": {"max_k": 3}}
+    extra: dict[str, dict[str, Any]] = {
+        "logit_adjusted_cross_entropy": {"class_prior": prior},
+        "subset_softmax": {"max_k": 3},
+    }
 
     print(f"lossserve losses: {len(losses.names())} registered; batch N={n}, C={c}")
     print(f"{'loss':38} {'task':11} {'value':>9} {'|grad|':>9} {'hessian diag range':>22}")

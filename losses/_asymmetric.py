@@ -1,7 +1,166 @@
-"""Placeholder: a helper is writing this module."""
+"""Asymmetric loss (ASL; multilabel, binary): separate focusing for positives and negatives."""
 
 from __future__ import annotations
 
-from ._registry import LossSpec
+import math
 
-SPECS: tuple[LossSpec, ...] = ()
+import torch
+import torch.nn.functional as F
+from pydantic import Field, NonNegativeFloat
+from torch import Tensor
+
+from ._reduction import Reduction, reduce_loss
+from ._registry import Coupling, LossModule, LossSpec
+from ._stable import log1mexp, logaddexp
+from ._validation import Params, Task, prepare, validate_params
+
+__all__ = ["AsymmetricLoss", "AsymmetricParams", "asymmetric_loss"]
+
+NAME = "asymmetric"
+TASKS = frozenset({Task.MULTILABEL, Task.BINARY})
+
+
+class AsymmetricParams(Params):
+    """Parameters of :func:`asymmetric_loss`."""
+
+    gamma_pos: NonNegativeFloat = Field(
+        0.0, le=20.0, description="Focusing exponent of the positive term; 0 is plain log-loss."
+    )
+    gamma_neg: NonNegativeFloat = Field(
+        4.0, le=20.0, description="Focusing exponent of the negative term."
+    )
+    clip: float = Field(
+        0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Probability margin m: negatives use p_m = max(p - m, 0), so those with "
+        "p <= m cost nothing; 0 disables it.",
+    )
+
+
+def _negative_term(log_p: Tensor, log_q: Tensor, gamma_neg: float, clip: float) -> Tensor:
+    """``-p_m^{gamma_neg} log(1 - p_m)`` with ``p_m = max(p - clip, 0)``, in log space.
+
+    ``log(1 - p_m) = logaddexp(log(1 - p), log clip)`` (a log-sum-exp whose double backward
+    stays finite when the two differ by more than 88, unlike ``torch.logaddexp``) and
+    ``log p_m = log p + log1mexp(log clip - log p)`` where ``p > clip``; elsewhere the term is
+    0 with a zero gradient. The ``log1mexp`` argument is clamped below ``-eps`` (its value
+    at 0 is ``-inf``, a NaN gradient through ``torch.where``); inside that sliver, where
+    ``p - clip`` is rounding noise, the term is below ``(clip * eps)^(gamma_neg + 1)``.
+    """
+    if clip == 0.0:
+        return -torch.exp(gamma_neg * log_p) * log_q
+    log_clip = math.log(clip)
+    excess = log_clip - log_p  # log(clip / p) < 0 exactly where p > clip
+    eps = torch.finfo(log_p.dtype).eps
+    log_p_m = log_p + log1mexp(excess.clamp(max=-eps))
+    log_one_minus_p_m = logaddexp(log_q, torch.full_like(log_q, log_clip))
+    term = -torch.exp(gamma_neg * log_p_m) * log_one_minus_p_m
+    return torch.where(excess < 0, term, torch.zeros_like(term))
+
+
+def asymmetric_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Asymmetric loss (ASL): focal-style focusing and a probability margin on negatives only.
+
+    .. math::
+        \ell = -y\,(1 - p)^{\gamma_+} \log p - (1 - y)\, p_m^{\gamma_-} \log(1 - p_m),
+        \qquad p = \sigma(x),\ p_m = \max(p - m, 0)
+
+    Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021,
+    https://arxiv.org/abs/2009.14119.
+
+    Args:
+        logits: ``(N, C)`` multilabel or ``(N,)`` binary logits. Half precision is computed
+            in float32 and the loss is returned in float32.
+        targets: the logits' shape, values exactly 0 or 1.
+        gamma_pos: focusing exponent of positives, ``0 <= gamma_pos <= 20``; default 0.
+        gamma_neg: focusing exponent of negatives, ``0 <= gamma_neg <= 20``; default 4.
+        clip: the probability margin ``m``, ``0 <= clip < 1``; default 0.05; 0 disables it.
+        reduction: ``"mean"`` (over elements, weighted by ``sample_weight``), ``"sum"`` (the
+            official code's ``-loss.sum()``) or ``"none"`` (the logits' shape).
+        sample_weight: optional ``(N,)`` non-negative weights, broadcast over classes.
+
+    Returns:
+        The loss: a scalar, or the logits' shape for ``reduction="none"``.
+
+    Raises:
+        ValueError: bad shapes, targets other than 0 and 1, a parameter out of its range.
+        TypeError: non-floating logits.
+
+    Example:
+        >>> # a negative with p = sigmoid(-4) = 0.018 < clip costs nothing
+        >>> asymmetric_loss(torch.tensor([[-4.0]]), torch.tensor([[0.0]])).item()
+        0.0
+        >>> # a positive with gamma_pos = 0 costs -log p: x = 0 gives log 2
+        >>> round(asymmetric_loss(torch.tensor([[0.0]]), torch.tensor([[1.0]])).item(), 6)
+        0.693147
+
+    Note:
+        ``gamma_pos = gamma_neg = 0`` and ``clip = 0`` is binary cross-entropy; with
+        ``clip = 0`` and ``gamma_pos = gamma_neg`` it is the sigmoid focal loss without
+        ``alpha``. The gradient is taken through the focusing weights (the official code
+        can detach them, ``disable_torch_grad_focal_loss``). Logarithms come from
+        ``logsigmoid`` and ``logaddexp`` (never ``log`` of a clamped probability), so value,
+        gradient and second derivative are finite at logits of ``±1e4``.
+    """
+    validate_params(
+        NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
+    )
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x, y = inputs.logits, inputs.targets
+    log_p = F.logsigmoid(x)
+    log_q = F.logsigmoid(-x)
+    positive = -torch.exp(gamma_pos * log_q) * log_p
+    negative = _negative_term(log_p, log_q, gamma_neg, clip)
+    loss = y * positive + (1.0 - y) * negative
+    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+class AsymmetricLoss(LossModule):
+    """Module form of :func:`asymmetric_loss`."""
+
+    function = staticmethod(asymmetric_loss)
+    params_model = AsymmetricParams
+    loss_name = NAME
+
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, reduction=reduction)
+
+
+def _coupling(params: Params, task: Task) -> Coupling:
+    return Coupling.ELEMENT
+
+
+SPECS = (
+    LossSpec(
+        name=NAME,
+        function=asymmetric_loss,
+        module=AsymmetricLoss,
+        params=AsymmetricParams,
+        tasks=TASKS,
+        summary="Asymmetric loss: focal focusing and a probability margin that discards easy "
+        "negatives, for multilabel data.",
+        formula=r"\ell = -y (1 - p)^{\gamma_+} \log p - (1 - y)\, p_m^{\gamma_-} \log(1 - p_m),"
+        r"\ p = \sigma(x),\ p_m = \max(p - m, 0)",
+        reference="Ridnik et al., Asymmetric Loss For Multi-Label Classification, ICCV 2021, "
+        "arXiv:2009.14119",
+        when_to_use="Multilabel data with many negative labels per sample (and possibly "
+        "missing positive labels); gamma_neg 4, gamma_pos 0, clip 0.05 is the paper's setting.",
+        coupling=_coupling,
+    ),
+)

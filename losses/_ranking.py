@@ -1,7 +1,188 @@
-"""Placeholder: a helper is writing this module."""
+"""CR-CNN pair-wise ranking loss (multiclass), with an optional artificial "Other" class."""
 
 from __future__ import annotations
 
-from ._registry import LossSpec
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
 
-SPECS: tuple[LossSpec, ...] = ()
+from ._reduction import Reduction, reduce_loss
+from ._registry import LossModule, LossSpec
+from ._validation import Params, Task, prepare, validate_params
+
+__all__ = ["RankingLoss", "RankingParams", "ranking_loss"]
+
+NAME = "ranking"
+TASKS = frozenset({Task.MULTICLASS})
+
+
+class RankingParams(Params):
+    """Parameters of :func:`ranking_loss`."""
+
+    gamma: float = Field(
+        2.0, gt=0.0, le=100.0, description="Scale gamma: how sharply the margins are enforced."
+    )
+    margin_pos: float = Field(
+        2.5,
+        ge=-100.0,
+        le=100.0,
+        description="Margin m+: the true class's score is pushed above it.",
+    )
+    margin_neg: float = Field(
+        0.5,
+        ge=-100.0,
+        le=100.0,
+        description="Margin m-: the best wrong class's score is pushed below -m-.",
+    )
+    other_class: int | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        description='Index of an artificial "Other" class, or None. Its score is never used: '
+        "a sample of that class only pushes the other scores down, and it is predicted when "
+        "every other score is below 0.",
+    )
+
+
+def ranking_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    gamma: float = 2.0,
+    margin_pos: float = 2.5,
+    margin_neg: float = 0.5,
+    other_class: int | None = None,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""CR-CNN ranking loss: the true score above ``m+``, the best wrong score below ``-m-``.
+
+    .. math::
+        \ell_i = \log\bigl(1 + e^{\gamma (m^+ - s_{i,y_i})}\bigr)
+               + \log\bigl(1 + e^{\gamma (m^- + s_{i,c^-})}\bigr),
+        \qquad c^- = \operatorname*{arg\,max}_{c \ne y_i} s_{i,c}
+
+    both terms written with ``softplus``. With ``other_class`` the first term is dropped for
+    samples of that class, and its column never acts as :math:`c^-`.
+
+    dos Santos, Xiang, Zhou, "Classifying Relations by Ranking with Convolutional Neural
+    Networks", ACL 2015, https://arxiv.org/abs/1504.06580.
+
+    Args:
+        logits: ``(N, C)`` unnormalised scores. Half precision is computed in float32 and the
+            loss is returned in float32.
+        targets: ``(N,)`` integer class indices in ``[0, C)``.
+        gamma: scale, ``0 < gamma <= 100``; default 2.
+        margin_pos: :math:`m^+`, in ``[-100, 100]``; default 2.5.
+        margin_neg: :math:`m^-`, in ``[-100, 100]``; default 0.5.
+        other_class: ``None`` (default) or a class index in ``[0, C)`` whose score is ignored.
+        reduction: ``"mean"`` (over samples, weighted by ``sample_weight``), ``"sum"`` or
+            ``"none"`` (shape ``(N,)``).
+        sample_weight: optional ``(N,)`` non-negative weights.
+
+    Returns:
+        The loss: a scalar, or ``(N,)`` for ``reduction="none"``.
+
+    Raises:
+        ValueError: bad shapes, a class index or ``other_class`` out of range, a parameter
+            out of its range.
+        TypeError: non-floating logits or non-integer targets.
+
+    Example:
+        >>> logits = torch.tensor([[2.5, -0.5, -3.0]])
+        >>> value = ranking_loss(logits, torch.tensor([0]), gamma=2.0)
+        >>> round(value.item(), 4)  # both margins met exactly: 2 log 2
+        1.3863
+
+    Note:
+        Decision rule: the class of highest score; with ``other_class``, predict it when
+        every other score is below 0, else the highest of the others. Only two scores per
+        sample get a gradient (:math:`y_i` and :math:`c^-`); the ``other_class`` column gets
+        none. At ties for :math:`c^-` one of the tied classes is taken (as ``argmax`` does),
+        so the loss is continuous but not differentiable there. A sample with no candidate
+        :math:`c^-` (``C = 1``, or ``C = 2`` with an ``other_class`` that is not its class)
+        keeps only the first term.
+    """
+    params = validate_params(
+        NAME,
+        RankingParams,
+        {
+            "gamma": gamma,
+            "margin_pos": margin_pos,
+            "margin_neg": margin_neg,
+            "other_class": other_class,
+        },
+    )
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    num_classes = x.shape[1]
+    index = y.unsqueeze(1)
+    classes = torch.arange(num_classes, device=x.device)
+    excluded = classes.unsqueeze(0) == index
+    if params.other_class is not None:
+        if params.other_class >= num_classes:
+            raise ValueError(
+                f"Expected other_class in [0, {num_classes - 1}] for {num_classes} classes, "
+                f"got {params.other_class}"
+            )
+        excluded = excluded | (classes == params.other_class).unsqueeze(0)
+    # c-: argmax over the candidates; rows without one pick an arbitrary column (finite
+    # score, no -inf in the graph) whose term is masked out.
+    candidates = x.detach().masked_fill(excluded, float("-inf"))
+    hardest = candidates.argmax(dim=1, keepdim=True)
+    s_neg = x.gather(1, hardest).squeeze(1)
+    s_pos = x.gather(1, index).squeeze(1)
+    g = params.gamma
+    pos_term = F.softplus(g * (params.margin_pos - s_pos))
+    neg_term = F.softplus(g * (params.margin_neg + s_neg))
+    zero = torch.zeros_like(pos_term)
+    neg_term = torch.where((~excluded).any(dim=1), neg_term, zero)
+    if params.other_class is not None:
+        pos_term = torch.where(y == params.other_class, zero, pos_term)
+    return reduce_loss(pos_term + neg_term, reduction, inputs.sample_weight)
+
+
+class RankingLoss(LossModule):
+    """Module form of :func:`ranking_loss`."""
+
+    function = staticmethod(ranking_loss)
+    params_model = RankingParams
+    loss_name = NAME
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        margin_pos: float = 2.5,
+        margin_neg: float = 0.5,
+        other_class: int | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(
+            gamma=gamma,
+            margin_pos=margin_pos,
+            margin_neg=margin_neg,
+            other_class=other_class,
+            reduction=reduction,
+        )
+
+
+SPECS = (
+    LossSpec(
+        name=NAME,
+        function=ranking_loss,
+        module=RankingLoss,
+        params=RankingParams,
+        tasks=TASKS,
+        summary="CR-CNN ranking loss: true score above m+, hardest wrong score below -m-, "
+        'optional score-less "Other" class.',
+        formula=r"\ell_i = \log(1 + e^{\gamma (m^+ - s_{i,y_i})})"
+        r" + \log(1 + e^{\gamma (m^- + s_{i,c^-})}),"
+        r" \quad c^- = \arg\max_{c \ne y_i} s_{i,c}",
+        reference="dos Santos, Xiang, Zhou, Classifying Relations by Ranking with "
+        "Convolutional Neural Networks, ACL 2015, arXiv:1504.06580",
+        when_to_use='Multiclass data dominated by a catch-all "Other" class (relation '
+        "extraction): other_class removes its score, so it is predicted only when nothing "
+        "else scores above 0.",
+    ),
+)

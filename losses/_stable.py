@@ -10,6 +10,8 @@ from torch import Tensor
 __all__ = [
     "log1mexp",
     "log_one_minus_softmax",
+    "log_sigmoid",
+    "logaddexp",
     "masked_logsumexp",
 ]
 
@@ -59,3 +61,31 @@ def log_one_minus_softmax(logits: Tensor, dim: int = -1) -> Tensor:
     others = torch.logsumexp(logits.masked_fill(is_top, float("-inf")), dim=dim, keepdim=True)
     top = others - torch.logsumexp(logits, dim=dim, keepdim=True)
     return torch.where(is_top, top, rest)
+
+
+def logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    """``log(exp(a) + exp(b))`` whose double backward is finite for any finite inputs.
+
+    ``torch.logaddexp``'s double backward is NaN once ``|a - b|`` exceeds about 88 in
+    float32 (an ``exp`` underflows into ``0/0``). Here the larger argument is taken out and
+    each ``torch.where`` branch gets its difference clamped to ``<= 0``; at a tie either
+    branch has the exact derivatives (the first two are 1/2 and 1/4).
+    """
+    a_first = a >= b
+    d_ab = (b - a).clamp(max=0.0)
+    d_ba = (a - b).clamp(max=0.0)
+    return torch.where(a_first, a + torch.log1p(torch.exp(d_ab)), b + torch.log1p(torch.exp(d_ba)))
+
+
+def log_sigmoid(x: Tensor) -> Tensor:
+    """``log sigmoid(x)`` whose first and second derivatives are accurate to a few ulps.
+
+    ``F.logsigmoid``'s double backward computes ``sigmoid(x) (sigmoid(x) - 1)``, which loses
+    all relative accuracy as ``sigmoid(x)`` rounds to 1 (x > 0); here each side of 0 is
+    ``w - log1p(exp(w))`` of a non-positive ``w``, whose derivatives have no cancellation.
+    """
+    x_neg = x.clamp(max=0.0)
+    x_pos = x.clamp(min=0.0)
+    negative = x_neg - torch.log1p(torch.exp(x_neg))
+    positive = -torch.log1p(torch.exp(-x_pos))
+    return torch.where(x < 0, negative, positive)
