@@ -27,7 +27,7 @@ docs: $(STAMP)
 	$(PY) scripts/gen_loss_docs.py --check README.md
 
 unit: $(STAMP)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 test: lint typecheck docs unit
 

@@ -8,19 +8,13 @@ True
 1.0986
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-from torch import Tensor
-
+from ._api import compute, derivatives, get, names
 from ._asymmetric import AsymmetricLoss, AsymmetricParams, asymmetric_loss
 from ._binary_cross_entropy import (
     BinaryCrossEntropyLoss,
     BinaryCrossEntropyParams,
     binary_cross_entropy_loss,
 )
-from ._catalog import REGISTRY as _REGISTRY
 from ._circle import CircleLoss, CircleParams, circle_loss
 from ._class_weights import (
     ClassWeightsParams,
@@ -29,7 +23,6 @@ from ._class_weights import (
 )
 from ._cross_entropy import CrossEntropyLoss, CrossEntropyParams, cross_entropy_loss
 from ._derivatives import Derivatives
-from ._derivatives import derivatives_for as _derivatives_for
 from ._dice import (
     DiceLoss,
     DiceParams,
@@ -127,52 +120,3 @@ __all__ = [
     "subset_softmax_loss",
     "tversky_loss",
 ]
-
-
-def names() -> list[str]:
-    """The registry's loss names, sorted."""
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> LossSpec:
-    """The :class:`LossSpec` of ``name``; an unknown name raises ``ValueError`` with a hint."""
-    return _REGISTRY[name]
-
-
-def compute(
-    name: str,
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    reduction: str = "mean",
-    sample_weight: Tensor | None = None,
-    **params: Any,
-) -> Tensor:
-    """Compute the loss ``name`` after validating ``params`` against its schema."""
-    spec = get(name)
-    validated = spec.validate(params)
-    return spec.function(
-        logits, targets, reduction=reduction, sample_weight=sample_weight, **dict(validated)
-    )
-
-
-def derivatives(
-    name: str,
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    hessian: bool = False,
-    reduction: str = "mean",
-    sample_weight: Tensor | None = None,
-    **params: Any,
-) -> Derivatives:
-    """Value, gradient and (``hessian=True``) exact Hessian diagonal w.r.t. ``logits``."""
-    return _derivatives_for(
-        get(name),
-        logits,
-        targets,
-        hessian=hessian,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        **params,
-    )

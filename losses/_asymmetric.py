@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import Coupling, LossModule, LossSpec
-from ._stable import log1mexp, logaddexp
-from ._validation import Params, Task, prepare, validate_params
+from ._registry import LossModule, LossSpec, element_wise
+from ._stable import log1mexp, log_sigmoid, logaddexp
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["AsymmetricLoss", "AsymmetricParams", "asymmetric_loss"]
 
@@ -112,13 +111,13 @@ def asymmetric_loss(
         ``logsigmoid`` and ``logaddexp`` (never ``log`` of a clamped probability), so value,
         gradient and second derivative are finite at logits of ``±1e4``.
     """
-    validate_params(
+    check_params(
         NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
-    log_p = F.logsigmoid(x)
-    log_q = F.logsigmoid(-x)
+    log_p = log_sigmoid(x)
+    log_q = log_sigmoid(-x)
     positive = -torch.exp(gamma_pos * log_q) * log_p
     negative = _negative_term(log_p, log_q, gamma_neg, clip)
     loss = y * positive + (1.0 - y) * negative
@@ -142,10 +141,6 @@ class AsymmetricLoss(LossModule):
         super().__init__(gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, reduction=reduction)
 
 
-def _coupling(params: Params, task: Task) -> Coupling:
-    return Coupling.ELEMENT
-
-
 SPECS = (
     LossSpec(
         name=NAME,
@@ -161,6 +156,6 @@ SPECS = (
         "arXiv:2009.14119",
         when_to_use="Multilabel data with many negative labels per sample (and possibly "
         "missing positive labels); gamma_neg 4, gamma_pos 0, clip 0.05 is the paper's setting.",
-        coupling=_coupling,
+        coupling=element_wise,
     ),
 )

@@ -6,19 +6,19 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import torch
-import torch.nn.functional as F
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import Coupling, LossModule, LossSpec
+from ._registry import LossModule, LossSpec, element_wise
+from ._stable import log_sigmoid
 from ._validation import (
     Params,
+    PositivePerClass,
     Task,
-    _tensor_to_list,
+    check_params,
     check_per_class,
     prepare,
-    validate_params,
 )
 
 __all__ = ["BinaryCrossEntropyLoss", "BinaryCrossEntropyParams", "binary_cross_entropy_loss"]
@@ -27,8 +27,6 @@ NAME = "binary_cross_entropy"
 TASKS = frozenset({Task.BINARY, Task.MULTILABEL})
 
 PositiveFinite = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-PositivePerClass = Annotated[list[PositiveFinite], BeforeValidator(_tensor_to_list)]
-"""A per-class list of finite numbers ``> 0``; a tensor is accepted and read as a list."""
 
 
 class BinaryCrossEntropyParams(Params):
@@ -94,16 +92,16 @@ def binary_cross_entropy_loss(
         size. With soft targets the minimum over the logits is the binary entropy of the
         target, not 0.
     """
-    validate_params(NAME, BinaryCrossEntropyParams, {"pos_weight": pos_weight})
+    check_params(NAME, BinaryCrossEntropyParams, {"pos_weight": pos_weight})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    positive = y * F.logsigmoid(x)
+    positive = y * log_sigmoid(x)
     if pos_weight is not None:
         weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
         if weight.dim() != 0:
             weight = check_per_class("pos_weight", weight, x)
         positive = weight * positive
-    loss = -(positive + (1.0 - y) * F.logsigmoid(-x))
+    loss = -(positive + (1.0 - y) * log_sigmoid(-x))
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
@@ -122,10 +120,6 @@ class BinaryCrossEntropyLoss(LossModule):
         super().__init__(pos_weight=pos_weight, reduction=reduction)
 
 
-def _element_coupling(params: Params, task: Task) -> Coupling:
-    return Coupling.ELEMENT
-
-
 SPECS = (
     LossSpec(
         name=NAME,
@@ -140,6 +134,6 @@ SPECS = (
         reference="Cox, The Regression Analysis of Binary Sequences, JRSS B 1958 (no arXiv id)",
         when_to_use="The baseline for binary and multilabel classification; pos_weight "
         "(e.g. negatives/positives per class) counters a rare positive class.",
-        coupling=_element_coupling,
+        coupling=element_wise,
     ),
 )

@@ -8,9 +8,9 @@ from pydantic import Field
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
+from ._registry import LossModule, LossSpec, per_sample
 from ._stable import masked_logsumexp
-from ._validation import Params, Task, prepare, validate_params
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["CircleLoss", "CircleParams", "circle_loss"]
 
@@ -107,7 +107,7 @@ def circle_loss(
         ``expm1`` nor a branch, so it stays exact when all pairs are separated by far
         (``A = B = 0`` in floating point) and for any ``scale * margin``.
     """
-    params = validate_params(
+    params = check_params(
         NAME,
         CircleParams,
         {"scale": scale, "margin": margin, "threshold_class": threshold_class},
@@ -170,5 +170,6 @@ SPECS = (
         "Optimization, CVPR 2020, arXiv:2002.10857",
         when_to_use="Multilabel ranking where every positive should beat every negative by a "
         "margin; scale 1, margin 0 with the threshold class is ZLPR.",
+        coupling=per_sample,
     ),
 )

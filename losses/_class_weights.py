@@ -52,6 +52,7 @@ class ClassWeightsParams(Params):
 
     strategy: ClassWeightStrategy = Field(
         ClassWeightStrategy.BALANCED,
+        strict=False,  # the value's string is accepted, as JSON sends it
         description="balanced: n / (K n_c); inverse: 1 / n_c, mean 1; inverse_sqrt: "
         "1 / sqrt(n_c), mean 1; effective_number: (1 - beta) / (1 - beta^n_c), mean 1; "
         "log_ratio: log((n - n_c) / n_c + K).",
@@ -174,14 +175,10 @@ def _class_counts(
             raise ValueError(f"Expected counts finite and >= 0, got {n_c.tolist()}")
     absent = torch.nonzero(n_c == 0).flatten().tolist()
     if absent:
-        which = (
-            f"class {absent[0]} has"
-            if len(absent) == 1
-            else f"classes {', '.join(map(str, absent))} have"
-        )
         raise ValueError(
-            f"{which} no samples; weights for an absent class are undefined — pass counts "
-            "for present classes only or drop the class"
+            f"Expected at least one sample of every class, got none for class(es) {absent}; "
+            "weights for an absent class are undefined — pass counts for present classes only "
+            "or drop the class"
         )
     return n_c
 

@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
 
 import torch
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
+from ._registry import LossModule, LossSpec, per_sample
 from ._validation import (
+    NonNegativePerClass,
     Params,
     Task,
-    _tensor_to_list,
+    check_params,
     per_class_tensor,
     prepare,
-    validate_params,
 )
 
 __all__ = ["CrossEntropyLoss", "CrossEntropyParams", "cross_entropy_loss"]
 
 NAME = "cross_entropy"
 TASKS = frozenset({Task.MULTICLASS})
-
-NonNegativePerClass = Annotated[
-    list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]],
-    BeforeValidator(_tensor_to_list),
-]
-"""A per-class list of finite numbers ``>= 0``; a tensor is accepted and read as a list."""
 
 
 class CrossEntropyParams(Params):
@@ -111,7 +104,7 @@ def cross_entropy_loss(
         returns NaN (0/0). With ``label_smoothing=1`` the target is uniform and the loss no
         longer depends on the labels (except through ``ignore_index``).
     """
-    validate_params(
+    check_params(
         NAME,
         CrossEntropyParams,
         {"weight": weight, "label_smoothing": label_smoothing, "ignore_index": ignore_index},
@@ -174,5 +167,6 @@ SPECS = (
         "Computer Vision, CVPR 2016, arXiv:1512.00567",
         when_to_use="The baseline for multiclass classification; per-class weights (e.g. "
         "inverse frequency) are the simplest answer to class imbalance.",
+        coupling=per_sample,
     ),
 )

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._reduction import Reduction
 from ._registry import Coupling, LossSpec
-from ._validation import as_float_logits, infer_task
+from ._validation import as_float_logits, infer_task, params_trusted
 
 __all__ = ["Derivatives", "derivatives_for"]
 
@@ -62,7 +62,7 @@ def derivatives_for(
             "Use scope='sample', or ask for the gradient only (hessian=False)."
         )
     x.requires_grad_(True)
-    with torch.enable_grad():
+    with torch.enable_grad(), params_trusted():
         value = spec.function(
             x, targets, reduction=mode.value, sample_weight=sample_weight, **dict(validated)
         )

@@ -27,8 +27,8 @@ from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import Coupling, LossModule, LossSpec
-from ._stable import log_one_minus_softmax
-from ._validation import Params, Prepared, Task, prepare, validate_params
+from ._stable import log_one_minus_softmax, log_sigmoid
+from ._validation import Params, Prepared, Task, check_params, prepare
 
 __all__ = [
     "DiceLoss",
@@ -120,8 +120,8 @@ def _log_probabilities(inputs: Prepared) -> tuple[Tensor, Tensor, Tensor]:
         log_q = log_one_minus_softmax(x, dim=1)
         y = F.one_hot(inputs.targets, x.shape[1]).to(x.dtype)
     else:
-        p = torch.exp(F.logsigmoid(x))
-        log_q = F.logsigmoid(-x)
+        p = torch.exp(log_sigmoid(x))
+        log_q = log_sigmoid(-x)
         y = inputs.targets
     return p, log_q, y
 
@@ -136,16 +136,16 @@ def _scope_sum(terms: Tensor, scope: str, sample_weight: Tensor | None) -> Tenso
 
 
 def _one_minus_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
-    """``1 - numerator / denominator``; ``0 / 0`` (only at ``smooth=0``) reads as ratio 1.
+    """``1 - numerator / denominator``, where a zero numerator (only at ``smooth=0``) is ratio 0.
 
-    ``0 / 0`` happens only when both sets are empty (no target mass and no predicted mass),
-    where the smoothed ratio is ``s / s = 1`` for every ``s > 0``: the limit is taken, with a
-    zero gradient. The denominator fed to the division is clamped to 1 there so that the
-    unused branch puts no NaN into the gradient.
+    At ``smooth=0`` an empty target gives ``0 / p`` = 0 for any predicted mass ``p > 0`` and
+    ``0 / 0`` once ``p`` underflows; both read as ratio 0 (loss 1, as kornia's eps gives),
+    which keeps the loss continuous in the logits. The division is skipped there: its
+    gradient ``-0 / p^2`` would be NaN once ``p^2`` underflows, where the true one is 0.
     """
-    empty = denominator == 0
-    safe = torch.where(empty, torch.ones_like(denominator), denominator)
-    return torch.where(empty, torch.zeros_like(numerator), 1.0 - numerator / safe)
+    zero = numerator == 0
+    safe = torch.where(zero, torch.ones_like(denominator), denominator)
+    return torch.where(zero, torch.ones_like(numerator), 1.0 - numerator / safe)
 
 
 def _overlap_loss(
@@ -259,14 +259,15 @@ def dice_loss(
 
     Note:
         ``smooth=0`` on a set with no target and no predicted mass is ``0 / 0``; it is read as
-        the limit of the smoothed ratio, 1, so the loss is 0 with a zero gradient. With soft
-        targets the soft Dice is not minimised at ``p = y`` (``Σ p y`` is not ``Σ y`` there);
+        ratio 0 (loss 1), the value the loss tends to as the predicted mass goes to 0, so the
+        loss stays continuous in the logits; use ``smooth > 0`` to reward empty predictions.
+        With soft targets the soft Dice is not minimised at ``p = y`` (``Σ p y`` is not ``Σ y``);
         this is the paper's formula, as MONAI's ``soft_label=False``. The self-adjusting Dice
         with ``alpha=0`` and the Tversky loss with ``alpha=beta=0.5`` and ``smooth=s/2`` are
         this loss. ``scope="batch"`` couples the batch: ``losses.derivatives`` refuses its
         exact Hessian diagonal.
     """
-    validate_params(
+    check_params(
         DICE_NAME,
         DiceParams,
         {"smooth": smooth, "square_denominator": square_denominator, "scope": scope},
@@ -347,7 +348,7 @@ def tversky_loss(
         taken in log space (the top class: the log-sum of the other classes), exact where
         ``p`` rounds to 1. ``0 / 0`` (``smooth=0``, empty sets) reads as ratio 1, loss 0.
     """
-    validate_params(
+    check_params(
         TVERSKY_NAME,
         TverskyParams,
         {"alpha": alpha, "beta": beta, "smooth": smooth, "scope": scope},
@@ -429,9 +430,9 @@ def self_adjusting_dice_loss(
         ``log(1 - p)`` taken in log space (the top class: the log-sum of the other classes),
         so nothing is NaN where ``p`` rounds to 1. With ``coefficient=1`` the ratio is at most
         1/2 at ``smooth=0``, so the loss is at least 1/2 there. ``0 / 0`` (``smooth=0``,
-        empty sets) reads as ratio 1, loss 0.
+        empty sets) reads as ratio 0, loss 1, as for the Dice loss.
     """
-    validate_params(
+    check_params(
         SELF_ADJUSTING_DICE_NAME,
         SelfAdjustingDiceParams,
         {

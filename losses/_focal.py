@@ -9,15 +9,15 @@ from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
+from ._registry import LossModule, LossSpec, per_sample
 from ._stable import log_one_minus_softmax
 from ._validation import (
     NonNegativePerClass,
     Params,
     Task,
+    check_params,
     per_class_tensor,
     prepare,
-    validate_params,
 )
 
 __all__ = ["FocalLoss", "FocalParams", "focal_loss"]
@@ -85,14 +85,14 @@ def focal_loss(
         as ``exp(gamma * log(1 - p_y))`` with ``log(1 - p_y)`` from a leave-one-out
         log-sum-exp, so the loss and its gradient stay finite when ``p_y`` rounds to 1.
     """
-    validate_params(NAME, FocalParams, {"gamma": gamma, "alpha": alpha})
+    check_params(NAME, FocalParams, {"gamma": gamma, "alpha": alpha})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     index = y.unsqueeze(1)
     log_p = torch.log_softmax(x, dim=1).gather(1, index).squeeze(1)
     log_one_minus_p = log_one_minus_softmax(x, dim=1).gather(1, index).squeeze(1)
     loss = -torch.exp(gamma * log_one_minus_p) * log_p
-    if isinstance(alpha, (int, float)):
+    if isinstance(alpha, (int, float)) or (isinstance(alpha, Tensor) and alpha.dim() == 0):
         loss = alpha * loss
     elif alpha is not None:
         loss = per_class_tensor("alpha", alpha, x)[y] * loss
@@ -127,5 +127,6 @@ SPECS = (
         reference="Lin et al., Focal Loss for Dense Object Detection, ICCV 2017, arXiv:1708.02002",
         when_to_use="Multiclass data where many easy majority samples swamp the gradient; "
         "gamma 1-2 is typical, alpha adds per-class balance.",
+        coupling=per_sample,
     ),
 )

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import Coupling, LossModule, LossSpec
-from ._validation import Params, Task, prepare, validate_params
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["HingeLoss", "HingeParams", "hinge_loss"]
 
@@ -91,7 +91,7 @@ def hinge_loss(
         gradient evenly between tied largest other classes (``amax``). The unsquared loss is
         piecewise linear, so its second derivative is 0 everywhere.
     """
-    validate_params(NAME, HingeParams, {"margin": margin, "squared": squared, "variant": variant})
+    check_params(NAME, HingeParams, {"margin": margin, "squared": squared, "variant": variant})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
     if inputs.task is Task.BINARY:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
 
 import torch
-from pydantic import BeforeValidator, Field, NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
+from ._registry import LossModule, LossSpec, per_sample
 from ._validation import (
     Params,
+    PositivePerClass,
     Task,
-    _tensor_to_list,
+    check_params,
     per_class_tensor,
     prepare,
-    validate_params,
 )
 
 __all__ = [
@@ -28,12 +27,6 @@ __all__ = [
 
 NAME = "logit_adjusted_cross_entropy"
 TASKS = frozenset({Task.MULTICLASS})
-
-PositivePerClass = Annotated[
-    list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]],
-    BeforeValidator(_tensor_to_list),
-]
-"""A per-class list of finite numbers ``> 0``; a tensor is accepted and read as a list."""
 
 
 class LogitAdjustedCrossEntropyParams(Params):
@@ -105,7 +98,7 @@ def logit_adjusted_cross_entropy_loss(
         of every logit leaves the softmax unchanged). The shift is added before
         ``log_softmax``, so the loss stays finite for logits of any size.
     """
-    validate_params(NAME, LogitAdjustedCrossEntropyParams, {"class_prior": class_prior, "tau": tau})
+    check_params(NAME, LogitAdjustedCrossEntropyParams, {"class_prior": class_prior, "tau": tau})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     prior = per_class_tensor("class_prior", class_prior, x)
@@ -146,5 +139,6 @@ SPECS = (
         "arXiv:2007.07314",
         when_to_use="Long-tailed multiclass data where balanced accuracy matters: give the "
         "training class counts as class_prior; tau=1 is the paper's default.",
+        coupling=per_sample,
     ),
 )

@@ -9,9 +9,9 @@ from pydantic import Field
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import Coupling, LossModule, LossSpec
+from ._registry import LossModule, LossSpec, element_wise
 from ._stable import log1mexp, log_sigmoid
-from ._validation import Params, Task, prepare, validate_params
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["PowerBCELoss", "PowerBCEParams", "power_bce_loss"]
 
@@ -145,7 +145,7 @@ def power_bce_loss(
         1e-13 relative in float64 everywhere, across the switches included; for large ``x``
         the loss follows the asymptote ``log n - x``.
     """
-    validate_params(NAME, PowerBCEParams, {"n": n})
+    check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     loss = -(y * (n * log_sigmoid(x)) + (1.0 - y) * _log_one_minus_sigmoid_pow(x, n))
@@ -163,10 +163,6 @@ class PowerBCELoss(LossModule):
         super().__init__(n=n, reduction=reduction)
 
 
-def _coupling(params: Params, task: Task) -> Coupling:
-    return Coupling.ELEMENT
-
-
 SPECS = (
     LossSpec(
         name=NAME,
@@ -181,6 +177,6 @@ SPECS = (
         "response curves, Biometrics 32, 1976 (the power-logit link; no arXiv id)",
         when_to_use="Binary or multilabel data with rare positives where a skewed link "
         "calibrates better than the logistic one; n = 2 to 5 is a usual range.",
-        coupling=_coupling,
+        coupling=element_wise,
     ),
 )

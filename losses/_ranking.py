@@ -8,8 +8,8 @@ from pydantic import Field
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
-from ._validation import Params, Task, prepare, validate_params
+from ._registry import LossModule, LossSpec, per_sample
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["RankingLoss", "RankingParams", "ranking_loss"]
 
@@ -102,9 +102,11 @@ def ranking_loss(
         none. At ties for :math:`c^-` one of the tied classes is taken (as ``argmax`` does),
         so the loss is continuous but not differentiable there. A sample with no candidate
         :math:`c^-` (``C = 1``, or ``C = 2`` with an ``other_class`` that is not its class)
-        keeps only the first term.
+        keeps only the first term. With ``gamma=1`` and both margins 0 the loss is
+        ``softplus(-s_y) + softplus(s_{c^-})``: for ``C = 2`` the summed binary cross-entropy
+        of the two scores against the one-hot target.
     """
-    params = validate_params(
+    params = check_params(
         NAME,
         RankingParams,
         {
@@ -184,5 +186,6 @@ SPECS = (
         when_to_use='Multiclass data dominated by a catch-all "Other" class (relation '
         "extraction): other_class removes its score, so it is predicted only when nothing "
         "else scores above 0.",
+        coupling=per_sample,
     ),
 )

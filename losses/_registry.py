@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -16,9 +16,16 @@ import torch
 from torch import Tensor, nn
 
 from ._reduction import Reduction
-from ._validation import Params, Task, validate_params
+from ._validation import Params, Task, params_trusted, validate_params
 
-__all__ = ["Coupling", "LossModule", "LossSpec", "Registry"]
+__all__ = [
+    "Coupling",
+    "LossModule",
+    "LossSpec",
+    "Registry",
+    "element_wise",
+    "per_sample",
+]
 
 
 class Coupling(str, Enum):
@@ -37,7 +44,13 @@ class Coupling(str, Enum):
 LossFunction = Callable[..., Tensor]
 
 
-def _always_sample(params: Params, task: Task) -> Coupling:
+def element_wise(params: Params, task: Task) -> Coupling:
+    """The coupling of a loss whose every logit has its own term."""
+    return Coupling.ELEMENT
+
+
+def per_sample(params: Params, task: Task) -> Coupling:
+    """The coupling of a loss that is a sum of per-sample terms."""
     return Coupling.SAMPLE
 
 
@@ -54,10 +67,11 @@ class LossSpec:
     formula: str
     reference: str
     when_to_use: str
+    coupling: Callable[[Params, Task], Coupling]
+    """The coupling for given params and task (``scope='batch'`` couples the batch); it
+    decides how the exact Hessian diagonal is taken, so it has no default."""
     sample_separable: bool = True
     """True when the loss is a sum of per-sample terms for every parameter setting."""
-    coupling: Callable[[Params, Task], Coupling] = field(default=_always_sample)
-    """The coupling for given params and task (``scope='batch'`` couples the batch)."""
 
     def validate(self, params: Mapping[str, Any] | None = None) -> Params:
         """Validate ``params`` against this loss's schema."""
@@ -142,13 +156,14 @@ class LossModule(nn.Module):
         self, logits: Tensor, targets: Tensor, sample_weight: Tensor | None = None
     ) -> Tensor:
         fn = type(self).function
-        return fn(
-            logits,
-            targets,
-            reduction=self.reduction,
-            sample_weight=sample_weight,
-            **self.hyperparameters(),
-        )
+        with params_trusted():  # validated in __init__
+            return fn(
+                logits,
+                targets,
+                reduction=self.reduction,
+                sample_weight=sample_weight,
+                **self.hyperparameters(),
+            )
 
     def extra_repr(self) -> str:
         items = {**self._scalars, "reduction": self.reduction}

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import Coupling, LossModule, LossSpec
-from ._validation import Params, Task, prepare, validate_params
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["SquaredErrorLoss", "SquaredErrorParams", "squared_error_loss"]
 
@@ -65,7 +65,7 @@ def squared_error_loss(
         logits ``(0, x)`` gives twice the binary score of logit ``x``. The loss is bounded, and
         its gradient vanishes on confidently wrong samples as it does on right ones.
     """
-    validate_params(NAME, SquaredErrorParams, {})
+    check_params(NAME, SquaredErrorParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     if inputs.task is Task.MULTICLASS:

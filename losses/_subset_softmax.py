@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
-from ._validation import Params, Task, prepare, validate_params
+from ._registry import LossModule, LossSpec, per_sample
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = [
     "SubsetSoftmaxLoss",
@@ -133,7 +133,7 @@ def subset_softmax_loss(
         every positive far above 0 and every negative far below drives the ``max_k`` loss
         to 0.
     """
-    params = validate_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
+    params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
     counts = y.sum(dim=1).round().long()
@@ -219,5 +219,6 @@ SPECS = (
         "ICLR 2023, arXiv:2210.01941 (the exactly-k distribution and its normaliser)",
         when_to_use="Multilabel data where each sample has exactly k labels (or at most "
         "max_k): the label set is scored jointly, as softmax does for one label.",
+        coupling=per_sample,
     ),
 )

@@ -6,9 +6,11 @@ Every check raises ``ValueError`` (or ``TypeError`` for a wrong dtype) whose mes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -23,11 +25,13 @@ __all__ = [
     "Prepared",
     "Task",
     "as_float_logits",
+    "check_params",
     "check_per_class",
     "check_sample_weight",
     "check_targets",
     "check_task",
     "infer_task",
+    "params_trusted",
     "per_class_tensor",
     "prepare",
     "validate_params",
@@ -53,8 +57,11 @@ class LossParameterError(ValueError):
 
 
 def _tensor_to_list(value: Any) -> Any:
+    """Read a tensor, an array or a tuple as a list (a 0-d tensor as a number)."""
     if isinstance(value, Tensor):
         return value.detach().cpu().tolist()
+    if isinstance(value, tuple) or hasattr(value, "__array__"):
+        return list(value) if isinstance(value, tuple) else value.tolist()
     return value
 
 
@@ -77,12 +84,41 @@ PositivePerClass = Annotated[
 
 
 class Params(BaseModel):
-    """Base of every loss's params model: unknown fields are errors, instances are frozen."""
+    """Base of every loss's params model: strict types, finite numbers, no unknown fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 P = TypeVar("P", bound=Params)
+
+
+_PARAMS_TRUSTED: ContextVar[bool] = ContextVar("losses_params_trusted", default=False)
+
+
+@contextmanager
+def params_trusted() -> Iterator[None]:
+    """Let the loss functions called in this block skip re-validating their parameters.
+
+    For callers that validated already: a module (in ``__init__``), ``compute`` and
+    ``derivatives``. It keeps ``forward`` free of per-call validation, which would read
+    per-class buffers back to the host (a device sync on CUDA) on every call.
+    """
+    token = _PARAMS_TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _PARAMS_TRUSTED.reset(token)
+
+
+def check_params(loss: str, model: type[P], values: dict[str, Any]) -> P:
+    """What a loss function calls first: :func:`validate_params`, unless the caller is trusted.
+
+    Inside :func:`params_trusted` the values are taken as they are
+    (``model.model_construct``), without conversion or checks.
+    """
+    if _PARAMS_TRUSTED.get():
+        return cast(P, model.model_construct(**values))
+    return validate_params(loss, model, values)
 
 
 def validate_params(loss: str, model: type[P], values: dict[str, Any]) -> P:
@@ -90,14 +126,29 @@ def validate_params(loss: str, model: type[P], values: dict[str, Any]) -> P:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        errors: list[tuple[str, str]] = []
+        # One entry per field: a union's members each report, so their messages are joined.
+        grouped: dict[str, list[str]] = {}
+        inputs: dict[str, Any] = {}
         for err in exc.errors():
-            field = ".".join(str(part) for part in err["loc"]) or "params"
+            loc = err["loc"]
+            field = (str(loc[0]) if loc else "params") + "".join(
+                f"[{part}]" for part in loc[1:] if isinstance(part, int)
+            )
             if err["type"] == "extra_forbidden":
                 allowed = ", ".join(sorted(model.model_fields)) or "none"
-                errors.append((field, f"unknown parameter; expected one of: {allowed}"))
+                message = f"unknown parameter; expected one of: {allowed}"
             else:
-                errors.append((field, f"{err['msg']}, got {err.get('input')!r}"))
+                message = err["msg"]
+                inputs.setdefault(field, err.get("input"))
+            if message not in grouped.setdefault(field, []):
+                grouped[field].append(message)
+        errors = [
+            (
+                field,
+                " or ".join(messages) + (f", got {inputs[field]!r}" if field in inputs else ""),
+            )
+            for field, messages in grouped.items()
+        ]
         raise LossParameterError(loss, errors) from None
 
 
@@ -174,11 +225,12 @@ def check_targets(
         return targets.long()
     values = targets.to(logits.dtype)
     if values.numel():
-        if hard:
-            if not bool(((values == 0) | (values == 1)).all()):
-                raise ValueError(f"Expected {task.value} targets of exactly 0 or 1, got others")
-        elif not bool(((values >= 0) & (values <= 1)).all()):
-            raise ValueError(f"Expected {task.value} targets in [0, 1], got values outside it")
+        invalid = ~((values == 0) | (values == 1)) if hard else ~((values >= 0) & (values <= 1))
+        if bool(invalid.any()):
+            expected = "of exactly 0 or 1" if hard else "in [0, 1]"
+            raise ValueError(
+                f"Expected {task.value} targets {expected}, got {values[invalid][0].item()!r}"
+            )
     return values
 
 
@@ -194,8 +246,11 @@ def check_sample_weight(sample_weight: Tensor | None, logits: Tensor) -> Tensor 
             f"Expected sample_weight of shape ({n},), got {tuple(sample_weight.shape)}"
         )
     weight = sample_weight.to(device=logits.device, dtype=logits.dtype)
-    if weight.numel() and not bool((torch.isfinite(weight) & (weight >= 0)).all()):
-        raise ValueError("Expected sample_weight to be finite and >= 0, got other values")
+    bad = ~(torch.isfinite(weight) & (weight >= 0))
+    if weight.numel() and bool(bad.any()):
+        raise ValueError(
+            f"Expected sample_weight to be finite and >= 0, got {weight[bad][0].item()!r}"
+        )
     return weight
 
 

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
-from ._registry import LossModule, LossSpec
-from ._validation import Params, Task, prepare, validate_params
+from ._registry import LossModule, LossSpec, per_sample
+from ._validation import Params, Task, check_params, prepare
 
 __all__ = [
     "MultilabelCategoricalCrossentropyLoss",
@@ -74,9 +74,9 @@ def multilabel_categorical_crossentropy_loss(
         with no positives (or no negatives) keeps only the other term: the 0 class is always
         in each log-sum-exp, so neither is ever empty. With one positive per sample and the
         threshold class left out this is the softmax cross-entropy; the pair-wise form is
-        :func:`losses._circle.circle_loss` with ``scale=1, margin=0``.
+        :func:`losses.circle_loss` with ``scale=1, margin=0``.
     """
-    validate_params(NAME, MultilabelCategoricalCrossentropyParams, {})
+    check_params(NAME, MultilabelCategoricalCrossentropyParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
     neg_inf = torch.tensor(float("-inf"), dtype=x.dtype, device=x.device)
@@ -115,5 +115,6 @@ SPECS = (
         "arXiv:2208.02955",
         when_to_use="Multilabel data with many classes and few positives per sample, where "
         "per-class sigmoid BCE drowns in negatives; predicts c when s_c > 0, no tuning.",
+        coupling=per_sample,
     ),
 )

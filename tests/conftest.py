@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
 _DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(autouse=True)
+def _seeded_torch() -> Iterator[None]:
+    """Seed torch's global RNG before every test and restore its state afterwards.
+
+    Tests that draw with ``torch.randn`` and no generator are then deterministic and
+    independent of the order they run in; the caller's RNG state is left as it was.
+    """
+    cpu_state = torch.random.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    torch.manual_seed(0)
+    yield
+    torch.random.set_rng_state(cpu_state)
+    if cuda_states is not None:
+        torch.cuda.set_rng_state_all(cuda_states)
 
 
 @pytest.fixture(params=_DEVICES)

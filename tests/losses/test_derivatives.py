@@ -26,8 +26,11 @@ def _full_hessian_diagonal(
 
 @pytest.mark.parametrize(("name", "task"), CASES, ids=[f"{n}-{t.value}" for n, t in CASES])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_hessian_diagonal_is_exact(name: str, task: Task, reduction: str) -> None:
+def test_hessian_diagonal_is_exact(
+    name: str, task: Task, reduction: str, device: torch.device
+) -> None:
     x, y, params = make_inputs(name, task)
+    x, y = x.to(device), y.to(device)
     result = losses.derivatives(name, x, y, hessian=True, reduction=reduction, **params)
     expected_value = losses.compute(name, x, y, reduction=reduction, **params)
     torch.testing.assert_close(result.value, expected_value)

@@ -144,13 +144,14 @@ def test_self_adjusting_dice_hand_computed_at_p_one() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
-def test_smooth_zero_empty_sets_read_as_ratio_one() -> None:
-    # binary y = 0 and p = 0 exactly (x = -1e4 in float32): 0 / 0 is the limit s/s = 1 -> 0
-    x = torch.tensor([-1e4, 0.0], requires_grad=True)
-    y = torch.tensor([0.0, 0.0])
+def test_smooth_zero_empty_sets_are_continuous_in_the_logits() -> None:
+    # binary y = 0, smooth = 0: any p > 0 gives ratio 0 / p = 0, loss 1; p = 0 exactly
+    # (x = -1e4 in float32, 0 / 0) must read the same, not jump to 0.
+    x = torch.tensor([-1e4, -104.0, -100.0, 0.0], requires_grad=True)
+    y = torch.zeros(4)
     for fn in FUNCTIONS.values():
         value = fn(x, y, smooth=0.0, reduction="none")
-        torch.testing.assert_close(value, torch.tensor([0.0, 1.0]))
+        torch.testing.assert_close(value, torch.ones(4))
         (grad,) = torch.autograd.grad(value.sum(), x)
         assert torch.isfinite(grad).all()
 

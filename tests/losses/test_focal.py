@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import kornia.losses
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.losses.focal_loss import FocalLoss as MonaiFocalLoss
 
 import losses
 from losses import FocalLoss, focal_loss
@@ -119,6 +122,75 @@ def test_parity_with_kornia(gamma: float) -> None:
     weight = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     ref = kornia.losses.focal_loss(x, y, alpha=None, gamma=gamma, weight=weight, reduction="sum")
     torch.testing.assert_close(focal_loss(x, y, gamma=gamma, alpha=weight, reduction="sum"), ref)
+
+
+def _value_and_grad(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    z = x.detach().clone().requires_grad_(True)
+    value = fn(z)
+    (grad,) = torch.autograd.grad(value, z)
+    return value.detach(), grad
+
+
+def _monai(x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    # MONAI wants (B, C, spatial...) logits and, with to_onehot_y=True, (B, 1, spatial...)
+    # class indices: our (N, C) batch is N "images" of one voxel, (N, C, 1) with (N, 1, 1).
+    # include_background=True keeps channel 0 (False drops it: samples of class 0 would
+    # contribute nothing, and a scalar alpha would be ignored with a warning).
+    loss = MonaiFocalLoss(include_background=True, to_onehot_y=True, use_softmax=True, **kwargs)
+    out: torch.Tensor = loss(x[:, :, None], y[:, None, None])
+    return out
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("alpha", [None, [0.1, 0.2, 0.3, 0.4]])
+def test_parity_with_monai_values_and_gradients(gamma: float, alpha: list[float] | None) -> None:
+    # MONAI's softmax focal loss returns one term per (sample, class) -alpha_c (1 - p_c)^gamma
+    # log p_c * onehot(y)_c, non-zero on the target class only: its reduction="sum" (which
+    # first averages over the size-1 spatial axis, a no-op) is our sum, and a per-class alpha
+    # sequence is our per-class alpha indexed by the target class. Its "mean" divides by the
+    # N*C elements of the (N, C, 1) output, ours by the N samples: ours = C * MONAI's.
+    # MONAI computes in float32 (input.float()), so the inputs are float32.
+    x = 2 * torch.randn(20, 4)
+    y = torch.randint(0, 4, (20,))
+    ours, ours_grad = _value_and_grad(
+        lambda z: focal_loss(z, y, gamma=gamma, alpha=alpha, reduction="sum"), x
+    )
+    ref, ref_grad = _value_and_grad(
+        lambda z: _monai(z, y, gamma=gamma, alpha=alpha, reduction="sum"), x
+    )
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ours_grad, ref_grad)
+    ours_mean, ours_mean_grad = _value_and_grad(
+        lambda z: focal_loss(z, y, gamma=gamma, alpha=alpha), x
+    )
+    ref_mean, ref_mean_grad = _value_and_grad(
+        lambda z: 4 * _monai(z, y, gamma=gamma, alpha=alpha, reduction="mean"), x
+    )
+    torch.testing.assert_close(ours_mean, ref_mean)
+    torch.testing.assert_close(ours_mean_grad, ref_mean_grad)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_monai_scalar_alpha_is_background_convention(gamma: float) -> None:
+    # Convention difference: MONAI (like kornia) reads a scalar alpha with use_softmax=True as
+    # segmentation's background/foreground balance, 1 - alpha for class 0 and alpha for every
+    # other class; ours multiplies every sample by alpha (the paper's alpha is per class, a
+    # scalar is the same weight for all). MONAI's alpha=a is our per-class [1 - a, a, a, a].
+    x = 2 * torch.randn(20, 4)
+    y = torch.randint(0, 4, (20,))
+    per_class = [0.7, 0.3, 0.3, 0.3]
+    ours, ours_grad = _value_and_grad(
+        lambda z: focal_loss(z, y, gamma=gamma, alpha=per_class, reduction="sum"), x
+    )
+    ref, ref_grad = _value_and_grad(
+        lambda z: _monai(z, y, gamma=gamma, alpha=0.3, reduction="sum"), x
+    )
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ours_grad, ref_grad)
+    scalar = focal_loss(x, y, gamma=gamma, alpha=0.3, reduction="sum")
+    assert not torch.allclose(scalar, ref)
 
 
 def test_extreme_logits_are_finite() -> None:

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 import losses
 from losses._catalog import REGISTRY
-from losses._registry import LossModule, LossSpec
+from losses._registry import LossModule, LossSpec, per_sample
 from losses._validation import LossParameterError, Params, Task
 from losses.gbdt import GBDTObjective, lightgbm_objective, xgboost_objective
 
@@ -311,13 +311,20 @@ def test_hessian_floor_replaces_negative_focal_curvature(factory: Any) -> None:
 
 
 def test_focal_with_floor_still_trains_on_confident_wrong_start(imbalanced_digits: Split) -> None:
-    # init_score puts every sample confidently on a wrong class, where focal's curvature is
-    # negative. With the raw Hessian, LightGBM's Newton steps go nowhere (accuracy stays 0);
-    # with the floor they descend. The floor alone lets a leaf's Hessian sum be ~n * 1e-6,
-    # so the L2 penalty bounds the step (without it the scores run off to +-1e3).
+    # init_score puts every sample confidently on a wrong class (3 on class y + 1, -3 on the
+    # others), where focal's curvature is negative in two logits of every sample: the true
+    # class's and the wrongly favoured class's. What the floor changes is checked where it
+    # acts, on the Hessian handed to LightGBM in the first round (its raw scores are the
+    # init_score then): unfloored, those negative values go to the booster as they are;
+    # floored, they become the floor and the positive ones are left as is. How far
+    # unfloored Newton steps get is up to LightGBM's leaf sums and regularisation, so it
+    # is not asserted. The floor alone lets a leaf's Hessian sum be ~n * 1e-6, so the L2
+    # penalty bounds the step (without it the scores run off to +-1e3).
     X_train, _, y_train, _ = imbalanced_digits
+    rows = np.arange(len(y_train))
+    favoured = (y_train + 1) % 3
     init = np.full((len(y_train), 3), -3.0)
-    init[np.arange(len(y_train)), (y_train + 1) % 3] = 3.0
+    init[rows, favoured] = 3.0
     start = losses.derivatives(
         "focal",
         torch.from_numpy(init),
@@ -326,8 +333,12 @@ def test_focal_with_floor_still_trains_on_confident_wrong_start(imbalanced_digit
         reduction="sum",
         gamma=2.0,
     ).hessian_diag
-    assert start is not None and bool((start < 0).any())  # the floor is needed here
-    floored = lightgbm_objective("focal", gamma=2.0)
+    assert start is not None
+    raw = start.numpy()
+    negative = np.zeros(raw.shape, dtype=bool)
+    negative[rows, y_train] = True
+    negative[rows, favoured] = True
+    assert (raw[negative] < 0).all() and (raw[~negative] > 1e-6).all()
 
     def unfloored(preds: NDArray[Any], data: lgb.Dataset) -> tuple[NDArray[Any], NDArray[Any]]:
         d = losses.derivatives(
@@ -341,18 +352,41 @@ def test_focal_with_floor_still_trains_on_confident_wrong_start(imbalanced_digit
         assert d.hessian_diag is not None
         return d.grad.numpy(), d.hessian_diag.numpy()
 
-    accuracy = {}
-    for name, objective in (("floored", floored), ("unfloored", unfloored)):
-        params = {"objective": objective, "num_class": 3, "num_leaves": 8, "lambda_l2": 1.0}
-        booster = lgb.train(
+    def recording(objective: Any, sink: list[NDArray[Any]]) -> Any:
+        def wrapped(preds: NDArray[Any], data: lgb.Dataset) -> tuple[NDArray[Any], NDArray[Any]]:
+            grad, hess = objective(preds, data)
+            sink.append(np.array(hess, copy=True))
+            return grad, hess
+
+        return wrapped
+
+    floor = 1e-6  # lightgbm_objective's default
+    handed: dict[str, list[NDArray[Any]]] = {"floored": [], "unfloored": []}
+    boosters = {}
+    for name, objective, rounds in (
+        ("floored", lightgbm_objective("focal", gamma=2.0), ROUNDS),
+        ("unfloored", unfloored, 1),
+    ):
+        params = {
+            "objective": recording(objective, handed[name]),
+            "num_class": 3,
+            "num_leaves": 8,
+            "lambda_l2": 1.0,
+        }
+        boosters[name] = lgb.train(
             params | {"verbose": -1, "num_threads": 1},
             lgb.Dataset(X_train, y_train, init_score=init),
-            ROUNDS,
+            rounds,
         )
-        raw = booster.predict(X_train, raw_score=True) + init
-        accuracy[name] = (raw.argmax(axis=1) == y_train).mean()
-    assert accuracy["floored"] > 0.95
-    assert accuracy["unfloored"] < 0.5
+    first_unfloored, first_floored = handed["unfloored"][0], handed["floored"][0]
+    np.testing.assert_allclose(first_unfloored, raw)
+    assert (first_unfloored[negative] < 0).all()
+    np.testing.assert_allclose(first_floored, np.maximum(raw, floor))
+    assert (first_floored[negative] == floor).all()
+    assert len(handed["floored"]) == ROUNDS
+    assert all(bool((h >= floor).all()) for h in handed["floored"])
+    trained = boosters["floored"].predict(X_train, raw_score=True) + init
+    assert (trained.argmax(axis=1) == y_train).mean() > 0.95
 
 
 # --------------------------------------------------------------------------- errors etc.
@@ -377,6 +411,7 @@ def _throwaway_spec(name: str, fn: Any, tasks: frozenset[Task]) -> LossSpec:
         formula="0",
         reference="none",
         when_to_use="never",
+        coupling=per_sample,
     )
 
 

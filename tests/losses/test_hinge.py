@@ -153,9 +153,11 @@ def test_gradient_at_the_kinks() -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("squared", [False, True])
 def test_gradcheck_float64_away_from_kinks(variant: str, squared: bool) -> None:
-    # Hinge arguments (1 + x_c - x_y) are at least 0.5 away from 0 and there are no ties.
+    # Hinge arguments are at least 0.5 away from 0 and there are no ties among the others.
+    # Multiclass, 1 + x_c - x_y per row: [-1, -4], [0.8, 4.8], [1 - 1.5 - 0.1, 1 + 1.7 - 0.1]
+    # = [-0.6, 2.6]. Binary, 1 - t x: [0.5, -1, -2, 0.8].
     x = torch.tensor(
-        [[2.0, 0.0, -3.0], [0.0, 0.2, 4.0], [-1.0, 1.7, 0.1]], dtype=torch.float64
+        [[2.0, 0.0, -3.0], [0.0, 0.2, 4.0], [-1.5, 1.7, 0.1]], dtype=torch.float64
     ).requires_grad_(True)
     y = torch.tensor([0, 1, 2])
     xb = torch.tensor([0.5, -2.0, 3.0, -0.2], dtype=torch.float64).requires_grad_(True)

@@ -95,9 +95,7 @@ def test_exported_members_are_deliberate() -> None:
     public = {
         name
         for name, value in vars(losses).items()
-        if not name.startswith("_")
-        and not isinstance(value, types.ModuleType)
-        and name not in {"annotations", "Any", "Tensor"}
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public == set(losses.__all__)
     for name in losses.__all__:
@@ -110,3 +108,27 @@ def test_every_loss_function_and_module_is_exported() -> None:
         assert getattr(losses, spec.function.__name__) is spec.function
         assert getattr(losses, spec.module.__name__) is spec.module
         assert getattr(losses, spec.params.__name__) is spec.params
+
+
+def test_forward_and_compute_do_not_revalidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Validation happens once, in __init__ / at the registry boundary; forward only computes
+    # (re-validating would read per-class buffers back to the host on every call).
+    from losses import _validation
+
+    module = losses.FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 3.0])
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    expected = losses.focal_loss(x, y, gamma=1.0, alpha=[1.0, 2.0, 3.0])
+    calls: list[str] = []
+    original = _validation.validate_params
+
+    def counting(loss: str, model: type, values: dict[str, object]) -> object:
+        calls.append(loss)
+        return original(loss, model, values)
+
+    monkeypatch.setattr(_validation, "validate_params", counting)
+    torch.testing.assert_close(module(x, y), expected)
+    assert calls == []
+    losses.compute("focal", x, y, gamma=1.0)
+    assert calls == []  # the spec validated through the registry's own path, once
+    losses.focal_loss(x, y, gamma=1.0)
+    assert calls == ["focal"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import kornia.losses
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.losses.focal_loss import FocalLoss as MonaiFocalLoss
 from torch import Tensor
 
 import losses
@@ -140,6 +143,67 @@ def test_soft_targets_differ_from_kornia_by_convention() -> None:
     )
     torch.testing.assert_close(ref, interpolated)
     assert not torch.allclose(sigmoid_focal_loss(x, t, reduction="none", **kw), ref)
+
+
+def _value_and_grad(
+    fn: Callable[..., Tensor], x: Tensor, y: Tensor, **kwargs: Any
+) -> tuple[Tensor, Tensor]:
+    z = x.detach().clone().requires_grad_(True)
+    value = fn(z, y, **kwargs)
+    (grad,) = torch.autograd.grad(value, z)
+    return value.detach(), grad
+
+
+def _monai(x: Tensor, y: Tensor, **kwargs: Any) -> Tensor:
+    # MONAI wants (B, C, spatial...): a multilabel (N, C) batch is (N, C, 1), a binary (N,)
+    # batch (N, 1, 1); the output is brought back to the input's shape. The spatial axis
+    # matters: on a 2-D (N, C) input MONAI's "sum" first takes mean(dim=[]), which averages
+    # over everything. include_background=True keeps channel 0; targets are already one
+    # value per channel, so to_onehot_y=False.
+    shaped = (lambda t: t[:, :, None]) if x.ndim == 2 else (lambda t: t[:, None, None])
+    loss = MonaiFocalLoss(include_background=True, to_onehot_y=False, use_softmax=False, **kwargs)
+    out: Tensor = loss(shaped(x), shaped(y))
+    return out.reshape(x.shape) if out.ndim else out
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("alpha", [None, 0.25, 0.9])
+@pytest.mark.parametrize("shape", [(16,), (10, 3)])
+def test_parity_with_monai_values_and_gradients(
+    gamma: float, alpha: float | None, shape: tuple[int, ...]
+) -> None:
+    # MONAI's FocalLoss(use_softmax=False) is element-wise alpha_t (1 - p_t)^gamma BCE with
+    # alpha_t = alpha y + (1 - alpha)(1 - y) for a scalar alpha, the textbook formula, and its
+    # "mean" divides by the element count, as ours does without sample weights. Its alpha as
+    # a per-class sequence (weighting positives only) has no counterpart here. MONAI
+    # computes in float32 (input.float()), so the inputs are float32; hard targets (see
+    # test_soft_targets_differ_from_monai_by_convention).
+    x = 3 * torch.randn(shape)
+    y = torch.randint(0, 2, shape).float()
+    kw: dict[str, Any] = {"alpha": alpha, "gamma": gamma}
+    torch.testing.assert_close(
+        sigmoid_focal_loss(x, y, reduction="none", **kw), _monai(x, y, reduction="none", **kw)
+    )
+    for reduction in ("mean", "sum"):
+        ours, ours_grad = _value_and_grad(sigmoid_focal_loss, x, y, reduction=reduction, **kw)
+        ref, ref_grad = _value_and_grad(_monai, x, y, reduction=reduction, **kw)
+        torch.testing.assert_close(ours, ref)
+        torch.testing.assert_close(ours_grad, ref_grad)
+
+
+def test_soft_targets_differ_from_monai_by_convention() -> None:
+    # MONAI's modulating factor is sigmoid(-x (2t - 1))^gamma, which is 1 - p_t for hard
+    # targets only; for a soft target t it is not t (1 - p) + (1 - t) p, the 1 - p_t we (like
+    # torchvision) use. Its BCE and alpha_t are the same as ours for soft targets.
+    x = 3 * torch.randn(8, 2, dtype=torch.float64)
+    t = torch.full((8, 2), 0.3, dtype=torch.float64)
+    kw: dict[str, Any] = {"alpha": 0.25, "gamma": 2.0}
+    ref = _monai(x, t, reduction="none", **kw)
+    bce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    alpha_t = 0.25 * t + 0.75 * (1 - t)
+    monai_formula = alpha_t * torch.sigmoid(-x * (2 * t - 1)) ** 2 * bce
+    torch.testing.assert_close(ref, monai_formula.float())
+    assert not torch.allclose(sigmoid_focal_loss(x, t, reduction="none", **kw).float(), ref)
 
 
 def test_gradcheck_float64() -> None:

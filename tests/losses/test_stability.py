@@ -25,16 +25,19 @@ def _assert_finite_derivatives(
 
 @pytest.mark.parametrize(("name", "task"), CASES, ids=IDS)
 @pytest.mark.parametrize("kind", ["mixed", "all_negative", "all_positive"])
-def test_logits_of_1e4_are_finite(name: str, task: Task, kind: str) -> None:
+def test_logits_of_1e4_are_finite(name: str, task: Task, kind: str, device: torch.device) -> None:
     x, y, params = make_inputs(name, task, n=8, c=4, dtype=torch.float32, kind=kind)
-    x = torch.sign(x) * 1e4
+    x, y = torch.sign(x).to(device) * 1e4, y.to(device)
     x[0] = 0.0  # one undecided sample beside the saturated ones
     _assert_finite_derivatives(name, x, y, **params)
 
 
 @pytest.mark.parametrize(("name", "task"), CASES, ids=IDS)
-def test_perfect_and_perfectly_wrong_predictions_are_finite(name: str, task: Task) -> None:
+def test_perfect_and_perfectly_wrong_predictions_are_finite(
+    name: str, task: Task, device: torch.device
+) -> None:
     _, y, params = make_inputs(name, task, n=6, c=4, dtype=torch.float32)
+    y = y.to(device)
     right = torch.nn.functional.one_hot(y, 4).float() if task is Task.MULTICLASS else y.float()
     for sign in (1.0, -1.0):
         _assert_finite_derivatives(name, sign * (2 * right - 1) * 1e4, y, **params)
@@ -42,10 +45,11 @@ def test_perfect_and_perfectly_wrong_predictions_are_finite(name: str, task: Tas
 
 @pytest.mark.parametrize(("name", "task"), CASES, ids=IDS)
 def test_half_precision_is_computed_in_float32(
-    name: str, task: Task, half_dtype: torch.dtype
+    name: str, task: Task, half_dtype: torch.dtype, device: torch.device
 ) -> None:
     x, y, params = make_inputs(name, task, n=8, c=4, dtype=torch.float32, scale=30.0)
-    low = x.to(half_dtype).requires_grad_(True)
+    y = y.to(device)
+    low = x.to(device=device, dtype=half_dtype).requires_grad_(True)
     value = losses.compute(name, low, y, **params)
     value.backward()
     assert value.dtype == torch.float32

@@ -1,0 +1,65 @@
+"""The registry-level entry points: ``names``, ``get``, ``compute``, ``derivatives``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ._catalog import REGISTRY
+from ._derivatives import Derivatives, derivatives_for
+from ._reduction import Reduction
+from ._registry import LossSpec
+from ._validation import params_trusted
+
+__all__ = ["compute", "derivatives", "get", "names"]
+
+
+def names() -> list[str]:
+    """The registry's loss names, sorted."""
+    return sorted(REGISTRY)
+
+
+def get(name: str) -> LossSpec:
+    """The :class:`LossSpec` of ``name``; an unknown name raises ``ValueError`` with a hint."""
+    return REGISTRY[name]
+
+
+def compute(
+    name: str,
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+    **params: Any,
+) -> Tensor:
+    """Compute the loss ``name`` after validating ``params`` against its schema."""
+    spec = get(name)
+    validated = spec.validate(params)
+    with params_trusted():
+        return spec.function(
+            logits, targets, reduction=reduction, sample_weight=sample_weight, **dict(validated)
+        )
+
+
+def derivatives(
+    name: str,
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    hessian: bool = False,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+    **params: Any,
+) -> Derivatives:
+    """Value, gradient and (``hessian=True``) exact Hessian diagonal w.r.t. ``logits``."""
+    return derivatives_for(
+        get(name),
+        logits,
+        targets,
+        hessian=hessian,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        **params,
+    )
