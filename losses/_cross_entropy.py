@@ -10,16 +10,23 @@ from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import LossModule, LossSpec, per_sample
+from ._stable import log_one_minus_softmax
 from ._validation import (
     NonNegativePerClass,
     Params,
+    Prepared,
     Task,
     check_params,
     per_class_tensor,
     prepare,
 )
 
-__all__ = ["CrossEntropyLoss", "CrossEntropyParams", "cross_entropy_loss"]
+__all__ = [
+    "CrossEntropyLoss",
+    "CrossEntropyParams",
+    "cross_entropy_hessian_diagonal",
+    "cross_entropy_loss",
+]
 
 NAME = "cross_entropy"
 TASKS = frozenset({Task.MULTICLASS})
@@ -110,24 +117,69 @@ def cross_entropy_loss(
         {"weight": weight, "label_smoothing": label_smoothing, "ignore_index": ignore_index},
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, ignore_index=ignore_index)
-    x, y = inputs.logits, inputs.targets
+    x = inputs.logits
     num_classes = x.shape[1]
-    valid = y != ignore_index
-    safe_y = torch.where(valid, y, torch.zeros_like(y))
+    valid, safe_y, class_weight, denominator = _target_weights(inputs, weight, ignore_index)
     log_p = torch.log_softmax(x, dim=1)
     nll = -log_p.gather(1, safe_y.unsqueeze(1)).squeeze(1)
-    w = None if weight is None else per_class_tensor("weight", weight, x)
-    class_weight = torch.ones_like(nll) if w is None else w[safe_y]
     loss = (1.0 - label_smoothing) * class_weight * nll
     if label_smoothing > 0.0:
-        smooth = -(log_p.sum(dim=1) if w is None else (log_p * w).sum(dim=1))
+        smooth = -(log_p.sum(dim=1) if weight is None else (log_p * _weight(weight, x)).sum(dim=1))
         loss = loss + (label_smoothing / num_classes) * smooth
-    zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
-    loss = torch.where(valid, loss, zero)
-    denominator = torch.where(valid, class_weight, zero)
+    loss = torch.where(valid, loss, torch.zeros_like(loss))
+    return reduce_loss(loss, reduction, inputs.sample_weight, denominator=denominator)
+
+
+def _weight(weight: Sequence[float] | Tensor, x: Tensor) -> Tensor:
+    return per_class_tensor("weight", weight, x)
+
+
+def _target_weights(
+    inputs: Prepared, weight: Sequence[float] | Tensor | None, ignore_index: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The valid mask, safe targets, ``w_{y_i}`` and the ``mean``'s denominator."""
+    x, y = inputs.logits, inputs.targets
+    valid = y != ignore_index
+    safe_y = torch.where(valid, y, torch.zeros_like(y))
+    class_weight = x.new_ones(y.shape) if weight is None else _weight(weight, x)[safe_y]
+    counted = torch.where(valid, class_weight, torch.zeros_like(class_weight))
     if inputs.sample_weight is not None:
-        denominator = denominator * inputs.sample_weight
-    return reduce_loss(loss, reduction, inputs.sample_weight, denominator=denominator.sum())
+        counted = counted * inputs.sample_weight
+    return valid, safe_y, class_weight, counted.sum()
+
+
+def cross_entropy_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    weight: Sequence[float] | Tensor | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`cross_entropy_loss` w.r.t. the logits, in O(N C).
+
+    Each :math:`-\log p_{i,c}` has the Hessian :math:`\operatorname{diag}(p_i) - p_i p_i^T`,
+    whatever ``c``; so with :math:`A_i = (1-\varepsilon) w_{y_i} + \frac{\varepsilon}{C}
+    \sum_c w_c` the diagonal is :math:`s_i A_i\, p_{i,c} (1 - p_{i,c})`, divided by the
+    ``mean``'s denominator. :math:`p (1 - p)` is ``exp(log p + log(1 - p))``, accurate as
+    ``p`` nears 1. ``losses.derivatives`` uses it in place of ``C`` Hessian-vector products.
+    """
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, ignore_index=ignore_index)
+    x = inputs.logits
+    valid, _, class_weight, denominator = _target_weights(inputs, weight, ignore_index)
+    total_weight = float(x.shape[1]) if weight is None else _weight(weight, x).sum()
+    coefficient = (1.0 - label_smoothing) * class_weight + (
+        label_smoothing / x.shape[1]
+    ) * total_weight
+    coefficient = torch.where(valid, coefficient, torch.zeros_like(coefficient))
+    if inputs.sample_weight is not None:
+        coefficient = coefficient * inputs.sample_weight
+    if Reduction.parse(reduction) is Reduction.MEAN:
+        coefficient = coefficient / denominator.clamp_min(torch.finfo(denominator.dtype).tiny)
+    curvature = torch.exp(torch.log_softmax(x, dim=1) + log_one_minus_softmax(x, dim=1))
+    return coefficient.unsqueeze(1) * curvature
 
 
 class CrossEntropyLoss(LossModule):
@@ -168,5 +220,6 @@ SPECS = (
         when_to_use="The baseline for multiclass classification; per-class weights (e.g. "
         "inverse frequency) are the simplest answer to class imbalance.",
         coupling=per_sample,
+        hessian_diagonal=cross_entropy_hessian_diagonal,
     ),
 )

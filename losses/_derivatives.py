@@ -61,14 +61,25 @@ def derivatives_for(
             "so the exact diagonal costs one Hessian-vector product per logit, O((N*C)^2). "
             "Use scope='sample', or ask for the gradient only (hessian=False)."
         )
+    closed_form = spec.hessian_diagonal if hessian else None
     x.requires_grad_(True)
     with torch.enable_grad(), params_trusted():
         value = spec.function(
             x, targets, reduction=mode.value, sample_weight=sample_weight, **dict(validated)
         )
         total = value.sum() if mode is Reduction.NONE else value
-        (grad,) = torch.autograd.grad(total, x, create_graph=hessian)
-        hessian_diag = _hessian_diagonal(grad, x, coupling) if hessian else None
+        needs_graph = hessian and closed_form is None
+        (grad,) = torch.autograd.grad(total, x, create_graph=needs_graph)
+        hessian_diag = _hessian_diagonal(grad, x, coupling) if needs_graph else None
+    if closed_form is not None:
+        with params_trusted():
+            hessian_diag = closed_form(
+                x.detach(),
+                targets,
+                reduction=mode.value,
+                sample_weight=sample_weight,
+                **dict(validated),
+            )
     return Derivatives(
         value=value.detach(),
         grad=grad.detach(),

@@ -8,6 +8,7 @@ import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._cross_entropy import cross_entropy_hessian_diagonal
 from ._reduction import Reduction, reduce_loss
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import (
@@ -101,11 +102,33 @@ def logit_adjusted_cross_entropy_loss(
     check_params(NAME, LogitAdjustedCrossEntropyParams, {"class_prior": class_prior, "tau": tau})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    prior = per_class_tensor("class_prior", class_prior, x)
-    log_prior = torch.log(prior) - torch.log(prior.sum())
-    log_p = torch.log_softmax(x + tau * log_prior, dim=1)
+    log_p = torch.log_softmax(_adjusted(x, class_prior, tau), dim=1)
     loss = -log_p.gather(1, y.unsqueeze(1)).squeeze(1)
     return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+def _adjusted(x: Tensor, class_prior: Sequence[float] | Tensor, tau: float) -> Tensor:
+    prior = per_class_tensor("class_prior", class_prior, x)
+    return x + tau * (torch.log(prior) - torch.log(prior.sum()))
+
+
+def logit_adjusted_cross_entropy_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    class_prior: Sequence[float] | Tensor,
+    tau: float = 1.0,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal: cross-entropy's at the adjusted logits (a constant shift)."""
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    return cross_entropy_hessian_diagonal(
+        _adjusted(inputs.logits, class_prior, tau),
+        inputs.targets,
+        reduction=reduction,
+        sample_weight=inputs.sample_weight,
+    )
 
 
 class LogitAdjustedCrossEntropyLoss(LossModule):
@@ -140,5 +163,6 @@ SPECS = (
         when_to_use="Long-tailed multiclass data where balanced accuracy matters: give the "
         "training class counts as class_prior; tau=1 is the paper's default.",
         coupling=per_sample,
+        hessian_diagonal=logit_adjusted_cross_entropy_hessian_diagonal,
     ),
 )

@@ -72,6 +72,10 @@ class LossSpec:
     decides how the exact Hessian diagonal is taken, so it has no default."""
     sample_separable: bool = True
     """True when the loss is a sum of per-sample terms for every parameter setting."""
+    hessian_diagonal: LossFunction | None = None
+    """A closed form of the exact Hessian diagonal, called as the loss function is (same
+    arguments, params included); ``losses.derivatives`` prefers it to Hessian-vector
+    products. The registry-wide tests hold it to autograd's full Hessian."""
 
     def validate(self, params: Mapping[str, Any] | None = None) -> Params:
         """Validate ``params`` against this loss's schema."""

@@ -73,3 +73,40 @@ def test_unknown_parameter_is_refused() -> None:
     x, y, _ = make_inputs("focal", Task.MULTICLASS)
     with pytest.raises(ValueError, match="gama: unknown parameter; expected one of: alpha, gamma"):
         losses.derivatives("focal", x, y, gama=2.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("cross_entropy", {"weight": [0.5, 2.0, 1.0, 3.0], "label_smoothing": 0.2}),
+        ("cross_entropy", {"ignore_index": 1, "label_smoothing": 0.1}),
+        ("logit_adjusted_cross_entropy", {"class_prior": [5.0, 1.0, 2.0, 8.0], "tau": 1.5}),
+    ],
+)
+def test_closed_form_hessian_diagonal_equals_autograd(
+    name: str, params: dict[str, object], reduction: str
+) -> None:
+    assert losses.get(name).hessian_diagonal is not None
+    x, y, _ = make_inputs(name, Task.MULTICLASS, n=6, c=4)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    w = torch.tensor([1.0, 0.5, 2.0, 0.0, 1.5, 1.0], dtype=torch.float64)
+    result = losses.derivatives(
+        name, x, y, hessian=True, reduction=reduction, sample_weight=w, **params
+    )
+
+    def total(z: torch.Tensor) -> torch.Tensor:
+        return losses.compute(name, z, y, reduction=reduction, sample_weight=w, **params).sum()
+
+    full = torch.autograd.functional.hessian(total, x).reshape(x.numel(), x.numel())
+    assert result.hessian_diag is not None
+    torch.testing.assert_close(result.hessian_diag, full.diagonal().reshape(x.shape))
+
+
+def test_closed_form_is_accurate_where_p_rounds_to_one() -> None:
+    # p_0 = 1 / (1 + 2 e^-30): p (1 - p) = 2 e^-30 to first order, not 0 from 1 - p.
+    x = torch.tensor([[30.0, 0.0, 0.0]])
+    result = losses.derivatives("cross_entropy", x, torch.tensor([0]), hessian=True)
+    assert result.hessian_diag is not None
+    expected = 2 * torch.exp(torch.tensor(-30.0, dtype=torch.float64))
+    assert result.hessian_diag[0, 0].item() == pytest.approx(expected.item(), rel=1e-5)
