@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import log1mexp, log_sigmoid, logaddexp
+from ._stable import log_sigmoid
 from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["AsymmetricLoss", "AsymmetricParams", "asymmetric_loss"]
@@ -38,24 +36,20 @@ class AsymmetricParams(Params):
 
 
 def _negative_term(log_p: Tensor, log_q: Tensor, gamma_neg: float, clip: float) -> Tensor:
-    """``-p_m^{gamma_neg} log(1 - p_m)`` with ``p_m = max(p - clip, 0)``, in log space.
+    """``-p_m^{gamma_neg} log(1 - p_m)`` with ``p_m = max(p - clip, 0)``.
 
-    ``log(1 - p_m) = logaddexp(log(1 - p), log clip)`` (a log-sum-exp whose double backward
-    stays finite when the two differ by more than 88, unlike ``torch.logaddexp``) and
-    ``log p_m = log p + log1mexp(log clip - log p)`` where ``p > clip``; elsewhere the term is
-    0 with a zero gradient. The ``log1mexp`` argument is clamped below ``-eps`` (its value
-    at 0 is ``-inf``, a NaN gradient through ``torch.where``); inside that sliver, where
-    ``p - clip`` is rounding noise, the term is below ``(clip * eps)^(gamma_neg + 1)``.
+    With ``clip > 0``, ``1 - p_m = sigmoid(-x) + clip >= clip`` where ``p > clip``, so its log
+    is safe in probability space; ``p_m^gamma`` is ``exp(gamma * log(p - clip))`` there.
+    Elsewhere the term is 0 with a zero gradient, and the unused branch is fed ``p_m = 1``
+    so that no ``log 0`` leaks a NaN gradient through ``torch.where``.
     """
     if clip == 0.0:
         return -torch.exp(gamma_neg * log_p) * log_q
-    log_clip = math.log(clip)
-    excess = log_clip - log_p  # log(clip / p) < 0 exactly where p > clip
-    eps = torch.finfo(log_p.dtype).eps
-    log_p_m = log_p + log1mexp(excess.clamp(max=-eps))
-    log_one_minus_p_m = logaddexp(log_q, torch.full_like(log_q, log_clip))
-    term = -torch.exp(gamma_neg * log_p_m) * log_one_minus_p_m
-    return torch.where(excess < 0, term, torch.zeros_like(term))
+    p = torch.exp(log_p)
+    active = p > clip
+    p_m = torch.where(active, p - clip, torch.ones_like(p))
+    term = -torch.exp(gamma_neg * torch.log(p_m)) * torch.log(torch.exp(log_q) + clip)
+    return torch.where(active, term, torch.zeros_like(term))
 
 
 def asymmetric_loss(

@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import LossModule, LossSpec, per_sample
-from ._stable import log_one_minus_softmax
 from ._validation import (
     NonNegativePerClass,
     Params,
@@ -82,15 +81,20 @@ def focal_loss(
 
     Note:
         ``gamma=0`` and no ``alpha`` is cross-entropy exactly. ``(1 - p_y)^gamma`` is computed
-        as ``exp(gamma * log(1 - p_y))`` with ``log(1 - p_y)`` from a leave-one-out
-        log-sum-exp, so the loss and its gradient stay finite when ``p_y`` rounds to 1.
+        as ``exp(gamma * log(1 - p_y))`` with ``log(1 - p_y)`` from the log-sum-exp
+        of the other classes, so the loss and its gradient stay finite when ``p_y`` rounds to 1.
     """
     check_params(NAME, FocalParams, {"gamma": gamma, "alpha": alpha})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     index = y.unsqueeze(1)
-    log_p = torch.log_softmax(x, dim=1).gather(1, index).squeeze(1)
-    log_one_minus_p = log_one_minus_softmax(x, dim=1).gather(1, index).squeeze(1)
+    if x.shape[1] < 2:
+        raise ValueError(f"Expected logits with at least 2 classes, got {x.shape[1]}")
+    log_z = torch.logsumexp(x, dim=1)
+    log_p = x.gather(1, index).squeeze(1) - log_z
+    # log(1 - p_y) = LSE over the other classes - LSE: exact where p_y rounds to 1.
+    others = torch.logsumexp(x.scatter(1, index, float("-inf")), dim=1)
+    log_one_minus_p = others - log_z
     loss = -torch.exp(gamma * log_one_minus_p) * log_p
     if isinstance(alpha, (int, float)) or (isinstance(alpha, Tensor) and alpha.dim() == 0):
         loss = alpha * loss

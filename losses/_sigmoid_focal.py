@@ -101,7 +101,11 @@ def sigmoid_focal_loss(
     x, y = inputs.logits, inputs.targets
     log_p, log_one_minus_p = log_sigmoid(x), log_sigmoid(-x)
     ce = -(y * log_p + (1.0 - y) * log_one_minus_p)
-    loss = torch.exp(gamma * _log_one_minus_pt(log_p, log_one_minus_p, y)) * ce
+    if bool(((y == 0) | (y == 1)).all()):  # hard targets: 1 - p_t is sigmoid(-x) or sigmoid(x)
+        log_one_minus_pt = y * log_one_minus_p + (1.0 - y) * log_p
+    else:
+        log_one_minus_pt = _log_one_minus_pt(log_p, log_one_minus_p, y)
+    loss = torch.exp(gamma * log_one_minus_pt) * ce
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     return reduce_loss(loss, reduction, inputs.sample_weight)
