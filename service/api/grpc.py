@@ -1,0 +1,286 @@
+"""gRPC transport (grpc.aio): decode, call the core, encode. No behaviour lives here.
+
+The servicer converts messages with :mod:`service.api.grpc_convert` and calls the same core
+objects as the REST routes. One server interceptor covers every RPC, unary and streaming:
+it maps each :class:`~service.core.errors.LossServeError` to a gRPC status with
+:data:`GRPC_STATUS` (the error's message as the status details, its transport-neutral code
+and details in the trailing metadata), turns any other exception into ``INTERNAL`` with a
+generic message (logged), and records the request metrics with ``transport="grpc"``.
+Standard health checking (``grpc.health.v1``) and server reflection are on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, cast
+
+import grpc
+import orjson
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .._proto.lossserve.v1 import loss_service_pb2 as pb
+from .._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from ..core.errors import ErrorCode, LossServeError
+from ..core.evaluator import EvaluationStream
+from ..core.state import ServiceState
+from ..observability import Metrics
+from . import grpc_convert as convert
+
+__all__ = [
+    "ERROR_CODE_KEY",
+    "ERROR_DETAILS_KEY",
+    "GRPC_STATUS",
+    "SERVICE_NAME",
+    "create_grpc_server",
+]
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["LossService"].full_name
+"""``lossserve.v1.LossService``."""
+
+GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
+    ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.PAYLOAD_TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+"""The one table from the core's error codes to gRPC status codes."""
+
+ERROR_CODE_KEY = "lossserve-error-code"
+"""Trailing metadata: the transport-neutral code (tells PAYLOAD_TOO_LARGE from a full queue)."""
+ERROR_DETAILS_KEY = "lossserve-error-details"
+"""Trailing metadata: the error's details as a JSON list, when it has any."""
+
+log = logging.getLogger("lossserve.grpc")
+
+
+class _Call:
+    """What the servicer tells the interceptor about the RPC in flight (the metrics label)."""
+
+    __slots__ = ("loss",)
+
+    def __init__(self) -> None:
+        self.loss = ""
+
+
+_CALL: ContextVar[_Call | None] = ContextVar("lossserve_grpc_call", default=None)
+
+
+def _label_loss(loss: str | None) -> None:
+    call = _CALL.get()
+    if call is not None:
+        call.loss = loss or ""
+
+
+def _failure(
+    exc: Exception, method: str
+) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    """The status, details and trailing metadata an exception from a handler answers with."""
+    if isinstance(exc, LossServeError):
+        metadata = [(ERROR_CODE_KEY, exc.code.value)]
+        if exc.details:
+            metadata.append((ERROR_DETAILS_KEY, orjson.dumps(exc.details).decode()))
+        return GRPC_STATUS[exc.code], exc.message, tuple(metadata)
+    log.exception("unhandled error", extra={"method": method})
+    return grpc.StatusCode.INTERNAL, "internal error", ((ERROR_CODE_KEY, ErrorCode.INTERNAL.value),)
+
+
+class _StatusInterceptor(grpc.aio.ServerInterceptor):
+    """Maps errors to statuses and records metrics, once, for every RPC of the server."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        for kind, factory in _FACTORIES.items():
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return factory(
+                    self._wrap(behavior, method),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
+
+    def _wrap(self, behavior: Any, method: str) -> Any:
+        if inspect.isasyncgenfunction(behavior):
+            return self._wrap_generator(behavior, method)
+        if inspect.iscoroutinefunction(behavior):
+            return self._wrap_coroutine(behavior, method)
+        return behavior  # a synchronous handler (none is registered here): left alone
+
+    def _observe(self, method: str, call: _Call, status: str, start: float) -> None:
+        self._metrics.observe(
+            method, call.loss, status, time.perf_counter() - start, transport="grpc"
+        )
+
+    def _wrap_coroutine(self, behavior: Any, method: str) -> Any:
+        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            call, start, status = _Call(), time.perf_counter(), "OK"
+            _CALL.set(call)  # each RPC runs in a task of its own, so in a context of its own
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                status = _code_name(context)
+                raise
+            except asyncio.CancelledError:
+                status = grpc.StatusCode.CANCELLED.name
+                raise
+            except Exception as exc:
+                code, details, metadata = _failure(exc, method)
+                status = code.name
+                await context.abort(code, details, trailing_metadata=metadata)
+            finally:
+                self._observe(method, call, status, start)
+
+        return handle
+
+    def _wrap_generator(self, behavior: Any, method: str) -> Any:
+        async def handle(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            call, start, status = _Call(), time.perf_counter(), "OK"
+            _CALL.set(call)
+            try:
+                async with contextlib.aclosing(behavior(request, context)) as responses:
+                    async for response in responses:
+                        yield response
+            except grpc.aio.AbortError:
+                status = _code_name(context)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                status = grpc.StatusCode.CANCELLED.name
+                raise
+            except Exception as exc:
+                code, details, metadata = _failure(exc, method)
+                status = code.name
+                await context.abort(code, details, trailing_metadata=metadata)
+            finally:
+                self._observe(method, call, status, start)
+
+        return handle
+
+
+def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+_FACTORIES: dict[str, Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
+class LossServicer(pb_grpc.LossServiceServicer):
+    """``lossserve.v1.LossService`` over the core objects of ``state``."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self._state = state
+        self._settings = state.settings
+
+    def _timeout(self, context: grpc.aio.ServicerContext[Any, Any]) -> float:
+        """The client's deadline, capped by the configured request timeout."""
+        limit = self._settings.request_timeout_s
+        remaining: float | None = context.time_remaining()
+        return limit if remaining is None else min(limit, remaining)
+
+    async def ListLosses(  # noqa: N802 - the RPC's name
+        self,
+        request: pb.ListLossesRequest,
+        context: grpc.aio.ServicerContext[pb.ListLossesRequest, pb.ListLossesResponse],
+    ) -> pb.ListLossesResponse:
+        return convert.encode_list_losses(self._state.engine.list_losses())
+
+    async def ComputeLoss(  # noqa: N802
+        self,
+        request: pb.ComputeLossRequest,
+        context: grpc.aio.ServicerContext[pb.ComputeLossRequest, pb.ComputeLossResponse],
+    ) -> pb.ComputeLossResponse:
+        loss_request = convert.decode_compute_request(
+            request, max_elements=self._settings.max_elements
+        )
+        _label_loss(loss_request.loss)
+        result = await self._state.engine.compute(loss_request, timeout=self._timeout(context))
+        return convert.encode_compute_response(result)
+
+    async def StreamEvaluate(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[pb.EvaluateBatch],
+        context: grpc.aio.ServicerContext[pb.EvaluateBatch, pb.EvaluateUpdate],
+    ) -> AsyncIterator[pb.EvaluateUpdate]:
+        stream = EvaluationStream(self._settings.max_elements)
+        beta, batches = 1.0, 0
+        async for message in request_iterator:
+            batch, batch_beta = convert.decode_evaluate_batch(
+                message, max_elements=self._settings.max_elements
+            )
+            if batches == 0:
+                _label_loss(batch.loss)
+            if batch_beta is not None:
+                beta = batch_beta
+            # numpy/torch work off the event loop, so that other RPCs go on meanwhile
+            metrics = await asyncio.to_thread(stream.add, batch)
+            batches += 1
+            yield convert.encode_update(metrics, batches=batches)
+        final, thresholds = await asyncio.to_thread(stream.finish, beta)
+        yield convert.encode_update(final, batches=batches, thresholds=thresholds)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def create_grpc_server(state: ServiceState) -> grpc.aio.Server:
+    """The gRPC server over ``state`` (no port bound: the caller adds one, then starts it).
+
+    Call it in the event loop that will run the server (as grpc.aio requires).
+    """
+    limit = state.settings.grpc_max_message_bytes
+    server = grpc.aio.server(
+        interceptors=[_StatusInterceptor(state.metrics)],
+        options=[
+            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", limit),
+        ],
+    )
+    # The generated registration has no annotations (protoc writes no .pyi for *_grpc.py);
+    # give it its type here, since mypy strict rejects an untyped call from typed code.
+    register = cast(
+        Callable[[LossServicer, grpc.aio.Server], None], pb_grpc.add_LossServiceServicer_to_server
+    )
+    register(LossServicer(state), server)
+
+    checker = health.aio.HealthServicer()  # "" is SERVING from the start
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    # aio's set() is a coroutine; it runs before the server's own tasks, queued after it
+    task = asyncio.get_running_loop().create_task(
+        checker.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    )
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    return server

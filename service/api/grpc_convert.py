@@ -1,0 +1,313 @@
+"""Pure converters between the gRPC messages of ``lossserve.v1`` and the core's domain types.
+
+Every ``decode_*`` inverts its ``encode_*`` (``tests/service/api/test_grpc.py``
+round-trips each one, tensors in every dtype of :data:`service.core.tensors.DTYPES`). The
+server uses the request decoders and result encoders; the opposite pairs are what a Python
+client needs and what the tests compare with. Bad input raises the core's
+:class:`~service.core.errors.InvalidArgument` with the same messages as the REST decoder,
+naming the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .._proto.lossserve.v1 import loss_service_pb2 as pb
+from ..core.engine import LossInfo
+from ..core.errors import InvalidArgument, PayloadTooLarge
+from ..core.tensors import DTYPES, from_bytes, to_bytes
+from ..core.types import (
+    ClassMetrics,
+    EvaluateRequest,
+    EvaluateResult,
+    LossRequest,
+    LossResult,
+    ThresholdsResult,
+)
+
+__all__ = [
+    "decode_compute_request",
+    "decode_compute_response",
+    "decode_evaluate_batch",
+    "decode_list_losses",
+    "decode_loss_info",
+    "decode_metrics",
+    "decode_params",
+    "decode_tensor",
+    "decode_thresholds",
+    "encode_compute_request",
+    "encode_compute_response",
+    "encode_evaluate_batch",
+    "encode_list_losses",
+    "encode_loss_info",
+    "encode_metrics",
+    "encode_params",
+    "encode_tensor",
+    "encode_thresholds",
+    "encode_update",
+]
+
+
+# --- tensors -------------------------------------------------------------------------------
+
+
+def encode_tensor(array: np.ndarray) -> pb.Tensor:
+    """``array`` as ``{shape, dtype, data}``: C-order little-endian bytes."""
+    name = str(array.dtype.name)
+    if name not in DTYPES:
+        raise InvalidArgument(
+            f"tensor: expected a dtype among {', '.join(DTYPES)}, got {array.dtype.name}"
+        )
+    return pb.Tensor(shape=array.shape, dtype=name, data=to_bytes(array))
+
+
+def decode_tensor(message: pb.Tensor, field: str, *, max_elements: int | None = None) -> np.ndarray:
+    """The tensor of ``message`` (a read-only view of its bytes); the byte count must match."""
+    shape = tuple(int(d) for d in message.shape)
+    if any(d < 0 for d in shape):
+        raise InvalidArgument(
+            f"{field}.shape: expected a list of non-negative integers, got {list(shape)}"
+        )
+    if max_elements is not None and math.prod(shape) > max_elements:
+        raise PayloadTooLarge(
+            f"{field}: expected at most {max_elements} elements, got {math.prod(shape)}"
+        )
+    return from_bytes(message.data, shape, message.dtype, field)
+
+
+def _optional_tensor(message: Any, field: str, *, max_elements: int | None) -> np.ndarray | None:
+    if not message.HasField(field):
+        return None
+    return decode_tensor(getattr(message, field), field, max_elements=max_elements)
+
+
+def _required_tensor(message: Any, field: str, *, max_elements: int | None) -> np.ndarray:
+    array = _optional_tensor(message, field, max_elements=max_elements)
+    if array is None:
+        raise InvalidArgument(f"{field}: required field missing")
+    return array
+
+
+# --- params ----------------------------------------------------------------------------------
+
+
+def encode_params(params: dict[str, Any]) -> str:
+    """A params object as the JSON text ``params_json`` carries (empty for no params)."""
+    return orjson.dumps(params).decode() if params else ""
+
+
+def decode_params(text: str, field: str = "params_json") -> dict[str, Any]:
+    """``params_json``: a JSON object's text; empty means ``{}``."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"{field}: expected JSON, got a parse error: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+def encode_loss_info(info: LossInfo) -> pb.LossInfo:
+    return pb.LossInfo(
+        name=info.name,
+        tasks=info.tasks,
+        summary=info.summary,
+        formula=info.formula,
+        reference=info.reference,
+        when_to_use=info.when_to_use,
+        sample_separable=info.sample_separable,
+        params_schema=orjson.dumps(info.params_schema).decode(),
+    )
+
+
+def decode_loss_info(message: pb.LossInfo) -> LossInfo:
+    schema = orjson.loads(message.params_schema) if message.params_schema else {}
+    return LossInfo(
+        name=message.name,
+        tasks=list(message.tasks),
+        summary=message.summary,
+        formula=message.formula,
+        reference=message.reference,
+        when_to_use=message.when_to_use,
+        sample_separable=message.sample_separable,
+        params_schema=schema,
+    )
+
+
+def encode_list_losses(infos: list[LossInfo]) -> pb.ListLossesResponse:
+    return pb.ListLossesResponse(losses=[encode_loss_info(i) for i in infos])
+
+
+def decode_list_losses(message: pb.ListLossesResponse) -> list[LossInfo]:
+    return [decode_loss_info(i) for i in message.losses]
+
+
+# --- ComputeLoss -----------------------------------------------------------------------------
+
+
+def encode_compute_request(request: LossRequest) -> pb.ComputeLossRequest:
+    message = pb.ComputeLossRequest(
+        loss=request.loss,
+        params_json=encode_params(request.params),
+        logits=encode_tensor(request.logits),
+        targets=encode_tensor(request.targets),
+        reduction=request.reduction,
+        return_grad=request.return_grad,
+        return_hessian=request.return_hessian,
+    )
+    if request.sample_weight is not None:
+        message.sample_weight.CopyFrom(encode_tensor(request.sample_weight))
+    return message
+
+
+def decode_compute_request(
+    message: pb.ComputeLossRequest, *, max_elements: int | None = None
+) -> LossRequest:
+    """The core's request; an empty ``reduction`` is ``mean``, an empty ``params_json`` ``{}``."""
+    if not message.loss:
+        raise InvalidArgument("loss: required field missing")
+    return LossRequest(
+        loss=message.loss,
+        params=decode_params(message.params_json),
+        logits=_required_tensor(message, "logits", max_elements=max_elements),
+        targets=_required_tensor(message, "targets", max_elements=max_elements),
+        sample_weight=_optional_tensor(message, "sample_weight", max_elements=max_elements),
+        reduction=message.reduction or "mean",
+        return_grad=message.return_grad,
+        return_hessian=message.return_hessian,
+    )
+
+
+def encode_compute_response(result: LossResult) -> pb.ComputeLossResponse:
+    message = pb.ComputeLossResponse(
+        loss=result.loss,
+        reduction=result.reduction,
+        value=encode_tensor(result.value),
+        device=result.device,
+    )
+    if result.grad is not None:
+        message.grad.CopyFrom(encode_tensor(result.grad))
+    if result.hessian_diag is not None:
+        message.hessian_diag.CopyFrom(encode_tensor(result.hessian_diag))
+    return message
+
+
+def decode_compute_response(message: pb.ComputeLossResponse) -> LossResult:
+    return LossResult(
+        loss=message.loss,
+        reduction=message.reduction,
+        value=decode_tensor(message.value, "value"),
+        grad=_optional_tensor(message, "grad", max_elements=None),
+        hessian_diag=_optional_tensor(message, "hessian_diag", max_elements=None),
+        device=message.device,
+    )
+
+
+# --- StreamEvaluate --------------------------------------------------------------------------
+
+
+def encode_evaluate_batch(
+    request: EvaluateRequest, *, beta: float | None = None
+) -> pb.EvaluateBatch:
+    message = pb.EvaluateBatch(
+        logits=encode_tensor(request.logits),
+        targets=encode_tensor(request.targets),
+        loss=request.loss or "",
+        params_json=encode_params(request.params),
+    )
+    if request.thresholds is not None:
+        message.thresholds.CopyFrom(encode_tensor(request.thresholds))
+    if beta is not None:
+        message.beta = beta
+    return message
+
+
+def decode_evaluate_batch(
+    message: pb.EvaluateBatch, *, max_elements: int | None = None
+) -> tuple[EvaluateRequest, float | None]:
+    """One batch as the core's request, and its ``beta`` (``None`` when unset)."""
+    request = EvaluateRequest(
+        logits=_required_tensor(message, "logits", max_elements=max_elements),
+        targets=_required_tensor(message, "targets", max_elements=max_elements),
+        loss=message.loss or None,
+        params=decode_params(message.params_json),
+        thresholds=_optional_tensor(message, "thresholds", max_elements=max_elements),
+    )
+    return request, (message.beta if message.HasField("beta") else None)
+
+
+def encode_metrics(result: EvaluateResult) -> pb.EvaluateMetrics:
+    message = pb.EvaluateMetrics(
+        task=result.task,
+        num_samples=result.num_samples,
+        confusion=[pb.ConfusionRow(counts=row) for row in result.confusion],
+        per_class=[
+            pb.ClassMetrics(
+                label=c.label, support=c.support, precision=c.precision, recall=c.recall, f1=c.f1
+            )
+            for c in result.per_class
+        ],
+        macro_f1=result.macro_f1,
+        micro_f1=result.micro_f1,
+    )
+    if result.loss is not None:
+        message.loss = result.loss
+    return message
+
+
+def decode_metrics(message: pb.EvaluateMetrics) -> EvaluateResult:
+    return EvaluateResult(
+        task=message.task,
+        num_samples=message.num_samples,
+        loss=message.loss if message.HasField("loss") else None,
+        confusion=[list(row.counts) for row in message.confusion],
+        per_class=[
+            ClassMetrics(
+                label=c.label, support=c.support, precision=c.precision, recall=c.recall, f1=c.f1
+            )
+            for c in message.per_class
+        ],
+        macro_f1=message.macro_f1,
+        micro_f1=message.micro_f1,
+    )
+
+
+def encode_thresholds(result: ThresholdsResult) -> pb.Thresholds:
+    return pb.Thresholds(
+        task=result.task,
+        kind=result.kind,
+        values=encode_tensor(result.values),
+        before=encode_metrics(result.before),
+        after=encode_metrics(result.after),
+    )
+
+
+def decode_thresholds(message: pb.Thresholds) -> ThresholdsResult:
+    return ThresholdsResult(
+        task=message.task,
+        kind=message.kind,
+        values=decode_tensor(message.values, "values"),
+        before=decode_metrics(message.before),
+        after=decode_metrics(message.after),
+    )
+
+
+def encode_update(
+    metrics: EvaluateResult, *, batches: int, thresholds: ThresholdsResult | None = None
+) -> pb.EvaluateUpdate:
+    """A running update, or with ``thresholds`` the final one."""
+    message = pb.EvaluateUpdate(
+        batches=batches, metrics=encode_metrics(metrics), final=thresholds is not None
+    )
+    if thresholds is not None:
+        message.thresholds.CopyFrom(encode_thresholds(thresholds))
+    return message

@@ -1,0 +1,406 @@
+"""REST transport (FastAPI): decode, call the core, encode. No behaviour lives here."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import losses
+
+from ..core.errors import HTTP_STATUS, InvalidArgument, LossServeError, PayloadTooLarge
+from ..core.state import ServiceState
+from ..core.tensors import (
+    BinaryReader,
+    Encoding,
+    decode_tensor,
+    encode_b64,
+    encode_binary_header,
+    encode_lists,
+    to_bytes,
+)
+from ..core.types import EvaluateRequest, LossRequest, LossResult, ThresholdsRequest
+from . import wire
+
+__all__ = ["create_app"]
+
+HEADER_LENGTH = "inference-header-content-length"
+log = logging.getLogger("lossserve.http")
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(exc: LossServeError) -> Response:
+    return _json({"error": exc.to_dict()}, HTTP_STATUS[exc.code])
+
+
+async def read_json_body(request: Request, max_bytes: int) -> tuple[Any, BinaryReader | None]:
+    """The JSON header (orjson) and, with the binary extension, a reader over the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {declared}")
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {len(body)}")
+    header_length = request.headers.get(HEADER_LENGTH)
+    binary: BinaryReader | None = None
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise InvalidArgument(
+                f"Inference-Header-Content-Length: expected an integer in [0, {len(body)}], "
+                f"got {header_length!r}"
+            )
+        split = int(header_length)
+        body, binary = body[:split], BinaryReader(memoryview(body)[split:])
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"body: expected JSON, got a parse error: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument(f"body: expected a JSON object, got {type(document).__name__}")
+    return document, binary
+
+
+def _field(document: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    """``document[name]`` checked against ``kind`` (``True`` is not a number here)."""
+    value = document.get(name, default)
+    if value is default:
+        return value
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise InvalidArgument(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
+def decode_loss_request(
+    document: dict[str, Any], binary: BinaryReader | None, max_elements: int
+) -> tuple[LossRequest, Encoding]:
+    known = set(wire.LossRequestBody.model_fields)
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise InvalidArgument(f"{unknown[0]}: unknown field; expected one of {sorted(known)}")
+    for required in ("loss", "logits", "targets"):
+        if required not in document:
+            raise InvalidArgument(f"{required}: required field missing")
+    loss = _field(document, "loss", str, None)
+    params = _field(document, "params", dict, {})
+    reduction = _field(document, "reduction", str, "mean")
+    return_grad = _field(document, "return_grad", bool, False)
+    return_hessian = _field(document, "return_hessian", bool, False)
+    logits, encoding = decode_tensor(
+        document["logits"], "logits", binary=binary, max_elements=max_elements
+    )
+    targets, _ = decode_tensor(
+        document["targets"], "targets", binary=binary, max_elements=max_elements
+    )
+    weight = None
+    if document.get("sample_weight") is not None:
+        weight, _ = decode_tensor(
+            document["sample_weight"], "sample_weight", binary=binary, max_elements=max_elements
+        )
+    if binary is not None:
+        binary.finish()
+    request = LossRequest(
+        loss=loss,
+        params=params,
+        logits=logits,
+        targets=targets,
+        sample_weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+        return_hessian=return_hessian,
+    )
+    return request, encoding
+
+
+def encode_loss_result(result: LossResult, encoding: Encoding) -> Response:
+    tensors = {"grad": result.grad, "hessian_diag": result.hessian_diag}
+    body: dict[str, Any] = {"loss": result.loss, "reduction": result.reduction}
+    chunks: list[bytes] = []
+    value = result.value
+    items: list[tuple[str, np.ndarray | None]] = [("value", value), *tensors.items()]
+    for name, array in items:
+        if array is None:
+            body[name] = None
+        elif name == "value" and array.ndim == 0:
+            body[name] = float(array)
+        elif encoding is Encoding.LISTS:
+            body[name] = encode_lists(array)
+        elif encoding is Encoding.B64:
+            body[name] = encode_b64(array)
+        else:
+            body[name] = encode_binary_header(array)
+            chunks.append(to_bytes(array))
+    body["device"] = result.device
+    if encoding is not Encoding.BINARY:
+        return _json(body)
+    header = orjson.dumps(body)
+    return Response(
+        header + b"".join(chunks),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    """The FastAPI application over ``state``'s core objects."""
+    app = FastAPI(
+        title="lossserve",
+        version="0.1.0",
+        description="Losses, derivatives, evaluation and thresholds for imbalanced classification.",
+    )
+    settings = state.settings
+    metrics = state.metrics
+
+    @app.exception_handler(LossServeError)
+    async def on_error(request: Request, exc: LossServeError) -> Response:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": ["body"], "msg": "invalid"}
+        field = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+        return _error(InvalidArgument(f"{field}: {first['msg']}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = "NOT_FOUND" if exc.status_code == 404 else "INVALID_ARGUMENT"
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return _json({"error": {"code": code, "message": message, "details": []}}, exc.status_code)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # an unexpected bug: a 500, logged, never a crash
+            log.exception("unhandled error", extra={"request_id": request_id})
+            response = _json(
+                {"error": {"code": "INTERNAL", "message": "internal error", "details": []}}, 500
+            )
+        elapsed = time.perf_counter() - start
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        loss = request.scope.get("lossserve.loss", "")
+        metrics.observe(path, loss, response.status_code, elapsed)
+        response.headers["X-Request-ID"] = request_id
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1e3, 3),
+                "loss": loss,
+            },
+        )
+        return response
+
+    @app.get("/v2/health/live", tags=["health"])
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["health"])
+    async def ready() -> Response:
+        is_ready = state.ready()
+        return _json({"ready": is_ready}, 200 if is_ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def prometheus() -> Response:
+        metrics.refresh(state)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/losses",
+        response_model=wire.LossListResponse,
+        tags=["losses"],
+        summary="Every registry loss with its params JSON Schema",
+    )
+    async def list_losses() -> Response:
+        return _json({"losses": [asdict(i) for i in state.engine.list_losses()]})
+
+    @app.get(
+        "/losses/{name}",
+        response_model=wire.LossInfoBody,
+        responses={404: {"model": wire.ErrorBody}},
+        tags=["losses"],
+    )
+    async def describe_loss(name: str) -> Response:
+        return _json(asdict(state.engine.describe(name)))
+
+    @app.post(
+        "/loss",
+        response_model=wire.LossResponseBody,
+        responses={
+            400: {"model": wire.ErrorBody},
+            413: {"model": wire.ErrorBody},
+            429: {"model": wire.ErrorBody},
+            503: {"model": wire.ErrorBody},
+            504: {"model": wire.ErrorBody},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/LossRequestBody"}
+                    },
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"},
+                        "description": "JSON header + raw tensors; header length in "
+                        "Inference-Header-Content-Length",
+                    },
+                },
+            }
+        },
+        tags=["losses"],
+        summary="Value, gradient and Hessian diagonal of a registry loss",
+    )
+    async def compute_loss(request: Request) -> Response:
+        document, binary = await read_json_body(request, settings.max_body_bytes)
+        loss_request, encoding = decode_loss_request(document, binary, settings.max_elements)
+        request.scope["lossserve.loss"] = loss_request.loss
+        result = await state.engine.compute(loss_request, timeout=settings.request_timeout_s)
+        return encode_loss_result(result, encoding)
+
+    @app.post(
+        "/class-weights",
+        response_model=wire.ClassWeightsResponse,
+        responses={400: {"model": wire.ErrorBody}},
+        tags=["losses"],
+    )
+    async def class_weights(body: wire.ClassWeightsBody) -> Response:
+        try:
+            weights = losses.class_weights(
+                body.labels,
+                counts=body.counts,
+                strategy=body.strategy,
+                num_classes=body.num_classes,
+                beta=body.beta,
+            )
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(str(exc)) from None
+        return _json({"strategy": body.strategy, "weights": weights.tolist()})
+
+    def _body_schema(model: type[Any]) -> dict[str, Any]:
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
+                },
+            }
+        }
+
+    async def _tensors(
+        request: Request, names: tuple[str, ...], optional: tuple[str, ...], body_model: type[Any]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+        document, binary = await read_json_body(request, settings.max_body_bytes)
+        known = set(body_model.model_fields)
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise InvalidArgument(f"{unknown[0]}: unknown field; expected one of {sorted(known)}")
+        required: dict[str, np.ndarray] = {}
+        extra: dict[str, np.ndarray | None] = {}
+        for name in names + optional:
+            if document.get(name) is None:
+                if name in names:
+                    raise InvalidArgument(f"{name}: required field missing")
+                extra[name] = None
+                continue
+            array, _ = decode_tensor(
+                document[name], name, binary=binary, max_elements=settings.max_elements
+            )
+            (required if name in names else extra)[name] = array
+        if binary is not None:
+            binary.finish()
+        return document, required, extra
+
+    @app.post(
+        "/evaluate",
+        response_model=wire.EvaluateResponse,
+        responses={400: {"model": wire.ErrorBody}, 413: {"model": wire.ErrorBody}},
+        openapi_extra=_body_schema(wire.EvaluateBody),
+        tags=["metrics"],
+        summary="Mean loss, confusion counts, per-class and macro/micro F1",
+    )
+    async def evaluate_route(request: Request) -> Response:
+        document, arrays, optional = await _tensors(
+            request, ("logits", "targets"), ("thresholds",), wire.EvaluateBody
+        )
+        loss = _field(document, "loss", str, None)
+        params = _field(document, "params", dict, {})
+        request.scope["lossserve.loss"] = loss or ""
+        result = await state.evaluate(
+            EvaluateRequest(
+                logits=arrays["logits"],
+                targets=arrays["targets"],
+                loss=loss,
+                params=params,
+                thresholds=optional["thresholds"],
+            )
+        )
+        return _json(asdict(result))
+
+    @app.post(
+        "/thresholds",
+        response_model=wire.ThresholdsResponse,
+        responses={400: {"model": wire.ErrorBody}, 413: {"model": wire.ErrorBody}},
+        openapi_extra=_body_schema(wire.ThresholdsBody),
+        tags=["metrics"],
+        summary="Per-class thresholds (or multiclass logit offsets) that maximise F-beta",
+    )
+    async def thresholds_route(request: Request) -> Response:
+        document, arrays, _ = await _tensors(
+            request, ("scores", "targets"), (), wire.ThresholdsBody
+        )
+        beta = _field(document, "beta", (int, float), 1.0)
+        result = await state.fit_thresholds(
+            ThresholdsRequest(scores=arrays["scores"], targets=arrays["targets"], beta=float(beta))
+        )
+        body = asdict(result)
+        body["values"] = result.values.tolist()
+        return _json(body)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (wire.LossRequestBody, wire.EvaluateBody, wire.ThresholdsBody):
+            extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in extra.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = extra
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,257 @@
+"""LossEngine: the transport-neutral core behind POST /loss, ComputeLoss and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import losses
+from losses import Coupling, LossParameterError
+
+from ..workers import WorkerPool
+from .errors import InvalidArgument, NotFound
+from .types import LossRequest, LossResult
+
+__all__ = ["LossEngine", "LossInfo"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    name: str
+    tasks: list[str]
+    summary: str
+    formula: str
+    reference: str
+    when_to_use: str
+    sample_separable: bool
+    params_schema: dict[str, Any]
+
+
+def _info(spec: losses.LossSpec) -> LossInfo:
+    return LossInfo(
+        name=spec.name,
+        tasks=sorted(t.value for t in spec.tasks),
+        summary=spec.summary,
+        formula=spec.formula,
+        reference=spec.reference,
+        when_to_use=spec.when_to_use,
+        sample_separable=spec.sample_separable,
+        params_schema=spec.json_schema(),
+    )
+
+
+def _spec(name: str, field: str) -> losses.LossSpec:
+    try:
+        return losses.get(name)
+    except (ValueError, TypeError) as exc:
+        raise (
+            NotFound(f"{field}: {exc}") if field == "name" else InvalidArgument(f"{field}: {exc}")
+        ) from None
+
+
+class LossEngine:
+    """Validates loss requests, runs them on the worker pool, and describes the registry."""
+
+    def __init__(self, pool: WorkerPool, *, max_elements: int) -> None:
+        self.pool = pool
+        self.max_elements = max_elements
+
+    def list_losses(self) -> list[LossInfo]:
+        return [_info(losses.get(name)) for name in losses.names()]
+
+    def describe(self, name: str) -> LossInfo:
+        return _info(_spec(name, "name"))
+
+    async def compute(self, request: LossRequest, *, timeout: float | None = None) -> LossResult:
+        job, split = self.prepare(request)
+        return await self.pool.run(job, timeout=timeout, split=split)
+
+    def prepare(self, request: LossRequest) -> tuple[Callable[[str], LossResult], Any]:
+        """Validate ``request`` and return the job that computes it (and a splitter)."""
+        spec = _spec(request.loss, "loss")
+        try:
+            params = spec.validate(request.params)
+        except LossParameterError as exc:
+            raise InvalidArgument(
+                "; ".join(f"params.{f}: {m}" for f, m in exc.errors),
+                details=[{"field": f"params.{f}", "message": m} for f, m in exc.errors],
+            ) from None
+        if request.reduction not in _REDUCTIONS:
+            raise InvalidArgument(
+                f"reduction: expected one of {', '.join(_REDUCTIONS)}, got {request.reduction!r}"
+            )
+        logits, targets, weight = _check_arrays(request, self.max_elements)
+        task = _task(logits, targets)
+        _check_targets(task, logits, targets, getattr(params, "ignore_index", None))
+        coupling = spec.coupling(params, task)
+        if request.return_hessian and coupling is Coupling.BATCH:
+            raise InvalidArgument(
+                "return_hessian: the exact Hessian diagonal of a loss that couples the batch "
+                "(scope='batch') costs O((N*C)^2); use scope='sample' or return_grad only"
+            )
+        kwargs = dict(params)
+
+        def job(device: str, lo: int = 0, hi: int | None = None) -> LossResult:
+            rows = slice(lo, hi)
+            x = torch.from_numpy(np.ascontiguousarray(logits[rows])).to(device)
+            y = torch.from_numpy(np.ascontiguousarray(targets[rows])).to(device)
+            w = (
+                None
+                if weight is None
+                else torch.from_numpy(np.ascontiguousarray(weight[rows])).to(device)
+            )
+            try:
+                if request.return_grad or request.return_hessian:
+                    d = losses.derivatives(
+                        spec.name,
+                        x,
+                        y,
+                        hessian=request.return_hessian,
+                        reduction=request.reduction,
+                        sample_weight=w,
+                        **kwargs,
+                    )
+                    value, grad, hess = d.value, d.grad, d.hessian_diag
+                else:
+                    with torch.no_grad():
+                        value = losses.compute(
+                            spec.name, x, y, reduction=request.reduction, sample_weight=w, **kwargs
+                        )
+                    grad, hess = None, None
+            except (ValueError, TypeError) as exc:
+                raise InvalidArgument(str(exc)) from None
+            return LossResult(
+                loss=spec.name,
+                reduction=request.reduction,
+                value=_to_numpy(value),
+                grad=None if grad is None else _to_numpy(grad),
+                hessian_diag=None if hess is None else _to_numpy(hess),
+                device=device,
+            )
+
+        separable = spec.sample_separable and coupling is not Coupling.BATCH
+        splittable = separable and request.reduction in ("none", "sum") and len(logits) > 1
+        split = _row_splitter(job, len(logits), request.reduction) if splittable else None
+        return (lambda device: job(device)), split
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).numpy()
+
+
+def _task(logits: np.ndarray, targets: np.ndarray) -> losses.Task:
+    try:
+        return losses.infer_task(torch.empty(logits.shape), torch.empty(targets.shape))
+    except ValueError as exc:
+        raise InvalidArgument(f"targets: {exc}") from None
+
+
+def _check_targets(
+    task: losses.Task, logits: np.ndarray, targets: np.ndarray, ignore_index: int | None
+) -> None:
+    if task is losses.Task.MULTICLASS:
+        c = logits.shape[1]
+        bad = ((targets < 0) | (targets >= c)) & (targets != ignore_index)
+        if bad.any():
+            raise InvalidArgument(
+                f"targets: expected class indices in [0, {c - 1}], got {int(targets[bad][0])}"
+            )
+        return
+    bad = ~((targets >= 0) & (targets <= 1))
+    if bad.any():
+        raise InvalidArgument(f"targets: expected values in [0, 1], got {targets[bad][0]!r}")
+
+
+def _check_arrays(
+    request: LossRequest, max_elements: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    logits, targets, weight = request.logits, request.targets, request.sample_weight
+    for field, array in (("logits", logits), ("targets", targets), ("sample_weight", weight)):
+        if array is not None and array.size > max_elements:
+            raise InvalidArgument(
+                f"{field}: expected at most {max_elements} elements, got {array.size}"
+            )
+    if logits.dtype.kind != "f":
+        raise InvalidArgument(f"logits: expected a float dtype, got {logits.dtype.name}")
+    if logits.ndim not in (1, 2) or logits.shape[0] == 0:
+        raise InvalidArgument(
+            f"logits: expected shape (N,) or (N, C) with N >= 1, got {list(logits.shape)}"
+        )
+    finite = np.isfinite(logits)
+    if not finite.all():
+        index = [int(i) for i in np.argwhere(~finite)[0]]
+        raise InvalidArgument(
+            f"logits: expected finite values, got {logits[tuple(index)]!r} at index {index}"
+        )
+    if targets.dtype.kind not in "biuf":
+        raise InvalidArgument(f"targets: expected a numeric dtype, got {targets.dtype.name}")
+    if targets.dtype.kind == "f" and targets.shape == logits.shape:
+        targets = targets.astype(logits.dtype)
+    elif targets.dtype.kind == "f":
+        if not np.all(np.mod(targets, 1) == 0):
+            raise InvalidArgument("targets: expected integer class indices, got fractions")
+        targets = targets.astype(np.int64)
+    elif targets.dtype.kind in "biu" and targets.shape == logits.shape:
+        targets = targets.astype(logits.dtype)
+    else:
+        targets = targets.astype(np.int64)
+    if weight is not None:
+        if weight.shape != (logits.shape[0],):
+            raise InvalidArgument(
+                f"sample_weight: expected shape [{logits.shape[0]}], got {list(weight.shape)}"
+            )
+        weight = weight.astype(logits.dtype)
+    return logits, targets, weight
+
+
+def _row_splitter(
+    job: Callable[..., LossResult], n: int, reduction: str
+) -> Callable[[Any], tuple[Any, Any, Callable[[LossResult, LossResult], LossResult]]]:
+    """Split a sample-separable job by rows; halves merge exactly (concat or sum).
+
+    The pool calls the splitter again on a half that still does not fit, so a half carries
+    its own row range.
+    """
+
+    def split(part: Any) -> tuple[Any, Any, Callable[[LossResult, LossResult], LossResult]]:
+        lo, hi = (part.lo, part.hi) if isinstance(part, _Rows) else (0, n)
+        if hi - lo < 2:
+            raise MemoryError("a single row does not fit")
+        mid = (lo + hi) // 2
+        return _Rows(job, lo, mid), _Rows(job, mid, hi), _merge(reduction)
+
+    return split
+
+
+class _Rows:
+    """The job restricted to rows [lo, hi)."""
+
+    def __init__(self, job: Callable[..., LossResult], lo: int, hi: int) -> None:
+        self.job, self.lo, self.hi = job, lo, hi
+
+    def __call__(self, device: str) -> LossResult:
+        return self.job(device, self.lo, self.hi)
+
+
+def _merge(reduction: str) -> Callable[[LossResult, LossResult], LossResult]:
+    def cat(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None or b is None else np.concatenate([a, b])
+
+    def merge(a: LossResult, b: LossResult) -> LossResult:
+        value = np.concatenate([a.value, b.value]) if reduction == "none" else a.value + b.value
+        return LossResult(
+            loss=a.loss,
+            reduction=a.reduction,
+            value=value,
+            grad=cat(a.grad, b.grad),
+            hessian_diag=cat(a.hessian_diag, b.hessian_diag),
+            device=a.device,
+        )
+
+    return merge

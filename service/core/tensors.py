@@ -1,0 +1,210 @@
+"""Tensors on the wire, as pure converters: JSON lists, base64 objects, and raw binary.
+
+A tensor in a JSON body is either nested lists, or ``{"shape": [...], "dtype": "float32",
+"b64": "<little-endian bytes>"}``, or — in the binary encoding — ``{"shape": [...],
+"dtype": "float32", "binary_data_size": n}`` whose ``n`` raw bytes follow the JSON header
+(its length in ``Inference-Header-Content-Length``), in the order the tensors appear in the
+header, as in the Open Inference Protocol's binary tensor extension. The domain type is a
+C-contiguous little-endian ``numpy.ndarray``; every function here is pure and every decode
+inverts its encode for every dtype in :data:`DTYPES`.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pybase64
+
+from .errors import InvalidArgument, PayloadTooLarge
+
+__all__ = [
+    "DTYPES",
+    "BinaryReader",
+    "Encoding",
+    "decode_tensor",
+    "encode_b64",
+    "encode_binary_header",
+    "encode_lists",
+    "from_bytes",
+    "to_bytes",
+]
+
+DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(name).newbyteorder("<")
+    for name in (
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "float16",
+        "float32",
+        "float64",
+    )
+}
+"""The wire dtypes, by the name a request uses."""
+
+
+class Encoding(str, Enum):
+    """How a request sent its tensors; the response answers the same way."""
+
+    LISTS = "lists"
+    B64 = "b64"
+    BINARY = "binary"
+
+
+def _dtype(name: object, field: str) -> np.dtype[Any]:
+    if not isinstance(name, str) or name not in DTYPES:
+        allowed = ", ".join(DTYPES)
+        raise InvalidArgument(f"{field}.dtype: expected one of {allowed}, got {name!r}")
+    return DTYPES[name]
+
+
+def _shape(value: object, field: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise InvalidArgument(
+            f"{field}.shape: expected a list of non-negative integers, got {value!r}"
+        )
+    return tuple(value)
+
+
+def from_bytes(
+    data: bytes | memoryview, shape: tuple[int, ...], dtype: str, field: str
+) -> np.ndarray:
+    """Read little-endian ``data`` as a tensor of ``shape``; the byte count must match."""
+    kind = _dtype(dtype, field)
+    expected = math.prod(shape) * kind.itemsize
+    if len(data) != expected:
+        raise InvalidArgument(
+            f"{field}: expected {expected} bytes for shape {list(shape)} of {dtype}, "
+            f"got {len(data)}"
+        )
+    # One copy into a writable buffer: torch.from_numpy refuses read-only arrays with a warning.
+    array: np.ndarray = np.frombuffer(bytearray(data), dtype=kind).reshape(shape)
+    return array
+
+
+def to_bytes(array: np.ndarray) -> bytes:
+    """The tensor's little-endian bytes, C order."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    name = str(array.dtype.name)
+    if name not in DTYPES:
+        raise InvalidArgument(f"tensor dtype {name} has no wire name")
+    return name
+
+
+def decode_tensor(
+    value: object,
+    field: str,
+    *,
+    binary: BinaryReader | None = None,
+    max_elements: int | None = None,
+) -> tuple[np.ndarray, Encoding]:
+    """Decode one tensor field of a JSON body; return it with the encoding it came in."""
+    if isinstance(value, dict):
+        keys = set(value)
+        shape = _shape(value.get("shape"), field)
+        _check_size(shape, field, max_elements)
+        dtype = value.get("dtype")
+        if "b64" in keys and keys <= {"shape", "dtype", "b64"}:
+            raw = value["b64"]
+            if not isinstance(raw, str):
+                raise InvalidArgument(f"{field}.b64: expected a base64 string, got {raw!r}")
+            try:
+                data = pybase64.b64decode(raw, validate=True)
+            except ValueError:
+                raise InvalidArgument(f"{field}.b64: expected valid base64") from None
+            return from_bytes(data, shape, str(dtype), field), Encoding.B64
+        if "binary_data_size" in keys and keys <= {"shape", "dtype", "binary_data_size"}:
+            if binary is None:
+                raise InvalidArgument(
+                    f"{field}.binary_data_size: binary tensors need the "
+                    "Inference-Header-Content-Length header"
+                )
+            size = value["binary_data_size"]
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise InvalidArgument(
+                    f"{field}.binary_data_size: expected a non-negative integer, got {size!r}"
+                )
+            return from_bytes(binary.take(size, field), shape, str(dtype), field), Encoding.BINARY
+        raise InvalidArgument(
+            f"{field}: expected nested lists, {{shape, dtype, b64}} or "
+            f"{{shape, dtype, binary_data_size}}, got an object with keys {sorted(keys)}"
+        )
+    if isinstance(value, list):
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            raise InvalidArgument(f"{field}: expected rectangular nested lists") from None
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise InvalidArgument(f"{field}: expected rectangular nested lists of numbers")
+        _check_size(array.shape, field, max_elements)
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32)
+        return array, Encoding.LISTS
+    raise InvalidArgument(f"{field}: expected a tensor, got {type(value).__name__}")
+
+
+def _check_size(shape: tuple[int, ...], field: str, max_elements: int | None) -> None:
+    if max_elements is not None and math.prod(shape) > max_elements:
+        raise PayloadTooLarge(
+            f"{field}: expected at most {max_elements} elements, got {math.prod(shape)}"
+        )
+
+
+def encode_lists(array: np.ndarray) -> Any:
+    """Nested lists (a 0-d tensor as a number)."""
+    return array.tolist()
+
+
+def encode_b64(array: np.ndarray) -> dict[str, Any]:
+    return {
+        "shape": list(array.shape),
+        "dtype": _dtype_name(array),
+        "b64": pybase64.b64encode(to_bytes(array)).decode("ascii"),
+    }
+
+
+def encode_binary_header(array: np.ndarray) -> dict[str, Any]:
+    """The header entry of a binary tensor; its bytes are :func:`to_bytes`, appended in order."""
+    return {
+        "shape": list(array.shape),
+        "dtype": _dtype_name(array),
+        "binary_data_size": array.size * array.dtype.itemsize,
+    }
+
+
+class BinaryReader:
+    """Hands out consecutive slices of the bytes after a JSON header."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._data = memoryview(data)
+        self._offset = 0
+
+    def take(self, size: int, field: str) -> memoryview:
+        end = self._offset + size
+        if end > len(self._data):
+            raise InvalidArgument(
+                f"{field}.binary_data_size: expected at most {len(self._data) - self._offset} "
+                f"bytes left after the header, got {size}"
+            )
+        chunk = self._data[self._offset : end]
+        self._offset = end
+        return chunk
+
+    def finish(self) -> None:
+        """Raise when bytes are left over: the sizes did not add up to the body."""
+        left = len(self._data) - self._offset
+        if left:
+            raise InvalidArgument(
+                f"body: expected the binary tensors to end the body, got {left} bytes more"
+            )

@@ -1,0 +1,92 @@
+"""Domain types the core speaks: numpy tensors and plain dataclasses, no transport types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ClassMetrics",
+    "EvaluateRequest",
+    "EvaluateResult",
+    "LossRequest",
+    "LossResult",
+    "ThresholdsRequest",
+    "ThresholdsResult",
+]
+
+
+@dataclass(frozen=True)
+class LossRequest:
+    """``POST /loss`` and ``ComputeLoss``: one batch of logits and targets."""
+
+    loss: str
+    logits: np.ndarray
+    targets: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+    sample_weight: np.ndarray | None = None
+    reduction: str = "mean"
+    return_grad: bool = False
+    return_hessian: bool = False
+
+
+@dataclass(frozen=True)
+class LossResult:
+    loss: str
+    reduction: str
+    value: np.ndarray
+    grad: np.ndarray | None
+    hessian_diag: np.ndarray | None
+    device: str
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    label: int
+    support: int
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """Logits and targets of a validation set (or one batch of it, streamed)."""
+
+    logits: np.ndarray
+    targets: np.ndarray
+    loss: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    thresholds: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    task: str
+    num_samples: int
+    loss: float | None
+    confusion: list[list[int]]
+    """Multiclass: C x C (row = true class). Binary/multilabel: per class [tn, fp, fn, tp]."""
+    per_class: list[ClassMetrics]
+    macro_f1: float
+    micro_f1: float
+
+
+@dataclass(frozen=True)
+class ThresholdsRequest:
+    scores: np.ndarray
+    targets: np.ndarray
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class ThresholdsResult:
+    task: str
+    kind: str
+    """``thresholds`` (binary/multilabel: predict c when score_c >= t_c) or ``offsets``
+    (multiclass: predict argmax(score + offset))."""
+    values: np.ndarray
+    before: EvaluateResult
+    after: EvaluateResult

@@ -1,0 +1,94 @@
+"""Prometheus metrics and one-JSON-object-a-line logs, shared by both transports."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from .core.state import ServiceState
+
+__all__ = ["JsonFormatter", "Metrics", "configure_logging"]
+
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and every ``extra`` field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("lossserve")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class Metrics:
+    """The service's metrics in a registry of its own (one per app, so tests can isolate)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "lossserve_requests",
+            "Requests by route, loss and status.",
+            ["transport", "route", "loss", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lossserve_request_seconds",
+            "Request latency by route and loss.",
+            ["transport", "route", "loss"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.queue_depth = Gauge(
+            "lossserve_worker_queue_depth",
+            "Jobs waiting per worker.",
+            ["device"],
+            registry=self.registry,
+        )
+        self.worker_alive = Gauge(
+            "lossserve_worker_alive",
+            "1 when the worker runs.",
+            ["device"],
+            registry=self.registry,
+        )
+        self.worker_replaced = Gauge(
+            "lossserve_worker_replaced",
+            "Times the worker was replaced.",
+            ["device"],
+            registry=self.registry,
+        )
+
+    def observe(
+        self, route: str, loss: str, status: int | str, seconds: float, transport: str = "http"
+    ) -> None:
+        self.requests.labels(transport, route, loss, str(status)).inc()
+        self.latency.labels(transport, route, loss).observe(seconds)
+
+    def refresh(self, state: ServiceState) -> None:
+        """Read the worker gauges from the pool at scrape time."""
+        for index, stats in enumerate(state.pool.stats()):
+            device = f"{stats.device}#{index}"
+            self.queue_depth.labels(device).set(stats.queued)
+            self.worker_alive.labels(device).set(1 if stats.alive else 0)
+            self.worker_replaced.labels(device).set(stats.replaced)

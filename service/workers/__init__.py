@@ -1,0 +1,12 @@
+"""The device worker pool: one worker per device, bounded queues, deadlines, fault handling."""
+
+from service.workers.pool import (
+    Job,
+    Split,
+    WorkerCrash,
+    WorkerPool,
+    WorkerStats,
+    default_devices,
+)
+
+__all__ = ["Job", "Split", "WorkerCrash", "WorkerPool", "WorkerStats", "default_devices"]

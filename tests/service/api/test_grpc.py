@@ -1,0 +1,781 @@
+"""gRPC transport: a real grpc.aio server on loopback, the generated stub, and the converters."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+import orjson
+import pytest
+import torch
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+import losses
+from service._proto.lossserve.v1 import loss_service_pb2 as pb
+from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from service.api import grpc_convert as convert
+from service.api.grpc import (
+    ERROR_CODE_KEY,
+    ERROR_DETAILS_KEY,
+    GRPC_STATUS,
+    SERVICE_NAME,
+    create_grpc_server,
+)
+from service.core.engine import LossEngine, LossInfo
+from service.core.errors import ErrorCode, InvalidArgument, PayloadTooLarge
+from service.core.evaluator import evaluate, fit_thresholds
+from service.core.state import ServiceState
+from service.core.tensors import DTYPES
+from service.core.types import (
+    ClassMetrics,
+    EvaluateRequest,
+    EvaluateResult,
+    LossRequest,
+    LossResult,
+    ThresholdsRequest,
+    ThresholdsResult,
+)
+from service.settings import Settings
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+CLIENT_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * MiB),
+    ("grpc.max_receive_message_length", 64 * MiB),
+]
+
+
+def with_server(
+    scenario: Callable[[pb_grpc.LossServiceStub, grpc.aio.Channel, ServiceState], Awaitable[T]],
+    **settings: Any,
+) -> T:
+    """Run ``scenario`` against a started server on 127.0.0.1 (one cpu worker by default)."""
+
+    async def main() -> T:
+        state = ServiceState.create(Settings(**{"devices": ["cpu"], **settings}))
+        await state.start()
+        server = create_grpc_server(state)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(
+                f"127.0.0.1:{port}", options=CLIENT_OPTIONS
+            ) as channel:
+                return await scenario(pb_grpc.LossServiceStub(channel), channel, state)
+        finally:
+            await server.stop(None)
+            await state.stop()
+
+    return asyncio.run(main())
+
+
+def _multiclass(n: int = 64, c: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, c)).astype(np.float32)
+    targets = rng.integers(0, c, size=n).astype(np.int64)
+    return logits, targets
+
+
+def _request(loss: str = "cross_entropy", **fields: Any) -> pb.ComputeLossRequest:
+    logits, targets = _multiclass(8, 3)
+    message = convert.encode_compute_request(LossRequest(loss=loss, logits=logits, targets=targets))
+    for name, value in fields.items():
+        if isinstance(value, pb.Tensor):
+            getattr(message, name).CopyFrom(value)
+        else:
+            setattr(message, name, value)
+    return message
+
+
+def _sample_count(state: ServiceState, **labels: str) -> float:
+    value = state.metrics.registry.get_sample_value("lossserve_requests_total", labels)
+    return 0.0 if value is None else value
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+def test_list_losses_has_every_registry_loss_with_its_schema() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> pb.ListLossesResponse:
+        response: pb.ListLossesResponse = await stub.ListLosses(pb.ListLossesRequest())
+        return response
+
+    response = with_server(scenario)
+    names = [info.name for info in response.losses]
+    assert names == losses.names()
+    assert len(names) == 16
+    for info in response.losses:
+        spec = losses.get(info.name)
+        assert orjson.loads(info.params_schema) == spec.json_schema()
+        assert list(info.tasks) == sorted(t.value for t in spec.tasks)
+        assert info.formula == spec.formula
+
+
+# ------------------------------------------------------------------------------ ComputeLoss
+
+
+@pytest.mark.parametrize(
+    ("loss", "params", "task"),
+    [
+        ("cross_entropy", {}, "multiclass"),
+        ("focal", {"gamma": 2.0}, "multiclass"),
+        ("sigmoid_focal", {"alpha": 0.25, "gamma": 2.0}, "multilabel"),
+        ("binary_cross_entropy", {}, "binary"),
+    ],
+)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_compute_loss_equals_losses_derivatives(
+    loss: str, params: dict[str, Any], task: str, reduction: str
+) -> None:
+    rng = np.random.default_rng(1)
+    if task == "multiclass":
+        logits, targets = _multiclass(32, 4)
+    elif task == "multilabel":
+        logits = rng.normal(size=(32, 4)).astype(np.float32)
+        targets = (rng.random((32, 4)) < 0.2).astype(np.float32)
+    else:
+        logits = rng.normal(size=32).astype(np.float32)
+        targets = (rng.random(32) < 0.3).astype(np.float32)
+    request = LossRequest(
+        loss=loss,
+        params=params,
+        logits=logits,
+        targets=targets,
+        reduction=reduction,
+        return_grad=True,
+        return_hessian=True,
+    )
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> pb.ComputeLossResponse:
+        response: pb.ComputeLossResponse = await stub.ComputeLoss(
+            convert.encode_compute_request(request)
+        )
+        return response
+
+    result = convert.decode_compute_response(with_server(scenario))
+    expected = losses.derivatives(
+        loss,
+        torch.from_numpy(logits),
+        torch.from_numpy(targets),
+        hessian=True,
+        reduction=reduction,
+        **params,
+    )
+    assert result.loss == loss
+    assert result.reduction == reduction
+    assert result.device == "cpu"
+    assert result.grad is not None and result.hessian_diag is not None
+    assert result.hessian_diag is not None
+    np.testing.assert_allclose(result.value, expected.value.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(result.grad, expected.grad.numpy(), rtol=1e-6, atol=1e-7)
+    assert expected.hessian_diag is not None
+    np.testing.assert_allclose(
+        result.hessian_diag, expected.hessian_diag.numpy(), rtol=1e-6, atol=1e-7
+    )
+    assert result.value.shape == expected.value.shape
+    assert result.value.shape == (() if reduction == "mean" else tuple(targets.shape))
+
+
+def test_compute_loss_without_derivatives_sends_no_grad() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> pb.ComputeLossResponse:
+        response: pb.ComputeLossResponse = await stub.ComputeLoss(_request())
+        return response
+
+    response = with_server(scenario)
+    assert not response.HasField("grad")
+    assert not response.HasField("hessian_diag")
+    assert response.reduction == "mean"  # empty means mean
+    logits, targets = _multiclass(8, 3)
+    expected = losses.compute("cross_entropy", torch.from_numpy(logits), torch.from_numpy(targets))
+    np.testing.assert_allclose(
+        convert.decode_tensor(response.value, "value"), expected.numpy(), rtol=1e-6
+    )
+
+
+def test_message_above_4_mib_round_trips() -> None:
+    logits, targets = _multiclass(65536, 32, seed=3)
+    request = LossRequest(
+        loss="cross_entropy", logits=logits, targets=targets, reduction="sum", return_grad=True
+    )
+    message = convert.encode_compute_request(request)
+    assert message.ByteSize() > 8 * MiB
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> pb.ComputeLossResponse:
+        response: pb.ComputeLossResponse = await stub.ComputeLoss(message)
+        return response
+
+    result = convert.decode_compute_response(with_server(scenario))
+    expected = losses.derivatives(
+        "cross_entropy", torch.from_numpy(logits), torch.from_numpy(targets), reduction="sum"
+    )
+    assert result.grad is not None and result.grad.shape == (65536, 32)
+    np.testing.assert_allclose(result.value, expected.value.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(result.grad, expected.grad.numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_message_above_the_configured_limit_is_resource_exhausted() -> None:
+    logits, targets = _multiclass(4096, 32)
+    message = convert.encode_compute_request(
+        LossRequest(loss="cross_entropy", logits=logits, targets=targets)
+    )
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> grpc.StatusCode:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ComputeLoss(message)
+        return info.value.code()
+
+    assert with_server(scenario, grpc_max_message_bytes=MiB // 4) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED
+    )
+
+
+def test_the_engine_timeout_is_the_client_deadline_capped_by_the_setting() -> None:
+    seen: list[float | None] = []
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> None:
+        compute = state.engine.compute
+
+        async def spy(request: LossRequest, *, timeout: float | None = None) -> LossResult:
+            seen.append(timeout)
+            return await compute(request, timeout=timeout)
+
+        state.engine.compute = spy  # type: ignore[method-assign]
+        await stub.ComputeLoss(_request())  # no deadline: the setting
+        await stub.ComputeLoss(_request(), timeout=2.0)  # below the setting: the deadline
+        await stub.ComputeLoss(_request(), timeout=60.0)  # above it: the setting
+
+    with_server(scenario, request_timeout_s=7.0)
+    assert seen[0] == 7.0
+    # the deadline travels as a grpc-timeout header, rounded up: allow a little slack
+    assert seen[1] is not None and 0 < seen[1] <= 2.1
+    assert seen[2] == 7.0
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+ERROR_CASES = {
+    "unknown loss": (
+        _request("focall"),
+        r"^loss: .*focall.*[Dd]id you mean.*focal",
+    ),
+    "bad params": (
+        _request("focal", params_json='{"gamma": -1}'),
+        r"^params\.gamma: Input should be greater than or equal to 0",
+    ),
+    "unknown param": (
+        _request("focal", params_json='{"gamma": 2, "delta": 1}'),
+        r"^params\.delta: unknown parameter; expected one of: alpha, gamma",
+    ),
+    "params not JSON": (
+        _request(params_json="{gamma: 2"),
+        r"^params_json: expected JSON",
+    ),
+    "params not an object": (
+        _request(params_json="[1, 2]"),
+        r"^params_json: expected a JSON object, got list$",
+    ),
+    "shape mismatch": (
+        _request(targets=convert.encode_tensor(np.zeros(9, dtype=np.int64))),
+        r"^targets: ",
+    ),
+    "label out of range": (
+        _request(targets=convert.encode_tensor(np.full(8, 5, dtype=np.int64))),
+        r"^targets: expected class indices in \[0, 2\], got 5",
+    ),
+    "NaN logits": (
+        _request(logits=convert.encode_tensor(np.full((8, 3), np.nan, dtype=np.float32))),
+        r"^logits: expected finite values, got .*nan.* at index \[0, 0\]",
+    ),
+    "wrong dtype name": (
+        _request(logits=pb.Tensor(shape=[8, 3], dtype="float33", data=bytes(96))),
+        r"^logits\.dtype: expected one of bool, .*float64, got 'float33'$",
+    ),
+    "bytes not matching shape": (
+        _request(logits=pb.Tensor(shape=[8, 3], dtype="float32", data=bytes(95))),
+        r"^logits: expected 96 bytes for shape \[8, 3\] of float32, got 95$",
+    ),
+    "negative dimension": (
+        _request(logits=pb.Tensor(shape=[-1, 3], dtype="float32", data=b"")),
+        r"^logits\.shape: expected a list of non-negative integers, got \[-1, 3\]$",
+    ),
+    "missing logits": (
+        pb.ComputeLossRequest(loss="cross_entropy", targets=convert.encode_tensor(np.zeros(2))),
+        r"^logits: required field missing$",
+    ),
+    "missing loss": (_request(""), r"^loss: required field missing$"),
+    "bad reduction": (_request(reduction="median"), r"^reduction: expected one of"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_bad_input_is_invalid_argument_naming_the_field(case: str) -> None:
+    message, pattern = ERROR_CASES[case]
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ComputeLoss(message)
+        return info.value
+
+    error = with_server(scenario)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert re.search(pattern, error.details() or ""), error.details()
+    trailing = dict(error.trailing_metadata() or ())
+    assert trailing[ERROR_CODE_KEY] == "INVALID_ARGUMENT"
+
+
+def test_error_details_travel_in_the_trailing_metadata() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ComputeLoss(_request("focal", params_json='{"gamma": -1}'))
+        return info.value
+
+    error = with_server(scenario)
+    details = orjson.loads(dict(error.trailing_metadata() or ())[ERROR_DETAILS_KEY])
+    assert [d["field"] for d in details] == ["params.gamma"]
+
+
+def test_too_many_elements_is_resource_exhausted_as_payload_too_large() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ComputeLoss(_request())
+        return info.value
+
+    error = with_server(scenario, max_elements=16)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == "logits: expected at most 16 elements, got 24"
+    assert dict(error.trailing_metadata() or ())[ERROR_CODE_KEY] == "PAYLOAD_TOO_LARGE"
+
+
+def test_every_error_code_has_a_grpc_status() -> None:
+    assert set(GRPC_STATUS) == set(ErrorCode)
+    assert GRPC_STATUS[ErrorCode.PAYLOAD_TOO_LARGE] is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert all(GRPC_STATUS[c].name == c.value for c in ErrorCode if c is not c.PAYLOAD_TOO_LARGE)
+
+
+def test_an_unexpected_exception_is_internal_with_a_generic_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> list[LossInfo]:
+        raise RuntimeError("secret detail")
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> grpc.aio.AioRpcError:
+        state.engine.list_losses = broken  # type: ignore[method-assign]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ListLosses(pb.ListLossesRequest())
+        return info.value
+
+    with caplog.at_level(logging.ERROR, logger="lossserve.grpc"):
+        error = with_server(scenario)
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert error.details() == "internal error"
+    assert any("secret detail" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_metrics_are_recorded_with_transport_grpc() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> ServiceState:
+        await stub.ComputeLoss(_request())
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.ComputeLoss(_request("focal", params_json='{"gamma": -1}'))
+        return state
+
+    state = with_server(scenario)
+    route = "/lossserve.v1.LossService/ComputeLoss"
+    common = {"transport": "grpc", "route": route}
+    assert _sample_count(state, **common, loss="cross_entropy", status="OK") == 1
+    assert _sample_count(state, **common, loss="focal", status="INVALID_ARGUMENT") == 1
+
+
+# ------------------------------------------------------------------------------ health, reflection
+
+
+def test_health_check_is_serving_for_the_server_and_the_service() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> list[int]:
+        health = health_pb2_grpc.HealthStub(channel)
+        statuses = []
+        for service in ("", SERVICE_NAME):
+            response = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            statuses.append(response.status)
+        return statuses
+
+    assert with_server(scenario) == [health_pb2.HealthCheckResponse.SERVING] * 2
+
+
+def test_health_watch_streams_through_the_interceptor() -> None:
+    """Watch writes with context.write (a coroutine, not a generator): still wrapped right."""
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> int:
+        health = health_pb2_grpc.HealthStub(channel)
+        call = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+        first = await call.read()
+        call.cancel()
+        return int(first.status)
+
+    assert with_server(scenario) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_the_service_and_describes_it() -> None:
+    async def scenario(
+        stub: Any, channel: Any, state: ServiceState
+    ) -> list[reflection_pb2.ServerReflectionResponse]:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+        async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+            yield reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAME)
+
+        return [r async for r in reflection.ServerReflectionInfo(requests())]
+
+    listed, described = with_server(scenario)
+    names = {s.name for s in listed.list_services_response.service}
+    assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
+    assert described.file_descriptor_response.file_descriptor_proto == [pb.DESCRIPTOR.serialized_pb]
+
+
+# ------------------------------------------------------------------------------ StreamEvaluate
+
+
+def _stream(
+    batches: list[pb.EvaluateBatch], **settings: Any
+) -> list[pb.EvaluateUpdate] | grpc.aio.AioRpcError:
+    async def scenario(
+        stub: Any, channel: Any, state: ServiceState
+    ) -> list[pb.EvaluateUpdate] | grpc.aio.AioRpcError:
+        async def requests() -> AsyncIterator[pb.EvaluateBatch]:
+            for batch in batches:
+                yield batch
+
+        try:
+            return [update async for update in stub.StreamEvaluate(requests())]
+        except grpc.aio.AioRpcError as error:
+            return error
+
+    return with_server(scenario, **settings)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_stream_evaluate_over_three_batches_equals_one_shot(task: str) -> None:
+    rng = np.random.default_rng(7)
+    if task == "multiclass":
+        logits, targets = _multiclass(150, 4, seed=7)
+        loss = "focal"
+    else:
+        logits = rng.normal(size=(150, 3)).astype(np.float32)
+        targets = (rng.random((150, 3)) < 0.3).astype(np.float32)
+        loss = "sigmoid_focal"
+    params = {"gamma": 2.0}
+    cuts = [0, 40, 100, 150]
+    batches = [
+        convert.encode_evaluate_batch(
+            EvaluateRequest(
+                logits=logits[lo:hi],
+                targets=targets[lo:hi],
+                loss=loss if lo == 0 else None,
+                params=params if lo == 0 else {},
+            ),
+            beta=1.0 if lo == 0 else None,
+        )
+        for lo, hi in itertools.pairwise(cuts)
+    ]
+    updates = _stream(batches)
+    assert isinstance(updates, list)
+
+    assert [u.batches for u in updates] == [1, 2, 3, 3]
+    assert [u.final for u in updates] == [False, False, False, True]
+    assert [u.metrics.num_samples for u in updates] == [40, 100, 150, 150]
+    assert not any(u.HasField("thresholds") for u in updates[:3])
+    running = convert.decode_metrics(updates[1].metrics)
+    first_100 = evaluate(
+        EvaluateRequest(logits=logits[:100], targets=targets[:100], loss=loss, params=params)
+    )
+    _assert_metrics_equal(running, first_100)
+
+    one_shot = evaluate(EvaluateRequest(logits=logits, targets=targets, loss=loss, params=params))
+    _assert_metrics_equal(convert.decode_metrics(updates[-1].metrics), one_shot)
+    _assert_metrics_equal(convert.decode_metrics(updates[2].metrics), one_shot)
+
+    thresholds = convert.decode_thresholds(updates[-1].thresholds)
+    expected = fit_thresholds(ThresholdsRequest(scores=logits, targets=targets, beta=1.0))
+    assert thresholds.kind == expected.kind
+    assert thresholds.task == task
+    np.testing.assert_array_equal(thresholds.values, expected.values)
+    assert thresholds.before == expected.before
+    assert thresholds.after == expected.after
+    assert thresholds.after.macro_f1 >= thresholds.before.macro_f1
+
+
+def _assert_metrics_equal(actual: EvaluateResult, expected: EvaluateResult) -> None:
+    assert actual.loss == pytest.approx(expected.loss, rel=1e-6)
+    assert actual == EvaluateResult(**{**vars(expected), "loss": actual.loss})
+
+
+def test_stream_evaluate_beta_of_a_later_batch_is_used_for_the_fit() -> None:
+    rng = np.random.default_rng(11)
+    scores = rng.normal(size=200).astype(np.float32)
+    targets = (rng.random(200) < 0.2).astype(np.float32)
+    batches = [
+        convert.encode_evaluate_batch(EvaluateRequest(logits=scores[:100], targets=targets[:100])),
+        convert.encode_evaluate_batch(
+            EvaluateRequest(logits=scores[100:], targets=targets[100:]), beta=2.0
+        ),
+    ]
+    updates = _stream(batches)
+    assert isinstance(updates, list)
+    fitted = convert.decode_thresholds(updates[-1].thresholds)
+    expected = fit_thresholds(ThresholdsRequest(scores=scores, targets=targets, beta=2.0))
+    np.testing.assert_array_equal(fitted.values, expected.values)
+    assert updates[-1].metrics.HasField("loss") is False
+
+
+@pytest.mark.parametrize(
+    ("batches", "pattern"),
+    [
+        ([], r"^stream: expected at least one batch, got none$"),
+        (
+            [
+                convert.encode_evaluate_batch(
+                    EvaluateRequest(logits=np.zeros((4, 3), np.float32), targets=np.arange(4))
+                )
+            ],
+            r"^targets: expected class indices in \[0, 2\]",
+        ),
+        (
+            [
+                convert.encode_evaluate_batch(
+                    EvaluateRequest(
+                        logits=np.zeros((4, 3), np.float32), targets=np.zeros(4, np.int64)
+                    )
+                ),
+                convert.encode_evaluate_batch(
+                    EvaluateRequest(
+                        logits=np.zeros((4, 2), np.float32), targets=np.zeros(4, np.int64)
+                    )
+                ),
+            ],
+            r"^logits: expected 3 classes as the first batch, got 2$",
+        ),
+        (
+            [pb.EvaluateBatch(targets=convert.encode_tensor(np.zeros(3)))],
+            r"^logits: required field missing$",
+        ),
+    ],
+    ids=["no batch", "label out of range", "classes change", "missing logits"],
+)
+def test_stream_evaluate_errors_are_invalid_argument(
+    batches: list[pb.EvaluateBatch], pattern: str
+) -> None:
+    error = _stream(batches)
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert re.search(pattern, error.details() or ""), error.details()
+
+
+# ------------------------------------------------------------------------------ converters
+
+
+SHAPES = [(), (0,), (5,), (3, 4), (2, 0, 3)]
+
+
+def _sample(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    kind = np.dtype(dtype)
+    if kind.kind == "f":
+        return rng.normal(scale=100, size=shape).astype(kind)
+    info = np.iinfo(kind)
+    return rng.integers(info.min, info.max, size=shape, dtype=kind, endpoint=True)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_tensor_round_trips_every_dtype(dtype: str, shape: tuple[int, ...]) -> None:
+    array = _sample(dtype, shape)
+    message = convert.encode_tensor(array)
+    assert message.dtype == dtype
+    assert list(message.shape) == list(shape)
+    assert len(message.data) == array.size * array.dtype.itemsize
+    decoded = convert.decode_tensor(pb.Tensor.FromString(message.SerializeToString()), "x")
+    assert decoded.dtype == array.dtype
+    assert decoded.shape == array.shape
+    np.testing.assert_array_equal(decoded, array)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "int64", "float16", "float32", "float64"])
+def test_tensor_bytes_are_little_endian_c_order_whatever_the_input(dtype: str) -> None:
+    array = _sample(dtype, (3, 4))
+    big_endian_fortran = np.asfortranarray(array.astype(array.dtype.newbyteorder(">")))
+    message = convert.encode_tensor(big_endian_fortran)
+    assert message.data == array.astype(array.dtype.newbyteorder("<")).tobytes(order="C")
+    np.testing.assert_array_equal(convert.decode_tensor(message, "x"), array)
+
+
+def test_tensor_of_an_unsupported_dtype_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match=r"^tensor: expected a dtype among .*, got complex64"):
+        convert.encode_tensor(np.zeros(2, dtype=np.complex64))
+
+
+def test_tensor_above_max_elements_is_payload_too_large() -> None:
+    message = convert.encode_tensor(np.zeros((4, 5), np.float32))
+    with pytest.raises(PayloadTooLarge, match=r"^logits: expected at most 19 elements, got 20$"):
+        convert.decode_tensor(message, "logits", max_elements=19)
+    assert convert.decode_tensor(message, "logits", max_elements=20).shape == (4, 5)
+
+
+@pytest.mark.parametrize("weight", [None, np.linspace(0.5, 2, 8, dtype=np.float32)])
+def test_loss_request_round_trips(weight: np.ndarray | None) -> None:
+    logits, targets = _multiclass(8, 3)
+    request = LossRequest(
+        loss="focal",
+        params={"gamma": 2, "alpha": [0.2, 0.3, 0.5]},
+        logits=logits,
+        targets=targets,
+        sample_weight=weight,
+        reduction="none",
+        return_grad=True,
+        return_hessian=True,
+    )
+    wire = pb.ComputeLossRequest.FromString(
+        convert.encode_compute_request(request).SerializeToString()
+    )
+    decoded = convert.decode_compute_request(wire)
+    assert decoded.params == {"gamma": 2, "alpha": [0.2, 0.3, 0.5]}
+    assert isinstance(decoded.params["gamma"], int)  # JSON text keeps integers integers
+    for name in ("loss", "reduction", "return_grad", "return_hessian"):
+        assert getattr(decoded, name) == getattr(request, name)
+    for name in ("logits", "targets", "sample_weight"):
+        expected, actual = getattr(request, name), getattr(decoded, name)
+        if expected is None:
+            assert actual is None
+        else:
+            assert actual.dtype == expected.dtype
+            np.testing.assert_array_equal(actual, expected)
+
+
+def test_loss_request_defaults() -> None:
+    logits, targets = _multiclass(2, 3)
+    message = pb.ComputeLossRequest(
+        loss="cross_entropy",
+        logits=convert.encode_tensor(logits),
+        targets=convert.encode_tensor(targets),
+    )
+    decoded = convert.decode_compute_request(message)
+    assert decoded.params == {}
+    assert decoded.reduction == "mean"
+    assert decoded.sample_weight is None
+    assert not decoded.return_grad and not decoded.return_hessian
+
+
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_loss_result_round_trips(with_grad: bool) -> None:
+    grad = np.arange(6, dtype=np.float32).reshape(2, 3) if with_grad else None
+    result = LossResult(
+        loss="focal",
+        reduction="mean",
+        value=np.array(0.25, dtype=np.float32),
+        grad=grad,
+        hessian_diag=None if grad is None else grad * 2,
+        device="cuda:1",
+    )
+    wire = pb.ComputeLossResponse.FromString(
+        convert.encode_compute_response(result).SerializeToString()
+    )
+    decoded = convert.decode_compute_response(wire)
+    assert (decoded.loss, decoded.reduction, decoded.device) == ("focal", "mean", "cuda:1")
+    assert decoded.value.shape == () and decoded.value == np.float32(0.25)
+    for name in ("grad", "hessian_diag"):
+        expected, actual = getattr(result, name), getattr(decoded, name)
+        if expected is None:
+            assert actual is None
+        else:
+            np.testing.assert_array_equal(actual, expected)
+
+
+def test_loss_info_round_trips() -> None:
+    infos = LossEngine.list_losses(None)  # type: ignore[arg-type]  # pool unused here
+    wire = pb.ListLossesResponse.FromString(convert.encode_list_losses(infos).SerializeToString())
+    assert convert.decode_list_losses(wire) == infos
+
+
+@pytest.mark.parametrize("loss", [None, 0.6931471805599453])
+def test_evaluate_messages_round_trip(loss: float | None) -> None:
+    metrics = EvaluateResult(
+        task="multilabel",
+        num_samples=10,
+        loss=loss,
+        confusion=[[5, 1, 2, 2], [7, 0, 1, 2]],
+        per_class=[
+            ClassMetrics(label=0, support=4, precision=2 / 3, recall=0.5, f1=4 / 7),
+            ClassMetrics(label=1, support=3, precision=1.0, recall=2 / 3, f1=0.8),
+        ],
+        macro_f1=(4 / 7 + 0.8) / 2,
+        micro_f1=8 / 13,
+    )
+    assert (
+        convert.decode_metrics(
+            pb.EvaluateMetrics.FromString(convert.encode_metrics(metrics).SerializeToString())
+        )
+        == metrics
+    )
+    thresholds = ThresholdsResult(
+        task="multilabel",
+        kind="thresholds",
+        values=np.array([0.125, -1.5]),
+        before=metrics,
+        after=metrics,
+    )
+    update = pb.EvaluateUpdate.FromString(
+        convert.encode_update(metrics, batches=3, thresholds=thresholds).SerializeToString()
+    )
+    assert update.final and update.batches == 3
+    decoded = convert.decode_thresholds(update.thresholds)
+    np.testing.assert_array_equal(decoded.values, thresholds.values)
+    assert (decoded.task, decoded.kind, decoded.before, decoded.after) == (
+        "multilabel",
+        "thresholds",
+        metrics,
+        metrics,
+    )
+    running = convert.encode_update(metrics, batches=1)
+    assert not running.final and not running.HasField("thresholds")
+
+
+@pytest.mark.parametrize("beta", [None, 0.5])
+def test_evaluate_batch_round_trips(beta: float | None) -> None:
+    logits, targets = _multiclass(6, 3)
+    request = EvaluateRequest(
+        logits=logits,
+        targets=targets,
+        loss="focal",
+        params={"gamma": 1},
+        thresholds=np.array([0.0, 0.5, -0.5]),
+    )
+    decoded, decoded_beta = convert.decode_evaluate_batch(
+        pb.EvaluateBatch.FromString(
+            convert.encode_evaluate_batch(request, beta=beta).SerializeToString()
+        )
+    )
+    assert decoded_beta == beta
+    assert (decoded.loss, decoded.params) == ("focal", {"gamma": 1})
+    for name in ("logits", "targets", "thresholds"):
+        np.testing.assert_array_equal(getattr(decoded, name), getattr(request, name))
+    bare, _ = convert.decode_evaluate_batch(
+        convert.encode_evaluate_batch(EvaluateRequest(logits=logits, targets=targets))
+    )
+    assert (bare.loss, bare.params, bare.thresholds) == (None, {}, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", {}), ("{}", {}), ('{"gamma": 2, "alpha": [1, 2]}', {"gamma": 2, "alpha": [1, 2]})],
+)
+def test_params_json_decodes(text: str, expected: dict[str, Any]) -> None:
+    assert convert.decode_params(text) == expected
+    assert convert.decode_params(convert.encode_params(expected)) == expected
