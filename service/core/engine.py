@@ -88,6 +88,12 @@ class LossEngine:
             )
         logits, targets, weight = _check_arrays(request, self.max_elements)
         task = _task(logits, targets)
+        if task not in spec.tasks:
+            allowed = ", ".join(sorted(t.value for t in spec.tasks))
+            raise InvalidArgument(
+                f"targets: expected targets for a task that loss {spec.name!r} supports "
+                f"({allowed}), got {task.value} targets"
+            )
         _check_targets(task, logits, targets, getattr(params, "ignore_index", None))
         coupling = spec.coupling(params, task)
         if request.return_hessian and coupling is Coupling.BATCH:
