@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, cast
@@ -128,15 +129,27 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             return self._wrap_coroutine(behavior, method)
         return behavior  # a synchronous handler (none is registered here): left alone
 
-    def _observe(self, method: str, call: _Call, status: str, start: float) -> None:
-        self._metrics.observe(
-            method, call.loss, status, time.perf_counter() - start, transport="grpc"
+    def _observe(
+        self, method: str, call: _Call, status: str, start: float, request_id: str
+    ) -> None:
+        elapsed = time.perf_counter() - start
+        self._metrics.observe(method, call.loss, status, elapsed, transport="grpc")
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "status": status,
+                "duration_ms": round(elapsed * 1e3, 3),
+                "loss": call.loss,
+            },
         )
 
     def _wrap_coroutine(self, behavior: Any, method: str) -> Any:
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call, start, status = _Call(), time.perf_counter(), "OK"
             _CALL.set(call)  # each RPC runs in a task of its own, so in a context of its own
+            request_id = await _echo_request_id(context)
             try:
                 return await behavior(request, context)
             except grpc.aio.AbortError:
@@ -150,7 +163,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 status = code.name
                 await context.abort(code, details, trailing_metadata=metadata)
             finally:
-                self._observe(method, call, status, start)
+                self._observe(method, call, status, start, request_id)
 
         return handle
 
@@ -160,6 +173,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         ) -> AsyncIterator[Any]:
             call, start, status = _Call(), time.perf_counter(), "OK"
             _CALL.set(call)
+            request_id = await _echo_request_id(context)
             try:
                 async with contextlib.aclosing(behavior(request, context)) as responses:
                     async for response in responses:
@@ -175,9 +189,17 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 status = code.name
                 await context.abort(code, details, trailing_metadata=metadata)
             finally:
-                self._observe(method, call, status, start)
+                self._observe(method, call, status, start, request_id)
 
         return handle
+
+
+async def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's ``x-request-id`` (or a new one), sent back in the initial metadata."""
+    given = dict(context.invocation_metadata() or ()).get("x-request-id")
+    request_id = given if isinstance(given, str) and given else uuid.uuid4().hex
+    await context.send_initial_metadata((("x-request-id", request_id),))
+    return request_id
 
 
 def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
