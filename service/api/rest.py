@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import Body, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,8 +36,43 @@ from . import wire
 
 __all__ = ["create_app"]
 
+T = TypeVar("T")
 HEADER_LENGTH = "inference-header-content-length"
 log = logging.getLogger("lossserve.http")
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_HEADER_PARAMETER = {
+    "name": "Inference-Header-Content-Length",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "Binary tensor extension: the length of the JSON header at the start of "
+    "the body; the raw little-endian bytes of its binary_data_size tensors follow it, in order.",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Documented error answers: every one is an ``ErrorBody``."""
+    return {status: {"model": wire.ErrorBody} for status in statuses}
+
+
+def _body_schema(model: type[Any], examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A hand-parsed body: JSON (``model``) or the binary tensor extension."""
+    return {
+        "parameters": [_HEADER_PARAMETER],
+        "requestBody": {
+            "required": True,
+            "description": "JSON; or, with Inference-Header-Content-Length, a JSON header "
+            "followed by raw tensor bytes (any content type).",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "examples": examples,
+                },
+                "application/octet-stream": _BINARY,
+            },
+        },
+    }
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -91,6 +127,23 @@ def _field(document: dict[str, Any], name: str, kind: type | tuple[type, ...], d
     return value
 
 
+_SCORES = ("logits", "scores")
+
+
+def _decode(
+    value: object, field: str, binary: BinaryReader | None, max_elements: int
+) -> tuple[np.ndarray, Encoding]:
+    """``decode_tensor``; nested lists of logits or scores that are all integral are floats.
+
+    JSON has one number type and many writers (JavaScript's among them) print 1.0 as 1, so
+    ``[[1, 0]]`` is as much a batch of logits as ``[[1.0, 0.0]]``.
+    """
+    array, encoding = decode_tensor(value, field, binary=binary, max_elements=max_elements)
+    if encoding is Encoding.LISTS and field in _SCORES and array.dtype.kind in "iu":
+        array = array.astype(np.float32)
+    return array, encoding
+
+
 def decode_loss_request(
     document: dict[str, Any], binary: BinaryReader | None, max_elements: int
 ) -> tuple[LossRequest, Encoding]:
@@ -106,9 +159,7 @@ def decode_loss_request(
     reduction = _field(document, "reduction", str, "mean")
     return_grad = _field(document, "return_grad", bool, False)
     return_hessian = _field(document, "return_hessian", bool, False)
-    logits, encoding = decode_tensor(
-        document["logits"], "logits", binary=binary, max_elements=max_elements
-    )
+    logits, encoding = _decode(document["logits"], "logits", binary, max_elements)
     targets, _ = decode_tensor(
         document["targets"], "targets", binary=binary, max_elements=max_elements
     )
@@ -161,6 +212,33 @@ def encode_loss_result(result: LossResult, encoding: Encoding) -> Response:
     )
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged for a client that went away (nginx's convention); nobody receives it."""
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Await ``work``; a client that disconnects first cancels it, so its queued job is dropped.
+
+    The body has been read, so the next ASGI message can only be the disconnect.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    log.info("client disconnected; its request was cancelled", extra={"path": request.url.path})
+    return None
+
+
 def create_app(state: ServiceState) -> FastAPI:
     """The FastAPI application over ``state``'s core objects."""
     app = FastAPI(
@@ -193,8 +271,16 @@ def create_app(state: ServiceState) -> FastAPI:
     ) -> Response:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         start = time.perf_counter()
+        declared = request.headers.get("content-length", "")
         try:
-            response = await call_next(request)
+            if declared.isdigit() and int(declared) > settings.max_body_bytes:
+                response = _error(
+                    PayloadTooLarge(
+                        f"body: expected at most {settings.max_body_bytes} bytes, got {declared}"
+                    )
+                )
+            else:
+                response = await call_next(request)
         except Exception:  # an unexpected bug: a 500, logged, never a crash
             log.exception("unhandled error", extra={"request_id": request_id})
             response = _json(
@@ -219,16 +305,38 @@ def create_app(state: ServiceState) -> FastAPI:
         )
         return response
 
-    @app.get("/v2/health/live", tags=["health"])
-    async def live() -> dict[str, bool]:
-        return {"live": True}
+    @app.get(
+        "/v2/health/live",
+        response_model=wire.LiveResponse,
+        tags=["health"],
+        summary="Liveness (Open Inference Protocol v2)",
+    )
+    async def live() -> Response:
+        return _json({"live": True})
 
-    @app.get("/v2/health/ready", tags=["health"])
+    @app.get(
+        "/v2/health/ready",
+        response_model=wire.ReadyResponse,
+        responses={503: {"model": wire.ReadyResponse, "description": "No live worker"}},
+        tags=["health"],
+        summary="Readiness (Open Inference Protocol v2): 200 when a worker runs, else 503",
+    )
     async def ready() -> Response:
         is_ready = state.ready()
         return _json({"ready": is_ready}, 200 if is_ready else 503)
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+        tags=["health"],
+        summary="Prometheus metrics: requests, latency, queue depth, worker state",
+    )
     async def prometheus() -> Response:
         metrics.refresh(state)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -245,37 +353,29 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.get(
         "/losses/{name}",
         response_model=wire.LossInfoBody,
-        responses={404: {"model": wire.ErrorBody}},
+        responses=_errors(404),
         tags=["losses"],
+        summary="One registry loss with its params JSON Schema",
     )
-    async def describe_loss(name: str) -> Response:
+    async def describe_loss(
+        name: Annotated[
+            str, Path(description="A registry name, see GET /losses.", examples=["focal"])
+        ],
+    ) -> Response:
         return _json(asdict(state.engine.describe(name)))
 
     @app.post(
         "/loss",
         response_model=wire.LossResponseBody,
         responses={
-            400: {"model": wire.ErrorBody},
-            413: {"model": wire.ErrorBody},
-            429: {"model": wire.ErrorBody},
-            503: {"model": wire.ErrorBody},
-            504: {"model": wire.ErrorBody},
+            200: {
+                "description": "JSON; or, for a binary request, a JSON header (its length "
+                "in Inference-Header-Content-Length) followed by the raw result tensors",
+                "content": {"application/octet-stream": _BINARY},
+            },
+            **_errors(400, 413, 429, 503, 504),
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/LossRequestBody"}
-                    },
-                    "application/octet-stream": {
-                        "schema": {"type": "string", "format": "binary"},
-                        "description": "JSON header + raw tensors; header length in "
-                        "Inference-Header-Content-Length",
-                    },
-                },
-            }
-        },
+        openapi_extra=_body_schema(wire.LossRequestBody, wire.LOSS_EXAMPLES),
         tags=["losses"],
         summary="Value, gradient and Hessian diagonal of a registry loss",
     )
@@ -283,16 +383,34 @@ def create_app(state: ServiceState) -> FastAPI:
         document, binary = await read_json_body(request, settings.max_body_bytes)
         loss_request, encoding = decode_loss_request(document, binary, settings.max_elements)
         request.scope["lossserve.loss"] = loss_request.loss
-        result = await state.engine.compute(loss_request, timeout=settings.request_timeout_s)
+        work = state.engine.compute(loss_request, timeout=settings.request_timeout_s)
+        result = await _unless_disconnected(request, work)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         return encode_loss_result(result, encoding)
 
     @app.post(
         "/class-weights",
         response_model=wire.ClassWeightsResponse,
-        responses={400: {"model": wire.ErrorBody}},
+        responses=_errors(400, 413),
         tags=["losses"],
+        summary="Per-class weights from labels or counts",
     )
-    async def class_weights(body: wire.ClassWeightsBody) -> Response:
+    async def class_weights(
+        body: Annotated[wire.ClassWeightsBody, Body(openapi_examples=wire.CLASS_WEIGHTS_EXAMPLES)],
+    ) -> Response:
+        limit = settings.max_elements
+        for name, values in (("labels", body.labels), ("counts", body.counts)):
+            if values is not None and len(values) > limit:
+                raise PayloadTooLarge(
+                    f"{name}: expected at most {limit} elements, got {len(values)}"
+                )
+        if body.num_classes is not None and body.num_classes > limit:
+            raise PayloadTooLarge(f"num_classes: expected at most {limit}, got {body.num_classes}")
+        if body.labels and max(body.labels) >= limit:
+            raise PayloadTooLarge(
+                f"labels: expected class indices below {limit}, got {max(body.labels)}"
+            )
         try:
             weights = losses.class_weights(
                 body.labels,
@@ -304,18 +422,6 @@ def create_app(state: ServiceState) -> FastAPI:
         except (ValueError, TypeError) as exc:
             raise InvalidArgument(str(exc)) from None
         return _json({"strategy": body.strategy, "weights": weights.tolist()})
-
-    def _body_schema(model: type[Any]) -> dict[str, Any]:
-        return {
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
-                    }
-                },
-            }
-        }
 
     async def _tensors(
         request: Request, names: tuple[str, ...], optional: tuple[str, ...], body_model: type[Any]
@@ -333,9 +439,7 @@ def create_app(state: ServiceState) -> FastAPI:
                     raise InvalidArgument(f"{name}: required field missing")
                 extra[name] = None
                 continue
-            array, _ = decode_tensor(
-                document[name], name, binary=binary, max_elements=settings.max_elements
-            )
+            array, _ = _decode(document[name], name, binary, settings.max_elements)
             (required if name in names else extra)[name] = array
         if binary is not None:
             binary.finish()
@@ -344,8 +448,8 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.post(
         "/evaluate",
         response_model=wire.EvaluateResponse,
-        responses={400: {"model": wire.ErrorBody}, 413: {"model": wire.ErrorBody}},
-        openapi_extra=_body_schema(wire.EvaluateBody),
+        responses=_errors(400, 413, 504),
+        openapi_extra=_body_schema(wire.EvaluateBody, wire.EVALUATE_EXAMPLES),
         tags=["metrics"],
         summary="Mean loss, confusion counts, per-class and macro/micro F1",
     )
@@ -370,8 +474,8 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.post(
         "/thresholds",
         response_model=wire.ThresholdsResponse,
-        responses={400: {"model": wire.ErrorBody}, 413: {"model": wire.ErrorBody}},
-        openapi_extra=_body_schema(wire.ThresholdsBody),
+        responses=_errors(400, 413, 504),
+        openapi_extra=_body_schema(wire.ThresholdsBody, wire.THRESHOLDS_EXAMPLES),
         tags=["metrics"],
         summary="Per-class thresholds (or multiclass logit offsets) that maximise F-beta",
     )
@@ -381,7 +485,7 @@ def create_app(state: ServiceState) -> FastAPI:
         )
         beta = _field(document, "beta", (int, float), 1.0)
         result = await state.fit_thresholds(
-            ThresholdsRequest(scores=arrays["scores"], targets=arrays["targets"], beta=float(beta))
+            ThresholdsRequest(scores=arrays["scores"], targets=arrays["targets"], beta=beta)
         )
         body = asdict(result)
         body["values"] = result.values.tolist()
@@ -399,6 +503,12 @@ def create_app(state: ServiceState) -> FastAPI:
             for name, definition in extra.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components[model.__name__] = extra
+        # Validation errors answer 400 with an ErrorBody (on_validation), never FastAPI's 422.
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
         app.openapi_schema = schema
         return schema
 

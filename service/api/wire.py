@@ -7,11 +7,15 @@ served document to them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CLASS_WEIGHTS_EXAMPLES",
+    "EVALUATE_EXAMPLES",
+    "LOSS_EXAMPLES",
+    "THRESHOLDS_EXAMPLES",
     "B64Tensor",
     "BinaryTensor",
     "ClassWeightsBody",
@@ -20,10 +24,12 @@ __all__ = [
     "ErrorInfo",
     "EvaluateBody",
     "EvaluateResponse",
+    "LiveResponse",
     "LossInfoBody",
     "LossListResponse",
     "LossRequestBody",
     "LossResponseBody",
+    "ReadyResponse",
     "ThresholdsBody",
     "ThresholdsResponse",
 ]
@@ -31,7 +37,7 @@ __all__ = [
 
 class B64Tensor(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    shape: list[int] = Field(description="Dimensions, e.g. [N, C].")
+    shape: list[Annotated[int, Field(ge=0)]] = Field(description="Dimensions, e.g. [N, C].")
     dtype: Literal[
         "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"
     ]
@@ -42,15 +48,21 @@ class BinaryTensor(BaseModel):
     """Binary encoding only: the bytes follow the JSON header, in order of appearance."""
 
     model_config = ConfigDict(extra="forbid")
-    shape: list[int]
+    shape: list[Annotated[int, Field(ge=0)]]
     dtype: Literal[
         "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"
     ]
     binary_data_size: int = Field(ge=0)
 
 
-NestedLists = list[Any]
+Scalar = float | bool
+NestedLists = list[Scalar] | list[list[Scalar]]
+"""Rectangular nested lists of numbers (or booleans), one or two levels deep: (N,) or (N, C)."""
 Tensor = NestedLists | B64Tensor | BinaryTensor
+
+ResultLists = list[float | None] | list[list[float | None]]
+"""A result tensor as nested lists: null where a value is not finite (JSON has no Inf/NaN)."""
+ResultTensor = ResultLists | B64Tensor | BinaryTensor
 
 
 class LossRequestBody(BaseModel):
@@ -68,9 +80,12 @@ class LossRequestBody(BaseModel):
 class LossResponseBody(BaseModel):
     loss: str
     reduction: str
-    value: float | Tensor
-    grad: Tensor | None
-    hessian_diag: Tensor | None
+    value: float | ResultTensor | None = Field(
+        description="A number for reduction mean or sum, else a tensor in the request's "
+        "encoding; null when the number is not finite (JSON has no Inf or NaN)."
+    )
+    grad: ResultTensor | None
+    hessian_diag: ResultTensor | None
     device: str
 
 
@@ -103,6 +118,14 @@ class ClassWeightsBody(BaseModel):
 class ClassWeightsResponse(BaseModel):
     strategy: str
     weights: list[float]
+
+
+class LiveResponse(BaseModel):
+    live: bool
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
 
 
 class ErrorInfo(BaseModel):
@@ -159,3 +182,82 @@ class ThresholdsResponse(BaseModel):
     values: list[float]
     before: EvaluateResponse
     after: EvaluateResponse
+
+
+# ---------------------------------------------------------------------------- examples
+# Each example is a request that succeeds (tests/contract sends every one of them).
+
+
+def _example(summary: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"summary": summary, "value": value}
+
+
+LOSS_EXAMPLES: dict[str, dict[str, Any]] = {
+    "lists": _example(
+        "Focal loss of a multiclass batch with its gradient, tensors as nested lists",
+        {
+            "loss": "focal",
+            "params": {"gamma": 2.0},
+            "logits": [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]],
+            "targets": [0, 2],
+            "reduction": "mean",
+            "return_grad": True,
+        },
+    ),
+    "b64": _example(
+        "Per-sample binary cross-entropy with gradient and Hessian diagonal, logits in base64",
+        {
+            "loss": "binary_cross_entropy",
+            "logits": {"shape": [2], "dtype": "float32", "b64": "AAAAPwAAgL8="},
+            "targets": [1, 0],
+            "reduction": "none",
+            "return_grad": True,
+            "return_hessian": True,
+        },
+    ),
+}
+
+CLASS_WEIGHTS_EXAMPLES: dict[str, dict[str, Any]] = {
+    "labels": _example("Balanced weights from labels", {"labels": [0, 0, 0, 1, 2]}),
+    "counts": _example(
+        "Effective-number weights from per-class counts",
+        {"counts": [900, 90, 10], "strategy": "effective_number", "beta": 0.999},
+    ),
+}
+
+EVALUATE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "multiclass": _example(
+        "Multiclass metrics and the mean cross-entropy",
+        {
+            "logits": [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3], [-1.0, 0.0, 1.5]],
+            "targets": [0, 2, 2],
+            "loss": "cross_entropy",
+        },
+    ),
+    "binary": _example(
+        "Binary metrics at a threshold of 0.5 on the logits",
+        {"logits": [1.2, -0.4, 0.3, -2.0], "targets": [1, 0, 0, 1], "thresholds": [0.5]},
+    ),
+}
+
+THRESHOLDS_EXAMPLES: dict[str, dict[str, Any]] = {
+    "binary": _example(
+        "The F1-optimal threshold of one class",
+        {"scores": [2.0, 1.0, 0.5, -0.3, -1.2], "targets": [1, 1, 0, 1, 0]},
+    ),
+    "multilabel": _example(
+        "Per-class F2-optimal thresholds",
+        {
+            "scores": [[1.5, -0.5], [0.2, 0.9], [-0.7, 0.1], [0.4, -1.1]],
+            "targets": [[1, 0], [0, 1], [0, 1], [1, 0]],
+            "beta": 2.0,
+        },
+    ),
+    "multiclass": _example(
+        "Per-class logit offsets that maximise macro-F1",
+        {
+            "scores": [[2.0, 0.1, -1.0], [0.3, 0.2, 0.1], [0.5, 0.4, 0.45], [-0.2, 1.0, 0.0]],
+            "targets": [0, 1, 2, 1],
+        },
+    ),
+}

@@ -200,7 +200,7 @@ def _check_arrays(
     if targets.dtype.kind == "f" and targets.shape == logits.shape:
         targets = targets.astype(logits.dtype)
     elif targets.dtype.kind == "f":
-        if not np.all(np.mod(targets, 1) == 0):
+        if not np.isfinite(targets).all() or not np.all(np.mod(targets, 1) == 0):
             raise InvalidArgument("targets: expected integer class indices, got fractions")
         targets = targets.astype(np.int64)
     elif targets.dtype.kind in "biu" and targets.shape == logits.shape:

@@ -94,6 +94,12 @@ def _shape(value: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in value) + ("," if len(value) == 1 else "") + ")"
 
 
+_MAX_SCORE = 1e30
+"""Largest score magnitude accepted: far beyond any logit, far below float64 overflow."""
+_MAX_BETA = 1e6
+"""Largest F-beta accepted: beta^2 stays far from overflowing the F-beta arithmetic."""
+
+
 def _check_scores(value: object, field: str) -> Floats:
     if not isinstance(value, np.ndarray):
         raise InvalidArgument(f"{field}: expected an array, got {type(value).__name__}")
@@ -112,12 +118,14 @@ def _check_scores(value: object, field: str) -> Floats:
             f"{field}: expected at least one class, got shape {_shape(value.shape)}"
         )
     scores: Floats = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
-    finite = np.isfinite(scores)
+    # Finite, and small enough that sums of two scores (offsets, midpoints) stay finite.
+    finite = np.isfinite(scores) & (np.abs(scores, dtype=np.float64) <= _MAX_SCORE)
     if not bool(finite.all()):
         where = tuple(int(i) for i in np.argwhere(~finite)[0])
         index = where[0] if len(where) == 1 else where
         raise InvalidArgument(
-            f"{field}: expected finite values, got {scores[where].item()!r} at index {index}"
+            f"{field}: expected finite values within ±{_MAX_SCORE:g}, got "
+            f"{scores[where].item()!r} at index {index}"
         )
     return scores
 
@@ -206,8 +214,9 @@ def _check_beta(beta: object) -> float:
         or not isinstance(beta, int | float)
         or not np.isfinite(beta)
         or beta <= 0
+        or beta > _MAX_BETA
     ):
-        raise InvalidArgument(f"beta: expected a finite number > 0, got {beta!r}")
+        raise InvalidArgument(f"beta: expected a number in (0, {_MAX_BETA:g}], got {beta!r}")
     return float(beta)
 
 

@@ -149,6 +149,14 @@ def decode_tensor(
             raise InvalidArgument(f"{field}: expected rectangular nested lists of numbers")
         _check_size(array.shape, field, max_elements)
         if array.dtype.kind == "f":
+            # JSON numbers become float32; one beyond its range would silently turn to Inf.
+            big = np.abs(array) > np.finfo(np.float32).max
+            if big.any():
+                index = [int(i) for i in np.argwhere(big)[0]]
+                raise InvalidArgument(
+                    f"{field}: expected numbers within float32 range (|x| <= 3.4028235e+38), "
+                    f"got {array[tuple(index)].item()!r} at index {index}"
+                )
             array = array.astype(np.float32)
         return array, Encoding.LISTS
     raise InvalidArgument(f"{field}: expected a tensor, got {type(value).__name__}")

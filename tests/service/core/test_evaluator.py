@@ -438,7 +438,7 @@ def test_stream_ends_once_and_not_empty() -> None:
         EvaluationStream(max_elements=10).finish()
     stream = EvaluationStream(max_elements=10)
     stream.add(EvaluateRequest(np.zeros(2), np.array([0, 1])))
-    with pytest.raises(InvalidArgument, match=r"^beta: expected a finite number > 0"):
+    with pytest.raises(InvalidArgument, match=r"^beta: expected a number in \(0, 1e\+06\]"):
         stream.finish(beta=0.0)
     stream.finish()
     with pytest.raises(InvalidArgument, match=r"^stream: expected no batch after the end"):
@@ -460,7 +460,11 @@ def _nan() -> Array:
 
 
 _BAD_EVALUATE: list[tuple[str, EvaluateRequest, str]] = [
-    ("nan", EvaluateRequest(_nan(), _Y2), r"^logits: expected finite values, got .*\(2, 1\)"),
+    (
+        "nan",
+        EvaluateRequest(_nan(), _Y2),
+        r"^logits: expected finite values within ±1e\+30, got .*\(2, 1\)",
+    ),
     (
         "inf",
         EvaluateRequest(np.array([0.0, np.inf]), np.array([0, 1])),
@@ -594,19 +598,19 @@ def test_bad_evaluate_input_names_the_field(request_: EvaluateRequest, message: 
         ),
         (
             ThresholdsRequest(np.zeros(2), np.array([0, 1]), beta=0.0),
-            r"^beta: expected a finite number > 0, got 0.0",
+            r"^beta: expected a number in \(0, 1e\+06\], got 0.0",
         ),
         (
             ThresholdsRequest(np.zeros(2), np.array([0, 1]), beta=-1.0),
-            r"^beta: expected a finite number > 0",
+            r"^beta: expected a number in \(0, 1e\+06\]",
         ),
         (
             ThresholdsRequest(np.zeros(2), np.array([0, 1]), beta=float("nan")),
-            r"^beta: expected a finite number > 0",
+            r"^beta: expected a number in \(0, 1e\+06\]",
         ),
         (
             ThresholdsRequest(np.zeros(2), np.array([0, 1]), beta=True),
-            r"^beta: expected a finite number > 0, got True",
+            r"^beta: expected a number in \(0, 1e\+06\], got True",
         ),
     ],
 )

@@ -1,0 +1,53 @@
+"""A client that disconnects cancels its queued work (real uvicorn, real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import uvicorn
+
+from service.api.rest import create_app
+from service.core.state import ServiceState
+from service.settings import Settings
+
+
+def test_a_disconnected_client_never_gets_its_queued_job_run() -> None:
+    async def main() -> None:
+        state = ServiceState.create(Settings(devices=["cpu"], queue_depth=4))
+        await state.start()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_config=None)
+        )
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        release = threading.Event()
+        blocker = asyncio.create_task(state.pool.run(lambda device: release.wait(10)))
+        while state.pool.stats()[0].running == 0:
+            await asyncio.sleep(0.01)
+        try:
+            body = {"loss": "focal", "logits": [[1.0, 2.0]], "targets": [1]}
+            async with httpx.AsyncClient(timeout=0.3) as client:
+                try:
+                    await client.post(f"http://127.0.0.1:{port}/loss", json=body)
+                except httpx.TimeoutException:
+                    pass  # the client gives up and closes its connection
+            for _ in range(200):  # the server notices the disconnect and drops the queued job
+                if state.pool.stats()[0].queued == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert state.pool.stats()[0].queued == 0
+            release.set()
+            assert await blocker is True
+            stats = state.pool.stats()[0]
+            assert stats.completed == 1  # the blocker only: the abandoned request never ran
+        finally:
+            release.set()
+            server.should_exit = True
+            await serving
+            await state.stop()
+
+    asyncio.run(main())
