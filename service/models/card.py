@@ -1,0 +1,92 @@
+"""``card.json``: what makes a model in the repository self-describing.
+
+``<repo>/<model>/<version>/model.onnx`` lies beside ``card.json``; nothing about a model lives
+only in server memory. Training writes the card; serving reads and validates it (the sha256
+of the ONNX file and its input spec) before a version goes live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MODEL_NAME",
+    "BatchingConfig",
+    "InputSpec",
+    "ModelCard",
+    "SplitMetrics",
+    "sha256_of",
+]
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A model name: a path segment that cannot climb out of the repository."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "features"
+    shape: list[int] = Field(description="-1 for the dynamic batch axis, e.g. [-1, 64].")
+    dtype: Literal["float32"] = "float32"
+
+
+class SplitMetrics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    macro_f1_argmax: float = Field(description="Argmax (multiclass) or threshold 0 decisions.")
+    macro_f1_thresholds: float = Field(description="Decisions after the learned thresholds.")
+    micro_f1_thresholds: float
+    loss: float | None = None
+
+
+class BatchingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_batch_size: int = Field(64, ge=1)
+    max_queue_delay_us: int = Field(500, ge=0)
+    queue_depth: int = Field(256, ge=1)
+
+
+class ModelCard(BaseModel):
+    """The model's card; ``thresholds`` are per-class logit thresholds (binary, multilabel)
+    or additive logit offsets (multiclass), as ``POST /thresholds`` fits them."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=MODEL_NAME.pattern)
+    version: int = Field(ge=1)
+    task: Literal["binary", "multiclass", "multilabel"]
+    labels: list[str]
+    loss: str
+    loss_params: dict[str, Any] = Field(default_factory=dict)
+    architecture: Literal["linear", "mlp"]
+    thresholds: list[float]
+    threshold_kind: Literal["thresholds", "offsets"]
+    input: InputSpec
+    feature_names: list[str]
+    outputs: list[str] = Field(default_factory=lambda: ["logits", "probabilities"])
+    validation: SplitMetrics
+    test: SplitMetrics
+    onnx_tolerance: float = Field(description="Max |ORT - torch| on the test split at export.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created_at: str = Field(description="ISO 8601, UTC.")
+    dataset: str
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+
+    def write(self, directory: Path) -> Path:
+        path = directory / "card.json"
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, directory: Path) -> ModelCard:
+        return cls.model_validate_json((directory / "card.json").read_text())
