@@ -6,12 +6,20 @@ server uses the request decoders and result encoders; the opposite pairs are wha
 client needs and what the tests compare with. Bad input raises the core's
 :class:`~service.core.errors.InvalidArgument` with the same messages as the REST decoder,
 naming the field and what was expected.
+
+``ComputeLossChunked`` carries the same request and response split across messages: the
+``encode_*_chunks`` functions split one (a header, then the tensors' bytes in pieces of at
+most ``chunk_bytes``), and a :class:`ComputeRequestAssembler` /
+:class:`ComputeResponseAssembler` puts one back together, message by message, checking
+each piece as it comes (so a bad stream fails at its first bad message, before the rest is
+buffered).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import orjson
@@ -30,8 +38,14 @@ from ..core.types import (
 )
 
 __all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "MIN_CHUNK_BYTES",
+    "ComputeRequestAssembler",
+    "ComputeResponseAssembler",
     "decode_compute_request",
+    "decode_compute_request_chunks",
     "decode_compute_response",
+    "decode_compute_response_chunks",
     "decode_evaluate_batch",
     "decode_list_losses",
     "decode_loss_info",
@@ -40,7 +54,9 @@ __all__ = [
     "decode_tensor",
     "decode_thresholds",
     "encode_compute_request",
+    "encode_compute_request_chunks",
     "encode_compute_response",
+    "encode_compute_response_chunks",
     "encode_evaluate_batch",
     "encode_list_losses",
     "encode_loss_info",
@@ -83,6 +99,13 @@ def _optional_tensor(message: Any, field: str, *, max_elements: int | None) -> n
     if not message.HasField(field):
         return None
     return decode_tensor(getattr(message, field), field, max_elements=max_elements)
+
+
+def _dtype(name: str, field: str) -> np.dtype[Any]:
+    """The wire dtype ``name`` (the message :func:`~service.core.tensors.from_bytes` gives)."""
+    if name not in DTYPES:
+        raise InvalidArgument(f"{field}.dtype: expected one of {', '.join(DTYPES)}, got {name!r}")
+    return DTYPES[name]
 
 
 def _required_tensor(message: Any, field: str, *, max_elements: int | None) -> np.ndarray:
@@ -311,3 +334,307 @@ def encode_update(
     if thresholds is not None:
         message.thresholds.CopyFrom(encode_thresholds(thresholds))
     return message
+
+
+# --- ComputeLossChunked ----------------------------------------------------------------------
+
+DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
+"""Tensor bytes a chunk carries unless asked otherwise (1 and 2 MiB measured fastest)."""
+MIN_CHUNK_BYTES = 64 * 1024
+"""The fewest tensor bytes a response chunk carries, whatever the client asks for."""
+
+REQUEST_TENSORS = ("logits", "targets", "sample_weight")
+RESPONSE_TENSORS = ("value", "grad", "hessian_diag")
+
+
+class _Header(Protocol):
+    def HasField(self, field_name: Any, /) -> bool: ...  # noqa: N802 - protobuf's name
+
+
+class _Chunk(Protocol):
+    def WhichOneof(self, oneof_group: Any, /) -> Any: ...  # noqa: N802 - protobuf's name
+
+    @property
+    def data(self) -> pb.TensorChunk: ...
+
+
+H = TypeVar("H", bound=_Header)
+C = TypeVar("C", bound=_Chunk)
+
+
+def _chunks(
+    header: H,
+    tensors: dict[str, np.ndarray],
+    chunk_bytes: int,
+    wrap: Any,
+) -> Iterator[Any]:
+    """``header`` (its tensor fields set) and the tensors' bytes, as messages made by ``wrap``.
+
+    A tensor whose bytes fit in what is left of the first message's ``chunk_bytes`` rides in
+    the header; every other tensor follows in ``TensorChunk`` pieces of ``chunk_bytes``.
+    """
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes: expected a positive integer, got {chunk_bytes}")
+    budget = chunk_bytes
+    rest: list[tuple[str, np.ndarray]] = []
+    for field, array in tensors.items():
+        name = str(array.dtype.name)
+        if name not in DTYPES:
+            raise InvalidArgument(
+                f"{field}: expected a dtype among {', '.join(DTYPES)}, got {array.dtype.name}"
+            )
+        flat = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)
+        raw = flat.view(np.uint8)
+        tensor = getattr(header, field)
+        tensor.shape.extend(array.shape)
+        tensor.dtype = name
+        if raw.nbytes <= budget:
+            tensor.data = raw.tobytes()
+            budget -= raw.nbytes
+        else:
+            rest.append((field, raw))
+    yield wrap(header=header)
+    for field, raw in rest:
+        for start in range(0, raw.nbytes, chunk_bytes):
+            piece = raw[start : start + chunk_bytes].tobytes()
+            yield wrap(data=pb.TensorChunk(field=field, data=piece))
+
+
+class _Assembler(Generic[H, C]):
+    """A header and the ``TensorChunk`` messages after it, back to the header's tensors.
+
+    Each tensor's buffer is allocated when the header declares it (after the element and
+    byte limits are checked) and filled in place; a piece that would overflow its tensor,
+    names a tensor the header lacks, or comes before the header fails at once.
+    """
+
+    def __init__(
+        self, fields: tuple[str, ...], *, max_elements: int | None, max_bytes: int | None
+    ) -> None:
+        self._fields = fields
+        self._max_elements = max_elements
+        self._max_bytes = max_bytes
+        self._header: H | None = None
+        self._buffers: dict[str, np.ndarray] = {}
+        self._filled: dict[str, int] = {}
+        self._layout: dict[str, tuple[tuple[int, ...], str, np.dtype[Any]]] = {}
+
+    @property
+    def header(self) -> H | None:
+        """The header, once it has come."""
+        return self._header
+
+    def add(self, chunk: C) -> None:
+        part = chunk.WhichOneof("part")
+        if part == "header":
+            self._start(getattr(chunk, "header"))  # noqa: B009 - H, not a fixed type
+        elif part == "data":
+            self._append(chunk.data)
+        else:
+            raise InvalidArgument("part: expected a header or data, got neither")
+
+    def _start(self, header: H) -> None:
+        if self._header is not None:
+            raise InvalidArgument("header: expected one header, as the first message, got two")
+        declared: dict[str, tuple[tuple[int, ...], str, np.dtype[Any], int]] = {}
+        for field in self._fields:
+            if not header.HasField(field):
+                continue
+            tensor = getattr(header, field)
+            shape = tuple(int(d) for d in tensor.shape)
+            if any(d < 0 for d in shape):
+                raise InvalidArgument(
+                    f"{field}.shape: expected a list of non-negative integers, got {list(shape)}"
+                )
+            size = math.prod(shape)
+            if self._max_elements is not None and size > self._max_elements:
+                raise PayloadTooLarge(
+                    f"{field}: expected at most {self._max_elements} elements, got {size}"
+                )
+            kind = _dtype(tensor.dtype, field)
+            declared[field] = (shape, tensor.dtype, kind, size * kind.itemsize)
+        total = sum(nbytes for *_, nbytes in declared.values())
+        if self._max_bytes is not None and total > self._max_bytes:
+            raise PayloadTooLarge(
+                f"header: expected tensors of at most {self._max_bytes} bytes in all, "
+                f"got shapes of {total} bytes"
+            )
+        for field, (shape, name, kind, nbytes) in declared.items():
+            self._layout[field] = (shape, name, kind)
+            self._buffers[field] = np.empty(nbytes, dtype=np.uint8)
+            self._filled[field] = 0
+            self._write(field, getattr(header, field).data)
+        self._header = header
+
+    def _append(self, chunk: pb.TensorChunk) -> None:
+        if self._header is None:
+            raise InvalidArgument("header: expected the header as the first message, got data")
+        if chunk.field not in self._buffers:
+            if chunk.field in self._fields:
+                raise InvalidArgument(f"{chunk.field}: data for a tensor the header does not set")
+            raise InvalidArgument(
+                f"data.field: expected one of {', '.join(self._fields)}, got {chunk.field!r}"
+            )
+        self._write(chunk.field, chunk.data)
+
+    def _write(self, field: str, data: bytes) -> None:
+        buffer, start = self._buffers[field], self._filled[field]
+        end = start + len(data)
+        if end > buffer.nbytes:
+            shape, name, _ = self._layout[field]
+            raise InvalidArgument(
+                f"{field}: expected {buffer.nbytes} bytes for shape {list(shape)} of {name}, "
+                f"got at least {end}"
+            )
+        buffer[start:end] = np.frombuffer(data, dtype=np.uint8)
+        self._filled[field] = end
+
+    def finish(self) -> tuple[H, dict[str, np.ndarray]]:
+        """The header and its complete tensors, once the stream has ended."""
+        if self._header is None:
+            raise InvalidArgument("header: expected a header as the first message, got none")
+        tensors = {}
+        for field, buffer in self._buffers.items():
+            shape, name, kind = self._layout[field]
+            if self._filled[field] != buffer.nbytes:
+                raise InvalidArgument(
+                    f"{field}: expected {buffer.nbytes} bytes for shape {list(shape)} of "
+                    f"{name}, got {self._filled[field]}"
+                )
+            tensors[field] = buffer.view(kind).reshape(shape)
+        return self._header, tensors
+
+
+class ComputeRequestAssembler:
+    """A ``ComputeLossChunked`` request, message by message, back to the core's request."""
+
+    def __init__(self, *, max_elements: int | None = None, max_bytes: int | None = None) -> None:
+        self._parts: _Assembler[pb.ComputeLossRequest, pb.ComputeLossRequestChunk] = _Assembler(
+            REQUEST_TENSORS, max_elements=max_elements, max_bytes=max_bytes
+        )
+        self.response_chunk_bytes = 0
+        """What the header asked for (0: the server's default)."""
+
+    @property
+    def loss(self) -> str | None:
+        """The loss the header names, once it has come."""
+        header = self._parts.header
+        return None if header is None else header.loss
+
+    def add(self, chunk: pb.ComputeLossRequestChunk) -> None:
+        """Take the next message; bad input raises InvalidArgument (or PayloadTooLarge)."""
+        if chunk.WhichOneof("part") == "header":
+            if chunk.response_chunk_bytes < 0:
+                raise InvalidArgument(
+                    "response_chunk_bytes: expected a non-negative integer, "
+                    f"got {chunk.response_chunk_bytes}"
+                )
+            if self._parts.header is None:
+                self.response_chunk_bytes = chunk.response_chunk_bytes
+        self._parts.add(chunk)
+
+    def finish(self) -> LossRequest:
+        """The whole request, as :func:`decode_compute_request` decodes a unary one."""
+        header, tensors = self._parts.finish()
+        if not header.loss:
+            raise InvalidArgument("loss: required field missing")
+        for field in ("logits", "targets"):
+            if field not in tensors:
+                raise InvalidArgument(f"{field}: required field missing")
+        return LossRequest(
+            loss=header.loss,
+            params=decode_params(header.params_json),
+            logits=tensors["logits"],
+            targets=tensors["targets"],
+            sample_weight=tensors.get("sample_weight"),
+            reduction=header.reduction or "mean",
+            return_grad=header.return_grad,
+            return_hessian=header.return_hessian,
+        )
+
+
+class ComputeResponseAssembler:
+    """A ``ComputeLossChunked`` response, message by message, back to the core's result."""
+
+    def __init__(self) -> None:
+        self._parts: _Assembler[pb.ComputeLossResponse, pb.ComputeLossResponseChunk] = _Assembler(
+            RESPONSE_TENSORS, max_elements=None, max_bytes=None
+        )
+
+    def add(self, chunk: pb.ComputeLossResponseChunk) -> None:
+        self._parts.add(chunk)
+
+    def finish(self) -> LossResult:
+        header, tensors = self._parts.finish()
+        if "value" not in tensors:
+            raise InvalidArgument("value: required field missing")
+        return LossResult(
+            loss=header.loss,
+            reduction=header.reduction,
+            value=tensors["value"],
+            grad=tensors.get("grad"),
+            hessian_diag=tensors.get("hessian_diag"),
+            device=header.device,
+        )
+
+
+def encode_compute_request_chunks(
+    request: LossRequest,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    response_chunk_bytes: int = 0,
+) -> Iterator[pb.ComputeLossRequestChunk]:
+    """``request`` as ``ComputeLossChunked`` messages of at most ``chunk_bytes`` tensor bytes."""
+    header = pb.ComputeLossRequest(
+        loss=request.loss,
+        params_json=encode_params(request.params),
+        reduction=request.reduction,
+        return_grad=request.return_grad,
+        return_hessian=request.return_hessian,
+    )
+    tensors = {"logits": request.logits, "targets": request.targets}
+    if request.sample_weight is not None:
+        tensors["sample_weight"] = request.sample_weight
+
+    def wrap(**part: Any) -> pb.ComputeLossRequestChunk:
+        if "header" in part:
+            part["response_chunk_bytes"] = response_chunk_bytes
+        return pb.ComputeLossRequestChunk(**part)
+
+    yield from _chunks(header, tensors, chunk_bytes, wrap)
+
+
+def decode_compute_request_chunks(
+    chunks: Iterable[pb.ComputeLossRequestChunk],
+    *,
+    max_elements: int | None = None,
+    max_bytes: int | None = None,
+) -> LossRequest:
+    """The request a whole ``ComputeLossChunked`` stream carries (inverts the encoder)."""
+    assembler = ComputeRequestAssembler(max_elements=max_elements, max_bytes=max_bytes)
+    for chunk in chunks:
+        assembler.add(chunk)
+    return assembler.finish()
+
+
+def encode_compute_response_chunks(
+    result: LossResult, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[pb.ComputeLossResponseChunk]:
+    """``result`` as ``ComputeLossChunked`` answers of at most ``chunk_bytes`` tensor bytes."""
+    header = pb.ComputeLossResponse(
+        loss=result.loss, reduction=result.reduction, device=result.device
+    )
+    tensors = {"value": result.value}
+    if result.grad is not None:
+        tensors["grad"] = result.grad
+    if result.hessian_diag is not None:
+        tensors["hessian_diag"] = result.hessian_diag
+    yield from _chunks(header, tensors, chunk_bytes, pb.ComputeLossResponseChunk)
+
+
+def decode_compute_response_chunks(chunks: Iterable[pb.ComputeLossResponseChunk]) -> LossResult:
+    """The result a whole ``ComputeLossChunked`` answer carries (inverts the encoder)."""
+    assembler = ComputeResponseAssembler()
+    for chunk in chunks:
+        assembler.add(chunk)
+    return assembler.finish()

@@ -27,6 +27,14 @@ from service.api.grpc import (
     GRPC_STATUS,
     SERVICE_NAME,
     create_grpc_server,
+    response_chunk_bytes,
+)
+from service.client import (
+    CLIENT_OPTIONS,
+    compute_loss,
+    compute_loss_async,
+    compute_loss_chunked,
+    needs_chunks,
 )
 from service.core.engine import LossEngine, LossInfo
 from service.core.errors import ErrorCode, InvalidArgument, PayloadTooLarge
@@ -46,10 +54,6 @@ from service.settings import Settings
 
 T = TypeVar("T")
 MiB = 1024 * 1024
-CLIENT_OPTIONS = [
-    ("grpc.max_send_message_length", 64 * MiB),
-    ("grpc.max_receive_message_length", 64 * MiB),
-]
 
 
 def with_server(
@@ -57,6 +61,16 @@ def with_server(
     **settings: Any,
 ) -> T:
     """Run ``scenario`` against a started server on 127.0.0.1 (one cpu worker by default)."""
+    return with_port(lambda stub, channel, state, port: scenario(stub, channel, state), **settings)
+
+
+def with_port(
+    scenario: Callable[
+        [pb_grpc.LossServiceStub, grpc.aio.Channel, ServiceState, int], Awaitable[T]
+    ],
+    **settings: Any,
+) -> T:
+    """:func:`with_server`, telling ``scenario`` the port too (for channels of its own)."""
 
     async def main() -> T:
         state = ServiceState.create(Settings(**{"devices": ["cpu"], **settings}))
@@ -68,7 +82,7 @@ def with_server(
             async with grpc.aio.insecure_channel(
                 f"127.0.0.1:{port}", options=CLIENT_OPTIONS
             ) as channel:
-                return await scenario(pb_grpc.LossServiceStub(channel), channel, state)
+                return await scenario(pb_grpc.LossServiceStub(channel), channel, state, port)
         finally:
             await server.stop(None)
             await state.stop()
@@ -796,3 +810,391 @@ def test_request_id_is_echoed_in_initial_metadata() -> None:
     echoed, fresh = with_server(scenario)
     assert echoed == "abc-7"
     assert isinstance(fresh, str) and len(fresh) == 32
+
+
+# ------------------------------------------------------------------------------ ComputeLossChunked
+
+CHUNKED_ROUTE = "/lossserve.v1.LossService/ComputeLossChunked"
+STUB: Any = pb_grpc.LossServiceStub  # untyped (protoc writes no .pyi for *_grpc.py)
+
+
+def _big_request() -> LossRequest:
+    """Above 4 MiB each way: 32768 x 64 float32 logits (8 MiB), weights, grad and Hessian."""
+    logits, targets = _multiclass(32768, 64, seed=5)
+    weight = np.random.default_rng(5).uniform(0.5, 2.0, 32768).astype(np.float32)
+    return LossRequest(
+        loss="focal",
+        params={"gamma": 2.0},
+        logits=logits,
+        targets=targets,
+        sample_weight=weight,
+        reduction="mean",
+        return_grad=True,
+        return_hessian=True,
+    )
+
+
+def _assert_results_equal(actual: LossResult, expected: LossResult) -> None:
+    assert (actual.loss, actual.reduction, actual.device) == (
+        expected.loss,
+        expected.reduction,
+        expected.device,
+    )
+    for name in ("value", "grad", "hessian_diag"):
+        a, e = getattr(actual, name), getattr(expected, name)
+        if e is None:
+            assert a is None
+        else:
+            assert a.dtype == e.dtype and a.shape == e.shape
+            np.testing.assert_array_equal(a, e)
+
+
+def test_compute_loss_chunked_equals_unary_and_losses_derivatives_above_4_mib() -> None:
+    request = _big_request()
+    assert request.logits.nbytes > 4 * MiB and needs_chunks(request)
+
+    async def scenario(
+        stub: Any, channel: Any, state: ServiceState
+    ) -> tuple[LossResult, LossResult, list[pb.ComputeLossResponseChunk]]:
+        unary = convert.decode_compute_response(
+            await stub.ComputeLoss(convert.encode_compute_request(request))
+        )
+        chunked = await compute_loss_async(stub, request)  # 2 MiB chunks each way
+        chunks = convert.encode_compute_request_chunks(
+            request, chunk_bytes=MiB, response_chunk_bytes=MiB
+        )
+        raw = [m async for m in stub.ComputeLossChunked(chunks)]
+        return unary, chunked, raw
+
+    unary, chunked, raw = with_server(scenario)
+    _assert_results_equal(chunked, unary)
+    _assert_results_equal(convert.decode_compute_response_chunks(raw), unary)
+    # the answer came as a header and 1 MiB pieces: 8 MiB of grad and 8 MiB of Hessian
+    assert raw[0].WhichOneof("part") == "header" and len(raw) == 1 + 8 + 8
+    assert all(len(m.data.data) <= MiB for m in raw[1:])
+    assert all(m.ByteSize() < MiB + 1024 for m in raw)
+    expected = losses.derivatives(
+        "focal",
+        torch.from_numpy(request.logits),
+        torch.from_numpy(request.targets),
+        hessian=True,
+        sample_weight=torch.from_numpy(request.sample_weight),
+        gamma=2.0,
+    )
+    assert chunked.grad is not None and chunked.hessian_diag is not None
+    assert expected.hessian_diag is not None
+    np.testing.assert_allclose(chunked.value, expected.value.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(chunked.grad, expected.grad.numpy(), rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(
+        chunked.hessian_diag, expected.hessian_diag.numpy(), rtol=1e-5, atol=1e-10
+    )
+
+
+def test_compute_loss_chunked_works_with_default_channel_limits() -> None:
+    """Chunks stay under gRPC's 4 MiB default: no raised limits needed on either side."""
+    request = _big_request()
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState, port: int) -> LossResult:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
+            return await compute_loss_async(STUB(plain), request)
+
+    result = with_port(scenario, grpc_max_message_bytes=64 * MiB)
+    assert result.grad is not None and result.grad.shape == request.logits.shape
+
+
+def test_the_blocking_client_picks_unary_below_chunk_bytes_and_chunked_above() -> None:
+    small = LossRequest(
+        loss="cross_entropy", logits=_multiclass(8, 3)[0], targets=_multiclass(8, 3)[1]
+    )
+    big = _big_request()
+    assert not needs_chunks(small) and needs_chunks(big)
+    # the answer counts too: 1 MiB of logits asking for grad and Hessian answers 2 MiB + 4
+    logits, targets = _multiclass(8192, 32)
+    assert logits.nbytes == MiB
+    asks_hessian = LossRequest(
+        loss="focal", logits=logits, targets=targets, return_grad=True, return_hessian=True
+    )
+    assert not needs_chunks(asks_hessian, chunk_bytes=2 * MiB + 4)
+    assert needs_chunks(asks_hessian, chunk_bytes=2 * MiB + 3)
+
+    async def scenario(
+        stub: Any, channel: Any, state: ServiceState, port: int
+    ) -> tuple[list[LossResult], ServiceState]:
+        def call() -> list[LossResult]:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as plain:
+                blocking = STUB(plain)
+                return [
+                    compute_loss(blocking, small),
+                    compute_loss_chunked(blocking, small, chunk_bytes=16),
+                    compute_loss(blocking, big),
+                ]
+
+        return await asyncio.to_thread(call), state
+
+    (unary_small, chunked_small, chunked_big), state = with_port(scenario)
+    _assert_results_equal(chunked_small, unary_small)
+    assert chunked_big.grad is not None and chunked_big.grad.shape == big.logits.shape
+    unary_route = "/lossserve.v1.LossService/ComputeLoss"
+    ok = {"transport": "grpc", "status": "OK"}
+    assert _sample_count(state, **ok, route=unary_route, loss="cross_entropy") == 1
+    assert _sample_count(state, **ok, route=CHUNKED_ROUTE, loss="cross_entropy") == 1
+    assert _sample_count(state, **ok, route=CHUNKED_ROUTE, loss="focal") == 1
+
+
+def _chunked_call(
+    messages: list[pb.ComputeLossRequestChunk], **settings: Any
+) -> tuple[grpc.aio.AioRpcError, ServiceState]:
+    async def scenario(
+        stub: Any, channel: Any, state: ServiceState
+    ) -> tuple[grpc.aio.AioRpcError, ServiceState]:
+        async def requests() -> AsyncIterator[pb.ComputeLossRequestChunk]:
+            for message in messages:
+                yield message
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            _ = [m async for m in stub.ComputeLossChunked(requests())]
+        return info.value, state
+
+    return with_server(scenario, **settings)
+
+
+def _header(**fields: Any) -> pb.ComputeLossRequestChunk:
+    return pb.ComputeLossRequestChunk(header=_request(**fields))
+
+
+def _piece(field: str, data: bytes) -> pb.ComputeLossRequestChunk:
+    return pb.ComputeLossRequestChunk(data=pb.TensorChunk(field=field, data=data))
+
+
+def _empty(name: str) -> pb.Tensor:
+    """A tensor of _request's shape and dtype whose bytes are still to come."""
+    logits, targets = _multiclass(8, 3)
+    array = logits if name == "logits" else targets
+    return pb.Tensor(shape=array.shape, dtype=array.dtype.name)
+
+
+CHUNKED_ERRORS = {
+    "too few bytes": (
+        [_header(logits=_empty("logits")), _piece("logits", bytes(95))],
+        r"^logits: expected 96 bytes for shape \[8, 3\] of float32, got 95$",
+    ),
+    "too many bytes": (
+        [
+            _header(logits=_empty("logits")),
+            _piece("logits", bytes(64)),
+            _piece("logits", bytes(64)),
+        ],
+        r"^logits: expected 96 bytes for shape \[8, 3\] of float32, got at least 128$",
+    ),
+    "bytes beyond a complete header tensor": (
+        [_header(), _piece("targets", bytes(8))],
+        r"^targets: expected 64 bytes for shape \[8\] of int64, got at least 72$",
+    ),
+    "data for a tensor the header lacks": (
+        [_header(), _piece("sample_weight", bytes(32))],
+        r"^sample_weight: data for a tensor the header does not set$",
+    ),
+    "data for an unknown field": (
+        [_header(), _piece("weights", bytes(32))],
+        r"^data\.field: expected one of logits, targets, sample_weight, got 'weights'$",
+    ),
+    "data before the header": (
+        [_piece("logits", bytes(96)), _header()],
+        r"^header: expected the header as the first message, got data$",
+    ),
+    "two headers": ([_header(), _header()], r"^header: expected one header, .* got two$"),
+    "no header": ([], r"^header: expected a header as the first message, got none$"),
+    "neither part": ([pb.ComputeLossRequestChunk()], r"^part: expected a header or data"),
+    "bad dtype": (
+        [_header(logits=pb.Tensor(shape=[8, 3], dtype="float33"))],
+        r"^logits\.dtype: expected one of bool, .*float64, got 'float33'$",
+    ),
+    "negative dimension": (
+        [_header(logits=pb.Tensor(shape=[-1, 3], dtype="float32"))],
+        r"^logits\.shape: expected a list of non-negative integers, got \[-1, 3\]$",
+    ),
+    "negative response chunk size": (
+        [pb.ComputeLossRequestChunk(header=_request(), response_chunk_bytes=-1)],
+        r"^response_chunk_bytes: expected a non-negative integer, got -1$",
+    ),
+    "missing logits": (
+        [pb.ComputeLossRequestChunk(header=pb.ComputeLossRequest(loss="cross_entropy"))],
+        r"^logits: required field missing$",
+    ),
+    # bad input the core finds once the request is whole: the unary path's messages
+    "unknown loss": ([_header(loss="focall")], r"^loss: .*focall.*[Dd]id you mean.*focal"),
+    "NaN logits": (
+        [
+            _header(logits=_empty("logits")),
+            _piece("logits", np.full((8, 3), np.nan, dtype=np.float32).tobytes()),
+        ],
+        r"^logits: expected finite values, got .*nan.* at index \[0, 0\]",
+    ),
+}
+
+
+LABELS = ("", "cross_entropy", "focall")
+
+
+@pytest.mark.parametrize("case", list(CHUNKED_ERRORS))
+def test_chunked_bad_input_is_invalid_argument_naming_the_field(case: str) -> None:
+    messages, pattern = CHUNKED_ERRORS[case]
+    error, state = _chunked_call(messages)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert re.search(pattern, error.details() or ""), error.details()
+    assert dict(error.trailing_metadata() or ())[ERROR_CODE_KEY] == "INVALID_ARGUMENT"
+    labels = {"transport": "grpc", "route": CHUNKED_ROUTE, "status": "INVALID_ARGUMENT"}
+    # labelled with the header's loss once a valid header has come, else ""
+    assert sum(_sample_count(state, **labels, loss=name) for name in LABELS) == 1
+
+
+def test_chunked_error_mid_stream_ends_the_call_before_the_client_finishes() -> None:
+    sent: list[int] = []
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> grpc.aio.AioRpcError:
+        async def requests() -> AsyncIterator[pb.ComputeLossRequestChunk]:
+            yield _header(logits=_empty("logits"))
+            yield _piece("logits", bytes(200))  # overflows logits: the server fails here
+            for i in range(500):  # never all sent: the call ends first
+                sent.append(i)
+                await asyncio.sleep(0.01)
+                yield _piece("logits", bytes(8))
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            _ = [m async for m in stub.ComputeLossChunked(requests())]
+        return info.value
+
+    error = with_server(scenario)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == (
+        "logits: expected 96 bytes for shape [8, 3] of float32, got at least 200"
+    )
+    assert len(sent) < 500
+
+
+def test_chunked_shapes_over_the_limits_are_resource_exhausted() -> None:
+    huge = pb.Tensor(shape=[1 << 20, 64], dtype="float32")  # 256 MiB declared, never sent
+    error, _ = _chunked_call([_header(logits=huge)], grpc_max_message_bytes=64 * MiB)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == (
+        f"header: expected tensors of at most {64 * MiB} bytes in all, "
+        f"got shapes of {256 * MiB + 64} bytes"
+    )
+    assert dict(error.trailing_metadata() or ())[ERROR_CODE_KEY] == "PAYLOAD_TOO_LARGE"
+    error, _ = _chunked_call([_header(logits=huge)], max_elements=1 << 20)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == f"logits: expected at most {1 << 20} elements, got {1 << 26}"
+
+
+def test_chunked_metrics_carry_the_loss_of_the_header() -> None:
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> ServiceState:
+        await compute_loss_async(stub, _big_request())
+        return state
+
+    state = with_server(scenario)
+    labels = {"transport": "grpc", "route": CHUNKED_ROUTE, "loss": "focal", "status": "OK"}
+    assert _sample_count(state, **labels) == 1
+
+
+def test_response_chunk_bytes_is_asked_for_within_bounds() -> None:
+    assert response_chunk_bytes(0, 512 * MiB) == convert.DEFAULT_CHUNK_BYTES
+    assert response_chunk_bytes(3 * MiB, 512 * MiB) == 3 * MiB
+    assert response_chunk_bytes(1, 512 * MiB) == convert.MIN_CHUNK_BYTES
+    assert response_chunk_bytes(1 << 40, 512 * MiB) == 256 * MiB
+    assert response_chunk_bytes(0, 1000) == 500  # a tiny limit wins over the minimum
+
+
+# chunk converters: pure, round-tripped through the wire format
+
+
+def _wire(messages: Any, kind: Any) -> list[Any]:
+    return [kind.FromString(m.SerializeToString()) for m in messages]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_chunked_request_round_trips_every_dtype(dtype: str, chunk_bytes: int) -> None:
+    logits = _sample(dtype, (6, 5))
+    targets = _sample("int64", (6,))
+    weight = _sample("float64", (6,))
+    request = LossRequest(
+        loss="focal",
+        params={"gamma": 2, "alpha": [0.5]},
+        logits=logits,
+        targets=targets,
+        sample_weight=weight,
+        reduction="none",
+        return_grad=True,
+        return_hessian=True,
+    )
+    messages = _wire(
+        convert.encode_compute_request_chunks(
+            request, chunk_bytes=chunk_bytes, response_chunk_bytes=12345
+        ),
+        pb.ComputeLossRequestChunk,
+    )
+    assert messages[0].WhichOneof("part") == "header"
+    assert messages[0].response_chunk_bytes == 12345
+    assert all(len(m.data.data) <= chunk_bytes for m in messages[1:])
+    total = logits.nbytes + targets.nbytes + weight.nbytes
+    if chunk_bytes >= total:
+        assert len(messages) == 1  # everything fits in the header
+    decoded = convert.decode_compute_request_chunks(messages)
+    assert decoded.params == {"gamma": 2, "alpha": [0.5]}
+    for name in ("loss", "reduction", "return_grad", "return_hessian"):
+        assert getattr(decoded, name) == getattr(request, name)
+    for name in ("logits", "targets", "sample_weight"):
+        expected, actual = getattr(request, name), getattr(decoded, name)
+        assert actual.dtype == expected.dtype and actual.shape == expected.shape
+        np.testing.assert_array_equal(actual, expected)
+        assert actual.flags.writeable  # torch.from_numpy takes it without a warning
+
+
+@pytest.mark.parametrize("chunk_bytes", [3, 100, 1 << 20])
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_chunked_response_round_trips(with_grad: bool, chunk_bytes: int) -> None:
+    grad = np.arange(600, dtype=np.float32).reshape(200, 3) if with_grad else None
+    result = LossResult(
+        loss="focal",
+        reduction="none",
+        value=np.linspace(0, 1, 200, dtype=np.float32),
+        grad=grad,
+        hessian_diag=None if grad is None else grad * 2,
+        device="cuda:1",
+    )
+    messages = _wire(
+        convert.encode_compute_response_chunks(result, chunk_bytes=chunk_bytes),
+        pb.ComputeLossResponseChunk,
+    )
+    assert all(len(m.data.data) <= chunk_bytes for m in messages[1:])
+    _assert_results_equal(convert.decode_compute_response_chunks(messages), result)
+
+
+def test_chunked_decoder_takes_header_prefixes_and_interleaved_pieces() -> None:
+    logits, targets = _multiclass(8, 3)
+    raw_logits, raw_targets = logits.tobytes(), targets.tobytes()
+    header = _request()
+    header.logits.data = raw_logits[:10]  # a prefix in the header, the rest in pieces
+    header.targets.data = b""
+    messages = [
+        pb.ComputeLossRequestChunk(header=header),
+        _piece("targets", raw_targets[:32]),
+        _piece("logits", raw_logits[10:50]),
+        _piece("logits", b""),
+        _piece("targets", raw_targets[32:]),
+        _piece("logits", raw_logits[50:]),
+    ]
+    decoded = convert.decode_compute_request_chunks(messages)
+    np.testing.assert_array_equal(decoded.logits, logits)
+    np.testing.assert_array_equal(decoded.targets, targets)
+
+
+def test_chunk_encoders_refuse_bad_input() -> None:
+    request = _big_request()
+    with pytest.raises(ValueError, match=r"^chunk_bytes: expected a positive integer, got 0$"):
+        next(convert.encode_compute_request_chunks(request, chunk_bytes=0))
+    complex_request = LossRequest(
+        loss="focal", logits=np.zeros(2, dtype=np.complex64), targets=np.zeros(2)
+    )
+    with pytest.raises(InvalidArgument, match=r"^logits: expected a dtype among .*complex64$"):
+        next(convert.encode_compute_request_chunks(complex_request))

@@ -38,7 +38,7 @@ class LossInfo(_message.Message):
     when_to_use: str
     sample_separable: bool
     params_schema: str
-    def __init__(self, name: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., formula: _Optional[str] = ..., reference: _Optional[str] = ..., when_to_use: _Optional[str] = ..., sample_separable: _Optional[bool] = ..., params_schema: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., formula: _Optional[str] = ..., reference: _Optional[str] = ..., when_to_use: _Optional[str] = ..., sample_separable: bool = ..., params_schema: _Optional[str] = ...) -> None: ...
 
 class ListLossesResponse(_message.Message):
     __slots__ = ("losses",)
@@ -64,7 +64,7 @@ class ComputeLossRequest(_message.Message):
     reduction: str
     return_grad: bool
     return_hessian: bool
-    def __init__(self, loss: _Optional[str] = ..., params_json: _Optional[str] = ..., logits: _Optional[_Union[Tensor, _Mapping]] = ..., targets: _Optional[_Union[Tensor, _Mapping]] = ..., sample_weight: _Optional[_Union[Tensor, _Mapping]] = ..., reduction: _Optional[str] = ..., return_grad: _Optional[bool] = ..., return_hessian: _Optional[bool] = ...) -> None: ...
+    def __init__(self, loss: _Optional[str] = ..., params_json: _Optional[str] = ..., logits: _Optional[_Union[Tensor, _Mapping]] = ..., targets: _Optional[_Union[Tensor, _Mapping]] = ..., sample_weight: _Optional[_Union[Tensor, _Mapping]] = ..., reduction: _Optional[str] = ..., return_grad: bool = ..., return_hessian: bool = ...) -> None: ...
 
 class ComputeLossResponse(_message.Message):
     __slots__ = ("loss", "reduction", "value", "grad", "hessian_diag", "device")
@@ -81,6 +81,32 @@ class ComputeLossResponse(_message.Message):
     hessian_diag: Tensor
     device: str
     def __init__(self, loss: _Optional[str] = ..., reduction: _Optional[str] = ..., value: _Optional[_Union[Tensor, _Mapping]] = ..., grad: _Optional[_Union[Tensor, _Mapping]] = ..., hessian_diag: _Optional[_Union[Tensor, _Mapping]] = ..., device: _Optional[str] = ...) -> None: ...
+
+class TensorChunk(_message.Message):
+    __slots__ = ("field", "data")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    data: bytes
+    def __init__(self, field: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ComputeLossRequestChunk(_message.Message):
+    __slots__ = ("header", "data", "response_chunk_bytes")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    header: ComputeLossRequest
+    data: TensorChunk
+    response_chunk_bytes: int
+    def __init__(self, header: _Optional[_Union[ComputeLossRequest, _Mapping]] = ..., data: _Optional[_Union[TensorChunk, _Mapping]] = ..., response_chunk_bytes: _Optional[int] = ...) -> None: ...
+
+class ComputeLossResponseChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: ComputeLossResponse
+    data: TensorChunk
+    def __init__(self, header: _Optional[_Union[ComputeLossResponse, _Mapping]] = ..., data: _Optional[_Union[TensorChunk, _Mapping]] = ...) -> None: ...
 
 class EvaluateBatch(_message.Message):
     __slots__ = ("logits", "targets", "loss", "params_json", "thresholds", "beta")
@@ -160,4 +186,4 @@ class EvaluateUpdate(_message.Message):
     metrics: EvaluateMetrics
     final: bool
     thresholds: Thresholds
-    def __init__(self, batches: _Optional[int] = ..., metrics: _Optional[_Union[EvaluateMetrics, _Mapping]] = ..., final: _Optional[bool] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ...) -> None: ...
+    def __init__(self, batches: _Optional[int] = ..., metrics: _Optional[_Union[EvaluateMetrics, _Mapping]] = ..., final: bool = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ...) -> None: ...

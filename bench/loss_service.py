@@ -1,0 +1,674 @@
+"""Round trip of POST /loss and ComputeLoss on a real server, as ratios to in-process.
+
+    python bench/loss_service.py [--sizes 1024x32,65536x128] [--repeats 5] [--threads T]
+
+Starts ``lossserve serve`` as a subprocess on free loopback ports (one ``cpu`` worker, its
+torch held to ``--threads`` intra-op threads, the same count this process uses for the
+in-process baseline) and, for each N x C, times the ``focal`` loss (gamma 2, a multiclass
+loss built for imbalance; reduction "mean", ``return_grad`` true) over:
+
+- gRPC unary: ``LossService.ComputeLoss``, one message each way, through a real channel
+  with ``service.client.CLIENT_OPTIONS`` (message limits raised to 512 MiB);
+- gRPC chunked: ``LossService.ComputeLossChunked`` through ``service.client``, the request
+  and the answer streamed in messages of 2 MiB of tensor bytes (``compute_loss`` takes this
+  path when the request's or the answer's tensors exceed 2 MiB, unary below);
+- REST binary: JSON header + raw little-endian bytes (``Inference-Header-Content-Length``);
+- REST base64: ``{"shape", "dtype", "b64"}`` tensors (pybase64 on the client);
+- REST JSON lists: nested lists (orjson, numpy serialised directly).
+
+REST runs through one keep-alive ``httpx.Client``. Every timing is the client's wall clock
+around one whole call: encoding the request, the server's work, and decoding the answer's
+gradient back into a numpy array. Each is reported as a ratio to calling
+``losses.derivatives`` in-process on the same tensors. The paths are timed interleaved, in
+rounds (each round calls every path once, the in-process baseline included), after
+``--warmups`` untimed rounds, so that every path sees the same conditions; ``--repeats``
+timed rounds (``--lists-repeats`` for JSON lists at the largest size). The table gives the
+median (the ratios use it) and the best; its last column is the largest absolute
+difference between the first answer's value and gradient and the in-process ones.
+
+Then, at the largest size over gRPC, it asks whether splitting one large batch into
+chunks over a stream beats one unary message, and at which chunk size (``--chunk-mib``):
+
+- transport alone (uplink): a request whose loss name is unknown is received, fully
+  deserialised and decoded (or reassembled from its chunks) by the server, then rejected
+  with INVALID_ARGUMENT before any tensor work, so its round trip is the request's
+  transport (client encode, send, server parse and decode) plus a tiny error answer: one
+  ``ComputeLoss`` message vs one ``ComputeLossChunked`` stream per chunk size;
+- end to end: one ``ComputeLoss`` vs one ``ComputeLossChunked`` (request and answer in
+  chunks of that size) per chunk size, each answer checked against the in-process result.
+
+The client and the server share this machine's cores; the server inherits this process's
+environment (so e.g. glibc's ``MALLOC_*`` tunables apply to both). The last line says how
+much CPU time other processes took while each part was measured (from ``/proc``): on a
+shared machine torch's intra-op threads suffer most from it, so read the ratios with it.
+A benchmark, not a test: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import ctypes
+import importlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+
+import grpc
+import httpx
+import numpy as np
+import orjson
+import pybase64
+import torch
+
+from service._proto.lossserve.v1 import loss_service_pb2 as pb
+from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from service.core.types import LossRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOSS = "focal"
+PARAMS: dict[str, Any] = {"gamma": 2.0}
+REDUCTION = "mean"
+PROBE_LOSS = "__transport_probe__"  # not a registry name: rejected after the request is decoded
+MiB = 1024 * 1024
+GRPC_LIMIT = 512 * MiB
+HEADER_LENGTH = "Inference-Header-Content-Length"
+IN_PROCESS, BINARY = "in-process losses.derivatives", "REST binary"
+GRPC, CHUNKED = "gRPC unary ComputeLoss", "gRPC ComputeLossChunked (2 MiB)"
+
+
+def import_losses() -> ModuleType:
+    """The ``losses`` package, imported by name once this file's folder is off ``sys.path``.
+
+    Run as a script, ``bench/`` comes first on ``sys.path`` and ``bench/losses.py`` would
+    shadow the package (mypy, given this file, resolves ``import losses`` to that file too).
+    ``service.client`` imports ``losses`` too, so it is imported after this, where used.
+    """
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    return importlib.import_module("losses")
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+    http_port: int
+    grpc_port: int
+
+    def log_tail(self, lines: int = 30) -> str:
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+def start_server(threads: int, queue_depth: int, log: IO[bytes]) -> Server:
+    http_port, grpc_port = free_port(), free_port()
+    while grpc_port == http_port:
+        grpc_port = free_port()
+    env = {
+        **os.environ,
+        "LOSSSERVE_DEVICES": '["cpu"]',
+        "LOSSSERVE_QUEUE_DEPTH": str(queue_depth),
+        "LOSSSERVE_REQUEST_TIMEOUT_S": "600",
+        "LOSSSERVE_GRPC_MAX_MESSAGE_BYTES": str(GRPC_LIMIT),
+        "LOSSSERVE_LOG_LEVEL": "WARNING",  # one JSON line a request would be noise here
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent(),
+    )
+    server = Server(process, log, http_port, grpc_port)
+    atexit.register(stop_server, server)  # a second net behind the caller's finally
+    return server
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, have the kernel send the server SIGTERM if this process dies (even killed)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def set_death_signal() -> None:  # runs in the child, between fork and exec
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return set_death_signal
+
+
+def wait_ready(server: Server, timeout: float) -> None:
+    """Poll ``/v2/health/ready`` until it answers 200; fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{server.http_port}/v2/health/ready"
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"the server exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server was not ready within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()  # SIGTERM: the server drains and stops both transports
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@contextlib.contextmanager
+def running_server(threads: int, queue_depth: int) -> Iterator[Server]:
+    with tempfile.TemporaryFile() as log:
+        server = start_server(threads, queue_depth, log)
+        try:
+            wait_ready(server, timeout=120)
+            yield server
+        finally:
+            stop_server(server)
+
+
+# --- clients: encode the request, call, decode the answer to (value, grad) ----------------
+
+Result = tuple[float, np.ndarray]
+
+
+def grpc_tensor(array: np.ndarray) -> pb.Tensor:
+    return pb.Tensor(shape=array.shape, dtype=array.dtype.name, data=array.tobytes())
+
+
+def grpc_array(message: pb.Tensor) -> np.ndarray:
+    return np.frombuffer(message.data, dtype=message.dtype).reshape(tuple(message.shape))
+
+
+def grpc_request(
+    logits: np.ndarray, targets: np.ndarray, loss: str = LOSS
+) -> pb.ComputeLossRequest:
+    return pb.ComputeLossRequest(
+        loss=loss,
+        params_json=orjson.dumps(PARAMS).decode(),
+        logits=grpc_tensor(logits),
+        targets=grpc_tensor(targets),
+        reduction=REDUCTION,
+        return_grad=True,
+    )
+
+
+def grpc_result(response: pb.ComputeLossResponse) -> Result:
+    return float(grpc_array(response.value)), grpc_array(response.grad)
+
+
+def grpc_compute(stub: Any, logits: np.ndarray, targets: np.ndarray) -> Result:
+    return grpc_result(stub.ComputeLoss(grpc_request(logits, targets)))
+
+
+def loss_request(logits: np.ndarray, targets: np.ndarray, loss: str = LOSS) -> LossRequest:
+    from service.core.types import LossRequest  # after import_losses (see there)
+
+    return LossRequest(
+        loss=loss,
+        params=PARAMS,
+        logits=logits,
+        targets=targets,
+        reduction=REDUCTION,
+        return_grad=True,
+    )
+
+
+def grpc_chunked(
+    stub: Any, logits: np.ndarray, targets: np.ndarray, chunk_bytes: int = 2 * MiB
+) -> Result:
+    """``ComputeLossChunked`` through ``service.client``: encode, stream, reassemble."""
+    from service.client import compute_loss_chunked  # after import_losses (see there)
+
+    result = compute_loss_chunked(stub, loss_request(logits, targets), chunk_bytes=chunk_bytes)
+    assert result.grad is not None
+    return float(result.value), result.grad
+
+
+def in_process(derivatives: Callable[..., Any], x: torch.Tensor, y: torch.Tensor) -> Result:
+    """The baseline: ``losses.derivatives`` on the tensors (as numpy only for the check)."""
+    d = derivatives(LOSS, x, y, reduction=REDUCTION, **PARAMS)
+    return float(d.value), d.grad.numpy()
+
+
+def rest_document(**tensors: Any) -> dict[str, Any]:
+    return {"loss": LOSS, "params": PARAMS, "reduction": REDUCTION, "return_grad": True, **tensors}
+
+
+def rest_binary(client: httpx.Client, logits: np.ndarray, targets: np.ndarray) -> Result:
+    header = orjson.dumps(
+        rest_document(
+            logits={
+                "shape": list(logits.shape),
+                "dtype": logits.dtype.name,
+                "binary_data_size": logits.nbytes,
+            },
+            targets={
+                "shape": list(targets.shape),
+                "dtype": targets.dtype.name,
+                "binary_data_size": targets.nbytes,
+            },
+        )
+    )
+    body = b"".join((header, logits.data, targets.data))
+    response = client.post(
+        "/loss",
+        content=body,
+        headers={HEADER_LENGTH: str(len(header)), "Content-Type": "application/octet-stream"},
+    )
+    response.raise_for_status()
+    content = response.content
+    length = int(response.headers[HEADER_LENGTH])
+    answer = orjson.loads(content[:length])
+    grad = answer["grad"]
+    size = grad["binary_data_size"]
+    data = memoryview(content)[length : length + size]  # value is a number: grad comes first
+    return float(answer["value"]), np.frombuffer(data, dtype=grad["dtype"]).reshape(grad["shape"])
+
+
+def b64_tensor(array: np.ndarray) -> dict[str, Any]:
+    return {
+        "shape": list(array.shape),
+        "dtype": array.dtype.name,
+        "b64": pybase64.b64encode(array.tobytes()).decode("ascii"),
+    }
+
+
+def rest_b64(client: httpx.Client, logits: np.ndarray, targets: np.ndarray) -> Result:
+    body = orjson.dumps(rest_document(logits=b64_tensor(logits), targets=b64_tensor(targets)))
+    response = client.post("/loss", content=body, headers={"Content-Type": "application/json"})
+    response.raise_for_status()
+    answer = orjson.loads(response.content)
+    grad = answer["grad"]
+    data = pybase64.b64decode(grad["b64"], validate=True)
+    return float(answer["value"]), np.frombuffer(data, dtype=grad["dtype"]).reshape(grad["shape"])
+
+
+def rest_lists(client: httpx.Client, logits: np.ndarray, targets: np.ndarray) -> Result:
+    body = orjson.dumps(
+        rest_document(logits=logits, targets=targets), option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    response = client.post("/loss", content=body, headers={"Content-Type": "application/json"})
+    response.raise_for_status()
+    answer = orjson.loads(response.content)
+    return float(answer["value"]), np.asarray(answer["grad"], dtype=np.float32)
+
+
+# --- timing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    median: float
+    best: float
+    repeats: int
+
+
+R = TypeVar("R")
+
+
+def measure(
+    calls: Sequence[tuple[str, Callable[[], R], int]], warmups: int
+) -> tuple[dict[str, Timing], dict[str, R]]:
+    """Time ``(name, call, repeats)`` calls interleaved: round r times each call once.
+
+    ``warmups`` untimed rounds come first (their first answers are returned, for checking);
+    a call takes part in the first ``repeats`` timed rounds only. Interleaving puts every
+    path under the same conditions (this machine's background, the allocator's state)
+    rather than giving each its own stretch of time.
+    """
+    answers: dict[str, R] = {}
+    for _ in range(warmups):
+        for name, call, _ in calls:
+            answer = call()
+            answers.setdefault(name, answer)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in calls}
+    for r in range(max(repeats for _, _, repeats in calls)):
+        for name, call, repeats in calls:
+            if r < repeats:
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    timings = {name: Timing(statistics.median(ts), min(ts), len(ts)) for name, ts in times.items()}
+    return timings, answers
+
+
+def max_diff(result: Result, value: float, grad: np.ndarray) -> float:
+    got_value, got_grad = result
+    if got_grad.shape != grad.shape:
+        return float("inf")
+    return max(abs(got_value - value), float(np.max(np.abs(got_grad - grad))))
+
+
+def make_data(n: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ~ 3 N(0, 1); labels from a long-tailed prior (class k has weight 1/(k+1))."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((n, c), dtype=np.float32) * 3).astype(np.float32)
+    prior = 1.0 / np.arange(1, c + 1)
+    targets = rng.choice(c, size=n, p=prior / prior.sum()).astype(np.int64)
+    return logits, targets
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for item in text.split(","):
+        n, _, c = item.strip().lower().partition("x")
+        sizes.append((int(n), int(c)))
+    return sizes
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}" if seconds < 10 else f"{seconds * 1e3:.0f}"
+
+
+class CpuShare:
+    """How busy the machine's CPUs were over a stretch, and how much of it was not us.
+
+    Reads ``/proc`` (Linux): the busy time of every CPU, minus the CPU time of this process
+    and of the server, is what other processes took. ``None`` where ``/proc`` is missing.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+            with open(f"/proc/{self.server_pid}/stat") as f:
+                server = [int(v) for v in f.read().rsplit(")", 1)[1].split()[11:13]]
+        except (OSError, ValueError, IndexError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        own = os.times()
+        return (
+            sum(fields) / tick,
+            (sum(fields) - idle) / tick,
+            sum(server) / tick + own.user + own.system,
+        )
+
+    def stop(self) -> str:
+        end = self._sample()
+        if self.start is None or end is None or end[0] <= self.start[0]:
+            return "CPU share unknown"
+        total, busy, ours = (e - s for e, s in zip(end, self.start, strict=True))
+        others = max(0.0, busy - ours)
+        return (
+            f"CPUs {100 * busy / total:.0f}% busy, other processes "
+            f"{100 * others / total:.0f}% of all CPU time"
+        )
+
+
+# --- the chunking question -----------------------------------------------------------------
+
+
+def probe(stub: Any, logits: np.ndarray, targets: np.ndarray) -> None:
+    """Send the tensors under an unknown loss name: the server decodes, then rejects them."""
+    try:
+        stub.ComputeLoss(grpc_request(logits, targets, loss=PROBE_LOSS))
+    except grpc.RpcError as exc:
+        _expect_probe_error(exc)
+        return
+    raise RuntimeError("the transport probe was accepted: it must be rejected")
+
+
+def probe_chunked(stub: Any, logits: np.ndarray, targets: np.ndarray, chunk_bytes: int) -> None:
+    """The probe over ``ComputeLossChunked``: the server reassembles, then rejects."""
+    from service.client import compute_loss_chunked  # after import_losses (see there)
+
+    request = loss_request(logits, targets, loss=PROBE_LOSS)
+    try:
+        compute_loss_chunked(stub, request, chunk_bytes=chunk_bytes)
+    except grpc.RpcError as exc:
+        _expect_probe_error(exc)
+        return
+    raise RuntimeError("the transport probe was accepted: it must be rejected")
+
+
+def _expect_probe_error(exc: grpc.RpcError) -> None:
+    call = cast(grpc.Call, exc)
+    if call.code() is not grpc.StatusCode.INVALID_ARGUMENT:
+        raise exc
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join((__doc__ or "").splitlines()[4:]),
+    )
+    parser.add_argument(
+        "--sizes", default="1024x32,65536x128", help="comma-separated NxC (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed calls a path (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--lists-repeats",
+        type=int,
+        default=3,
+        help="timed calls for REST JSON lists at the largest size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch intra-op threads, in-process and in the server (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-mib",
+        default="1,2,4,8",
+        help="chunk sizes in MiB for ComputeLossChunked (default: %(default)s)",
+    )
+    parser.add_argument("--skip-chunks", action="store_true", help="skip the chunking question")
+    parser.add_argument(
+        "--warmups", type=int, default=2, help="untimed rounds first (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    sizes = parse_sizes(args.sizes)
+    chunk_sizes = [int(float(k) * MiB) for k in args.chunk_mib.split(",") if k.strip()]
+    torch.set_num_threads(args.threads)
+    derivatives = import_losses().derivatives
+    from service.client import CLIENT_OPTIONS  # imports losses: after import_losses
+
+    # SIGTERM ends this process through SystemExit, so the finally blocks stop the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+    largest = max(sizes, key=lambda s: s[0] * s[1])
+    print(
+        f"loss={LOSS} params={PARAMS} reduction={REDUCTION} return_grad=True; torch "
+        f"{torch.__version__}, {args.threads} intra-op threads in-process and in the server "
+        f"(one cpu worker); {os.cpu_count()} CPUs shared by client and server."
+    )
+    print(
+        f"Paths timed interleaved: {args.warmups} untimed rounds, then median (and best) of "
+        f"{args.repeats} timed rounds ({args.lists_repeats} for REST JSON lists at "
+        f"{largest[0]} x {largest[1]}); ratio = median / median of in-process "
+        "losses.derivatives in the same rounds."
+    )
+    print()
+
+    queue_depth = 8
+    rows: list[tuple[str, str, Timing, Timing, float]] = []
+    chunk_lines: list[str] = []
+    shares: list[str] = []
+    with (
+        running_server(args.threads, queue_depth) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=CLIENT_OPTIONS) as channel,
+        httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=600.0) as client,
+    ):
+        grpc.channel_ready_future(channel).result(timeout=60)
+        stub: Any = cast(Any, pb_grpc).LossServiceStub(channel)
+        for n, c in sizes:
+            logits, targets = make_data(n, c, args.seed)
+            x, y = torch.from_numpy(logits), torch.from_numpy(targets)
+            label = f"{n} x {c}"
+            lists_repeats = args.lists_repeats if (n, c) == largest else args.repeats
+            calls: list[tuple[str, Callable[[], Any], int]] = [
+                (IN_PROCESS, partial(in_process, derivatives, x, y), args.repeats),
+                (GRPC, partial(grpc_compute, stub, logits, targets), args.repeats),
+                (CHUNKED, partial(grpc_chunked, stub, logits, targets), args.repeats),
+                (BINARY, partial(rest_binary, client, logits, targets), args.repeats),
+                ("REST base64", partial(rest_b64, client, logits, targets), args.repeats),
+                ("REST JSON lists", partial(rest_lists, client, logits, targets), lists_repeats),
+            ]
+            share = CpuShare(server.process.pid)
+            timings, answers = measure(calls, args.warmups)
+            shares.append(f"{label}: {share.stop()}")
+            value, grad = answers[IN_PROCESS]
+            for name, _, _ in calls:
+                diff = max_diff(answers[name], value, grad)
+                rows.append((label, name, timings[name], timings[IN_PROCESS], diff))
+            print(f"  measured {label}", file=sys.stderr, flush=True)
+            if (n, c) == largest and not args.skip_chunks:
+                share = CpuShare(server.process.pid)
+                chunk_lines = chunking(
+                    stub, logits, targets, chunk_sizes, args.repeats, args.warmups, (value, grad)
+                )
+                shares.append(f"{label} chunking: {share.stop()}")
+            del calls, answers, x, y  # free this size's tensors before the next
+
+    print(
+        "| N x C | path | median ms | best ms | ratio to in-process (median) "
+        "| ratio to in-process (best) | max abs diff |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, name, timing, base, diff in rows:
+        print(
+            f"| {label} | {name} | {ms(timing.median)} | {ms(timing.best)} "
+            f"| {timing.median / base.median:.2f} | {timing.best / base.best:.2f} | {diff:.1e} |"
+        )
+    print()
+    head = f"{largest[0]} x {largest[1]}"
+    if largest != (65536, 128):
+        print(f"(65536 x 128 was not measured; the headline uses the largest size, {head}.)")
+    verdicts, within = [], True
+    for label, name, timing, base, _ in rows:
+        if label == head and name in (GRPC, CHUNKED, BINARY):
+            ratio = timing.median / base.median
+            within = within and ratio <= 2
+            verdicts.append(
+                f"{name} {ratio:.2f}x by median ({timing.best / base.best:.2f}x by best)"
+            )
+    print(
+        f"Headline: gRPC and REST binary within 2x of in-process at {head} (by median)? "
+        f"{'yes' if within else 'no'}: {'; '.join(verdicts)}. (service.client.compute_loss "
+        "sends unary up to 2 MiB of request or answer tensors, chunked above.)"
+    )
+    if chunk_lines:
+        print()
+        print("\n".join(chunk_lines))
+    print()
+    print(
+        "Contention while measuring (busy CPU time not spent by this client or the server "
+        "slows both sides, and torch's threads most): " + "; ".join(shares) + "."
+    )
+
+
+def chunking(
+    stub: Any,
+    logits: np.ndarray,
+    targets: np.ndarray,
+    chunk_sizes: Sequence[int],
+    repeats: int,
+    warmups: int,
+    reference: Result,
+) -> list[str]:
+    """Whether chunks over a stream beat one unary ComputeLoss here; the lines of its table."""
+    n, c = logits.shape
+    megabytes = (logits.nbytes + targets.nbytes) / MiB
+    lines = [
+        f"gRPC at {n} x {c}, one message vs ComputeLossChunked (request {megabytes:.1f} MiB, "
+        f"answer {logits.nbytes / MiB:.1f} MiB; median of {repeats} interleaved rounds after "
+        f"{warmups} warm-up rounds; ratio = median / median of the one message):",
+        "",
+        "| what | how | median ms | best ms | ratio to one message | max abs diff |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    uplink = "uplink transport (rejected after decode)"
+    probes: list[tuple[str, Callable[[], None], int]] = [
+        ("1 ComputeLoss message", partial(probe, stub, logits, targets), repeats)
+    ]
+    calls: list[tuple[str, Callable[[], Result], int]] = [
+        ("1 ComputeLoss message", partial(grpc_compute, stub, logits, targets), repeats)
+    ]
+    for size in chunk_sizes:
+        how = f"ComputeLossChunked, {size / MiB:g} MiB chunks"
+        probes.append((how, partial(probe_chunked, stub, logits, targets, size), repeats))
+        calls.append((how, partial(grpc_chunked, stub, logits, targets, size), repeats))
+    probe_times, _ = measure(probes, warmups)
+    call_times, answers = measure(calls, warmups)
+    for what, timings, first in (
+        (uplink, probe_times, "1 ComputeLoss message"),
+        ("ComputeLoss end to end", call_times, "1 ComputeLoss message"),
+    ):
+        for how, t in timings.items():
+            diff = "-" if what == uplink else f"{max_diff(answers[how], *reference):.1e}"
+            ratio = t.median / timings[first].median
+            lines.append(
+                f"| {what} | {how} | {ms(t.median)} | {ms(t.best)} | {ratio:.2f} | {diff} |"
+            )
+    return lines
+
+
+if __name__ == "__main__":
+    main()
