@@ -1,13 +1,16 @@
-"""The ``lossserve`` command."""
+"""The ``lossserve`` command: serve, train, experiment."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -15,6 +18,9 @@ from .api.rest import create_app
 from .core.state import ServiceState
 from .observability import configure_logging
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .training import TrainOptions
 
 __all__ = ["main", "serve"]
 
@@ -57,6 +63,117 @@ async def serve(settings: Settings) -> None:
     await state.stop()
 
 
+def _columns(value: str) -> list[str]:
+    """A comma-separated list of column names."""
+    names = [name.strip() for name in value.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {value!r}")
+    return names
+
+
+def _params(value: str) -> dict[str, Any]:
+    """``--params``: a JSON object."""
+    try:
+        params = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r} ({exc})") from None
+    if not isinstance(params, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object, got {type(params).__name__} {value!r}"
+        )
+    return params
+
+
+def _add_training_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--architecture", choices=("linear", "mlp"), default="mlp")
+    command.add_argument("--hidden", type=int, default=128, help="units per hidden layer (mlp)")
+    command.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping)")
+    command.add_argument(
+        "--patience",
+        type=int,
+        default=20,
+        help="epochs without a better validation macro-F1 before stopping",
+    )
+    command.add_argument("--batch-size", type=int, default=64)
+    command.add_argument("--learning-rate", type=float, default=1e-3)
+    command.add_argument("--weight-decay", type=float, default=1e-4)
+    command.add_argument(
+        "--threads", type=int, default=1, help="torch threads while training (0: torch's default)"
+    )
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _training_options(args: argparse.Namespace, seed: int = 0) -> TrainOptions:
+    from .training import TrainOptions
+
+    return TrainOptions(
+        architecture=args.architecture,
+        hidden=args.hidden,
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        seed=seed,
+        threads=args.threads,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    config = TrainConfig(
+        dataset=args.dataset,
+        loss=args.loss,
+        params=args.params,
+        name=args.name,
+        repository=args.model_repository or Settings().model_repository or Path("models"),
+        class_weights=args.class_weights,
+        options=_training_options(args, args.seed),
+        beta=args.beta,
+        refit_thresholds=args.refit_thresholds,
+        label=args.label,
+        features=args.features,
+        split_column=args.split_column,
+        quiet=args.quiet,
+    )
+    result = train(config)
+    card, seconds = result.card, result.seconds
+    print(
+        f"{card.name} version {card.version} ({card.task}, {card.loss}): test macro-F1 "
+        f"{card.test.macro_f1_argmax:.4f} plain, {card.test.macro_f1_thresholds:.4f} with "
+        f"learned {card.threshold_kind}; validation {card.validation.macro_f1_argmax:.4f} / "
+        f"{card.validation.macro_f1_thresholds:.4f}; best epoch {result.fit.best_epoch}; "
+        f"ONNX Runtime max |diff| {card.onnx_tolerance:.2g}"
+    )
+    timing = ", ".join(f"{key} {value:.2f}" for key, value in seconds.items())
+    print(f"wrote {result.model_path} and card.json (seconds: {timing})")
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from .training import run_experiment
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_experiment(
+        args.dataset,
+        seeds=args.seeds,
+        options=_training_options(args),
+        variants=args.losses,
+        quiet=args.quiet,
+        log=log,
+    )
+    text = result.markdown()
+    print(text)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        log(f"wrote {args.output}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lossserve", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,13 +182,105 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--http-port", type=int, default=None)
     run.add_argument("--grpc-port", type=int, default=None)
     run.add_argument("--model-repository", type=Path, default=None)
+
+    fit = commands.add_parser(
+        "train",
+        help="train a classifier, fit its thresholds, export it to the model repository",
+        description="Train a linear model or an MLP with any registry loss, fit decision "
+        "thresholds on the validation split, export to ONNX (verified with ONNX Runtime) and "
+        "write <model-repository>/<name>/<version>/{model.onnx,card.json}.",
+    )
+    fit.add_argument(
+        "--dataset",
+        required=True,
+        help="digits-lt, breast-cancer-imbalanced, multilabel-synth, or a .csv/.parquet/.npz file",
+    )
+    fit.add_argument("--loss", required=True, help="a registry loss name (GET /losses)")
+    fit.add_argument("--params", type=_params, default={}, help="the loss's params as JSON")
+    fit.add_argument("--name", required=True, help="the model's name in the repository")
+    fit.add_argument(
+        "--model-repository",
+        type=Path,
+        default=None,
+        help="default: LOSSSERVE_MODEL_REPOSITORY, else ./models",
+    )
+    fit.add_argument(
+        "--class-weights",
+        default=None,
+        metavar="STRATEGY",
+        help="balanced, inverse, inverse_sqrt, effective_number or log_ratio: "
+        "fills weight (cross_entropy), alpha (focal) or pos_weight "
+        "(binary_cross_entropy)",
+    )
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--label",
+        type=_columns,
+        default=None,
+        metavar="COL[,COL...]",
+        help="user file: the label column, or several 0/1 columns (multilabel)",
+    )
+    fit.add_argument(
+        "--features",
+        type=_columns,
+        default=None,
+        metavar="COL[,COL...]",
+        help="user file: the feature columns (default: all others)",
+    )
+    fit.add_argument(
+        "--split-column",
+        default=None,
+        metavar="COL",
+        help="user file: a train/validation/test column (default: a stratified 60/20/20 split)",
+    )
+    fit.add_argument("--beta", type=float, default=1.0, help="F-beta of the thresholds")
+    fit.add_argument(
+        "--refit-thresholds",
+        action="store_true",
+        help="fit thresholds for losses whose threshold is 0 by design (ZLPR, circle) too",
+    )
+    _add_training_options(fit)
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="compare losses on a built-in dataset over seeds",
+        description="Train the same model with each loss over several seeds and print test "
+        "macro-F1 (plain and with learned thresholds) beside LogisticRegression.",
+    )
+    experiment.add_argument(
+        "dataset", help="digits-lt, breast-cancer-imbalanced or multilabel-synth"
+    )
+    experiment.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    experiment.add_argument(
+        "--losses",
+        type=_columns,
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="a subset of the variants, e.g. cross_entropy,focal",
+    )
+    experiment.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="also write the Markdown table here, e.g. docs/results.md",
+    )
+    _add_training_options(experiment)
+
     args = parser.parse_args(argv)
+    if args.command in ("train", "experiment"):
+        command = _train if args.command == "train" else _experiment
+        try:
+            return command(args)
+        except ValueError as exc:  # the caller's input: pydantic's ValidationError included
+            print(f"lossserve {args.command}: error: {exc}", file=sys.stderr)
+            return 2
     overrides = {
         key: value
         for key, value in {
             "host": args.host,
             "http_port": args.http_port,
             "grpc_port": args.grpc_port,
+            "model_repository": args.model_repository,
         }.items()
         if value is not None
     }

@@ -1,0 +1,152 @@
+"""``lossserve train``: data, loss, fit, thresholds, ONNX export and the model card."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models.card import InputSpec, ModelCard, SplitMetrics
+from .datasets import Dataset, load_dataset
+from .export import OUTPUT_NAMES, check_model_name, publish
+from .thresholds import DecisionRule, fit_decision_rule, split_metrics
+from .trainer import FitResult, TrainOptions, fit, predict_logits, resolve_loss, scores
+
+__all__ = ["TrainConfig", "TrainResult", "evaluate_fit", "train"]
+
+
+class TrainConfig(BaseModel):
+    """Everything ``lossserve train`` takes; see :func:`train`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(description="A built-in dataset name or a CSV/Parquet/NPZ path.")
+    loss: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    name: str
+    repository: Path
+    class_weights: str | None = None
+    options: TrainOptions = Field(default_factory=TrainOptions)
+    beta: float = Field(1.0, gt=0.0, le=1e6, description="F-beta of the fitted thresholds.")
+    refit_thresholds: bool = False
+    label: list[str] | None = None
+    features: list[str] | None = None
+    split_column: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class TrainResult:
+    """The new version: its folder and card, and what training did and took."""
+
+    directory: Path
+    card: ModelCard
+    fit: FitResult
+    rule: DecisionRule
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / "model.onnx"
+
+
+def evaluate_fit(
+    dataset: Dataset, result: FitResult, *, beta: float = 1.0, refit: bool = False
+) -> tuple[DecisionRule, SplitMetrics, SplitMetrics]:
+    """Fit the decision rule on validation; the validation and test metrics with it."""
+    task, loss = dataset.task, result.loss
+    val = scores(task, predict_logits(result.model, dataset.validation.features))
+    test = scores(task, predict_logits(result.model, dataset.test.features))
+    rule = fit_decision_rule(
+        task,
+        val,
+        dataset.validation.targets,
+        loss=loss.name,
+        params=loss.params,
+        beta=beta,
+        refit=refit,
+    )
+    metrics = [
+        split_metrics(s, split.targets, rule, loss=loss.name, params=loss.params)
+        for s, split in ((val, dataset.validation), (test, dataset.test))
+    ]
+    return rule, metrics[0], metrics[1]
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train, fit thresholds, export to ONNX and add the next version to the repository.
+
+    1. Load the dataset (:func:`~service.training.datasets.load_dataset`) and resolve the
+       loss with its params and class weights (:func:`~service.training.trainer.resolve_loss`).
+    2. Fit the classifier with early stopping on validation macro-F1
+       (:func:`~service.training.trainer.fit`).
+    3. Fit thresholds (binary, multilabel) or offsets (multiclass) on the validation split
+       as ``POST /thresholds`` does; ZLPR and circle keep 0 unless ``refit_thresholds``.
+    4. Export to ONNX, verify it with ONNX Runtime on the test split, and write
+       ``<repository>/<name>/<version>/{model.onnx,card.json}``.
+
+    Raises:
+        ValueError: bad data, loss, params, class weights or model name (before training).
+        ExportError: ONNX Runtime does not reproduce the model; nothing is written.
+    """
+    check_model_name(config.name)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    dataset = load_dataset(
+        config.dataset,
+        label=config.label,
+        features=config.features,
+        split_column=config.split_column,
+    )
+    loss = resolve_loss(dataset, config.loss, config.params, class_weights=config.class_weights)
+    seconds["load"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    result = fit(
+        dataset,
+        loss,
+        config.options,
+        quiet=config.quiet,
+        description=f"{config.name} ({config.loss})",
+    )
+    seconds["fit"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    rule, validation, test = evaluate_fit(
+        dataset, result, beta=config.beta, refit=config.refit_thresholds
+    )
+    seconds["thresholds"] = time.perf_counter() - mark
+
+    def card(version: int, sha256: str, tolerance: float) -> ModelCard:
+        return ModelCard(
+            name=config.name,
+            version=version,
+            task=dataset.task.value,
+            labels=dataset.labels,
+            loss=loss.name,
+            loss_params=loss.params,
+            architecture=config.options.architecture,
+            thresholds=[float(v) for v in rule.values],
+            threshold_kind="offsets" if rule.kind == "offsets" else "thresholds",
+            input=InputSpec(shape=[-1, dataset.num_features]),
+            feature_names=dataset.feature_names,
+            outputs=list(OUTPUT_NAMES),
+            validation=validation,
+            test=test,
+            onnx_tolerance=tolerance,
+            sha256=sha256,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            dataset=config.dataset,
+        )
+
+    mark = time.perf_counter()
+    directory, written = publish(
+        config.repository, config.name, result.model, dataset.task, dataset.test.features, card
+    )
+    seconds["export"] = time.perf_counter() - mark
+    seconds["total"] = time.perf_counter() - started
+    return TrainResult(directory, written, result, rule, seconds)

@@ -1,0 +1,138 @@
+"""``lossserve train`` and ``lossserve experiment`` end to end, through ``service.cli.main``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.cli import main
+from service.models.card import ModelCard, sha256_of
+
+TINY = ["--epochs", "3", "--patience", "3", "--hidden", "16", "--quiet"]
+
+
+def _csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = ["width,height,weight,kind"]
+    for i in range(90):
+        kind = ("cat", "dog", "fox")[i % 3]
+        centre = {"cat": 0.0, "dog": 2.0, "fox": 4.0}[kind]
+        values = rng.normal(centre, 1.0, size=3)
+        rows.append(",".join(f"{v:.4f}" for v in values) + f",{kind}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_train_builtin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "train",
+        "--dataset", "breast-cancer-imbalanced",
+        "--loss", "binary_cross_entropy",
+        "--class-weights", "balanced",
+        "--name", "breast",
+        "--model-repository", str(tmp_path),
+        "--architecture", "linear",
+        *TINY,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "breast version 1 (binary, binary_cross_entropy): test macro-F1" in out
+    card = ModelCard.read(tmp_path / "breast" / "1")
+    assert card.architecture == "linear" and card.task == "binary"
+    assert card.labels == ["benign", "malignant"]
+    assert card.loss_params["pos_weight"] > 1.0  # negatives / positives
+    assert card.threshold_kind == "thresholds" and len(card.thresholds) == 1
+    assert card.sha256 == sha256_of(tmp_path / "breast" / "1" / "model.onnx")
+
+
+def test_train_user_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _csv(tmp_path / "animals.csv")
+    # No --model-repository: the serving setting's environment variable decides.
+    monkeypatch.setenv("LOSSSERVE_MODEL_REPOSITORY", str(tmp_path / "repo"))
+    argv = [
+        "train",
+        "--dataset", str(data),
+        "--label", "kind",
+        "--features", "width,height,weight",
+        "--loss", "cross_entropy",
+        "--params", '{"label_smoothing": 0.1}',
+        "--name", "animals",
+        "--seed", "3",
+        *TINY,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert "wrote " in capsys.readouterr().out
+    card = ModelCard.read(tmp_path / "repo" / "animals" / "1")
+    assert card.labels == ["cat", "dog", "fox"]
+    assert card.feature_names == ["width", "height", "weight"]
+    assert card.input.shape == [-1, 3]
+    assert card.loss_params["label_smoothing"] == 0.1
+    assert card.dataset == str(data)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--loss", "focl"], "Did you mean 'focal'"),
+        (["--loss", "dice", "--class-weights", "balanced"], "'dice', which takes none"),
+        (["--loss", "focal", "--params", '{"gamma": -1}'], "gamma"),
+        (["--loss", "focal", "--label", "y"], "expected no label, feature or split columns"),
+        (["--loss", "focal", "--epochs", "0"], "epochs"),
+    ],
+)
+def test_train_errors(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--dataset", "digits-lt", "--name", "m", "--model-repository", str(tmp_path)]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lossserve train: error: ") and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_user_file_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _csv(tmp_path / "animals.csv")
+    argv = ["train", "--dataset", str(data), "--label", "species", "--loss", "focal",
+            "--name", "m", "--model-repository", str(tmp_path / "repo")]  # fmt: skip
+    assert main(argv) == 2
+    assert "label column 'species': not found in animals.csv" in capsys.readouterr().err
+
+
+def test_bad_params_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", "digits-lt", "--loss", "focal", "--name", "m",
+              "--params", "[1]"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "--params: expected a JSON object, got list" in capsys.readouterr().err
+
+
+def test_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "docs" / "results.md"
+    argv = [
+        "experiment", "digits-lt",
+        "--seeds", "0", "1",
+        "--losses", "cross_entropy+balanced,logit_adjusted_cross_entropy",
+        "--epochs", "2",
+        "--hidden", "16",
+        "--quiet",
+        "--output", str(output),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "cross_entropy+balanced seed 1: test macro-F1" in err
+    text = output.read_text()
+    assert out == text + "\n"  # printed, and written as printed
+    assert "## digits-lt: test macro-F1" in text
+    assert "| MLP | cross_entropy | balanced | " in text
+    assert "| MLP | logit_adjusted_cross_entropy | - | " in text
+    assert 'LogisticRegression(class_weight="balanced")' in text
+    assert " ± " in text  # two seeds: mean ± std
+
+
+def test_experiment_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "digits-lt", "--losses", "focal,hinge", "--quiet"]) == 2
+    assert "losses: expected names among cross_entropy" in capsys.readouterr().err
