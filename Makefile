@@ -13,8 +13,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+MODELS ?= models
+
+# On a fresh clone ./models is empty: train the two demo models first (about 30 s), then
+# serve them. digits uses the loss that won `lossserve experiment digits-lt`
+# (docs/results.md).
 run: $(STAMP)
-	$(VENV)/bin/lossserve serve --host 127.0.0.1 --http-port 8000 --grpc-port 50051
+	@if [ -z "$$(ls -A $(MODELS) 2>/dev/null)" ]; then \
+	  $(VENV)/bin/lossserve train --dataset digits-lt --loss logit_adjusted_cross_entropy \
+	    --name digits --model-repository $(MODELS) && \
+	  $(VENV)/bin/lossserve train --dataset multilabel-synth \
+	    --loss multilabel_categorical_crossentropy --name multilabel \
+	    --model-repository $(MODELS); \
+	fi
+	$(VENV)/bin/lossserve serve --host 127.0.0.1 --http-port 8000 --grpc-port 50051 \
+	  --model-repository $(MODELS)
 
 generate: $(STAMP)
 	$(PY) scripts/generate_proto.py

@@ -1,8 +1,10 @@
 """Generate the gRPC Python modules from ``proto/`` into ``service/_proto`` (never edit them).
 
-``proto/lossserve/v1/loss_service.proto`` is compiled as if it lived at
-``service/_proto/lossserve/v1/``, so the generated modules import each other as
-``service._proto.lossserve.v1...``. Usage::
+Every ``.proto`` under ``proto/`` is compiled as if it lived under ``service/_proto/``:
+``proto/lossserve/v1/loss_service.proto`` (lossserve's own API) becomes
+``service._proto.lossserve.v1...`` and ``proto/inference/grpc_service.proto`` (the Open
+Inference Protocol, package ``inference``) becomes ``service._proto.inference...``, so the
+generated modules import each other under ``service``. Usage::
 
     python scripts/generate_proto.py            # rewrite the committed files
     python scripts/generate_proto.py --out DIR  # write DIR/service/_proto/... instead

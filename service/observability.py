@@ -78,6 +78,18 @@ class Metrics:
             ["device"],
             registry=self.registry,
         )
+        self.model_info = Gauge(
+            "lossserve_model_info",
+            "1 for each model served, with its version and ONNX Runtime execution provider.",
+            ["model", "version", "provider"],
+            registry=self.registry,
+        )
+        self.model_queue = Gauge(
+            "lossserve_model_queue_depth",
+            "Requests waiting in the model's dynamic batcher.",
+            ["model"],
+            registry=self.registry,
+        )
 
     def observe(
         self, route: str, loss: str, status: int | str, seconds: float, transport: str = "http"
@@ -92,3 +104,9 @@ class Metrics:
             self.queue_depth.labels(device).set(stats.queued)
             self.worker_alive.labels(device).set(1 if stats.alive else 0)
             self.worker_replaced.labels(device).set(stats.replaced)
+        self.model_info.clear()
+        self.model_queue.clear()
+        for model in state.models.live_models():
+            self.model_info.labels(model.name, str(model.version), model.provider).set(1)
+        for model_stats in state.models.stats():
+            self.model_queue.labels(model_stats.name).set(model_stats.queued)

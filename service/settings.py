@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,4 +28,16 @@ class Settings(BaseSettings):
         None, description="Worker devices; default: every cuda:N torch sees, else cpu."
     )
     grpc_max_message_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    model_repository: Path | None = Field(
+        None, description="<repo>/<model>/<version>/{model.onnx,card.json}; None: no models."
+    )
+    admin_token: str | None = Field(
+        None,
+        repr=False,
+        description="Bearer token of the model repository API (LOSSSERVE_ADMIN_TOKEN); "
+        "None turns that API off.",
+    )
+    model_threads: int = Field(
+        1, ge=0, description="ONNX Runtime intra-op threads per model session (0: ORT's default)."
+    )
     log_level: str = "INFO"

@@ -33,6 +33,7 @@ from ..core.evaluator import EvaluationStream
 from ..core.state import ServiceState
 from ..observability import Metrics
 from . import grpc_convert as convert
+from .oip_grpc import INFERENCE_SERVICE, add_inference_servicer
 
 __all__ = [
     "ERROR_CODE_KEY",
@@ -40,6 +41,7 @@ __all__ = [
     "GRPC_STATUS",
     "SERVICE_NAME",
     "create_grpc_server",
+    "response_chunk_bytes",
 ]
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["LossService"].full_name
@@ -49,6 +51,10 @@ GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.PAYLOAD_TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     ErrorCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
@@ -247,6 +253,24 @@ class LossServicer(pb_grpc.LossServiceServicer):
         result = await self._state.engine.compute(loss_request, timeout=self._timeout(context))
         return convert.encode_compute_response(result)
 
+    async def ComputeLossChunked(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[pb.ComputeLossRequestChunk],
+        context: grpc.aio.ServicerContext[pb.ComputeLossRequestChunk, pb.ComputeLossResponseChunk],
+    ) -> AsyncIterator[pb.ComputeLossResponseChunk]:
+        limit = self._settings.grpc_max_message_bytes
+        assembler = convert.ComputeRequestAssembler(
+            max_elements=self._settings.max_elements, max_bytes=limit
+        )
+        async for chunk in request_iterator:
+            assembler.add(chunk)  # a bad chunk fails here, before the rest is read
+            _label_loss(assembler.loss)
+        loss_request = assembler.finish()
+        result = await self._state.engine.compute(loss_request, timeout=self._timeout(context))
+        chunk_bytes = response_chunk_bytes(assembler.response_chunk_bytes, limit)
+        for message in convert.encode_compute_response_chunks(result, chunk_bytes=chunk_bytes):
+            yield message
+
     async def StreamEvaluate(  # noqa: N802
         self,
         request_iterator: AsyncIterator[pb.EvaluateBatch],
@@ -268,6 +292,13 @@ class LossServicer(pb_grpc.LossServiceServicer):
             yield convert.encode_update(metrics, batches=batches)
         final, thresholds = await asyncio.to_thread(stream.finish, beta)
         yield convert.encode_update(final, batches=batches, thresholds=thresholds)
+
+
+def response_chunk_bytes(asked: int, message_limit: int) -> int:
+    """The tensor bytes of each response chunk: what the client asked for (0: the default),
+    kept within [MIN_CHUNK_BYTES, half the message limit] (the limit wins when it is tiny)."""
+    chunk = asked or convert.DEFAULT_CHUNK_BYTES
+    return max(1, min(max(chunk, convert.MIN_CHUNK_BYTES), message_limit // 2))
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -292,6 +323,7 @@ def create_grpc_server(state: ServiceState) -> grpc.aio.Server:
         Callable[[LossServicer, grpc.aio.Server], None], pb_grpc.add_LossServiceServicer_to_server
     )
     register(LossServicer(state), server)
+    add_inference_servicer(state, server)  # inference.GRPCInferenceService (OIP v2)
 
     checker = health.aio.HealthServicer()  # "" is SERVING from the start
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
@@ -303,6 +335,6 @@ def create_grpc_server(state: ServiceState) -> grpc.aio.Server:
     task.add_done_callback(_BACKGROUND.discard)
 
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return server

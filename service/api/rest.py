@@ -33,6 +33,7 @@ from ..core.tensors import (
 )
 from ..core.types import EvaluateRequest, LossRequest, LossResult, ThresholdsRequest
 from . import wire
+from .oip_rest import create_oip_routers
 
 __all__ = ["create_app"]
 
@@ -490,6 +491,9 @@ def create_app(state: ServiceState) -> FastAPI:
         body = asdict(result)
         body["values"] = result.values.tolist()
         return _json(body)
+
+    for router in create_oip_routers(state):  # /v2 models (OIP) and /models/{name}/predict
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -6,6 +6,8 @@
     ├── InvalidArgument                 INVALID_ARGUMENT 400  INVALID_ARGUMENT
     │   └── PayloadTooLarge             PAYLOAD_TOO_LARGE 413 RESOURCE_EXHAUSTED
     ├── NotFound                        NOT_FOUND        404  NOT_FOUND
+    ├── Unauthenticated                 UNAUTHENTICATED  401  UNAUTHENTICATED
+    ├── PermissionDenied                PERMISSION_DENIED 403 PERMISSION_DENIED
     ├── ResourceExhausted               RESOURCE_EXHAUSTED 429 RESOURCE_EXHAUSTED
     ├── DeadlineExceeded                DEADLINE_EXCEEDED 504 DEADLINE_EXCEEDED
     ├── Unavailable                     UNAVAILABLE      503  UNAVAILABLE   (retryable)
@@ -30,7 +32,9 @@ __all__ = [
     "LossServeError",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
     "ResourceExhausted",
+    "Unauthenticated",
     "Unavailable",
 ]
 
@@ -39,6 +43,8 @@ class ErrorCode(str, Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     NOT_FOUND = "NOT_FOUND"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
@@ -49,6 +55,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_ARGUMENT: 400,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.RESOURCE_EXHAUSTED: 429,
     ErrorCode.DEADLINE_EXCEEDED: 504,
     ErrorCode.UNAVAILABLE: 503,
@@ -85,6 +93,18 @@ class PayloadTooLarge(InvalidArgument):
 
 class NotFound(LossServeError):
     code = ErrorCode.NOT_FOUND
+
+
+class Unauthenticated(LossServeError):
+    """A call that needs credentials came without valid ones (a missing or wrong token)."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class PermissionDenied(LossServeError):
+    """The call is not allowed at all here (e.g. the repository API is switched off)."""
+
+    code = ErrorCode.PERMISSION_DENIED
 
 
 class ResourceExhausted(LossServeError):

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ..models.engine import ModelEngine
+from ..models.repository import ModelRepository
 from ..observability import Metrics
 from ..settings import Settings
 from ..workers import WorkerPool, default_devices
@@ -27,24 +29,34 @@ class ServiceState:
     pool: WorkerPool
     engine: LossEngine
     metrics: Metrics = field(default_factory=Metrics)
+    models: ModelEngine = field(default_factory=lambda: ModelEngine(None))
     started: bool = False
 
     @classmethod
     def create(cls, settings: Settings | None = None) -> ServiceState:
         settings = settings or Settings()
         pool = WorkerPool(settings.devices or default_devices(), queue_depth=settings.queue_depth)
+        root = settings.model_repository
         return cls(
             settings=settings,
             pool=pool,
             engine=LossEngine(pool, max_elements=settings.max_elements),
+            models=ModelEngine(
+                ModelRepository(root, threads=settings.model_threads) if root else None,
+                admin_token=settings.admin_token,
+                timeout=settings.request_timeout_s,
+                max_elements=settings.max_elements,
+            ),
         )
 
     async def start(self) -> None:
         await self.pool.start()
+        await self.models.start()
         self.started = True
 
     async def stop(self) -> None:
         self.started = False
+        await self.models.stop()
         await self.pool.stop()
 
     async def evaluate(self, request: EvaluateRequest) -> EvaluateResult:

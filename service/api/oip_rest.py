@@ -1,0 +1,471 @@
+"""Open Inference Protocol v2 over REST, and ``POST /models/{name}/predict``; translation only.
+
+The routes decode JSON (and the binary tensor extension) into the domain types of
+:mod:`service.models.engine`, call the state's :class:`~service.models.engine.ModelEngine`,
+and encode its answers. Under ``/v2`` every error answers the protocol's
+``{"error": "message"}`` with the status of its transport-neutral code (400 bad input, 401 /
+403 for the repository API, 404 unknown model or version, 429 full queue), so that
+tritonclient and other OIP clients read it; ``/models/{name}/predict`` is the project's own
+JSON API and answers the project's structured error body.
+
+The binary tensor extension: a request whose ``Inference-Header-Content-Length`` header is
+set carries that many bytes of JSON, then the raw bytes of every input that has a
+``binary_data_size`` parameter, in the order of ``inputs``. An output is answered in binary
+when its ``binary_data`` parameter is true, or, without one, when the request's
+``binary_data_output`` parameter is; the response then carries the JSON header (its length
+in ``Inference-Header-Content-Length``) followed by those outputs' bytes. Request bodies
+compressed with ``Content-Encoding: gzip`` or ``deflate`` are accepted.
+
+``GET /v2/models/{m}[/versions/{v}]/ready`` answers 200 ``{"name", "ready": true}`` when
+that model (and version) is served, 503 ``{"name", "ready": false}`` when the model is known
+but not served (unloaded, failed to load, another version), and 404 for an unknown model.
+
+The repository API (``/v2/repository/...``) needs ``Authorization: Bearer
+<LOSSSERVE_ADMIN_TOKEN>`` (else 401); without that setting it is off and answers 403.
+
+These routes are left out of the OpenAPI document (the protocol publishes its own); the
+tritonclient contract tests hold them to the protocol.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from ..core.errors import (
+    HTTP_STATUS,
+    ErrorCode,
+    InvalidArgument,
+    LossServeError,
+    PayloadTooLarge,
+)
+from ..core.state import ServiceState
+from ..models.engine import InferRequest, InferResult, ModelStats, RequestedOutput
+from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
+
+__all__ = [
+    "EXTENSIONS",
+    "HEADER_LENGTH",
+    "SERVER_NAME",
+    "OIPRoute",
+    "OutputEncoding",
+    "create_oip_routers",
+    "decode_infer_request",
+    "encode_infer_result",
+    "stats_json",
+]
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+SERVER_NAME = "lossserve"
+EXTENSIONS = (
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "model_repository",
+    "parameters",
+    "statistics",
+)
+"""The protocol extensions served (Triton's names), REST and gRPC alike."""
+
+_INFER_FIELDS = ("id", "parameters", "inputs", "outputs")
+_INPUT_FIELDS = ("name", "shape", "datatype", "parameters", "data")
+_OUTPUT_FIELDS = ("name", "parameters")
+
+
+def server_version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("lossserve")
+    except metadata.PackageNotFoundError:  # a checkout that is not installed
+        return "0+unknown"
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def oip_error(exc: LossServeError) -> Response:
+    """The protocol's error body; a 401 also tells the scheme it wants."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.code is ErrorCode.UNAUTHENTICATED else None
+    return _json({"error": exc.message}, HTTP_STATUS[exc.code], headers)
+
+
+class OIPRoute(APIRoute):
+    """A route whose errors answer ``{"error": "message"}``: one handler for all of /v2."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LossServeError as exc:
+                return oip_error(exc)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                first = errors[0] if errors else {"loc": ["request"], "msg": "invalid"}
+                where = ".".join(str(p) for p in first["loc"])
+                return oip_error(InvalidArgument(f"{where}: {first['msg']}"))
+
+        return route
+
+
+# -- the body ----------------------------------------------------------------------------
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate body, inflated to at most ``limit`` bytes."""
+    kinds = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+    if encoding not in kinds:
+        raise InvalidArgument(
+            f"Content-Encoding: expected gzip, deflate or identity, got {encoding!r}"
+        )
+    inflater = zlib.decompressobj(kinds[encoding])
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidArgument(
+            f"body: expected {encoding} data, got a decoding error: {exc}"
+        ) from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"body: expected at most {limit} bytes once inflated")
+    return data
+
+
+async def read_body(request: Request, max_bytes: int) -> tuple[dict[str, Any], memoryview | None]:
+    """The JSON header and, with the binary tensor extension, the bytes after it."""
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {len(body)}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        body = _decompress(body, encoding, max_bytes)
+    declared = request.headers.get(HEADER_LENGTH)
+    binary: memoryview | None = None
+    if declared is not None:
+        if not declared.strip().isdigit() or int(declared) > len(body):
+            raise InvalidArgument(
+                f"{HEADER_LENGTH}: expected an integer in [0, {len(body)}] (the body's length), "
+                f"got {declared!r}"
+            )
+        split = int(declared)
+        body, binary = body[:split], memoryview(body)[split:]
+    if not body.strip():
+        return {}, binary
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"body: expected JSON, got a parse error: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument(f"body: expected a JSON object, got {type(document).__name__}")
+    return document, binary
+
+
+def _known(document: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(document) - set(fields))
+    if unknown:
+        raise InvalidArgument(f"{where}{unknown[0]}: unknown field; expected one of {list(fields)}")
+
+
+def _parameters(value: object, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{where}parameters: expected an object, got {value!r}")
+    return value
+
+
+def _flag(parameters: dict[str, Any], name: str, where: str) -> bool | None:
+    value = parameters.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgument(f"{where}parameters.{name}: expected true or false, got {value!r}")
+    return value
+
+
+def _count(parameters: dict[str, Any], where: str) -> int:
+    """Triton's ``classification`` (or ``class_count``) output parameter."""
+    value = parameters.get("classification", parameters.get("class_count", 0))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(
+            f"{where}parameters.classification: expected a non-negative integer, got {value!r}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class OutputEncoding:
+    """Which outputs a response carries as binary data."""
+
+    default: bool = False
+    """The request's ``binary_data_output``: for outputs without a ``binary_data`` of their own."""
+    outputs: dict[str, bool] = field(default_factory=dict)
+    """The ``binary_data`` parameter of each requested output that has one."""
+
+    def binary(self, name: str) -> bool:
+        return self.outputs.get(name, self.default)
+
+
+def decode_infer_request(
+    document: dict[str, Any],
+    binary: memoryview | None,
+    *,
+    model: str,
+    version: str,
+    max_elements: int,
+) -> tuple[InferRequest, OutputEncoding]:
+    """An inference request, and how to encode its outputs."""
+    _known(document, _INFER_FIELDS, "")
+    request_id = document.get("id", "")
+    if not isinstance(request_id, str):
+        raise InvalidArgument(f"id: expected a string, got {request_id!r}")
+    parameters = _parameters(document.get("parameters"), "")
+    binary_default = bool(_flag(parameters, "binary_data_output", ""))
+    entries = document.get("inputs")
+    if not isinstance(entries, list) or not entries:
+        raise InvalidArgument("inputs: expected a non-empty list of input tensors")
+    inputs: dict[str, np.ndarray] = {}
+    offset = 0
+    for index, entry in enumerate(entries):
+        where = f"inputs[{index}]."
+        if not isinstance(entry, dict):
+            raise InvalidArgument(f"inputs[{index}]: expected an object, got {entry!r}")
+        _known(entry, _INPUT_FIELDS, where)
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"{where}name: expected a non-empty string, got {name!r}")
+        if name in inputs:
+            raise InvalidArgument(f"input {name!r}: given twice")
+        label = f"input {name!r}"
+        datatype = entry.get("datatype")
+        shape = decode_shape(entry.get("shape"), f"{label} shape", max_elements)
+        size = _parameters(entry.get("parameters"), where).get("binary_data_size")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise InvalidArgument(
+                    f"{label}: binary_data_size: expected a non-negative integer, got {size!r}"
+                )
+            if binary is None:
+                raise InvalidArgument(f"{label}: binary_data_size needs the {HEADER_LENGTH} header")
+            if "data" in entry:
+                raise InvalidArgument(
+                    f"{label}: expected either data or binary_data_size, not both"
+                )
+            if offset + size > len(binary):
+                raise InvalidArgument(
+                    f"{label}: binary_data_size is {size}, only {len(binary) - offset} bytes "
+                    "are left after the header"
+                )
+            inputs[name] = decode_raw(binary[offset : offset + size], str(datatype), shape, label)
+            offset += size
+        elif "data" in entry:
+            inputs[name] = decode_json(entry["data"], str(datatype), shape, label)
+        else:
+            raise InvalidArgument(f"{label}: expected data or a binary_data_size parameter")
+    if binary is not None and offset != len(binary):
+        raise InvalidArgument(
+            f"body: the binary_data_size of the inputs add up to {offset} bytes, "
+            f"{len(binary)} follow the header"
+        )
+    outputs = []
+    per_output: dict[str, bool] = {}
+    requested = document.get("outputs")
+    if requested is not None and not isinstance(requested, list):
+        raise InvalidArgument(f"outputs: expected a list, got {requested!r}")
+    for index, entry in enumerate(requested or ()):
+        where = f"outputs[{index}]."
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InvalidArgument(
+                f"outputs[{index}]: expected an object with a name, got {entry!r}"
+            )
+        _known(entry, _OUTPUT_FIELDS, where)
+        out_parameters = _parameters(entry.get("parameters"), where)
+        outputs.append(RequestedOutput(entry["name"], _count(out_parameters, where)))
+        as_binary = _flag(out_parameters, "binary_data", where)
+        if as_binary is not None:
+            per_output[entry["name"]] = as_binary
+    request = InferRequest(
+        model=model, version=version, inputs=inputs, outputs=tuple(outputs), id=request_id
+    )
+    return request, OutputEncoding(binary_default, per_output)
+
+
+def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Response:
+    """JSON, or the JSON header then the binary outputs' bytes."""
+    header: dict[str, Any] = {"model_name": result.model, "model_version": result.version}
+    if result.id:
+        header["id"] = result.id
+    entries = []
+    chunks = []
+    for name, array in result.outputs.items():
+        entry: dict[str, Any] = {
+            "name": name,
+            "datatype": datatype_of(array),
+            "shape": list(array.shape),
+        }
+        if encoding.binary(name):
+            raw = encode_raw(array)
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = encode_json(array)
+        entries.append(entry)
+    header["outputs"] = entries
+    if not chunks:
+        return _json(header)
+    head = orjson.dumps(header)
+    return Response(
+        head + b"".join(chunks),
+        media_type="application/octet-stream",
+        headers={HEADER_LENGTH: str(len(head))},
+    )
+
+
+def stats_json(stats: list[ModelStats]) -> dict[str, Any]:
+    """Triton's statistics extension body."""
+
+    def duration(count: int, ns: int) -> dict[str, int]:
+        return {"count": count, "ns": ns}
+
+    return {
+        "model_stats": [
+            {
+                "name": s.name,
+                "version": s.version,
+                "last_inference": s.last_inference_ms,
+                "inference_count": s.inference_count,
+                "execution_count": s.execution_count,
+                "inference_stats": {
+                    "success": duration(s.success_count, s.success_ns),
+                    "fail": duration(s.fail_count, s.fail_ns),
+                    "queue": duration(0, 0),
+                    "compute_input": duration(0, 0),
+                    "compute_infer": duration(0, 0),
+                    "compute_output": duration(0, 0),
+                },
+                "batch_stats": [],
+            }
+            for s in stats
+        ]
+    }
+
+
+# -- the routes --------------------------------------------------------------------------
+
+
+def create_oip_routers(state: ServiceState) -> list[APIRouter]:
+    """The ``/v2`` router (protocol errors) and the predict router (the app's errors)."""
+    models = state.models
+    settings = state.settings
+    v2 = APIRouter(route_class=OIPRoute, include_in_schema=False)
+
+    @v2.get("/v2")
+    async def server_metadata() -> Response:
+        return _json(
+            {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
+        )
+
+    @v2.get("/v2/models/stats")
+    async def all_stats() -> Response:
+        return _json(stats_json(models.stats()))
+
+    async def model_metadata(model_name: str, model_version: str = "") -> Response:
+        metadata = models.metadata(model_name, model_version)
+        body = asdict(metadata)
+        for key in ("inputs", "outputs"):
+            for tensor in body[key]:
+                tensor["shape"] = list(tensor["shape"])
+        body["versions"] = list(metadata.versions)
+        return _json(body)
+
+    async def model_ready(model_name: str, model_version: str = "") -> Response:
+        ready = models.is_ready(model_name, model_version)
+        return _json({"name": model_name, "ready": ready}, 200 if ready else 503)
+
+    async def model_config(model_name: str, model_version: str = "") -> Response:
+        return _json(models.config(model_name, model_version))
+
+    async def model_stats(model_name: str, model_version: str = "") -> Response:
+        return _json(stats_json(models.stats(model_name, model_version)))
+
+    async def infer(request: Request, model_name: str, model_version: str = "") -> Response:
+        document, binary = await read_body(request, settings.max_body_bytes)
+        infer_request, encoding = decode_infer_request(
+            document,
+            binary,
+            model=model_name,
+            version=model_version,
+            max_elements=settings.max_elements,
+        )
+        result = await models.infer(infer_request, timeout=settings.request_timeout_s)
+        return encode_infer_result(result, encoding)
+
+    for suffix in ("", "/versions/{model_version}"):
+        base = "/v2/models/{model_name}" + suffix
+        v2.add_api_route(base, model_metadata, methods=["GET"])
+        v2.add_api_route(base + "/ready", model_ready, methods=["GET"])
+        v2.add_api_route(base + "/config", model_config, methods=["GET"])
+        v2.add_api_route(base + "/stats", model_stats, methods=["GET"])
+        v2.add_api_route(base + "/infer", infer, methods=["POST"])
+
+    def authorize(request: Request) -> None:
+        models.authorize(request.headers.get("authorization"))
+
+    @v2.api_route("/v2/repository/index", methods=["GET", "POST"])
+    async def repository_index(request: Request) -> Response:
+        authorize(request)
+        document, _ = await read_body(request, settings.max_body_bytes)
+        ready = _flag(document, "ready", "") or False
+        return _json([asdict(entry) for entry in models.index(ready_only=ready)])
+
+    async def _repository_body(request: Request) -> None:
+        document, _ = await read_body(request, settings.max_body_bytes)
+        parameters = _parameters(document.get("parameters"), "")
+        unsupported = sorted(k for k in parameters if k != "unload_dependents")
+        if unsupported:
+            raise InvalidArgument(
+                f"parameters.{unsupported[0]}: not supported; lossserve loads models only "
+                "from the repository folder"
+            )
+
+    @v2.post("/v2/repository/models/{model_name}/load")
+    async def load(request: Request, model_name: str) -> Response:
+        authorize(request)
+        await _repository_body(request)
+        await models.load(model_name)
+        return _json({})
+
+    @v2.post("/v2/repository/models/{model_name}/unload")
+    async def unload(request: Request, model_name: str) -> Response:
+        authorize(request)
+        await _repository_body(request)
+        await models.unload(model_name)
+        return _json({})
+
+    predict_router = APIRouter(include_in_schema=False)
+
+    @predict_router.post("/models/{model_name}/predict")
+    async def predict(request: Request, model_name: str) -> Response:
+        document, binary = await read_body(request, settings.max_body_bytes)
+        if binary is not None:
+            raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON instances")
+        _known(document, ("instances",), "")
+        predictions = await models.predict(
+            model_name, document.get("instances"), timeout=settings.request_timeout_s
+        )
+        return _json({"predictions": [asdict(p) for p in predictions]})
+
+    return [v2, predict_router]

@@ -1,0 +1,651 @@
+"""ModelEngine: the transport-neutral core of model serving, shared by REST and gRPC.
+
+It owns the live models (one :class:`~service.models.repository.LoadedModel` and one
+:class:`~service.models.batching.DynamicBatcher` each), answers metadata, configuration,
+readiness and statistics, runs inference, and loads and unloads models. It speaks domain
+types (numpy arrays, dataclasses) and raises :mod:`service.core.errors`; the transports
+only translate.
+
+Every model answers three outputs for a batch of feature rows:
+
+- ``logits`` and ``probabilities`` (FP32, ``[batch, labels]``) from the ONNX graph;
+- ``decisions`` (INT64) after the card's learned decision rule: for a multiclass model the
+  class index ``argmax(logits + offsets)`` (``[batch]``); for a binary or multilabel model
+  the multi-hot ``logits >= thresholds`` (``[batch, labels]``).
+
+Triton's classification extension: an output requested with ``classification: k`` (or
+``class_count: k``) answers, instead of its values, the top ``k`` classes of each row by
+that output's value (for logits and probabilities alike, the most probable first) as
+``BYTES`` strings ``"value:index:label"`` (``[batch, k]``, ``k`` capped at the label count).
+
+Loading validates the new version completely (see :mod:`service.models.repository`)
+before it replaces the live one, so a failed load leaves the old version serving; the old
+version's batcher then drains (requests already queued finish on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..core.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from .batching import DynamicBatcher
+from .oip import datatype_of
+from .repository import OUTPUTS, LoadedModel, ModelRepository, check_model_name
+
+__all__ = [
+    "DECISIONS",
+    "OUTPUT_NAMES",
+    "PLATFORM",
+    "IndexEntry",
+    "InferRequest",
+    "InferResult",
+    "ModelEngine",
+    "ModelMetadata",
+    "ModelStats",
+    "Prediction",
+    "RequestedOutput",
+    "TensorSpec",
+    "classify",
+    "decide",
+]
+
+PLATFORM = "onnxruntime_onnx"
+DECISIONS = "decisions"
+OUTPUT_NAMES = (*OUTPUTS, DECISIONS)
+READY, UNAVAILABLE = "READY", "UNAVAILABLE"
+
+log = logging.getLogger("lossserve.models")
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    """-1 for the batch axis."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    name: str
+    versions: tuple[str, ...]
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    parameters: dict[str, Scalar]
+    """``execution_provider``, ``task``, ``labels`` (a JSON list), ``loss``, ``threshold_kind``."""
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    name: str
+    classification: int = 0
+    """> 0: answer the top ``classification`` classes as strings instead of the values."""
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    model: str
+    inputs: Mapping[str, np.ndarray]
+    version: str = ""
+    """Empty: the version being served."""
+    outputs: tuple[RequestedOutput, ...] = ()
+    """Empty: every output, without classification."""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class InferResult:
+    model: str
+    version: str
+    id: str
+    outputs: dict[str, np.ndarray]
+    """In the order they were asked for (every output in :data:`OUTPUT_NAMES` order)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: list[str]
+    """The labels the learned decision rule picks (one for multiclass, any number else)."""
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    name: str
+    version: str
+    state: str
+    """READY or UNAVAILABLE."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    name: str
+    version: str
+    last_inference_ms: int
+    inference_count: int
+    """Rows inferred."""
+    execution_count: int
+    """Model runs (merged requests are one run)."""
+    success_count: int
+    success_ns: int
+    fail_count: int
+    fail_ns: int
+    queued: int
+    """Requests waiting in the batcher now."""
+
+
+def decide(card_task: str, thresholds: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """The learned decision rule on a batch of logits (see the module docstring)."""
+    if card_task == "multiclass":
+        decisions: np.ndarray = np.argmax(logits + thresholds, axis=1).astype(np.int64)
+    else:
+        decisions = (logits >= thresholds).astype(np.int64)
+    return decisions
+
+
+def classify(values: np.ndarray, k: int, labels: Sequence[str]) -> np.ndarray:
+    """Triton's classification: the top ``k`` of each row as ``b"value:index:label"``."""
+    k = min(k, values.shape[1])
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    result = np.empty((values.shape[0], k), dtype=object)
+    for row in range(values.shape[0]):
+        for column, index in enumerate(order[row]):
+            result[row, column] = f"{values[row, index]:f}:{index}:{labels[index]}".encode()
+    return result
+
+
+@dataclass(eq=False)
+class _Live:
+    """A model being served: its session, its batcher and its counters."""
+
+    model: LoadedModel
+    batcher: DynamicBatcher
+    success: int = 0
+    success_ns: int = 0
+    fail: int = 0
+    fail_ns: int = 0
+    rows: int = 0
+    last_inference_ms: int = 0
+
+
+@dataclass
+class _Slot:
+    live: _Live | None = None
+    reason: str = ""
+    version: str = ""
+
+
+@dataclass
+class _Decider:
+    """The batcher's ``run_batch``: the graph, then the decisions, in the executor thread."""
+
+    model: LoadedModel
+    thresholds: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thresholds = np.asarray(self.model.card.thresholds, dtype=np.float32)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.model.run(inputs)
+        outputs[DECISIONS] = decide(self.model.card.task, self.thresholds, outputs["logits"])
+        return outputs
+
+
+def _parse_version(version: str) -> int | None:
+    if version == "":
+        return None
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidArgument(f"model version: expected a positive integer, got {version!r}")
+    return int(version)
+
+
+class ModelEngine:
+    """The live models of one server process.
+
+    Args:
+        repository: where models come from; ``None`` serves no model (every model is unknown
+            and the repository API answers that no repository is configured).
+        admin_token: the bearer token of the repository API; ``None`` switches it off.
+        timeout: the default deadline of an inference, in seconds.
+        max_elements: the most elements one input tensor may have.
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository | None,
+        *,
+        admin_token: str | None = None,
+        timeout: float = 30.0,
+        max_elements: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.repository = repository
+        self._admin_token = admin_token
+        self._timeout = timeout
+        self.max_elements = max_elements
+        self._slots: dict[str, _Slot] = {}
+        self._lock: asyncio.Lock | None = None
+        self.started = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the latest version of every model in the repository; a model that fails
+        to load is listed UNAVAILABLE with the reason, and the others serve."""
+        if self.repository is not None:
+            for name in self.repository.names():
+                try:
+                    await self.load(name)
+                except (InvalidArgument, NotFound) as exc:
+                    log.warning(
+                        "model failed to load", extra={"model": name, "reason": exc.message}
+                    )
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        for slot in self._slots.values():
+            if slot.live is not None:
+                await slot.live.batcher.close()
+                slot.live = None
+
+    def _guard(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    # -- the repository API ------------------------------------------------------------
+
+    def authorize(self, authorization: str | None) -> None:
+        """Check an ``Authorization`` value against the admin token (constant time)."""
+        if self._admin_token is None:
+            raise PermissionDenied(
+                "the model repository API is disabled: start the server with "
+                "LOSSSERVE_ADMIN_TOKEN set to enable it"
+            )
+        if not authorization:
+            raise Unauthenticated(
+                "the model repository API needs the header 'Authorization: Bearer <token>'"
+            )
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self._admin_token.encode()
+        ):
+            raise Unauthenticated("the model repository API: the bearer token is not valid")
+
+    def _repository(self) -> ModelRepository:
+        if self.repository is None:
+            raise NotFound("no model repository is configured (lossserve serve --model-repository)")
+        return self.repository
+
+    async def load(self, name: str) -> LoadedModel:
+        """Validate and start serving the latest version of ``name``.
+
+        On failure the version being served (if any) keeps serving and the error is raised.
+        """
+        repository = self._repository()
+        check_model_name(name)
+        async with self._guard():
+            slot = self._slots.get(name)
+            try:
+                model = await asyncio.to_thread(repository.open, name)
+            except (InvalidArgument, NotFound) as exc:
+                if slot is not None and slot.live is None:
+                    slot.reason = exc.message
+                elif slot is None and repository.contains(name):
+                    versions = repository.versions(name)
+                    self._slots[name] = _Slot(
+                        reason=exc.message, version=str(versions[-1]) if versions else ""
+                    )
+                raise
+            batching = model.card.batching
+            live = _Live(
+                model=model,
+                batcher=DynamicBatcher(
+                    _Decider(model),
+                    max_batch_size=batching.max_batch_size,
+                    max_queue_delay_us=batching.max_queue_delay_us,
+                    queue_depth=batching.queue_depth,
+                ),
+            )
+            old = slot.live if slot is not None else None
+            self._slots[name] = _Slot(live=live, version=str(model.version))
+            log.info(
+                "model loaded",
+                extra={"model": name, "version": model.version, "provider": model.provider},
+            )
+        if old is not None:
+            await old.batcher.close()
+        return model
+
+    async def unload(self, name: str) -> None:
+        """Stop serving ``name``; requests already queued for it finish first."""
+        check_model_name(name)
+        async with self._guard():
+            slot = self._slots.get(name)
+            if slot is None or slot.live is None:
+                self._unknown(name)
+                raise NotFound(f"model {name!r} is not loaded")
+            live, slot.live, slot.reason = slot.live, None, "unloaded"
+            log.info("model unloaded", extra={"model": name, "version": live.model.version})
+        await live.batcher.close()
+
+    def index(self, *, ready_only: bool = False) -> list[IndexEntry]:
+        """Every model of the repository and every model served, with its state."""
+        names = set(self._slots)
+        if self.repository is not None:
+            names.update(self.repository.names())
+        entries = []
+        for name in sorted(names):
+            slot = self._slots.get(name)
+            if slot is not None and slot.live is not None:
+                entries.append(IndexEntry(name, str(slot.live.model.version), READY, ""))
+                continue
+            if ready_only:
+                continue
+            if slot is not None:
+                entries.append(IndexEntry(name, slot.version, UNAVAILABLE, slot.reason))
+            else:
+                entries.append(IndexEntry(name, "", UNAVAILABLE, "not loaded"))
+        return entries
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def _unknown(self, name: str) -> None:
+        """Raise NotFound when ``name`` is neither served nor in the repository."""
+        if name in self._slots:
+            return
+        if self.repository is not None and self.repository.contains(name):
+            return
+        raise NotFound(f"unknown model {name!r}")
+
+    def _live(self, name: str, version: str = "") -> _Live:
+        check_model_name(name)
+        wanted = _parse_version(version)
+        slot = self._slots.get(name)
+        if slot is None or slot.live is None:
+            self._unknown(name)
+            reason = slot.reason if slot is not None and slot.reason else "not loaded"
+            raise NotFound(f"model {name!r} is not available: {reason}")
+        served = slot.live.model.version
+        if wanted is not None and wanted != served:
+            raise NotFound(
+                f"model {name!r} has no version {wanted} being served (serving {served})"
+            )
+        return slot.live
+
+    def model(self, name: str, version: str = "") -> LoadedModel:
+        return self._live(name, version).model
+
+    def is_ready(self, name: str, version: str = "") -> bool:
+        """True when the model (and version, if given) is served; False when the model is
+        known but not served; :class:`NotFound` for a model nobody knows."""
+        try:
+            self._live(name, version)
+        except NotFound:
+            self._unknown(check_model_name(name))
+            return False
+        return True
+
+    def live_models(self) -> list[LoadedModel]:
+        return [s.live.model for _, s in sorted(self._slots.items()) if s.live is not None]
+
+    def metadata(self, name: str, version: str = "") -> ModelMetadata:
+        model = self.model(name, version)
+        card = model.card
+        labels = len(card.labels)
+        decisions = (-1,) if card.task == "multiclass" else (-1, labels)
+        return ModelMetadata(
+            name=name,
+            versions=(str(model.version),),
+            platform=PLATFORM,
+            inputs=(TensorSpec(card.input.name, "FP32", tuple(card.input.shape)),),
+            outputs=(
+                TensorSpec("logits", "FP32", (-1, labels)),
+                TensorSpec("probabilities", "FP32", (-1, labels)),
+                TensorSpec(DECISIONS, "INT64", decisions),
+            ),
+            parameters={
+                "execution_provider": model.provider,
+                "task": card.task,
+                "labels": orjson.dumps(card.labels).decode(),
+                "loss": card.loss,
+                "threshold_kind": card.threshold_kind,
+            },
+        )
+
+    def config(self, name: str, version: str = "") -> dict[str, Any]:
+        """The model's configuration in Triton's JSON form (``inference.ModelConfig``)."""
+        model = self.model(name, version)
+        card = model.card
+        labels = len(card.labels)
+        features = card.input.shape[1:]
+        decisions: dict[str, Any] = {"name": DECISIONS, "data_type": "TYPE_INT64"}
+        if card.task == "multiclass":  # one index per row: Triton writes [1] reshaped to []
+            decisions.update(dims=[1], reshape={"shape": []})
+        else:
+            decisions.update(dims=[labels])
+        config: dict[str, Any] = {
+            "name": name,
+            "platform": PLATFORM,
+            "backend": "onnxruntime",
+            "version_policy": {"latest": {"num_versions": 1}},
+            "max_batch_size": card.batching.max_batch_size,
+            "input": [{"name": card.input.name, "data_type": "TYPE_FP32", "dims": features}],
+            "output": [
+                {"name": "logits", "data_type": "TYPE_FP32", "dims": [labels]},
+                {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [labels]},
+                decisions,
+            ],
+            "instance_group": [
+                {
+                    "name": name,
+                    "count": 1,
+                    "kind": "KIND_GPU" if model.provider.startswith("CUDA") else "KIND_CPU",
+                }
+            ],
+            "parameters": {
+                key: {"string_value": str(value)}
+                for key, value in self.metadata(name, version).parameters.items()
+            },
+        }
+        batcher = self._live(name, version).batcher
+        if batcher.batching:
+            config["dynamic_batching"] = {
+                "max_queue_delay_microseconds": batcher.max_queue_delay_us,
+                "preferred_batch_size": [],
+                "preserve_ordering": True,
+            }
+        return config
+
+    def stats(self, name: str = "", version: str = "") -> list[ModelStats]:
+        if name:
+            lives = [self._live(name, version)]
+        else:
+            lives = [s.live for _, s in sorted(self._slots.items()) if s.live is not None]
+        result = []
+        for live in lives:
+            batcher = live.batcher.stats()
+            result.append(
+                ModelStats(
+                    name=live.model.name,
+                    version=str(live.model.version),
+                    last_inference_ms=live.last_inference_ms,
+                    inference_count=live.rows,
+                    execution_count=batcher.runs,
+                    success_count=live.success,
+                    success_ns=live.success_ns,
+                    fail_count=live.fail,
+                    fail_ns=live.fail_ns,
+                    queued=batcher.waiting,
+                )
+            )
+        return result
+
+    # -- inference ---------------------------------------------------------------------
+
+    def _check_inputs(self, model: LoadedModel, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        expected = model.input_name
+        for name in inputs:
+            if name != expected:
+                raise InvalidArgument(
+                    f"unexpected input {name!r}: model {model.name!r} has one input, {expected!r}"
+                )
+        if expected not in inputs:
+            raise InvalidArgument(f"missing input {expected!r} of model {model.name!r}")
+        array = inputs[expected]
+        datatype = datatype_of(array)
+        if datatype != "FP32":
+            raise InvalidArgument(f"input {expected!r}: expected datatype FP32, got {datatype}")
+        shape = model.card.input.shape
+        if array.ndim != len(shape) or any(
+            want not in (-1, have) for want, have in zip(shape, array.shape, strict=False)
+        ):
+            raise InvalidArgument(
+                f"input {expected!r}: expected shape {shape}, got {list(array.shape)}"
+            )
+        if array.shape[0] == 0:
+            raise InvalidArgument(f"input {expected!r}: expected at least one row, got 0")
+        if array.size > self.max_elements:
+            raise InvalidArgument(
+                f"input {expected!r}: expected at most {self.max_elements} elements, "
+                f"got {array.size}"
+            )
+        return array
+
+    @staticmethod
+    def _check_outputs(outputs: tuple[RequestedOutput, ...]) -> tuple[RequestedOutput, ...]:
+        if not outputs:
+            return tuple(RequestedOutput(name) for name in OUTPUT_NAMES)
+        seen: set[str] = set()
+        for output in outputs:
+            if output.name not in OUTPUT_NAMES:
+                raise InvalidArgument(
+                    f"unknown output {output.name!r}: expected one of {list(OUTPUT_NAMES)}"
+                )
+            if output.name in seen:
+                raise InvalidArgument(f"output {output.name!r}: requested twice")
+            seen.add(output.name)
+            if output.classification < 0:
+                raise InvalidArgument(
+                    f"output {output.name!r}: expected classification >= 0, "
+                    f"got {output.classification}"
+                )
+            if output.classification and output.name == DECISIONS:
+                raise InvalidArgument(
+                    f"output {DECISIONS!r}: classification applies to 'logits' or "
+                    "'probabilities', not to decisions"
+                )
+        return outputs
+
+    async def _run(
+        self, live: _Live, features: np.ndarray, timeout: float | None
+    ) -> dict[str, np.ndarray]:
+        start = time.perf_counter_ns()
+        try:
+            outputs = await live.batcher.infer(
+                {live.model.input_name: features},
+                timeout=self._timeout if timeout is None else timeout,
+            )
+        except Exception:
+            live.fail += 1
+            live.fail_ns += time.perf_counter_ns() - start
+            raise
+        live.success += 1
+        live.success_ns += time.perf_counter_ns() - start
+        live.rows += features.shape[0]
+        live.last_inference_ms = int(time.time() * 1000)
+        return outputs
+
+    async def infer(self, request: InferRequest, *, timeout: float | None = None) -> InferResult:
+        """Run one inference request; see the module docstring for the outputs."""
+        live = self._live(request.model, request.version)
+        model = live.model
+        features = self._check_inputs(model, request.inputs)
+        wanted = self._check_outputs(request.outputs)
+        outputs = await self._run(live, features, timeout)
+        result: dict[str, np.ndarray] = {}
+        for output in wanted:
+            values = outputs[output.name]
+            if output.classification:
+                values = classify(values, output.classification, model.card.labels)
+            result[output.name] = np.ascontiguousarray(values)
+        return InferResult(
+            model=model.name, version=str(model.version), id=request.id, outputs=result
+        )
+
+    def _rows(self, model: LoadedModel, instances: object) -> np.ndarray:
+        """KServe v1 ``instances``: feature rows as lists, or objects keyed by feature name."""
+        width = model.card.input.shape[1]
+        if not isinstance(instances, list) or not instances:
+            raise InvalidArgument("instances: expected a non-empty list of feature rows")
+        if len(instances) * width > self.max_elements:
+            raise InvalidArgument(
+                f"instances: expected at most {self.max_elements} values, "
+                f"got {len(instances) * width}"
+            )
+        names = model.card.feature_names
+        rows = np.empty((len(instances), width), dtype=np.float32)
+        for index, instance in enumerate(instances):
+            where = f"instances[{index}]"
+            if isinstance(instance, dict):
+                missing = [n for n in names if n not in instance]
+                extra = sorted(set(instance) - set(names))
+                if missing or extra or len(names) != width:
+                    raise InvalidArgument(
+                        f"{where}: expected the features {names}, "
+                        f"missing {missing}, unexpected {extra}"
+                    )
+                instance = [instance[n] for n in names]
+            if not isinstance(instance, list) or len(instance) != width:
+                got = len(instance) if isinstance(instance, list) else type(instance).__name__
+                raise InvalidArgument(f"{where}: expected a row of {width} numbers, got {got}")
+            for column, value in enumerate(instance):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise InvalidArgument(f"{where}[{column}]: expected a number, got {value!r}")
+                if not math.isfinite(value) or abs(value) > np.finfo(np.float32).max:
+                    raise InvalidArgument(
+                        f"{where}[{column}]: expected a finite float32 number, got {value!r}"
+                    )
+            rows[index] = instance
+        return rows
+
+    async def predict(
+        self, name: str, instances: object, *, timeout: float | None = None
+    ) -> list[Prediction]:
+        """Label names after the learned decision rule, with every label's probability."""
+        live = self._live(name)
+        model = live.model
+        rows = self._rows(model, instances)
+        outputs = await self._run(live, rows, timeout)
+        labels = model.card.labels
+        predictions = []
+        for decision, probabilities in zip(
+            outputs[DECISIONS], outputs["probabilities"], strict=True
+        ):
+            if model.card.task == "multiclass":
+                chosen = [labels[int(decision)]]
+            else:
+                chosen = [labels[i] for i in np.flatnonzero(decision)]
+            predictions.append(
+                Prediction(
+                    labels=chosen,
+                    probabilities={
+                        label: float(p) for label, p in zip(labels, probabilities, strict=True)
+                    },
+                )
+            )
+        return predictions

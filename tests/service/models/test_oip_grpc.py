@@ -1,0 +1,224 @@
+"""OIP v2 over gRPC in process: converters round-trip, the servicer over a real grpc.aio server
+on loopback, and parity with REST (the same bad request, the same code and message)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from service._proto.inference import grpc_service_pb2 as pb
+from service._proto.inference import grpc_service_pb2_grpc as pb_grpc
+from service.api import oip_grpc_convert as convert
+from service.api.grpc import create_grpc_server
+from service.api.rest import create_app
+from service.core.errors import HTTP_STATUS, InvalidArgument
+from service.core.state import ServiceState
+from service.models.engine import InferRequest, InferResult, RequestedOutput
+from service.models.oip import BYTES, DATATYPES, datatype_of, encode_raw
+from service.settings import Settings
+
+from .builders import reference, rows
+from .conftest import TOKEN
+from .test_oip import sample
+
+T = TypeVar("T")
+Scenario = Callable[
+    [pb_grpc.GRPCInferenceServiceStub, httpx.AsyncClient, ServiceState], Awaitable[T]
+]
+
+
+def with_servers(repository: Path | None, scenario: Scenario[T], **settings: Any) -> T:
+    """Run ``scenario`` with a gRPC stub and a REST client over one started state."""
+
+    async def main() -> T:
+        options: dict[str, Any] = {"devices": ["cpu"], "model_repository": repository, **settings}
+        state = ServiceState.create(Settings(**options))
+        await state.start()
+        server = create_grpc_server(state)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                transport = httpx.ASGITransport(app=create_app(state))
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    return await scenario(pb_grpc.GRPCInferenceServiceStub(channel), client, state)
+        finally:
+            await server.stop(grace=None)
+            await state.stop()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("datatype", list(DATATYPES))
+def test_infer_request_and_result_round_trip(datatype: str) -> None:
+    array = sample(datatype)
+    request = InferRequest(
+        "m", {"x": array}, version="3", outputs=(RequestedOutput("y", 2),), id="i"
+    )
+    decoded = convert.decode_infer_request(convert.encode_infer_request(request), max_elements=1000)
+    assert (decoded.model, decoded.version, decoded.outputs, decoded.id) == (
+        "m",
+        "3",
+        request.outputs,
+        "i",
+    )
+    np.testing.assert_array_equal(decoded.inputs["x"], array)
+    result = InferResult("m", "3", "i", {"y": array, "z": np.arange(3, dtype=np.int64)})
+    back = convert.decode_infer_result(convert.encode_infer_result(result))
+    assert (back.model, back.version, back.id, list(back.outputs)) == ("m", "3", "i", ["y", "z"])
+    np.testing.assert_array_equal(back.outputs["y"], array)
+
+
+@pytest.mark.parametrize("datatype", [d for d in DATATYPES if d in convert.CONTENTS_FIELD])
+def test_typed_contents_decode_like_raw_contents(datatype: str) -> None:
+    array = sample(datatype)
+    message = pb.ModelInferRequest(model_name="m")
+    tensor = message.inputs.add(name="x", datatype=datatype, shape=list(array.shape))
+    getattr(tensor.contents, convert.CONTENTS_FIELD[datatype]).extend(array.reshape(-1).tolist())
+    decoded = convert.decode_infer_request(message, max_elements=100).inputs["x"]
+    np.testing.assert_array_equal(decoded, array)
+    assert decoded.dtype == array.dtype
+
+
+def test_contents_errors() -> None:
+    message = pb.ModelInferRequest(model_name="m")
+    message.inputs.add(name="x", datatype="FP16", shape=[1])
+    with pytest.raises(InvalidArgument, match=r"^input 'x': FP16 needs raw_input_contents$"):
+        convert.decode_infer_request(message, max_elements=10)
+    message.raw_input_contents.extend([b"\0\0", b"\0\0"])
+    with pytest.raises(
+        InvalidArgument, match=r"^raw_input_contents: expected one entry per input \(1\), got 2$"
+    ):
+        convert.decode_infer_request(message, max_elements=10)
+    assert BYTES in convert.CONTENTS_FIELD
+
+
+def _request(
+    features: np.ndarray, name: str = "features", model: str = "tiny", version: str = ""
+) -> pb.ModelInferRequest:
+    message = pb.ModelInferRequest(model_name=model, model_version=version)
+    message.inputs.add(name=name, datatype=datatype_of(features), shape=list(features.shape))
+    message.raw_input_contents.append(encode_raw(features))
+    return message
+
+
+def test_infer_stream_config_and_metadata(repository: Path) -> None:
+    features = rows(4)
+    expected = reference(repository / "tiny" / "2", features)
+
+    async def scenario(stub: Any, _: httpx.AsyncClient, state: ServiceState) -> None:
+        assert (await stub.ServerLive(pb.ServerLiveRequest())).live
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready
+        assert (await stub.ModelReady(pb.ModelReadyRequest(name="tiny", version="2"))).ready
+        assert not (await stub.ModelReady(pb.ModelReadyRequest(name="tiny", version="1"))).ready
+        response = await stub.ModelInfer(_request(features))
+        result = convert.decode_infer_result(response)
+        for name, values in expected.items():
+            np.testing.assert_allclose(result.outputs[name], values, atol=1e-6)
+        metadata = await stub.ModelMetadata(pb.ModelMetadataRequest(name="tiny"))
+        assert (
+            metadata.parameters["execution_provider"].string_param
+            == state.models.model("tiny").provider
+        )
+        config = (await stub.ModelConfig(pb.ModelConfigRequest(name="tiny"))).config
+        assert (config.max_batch_size, config.input[0].dims) == (16, [4])
+        assert config.output[2].data_type == pb.TYPE_INT64
+        assert config.dynamic_batching.max_queue_delay_microseconds == 500
+
+        async def requests() -> AsyncIterator[pb.ModelInferRequest]:
+            yield _request(features[:1])
+            yield _request(features[:1], name="nope")
+            yield _request(features[1:])
+
+        answers = [answer async for answer in stub.ModelStreamInfer(requests())]
+        assert [a.error_message for a in answers] == [
+            "",
+            "unexpected input 'nope': model 'tiny' has one input, 'features'",
+            "",
+        ]
+        last = convert.decode_infer_result(answers[2].infer_response)
+        np.testing.assert_allclose(last.outputs["logits"], expected["logits"][1:], atol=1e-6)
+        stats = (await stub.ModelStatistics(pb.ModelStatisticsRequest(name="tiny"))).model_stats[0]
+        assert (stats.inference_count, stats.inference_stats.success.count) == (8, 3)
+
+    with_servers(repository, scenario)
+
+
+def test_repository_rpcs_need_the_token(repository: Path) -> None:
+    async def scenario(stub: Any, _: httpx.AsyncClient, state: ServiceState) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RepositoryIndex(pb.RepositoryIndexRequest())
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        token = (("authorization", f"Bearer {TOKEN}"),)
+        index = await stub.RepositoryIndex(pb.RepositoryIndexRequest(), metadata=token)
+        assert [(m.name, m.state) for m in index.models] == [
+            ("spam", "READY"), ("tags", "READY"), ("tiny", "READY")
+        ]  # fmt: skip
+        await stub.RepositoryModelUnload(
+            pb.RepositoryModelUnloadRequest(model_name="spam"), metadata=token
+        )
+        assert not state.models.is_ready("spam")
+        await stub.RepositoryModelLoad(
+            pb.RepositoryModelLoadRequest(model_name="spam"), metadata=token
+        )
+        assert state.models.is_ready("spam")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RepositoryModelLoad(
+                pb.RepositoryModelLoadRequest(model_name="../x"), metadata=token
+            )
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+    with_servers(repository, scenario, admin_token=TOKEN)
+
+
+def test_repository_rpcs_are_off_without_a_token(repository: Path) -> None:
+    async def scenario(stub: Any, _: httpx.AsyncClient, __: ServiceState) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RepositoryIndex(
+                pb.RepositoryIndexRequest(), metadata=(("authorization", "Bearer x"),)
+            )
+        assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert caught.value.details().startswith("the model repository API is disabled")
+
+    with_servers(repository, scenario)
+
+
+def _json_body(features: np.ndarray, name: str = "features") -> dict[str, Any]:
+    tensor = {"name": name, "shape": list(features.shape), "datatype": datatype_of(features)}
+    return {"inputs": [{**tensor, "data": features.tolist()}]}
+
+
+PARITY = {
+    "input name": (_request(rows(2), name="feature"), _json_body(rows(2), name="feature")),
+    "shape": (_request(rows(2)[:, :3]), _json_body(rows(2)[:, :3])),
+    "dtype": (_request(rows(2).astype(np.float64)), _json_body(rows(2).astype(np.float64))),
+    "unknown model": (_request(rows(1), model="nosuch"), _json_body(rows(1))),
+    "unknown version": (_request(rows(1), version="9"), _json_body(rows(1))),
+}
+
+
+@pytest.mark.parametrize("case", list(PARITY))
+def test_the_same_bad_request_answers_the_same_over_rest_and_grpc(
+    repository: Path, case: str
+) -> None:
+    message, body = PARITY[case]
+
+    async def scenario(stub: Any, client: httpx.AsyncClient, _: ServiceState) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ModelInfer(message)
+        path = f"/v2/models/{message.model_name}"
+        if message.model_version:
+            path += f"/versions/{message.model_version}"
+        response = await client.post(path + "/infer", json=body)
+        grpc_codes = {v: k for k, v in HTTP_STATUS.items()}
+        assert grpc_codes[response.status_code].value == caught.value.code().name
+        assert response.json() == {"error": caught.value.details()}
+
+    with_servers(repository, scenario)
