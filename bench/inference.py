@@ -47,30 +47,29 @@ server's generated ``inference`` package (both register the protobuf package
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import _server
 import httpx
 import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc as grpcclient  # type: ignore[import-untyped]
 import tritonclient.http as httpclient  # type: ignore[import-untyped]
+from _server import CpuShare, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT = "features"
@@ -151,56 +150,9 @@ def describe(batching: dict[str, int]) -> str:
 # --- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-    http_port: int
-    grpc_port: int
-
-    @property
-    def http_url(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def log_tail(self, lines: int = 30) -> str:
-        self.log.seek(0)
-        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, have the kernel send the server SIGTERM if this process dies (even killed)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def set_death_signal() -> None:  # runs in the child, between fork and exec
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return set_death_signal
-
-
-def start_server(repository: Path, threads: int, log: IO[bytes]) -> Server:
-    http_port, grpc_port = free_port(), free_port()
-    while grpc_port == http_port:
-        grpc_port = free_port()
+def running_server(
+    repository: Path, models: Sequence[str], threads: int
+) -> AbstractContextManager[Server]:
     env = {
         **os.environ,
         "LOSSSERVE_DEVICES": '["cpu"]',
@@ -210,70 +162,8 @@ def start_server(repository: Path, threads: int, log: IO[bytes]) -> Server:
         "MKL_NUM_THREADS": "1",
     }
     env.pop("LOSSSERVE_ADMIN_TOKEN", None)
-    command = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        "--model-repository",
-        str(repository),
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent(),
-    )
-    server = Server(process, log, http_port, grpc_port)
-    atexit.register(stop_server, server)  # a second net behind the caller's finally
-    return server
-
-
-def wait_ready(server: Server, models: Sequence[str], timeout: float) -> None:
-    """Poll readiness of the server and of every model; fail early if the process exits."""
-    deadline = time.monotonic() + timeout
-    urls = [f"http://{server.http_url}/v2/health/ready"] + [
-        f"http://{server.http_url}/v2/models/{m}/ready" for m in models
-    ]
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if all(httpx.get(url, timeout=1.0).status_code == 200 for url in urls):
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the server was not ready within {timeout:.0f} s:\n{server.log_tail()}")
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()  # SIGTERM: the server drains and stops both transports
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-
-
-@contextlib.contextmanager
-def running_server(repository: Path, models: Sequence[str], threads: int) -> Iterator[Server]:
-    with tempfile.TemporaryFile() as log:
-        server = start_server(repository, threads, log)
-        try:
-            wait_ready(server, models, timeout=120)
-            yield server
-        finally:
-            stop_server(server)
+    ready = ["/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in models]
+    return _server.running_server(["--model-repository", str(repository)], env, ready)
 
 
 def model_stats(server: Server, model: str) -> tuple[int, int]:
@@ -458,41 +348,15 @@ def check(factory: Factory, reference: Call, rows: list[np.ndarray]) -> str:
     return f"max |dp| {worst:.1e}, {mismatches} decision mismatches"
 
 
-class CpuShare:
-    """How busy the CPUs were between construction and :meth:`stop`, and how much of that
-    was other processes (all CPU time minus this process's and the server's), from /proc."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.start = self._sample()
-
-    def _sample(self) -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-            with open(f"/proc/{self.server_pid}/stat") as f:
-                server = [int(v) for v in f.read().rsplit(")", 1)[1].split()[11:15]]
-        except (OSError, ValueError, IndexError):
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        own = os.times()
-        return (
-            sum(fields) / tick,
-            (sum(fields) - idle) / tick,
-            sum(server) / tick + own.user + own.system,
-        )
-
-    def stop(self) -> str:
-        end = self._sample()
-        if self.start is None or end is None or end[0] <= self.start[0]:
-            return "CPU share unknown"
-        total, busy, ours = (e - s for e, s in zip(end, self.start, strict=True))
-        others = max(0.0, busy - ours)
-        return (
-            f"CPUs {100 * busy / total:.0f}% busy over the measurements; other processes took "
-            f"{100 * others / total:.0f}% of all CPU time ({os.cpu_count()} CPUs)"
-        )
+def cpu_share(share: CpuShare) -> str:
+    numbers = share.stop()
+    if numbers is None:
+        return "CPU share unknown"
+    busy, others = numbers
+    return (
+        f"CPUs {busy:.0f}% busy over the measurements; other processes took "
+        f"{others:.0f}% of all CPU time ({os.cpu_count()} CPUs)"
+    )
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -666,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             results = {(t, c): Sample() for t in targets for c in CONCURRENCIES}
             settings = [(t, c) for c in CONCURRENCIES for t in targets]
-            cpu = CpuShare(server.process.pid)
+            cpu = CpuShare(server.process.pid, children=True)
             measuring = time.perf_counter()
             for round_ in range(args.rounds):
                 for target, concurrency in settings[:: 1 if round_ % 2 == 0 else -1]:
@@ -680,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         after = model_stats(server, target.model)
                         part.rows, part.runs = after[0] - before[0], after[1] - before[1]
                     merge(results[(target, concurrency)], part)
-            share_line = cpu.stop()
+            share_line = cpu_share(cpu)
             seconds = time.perf_counter() - measuring
 
     print()

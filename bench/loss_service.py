@@ -47,31 +47,28 @@ A benchmark, not a test: nothing here passes or fails.
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
-import ctypes
 import importlib
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import _server  # before import_losses takes this folder off sys.path
 import grpc
 import httpx
 import numpy as np
 import orjson
 import pybase64
 import torch
+from _server import CpuShare, Server
 
 from service._proto.lossserve.v1 import loss_service_pb2 as pb
 from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
@@ -106,29 +103,7 @@ def import_losses() -> ModuleType:
 # --- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-    http_port: int
-    grpc_port: int
-
-    def log_tail(self, lines: int = 30) -> str:
-        self.log.seek(0)
-        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
-
-
-def start_server(threads: int, queue_depth: int, log: IO[bytes]) -> Server:
-    http_port, grpc_port = free_port(), free_port()
-    while grpc_port == http_port:
-        grpc_port = free_port()
+def running_server(threads: int, queue_depth: int) -> AbstractContextManager[Server]:
     env = {
         **os.environ,
         "LOSSSERVE_DEVICES": '["cpu"]',
@@ -139,85 +114,7 @@ def start_server(threads: int, queue_depth: int, log: IO[bytes]) -> Server:
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent(),
-    )
-    server = Server(process, log, http_port, grpc_port)
-    atexit.register(stop_server, server)  # a second net behind the caller's finally
-    return server
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, have the kernel send the server SIGTERM if this process dies (even killed)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def set_death_signal() -> None:  # runs in the child, between fork and exec
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return set_death_signal
-
-
-def wait_ready(server: Server, timeout: float) -> None:
-    """Poll ``/v2/health/ready`` until it answers 200; fail early if the process exits."""
-    deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{server.http_port}/v2/health/ready"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the server was not ready within {timeout:.0f} s:\n{server.log_tail()}")
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()  # SIGTERM: the server drains and stops both transports
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-
-
-@contextlib.contextmanager
-def running_server(threads: int, queue_depth: int) -> Iterator[Server]:
-    with tempfile.TemporaryFile() as log:
-        server = start_server(threads, queue_depth, log)
-        try:
-            wait_ready(server, timeout=120)
-            yield server
-        finally:
-            stop_server(server)
+    return _server.running_server([], env, ["/v2/health/ready"])
 
 
 # --- clients: encode the request, call, decode the answer to (value, grad) ----------------
@@ -414,44 +311,14 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}" if seconds < 10 else f"{seconds * 1e3:.0f}"
 
 
-class CpuShare:
-    """How busy the machine's CPUs were over a stretch, and how much of it was not us.
-
-    Reads ``/proc`` (Linux): the busy time of every CPU, minus the CPU time of this process
-    and of the server, is what other processes took. ``None`` where ``/proc`` is missing.
-    """
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.start = self._sample()
-
-    def _sample(self) -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-            with open(f"/proc/{self.server_pid}/stat") as f:
-                server = [int(v) for v in f.read().rsplit(")", 1)[1].split()[11:13]]
-        except (OSError, ValueError, IndexError):
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        own = os.times()
-        return (
-            sum(fields) / tick,
-            (sum(fields) - idle) / tick,
-            sum(server) / tick + own.user + own.system,
-        )
-
-    def stop(self) -> str:
-        end = self._sample()
-        if self.start is None or end is None or end[0] <= self.start[0]:
-            return "CPU share unknown"
-        total, busy, ours = (e - s for e, s in zip(end, self.start, strict=True))
-        others = max(0.0, busy - ours)
-        return (
-            f"CPUs {100 * busy / total:.0f}% busy, other processes "
-            f"{100 * others / total:.0f}% of all CPU time"
-        )
+def cpu_share(share: CpuShare) -> str:
+    """How busy the machine's CPUs were since ``share`` started, and how much of it was not
+    us (see :class:`_server.CpuShare`)."""
+    numbers = share.stop()
+    if numbers is None:
+        return "CPU share unknown"
+    busy, others = numbers
+    return f"CPUs {busy:.0f}% busy, other processes {others:.0f}% of all CPU time"
 
 
 # --- the chunking question -----------------------------------------------------------------
@@ -520,10 +387,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--skip-chunks", action="store_true", help="skip the chunking question")
     parser.add_argument(
-        "--warmups", type=int, default=2, help="untimed rounds first (default: %(default)s)"
+        "--warmups",
+        type=int,
+        default=2,
+        help="untimed rounds first, at least 1: their answers are checked (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.warmups < 1:
+        parser.error("--warmups: expected at least 1 (the check reads the warm-up answers)")
     sizes = parse_sizes(args.sizes)
     chunk_sizes = [int(float(k) * MiB) for k in args.chunk_mib.split(",") if k.strip()]
     torch.set_num_threads(args.threads)
@@ -573,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ]
             share = CpuShare(server.process.pid)
             timings, answers = measure(calls, args.warmups)
-            shares.append(f"{label}: {share.stop()}")
+            shares.append(f"{label}: {cpu_share(share)}")
             value, grad = answers[IN_PROCESS]
             for name, _, _ in calls:
                 diff = max_diff(answers[name], value, grad)
@@ -584,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 chunk_lines = chunking(
                     stub, logits, targets, chunk_sizes, args.repeats, args.warmups, (value, grad)
                 )
-                shares.append(f"{label} chunking: {share.stop()}")
+                shares.append(f"{label} chunking: {cpu_share(share)}")
             del calls, answers, x, y  # free this size's tensors before the next
 
     print(
