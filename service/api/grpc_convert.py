@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 
 from .._proto.lossserve.v1 import loss_service_pb2 as pb
+from ..core.documents import load_json_object
 from ..core.engine import LossInfo
 from ..core.errors import InvalidArgument, PayloadTooLarge
 from ..core.tensors import DTYPES, from_bytes, to_bytes
@@ -125,15 +126,7 @@ def encode_params(params: dict[str, Any]) -> str:
 
 def decode_params(text: str, field: str = "params_json") -> dict[str, Any]:
     """``params_json``: a JSON object's text; empty means ``{}``."""
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"{field}: expected JSON, got a parse error: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{field}: expected a JSON object, got {type(value).__name__}")
-    return value
+    return load_json_object(text, field) if text else {}
 
 
 # --- registry --------------------------------------------------------------------------------

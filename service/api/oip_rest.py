@@ -41,6 +41,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from ..core.documents import load_json_object
 from ..core.errors import (
     HTTP_STATUS,
     ErrorCode,
@@ -166,13 +167,7 @@ async def read_body(request: Request, max_bytes: int) -> tuple[dict[str, Any], m
         body, binary = body[:split], memoryview(body)[split:]
     if not body.strip():
         return {}, binary
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"body: expected JSON, got a parse error: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidArgument(f"body: expected a JSON object, got {type(document).__name__}")
-    return document, binary
+    return load_json_object(body, "body"), binary
 
 
 def _known(document: dict[str, Any], fields: tuple[str, ...], where: str) -> None:

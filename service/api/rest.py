@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import losses
 
+from ..core.documents import load_json_object
 from ..core.errors import HTTP_STATUS, InvalidArgument, LossServeError, PayloadTooLarge
 from ..core.state import ServiceState
 from ..core.tensors import (
@@ -107,13 +108,7 @@ async def read_json_body(request: Request, max_bytes: int) -> tuple[Any, BinaryR
             )
         split = int(header_length)
         body, binary = body[:split], BinaryReader(memoryview(body)[split:])
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"body: expected JSON, got a parse error: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidArgument(f"body: expected a JSON object, got {type(document).__name__}")
-    return document, binary
+    return load_json_object(body, "body"), binary
 
 
 def _field(document: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
