@@ -52,6 +52,7 @@ from ..core.errors import (
 from ..core.state import ServiceState
 from ..models.engine import InferRequest, InferResult, ModelStats, RequestedOutput
 from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
+from . import wire
 
 __all__ = [
     "EXTENSIONS",
@@ -450,9 +451,26 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         await models.unload(model_name)
         return _json({})
 
-    predict_router = APIRouter(include_in_schema=False)
+    predict_router = APIRouter()
 
-    @predict_router.post("/models/{model_name}/predict")
+    @predict_router.post(
+        "/models/{model_name}/predict",
+        response_model=wire.PredictResponse,
+        responses={status: {"model": wire.ErrorBody} for status in (400, 404, 413, 429, 503, 504)},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/PredictBody"},
+                        "examples": wire.PREDICT_EXAMPLES,
+                    }
+                },
+            }
+        },
+        tags=["models"],
+        summary="Label names after the model's learned thresholds, with every probability",
+    )
     async def predict(request: Request, model_name: str) -> Response:
         document, binary = await read_body(request, settings.max_body_bytes)
         if binary is not None:

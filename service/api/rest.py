@@ -15,6 +15,7 @@ import orjson
 from fastapi import Body, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -51,6 +52,10 @@ _HEADER_PARAMETER = {
     "description": "Binary tensor extension: the length of the JSON header at the start of "
     "the body; the raw little-endian bytes of its binary_data_size tensors follow it, in order.",
 }
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -241,6 +246,9 @@ def create_app(state: ServiceState) -> FastAPI:
         title="lossserve",
         version="0.1.0",
         description="Losses, derivatives, evaluation and thresholds for imbalanced classification.",
+        # operationId = the route function's name (compute_loss, predict, ...): the names
+        # the generated clients give their calls
+        generate_unique_id_function=_operation_id,
     )
     settings = state.settings
     metrics = state.metrics
@@ -306,6 +314,7 @@ def create_app(state: ServiceState) -> FastAPI:
         response_model=wire.LiveResponse,
         tags=["health"],
         summary="Liveness (Open Inference Protocol v2)",
+        name="server_live",
     )
     async def live() -> Response:
         return _json({"live": True})
@@ -316,6 +325,7 @@ def create_app(state: ServiceState) -> FastAPI:
         responses={503: {"model": wire.ReadyResponse, "description": "No live worker"}},
         tags=["health"],
         summary="Readiness (Open Inference Protocol v2): 200 when a worker runs, else 503",
+        name="server_ready",
     )
     async def ready() -> Response:
         is_ready = state.ready()
@@ -332,6 +342,7 @@ def create_app(state: ServiceState) -> FastAPI:
         },
         tags=["health"],
         summary="Prometheus metrics: requests, latency, queue depth, worker state",
+        name="metrics",
     )
     async def prometheus() -> Response:
         metrics.refresh(state)
@@ -448,6 +459,7 @@ def create_app(state: ServiceState) -> FastAPI:
         openapi_extra=_body_schema(wire.EvaluateBody, wire.EVALUATE_EXAMPLES),
         tags=["metrics"],
         summary="Mean loss, confusion counts, per-class and macro/micro F1",
+        name="evaluate",
     )
     async def evaluate_route(request: Request) -> Response:
         document, arrays, optional = await _tensors(
@@ -474,6 +486,7 @@ def create_app(state: ServiceState) -> FastAPI:
         openapi_extra=_body_schema(wire.ThresholdsBody, wire.THRESHOLDS_EXAMPLES),
         tags=["metrics"],
         summary="Per-class thresholds (or multiclass logit offsets) that maximise F-beta",
+        name="fit_thresholds",
     )
     async def thresholds_route(request: Request) -> Response:
         document, arrays, _ = await _tensors(
@@ -497,7 +510,12 @@ def create_app(state: ServiceState) -> FastAPI:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (wire.LossRequestBody, wire.EvaluateBody, wire.ThresholdsBody):
+        for model in (
+            wire.LossRequestBody,
+            wire.EvaluateBody,
+            wire.ThresholdsBody,
+            wire.PredictBody,
+        ):
             extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in extra.pop("$defs", {}).items():
                 components.setdefault(name, definition)

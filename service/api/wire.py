@@ -15,6 +15,7 @@ __all__ = [
     "CLASS_WEIGHTS_EXAMPLES",
     "EVALUATE_EXAMPLES",
     "LOSS_EXAMPLES",
+    "PREDICT_EXAMPLES",
     "THRESHOLDS_EXAMPLES",
     "B64Tensor",
     "BinaryTensor",
@@ -29,6 +30,9 @@ __all__ = [
     "LossListResponse",
     "LossRequestBody",
     "LossResponseBody",
+    "PredictBody",
+    "PredictResponse",
+    "PredictionBody",
     "ReadyResponse",
     "ThresholdsBody",
     "ThresholdsResponse",
@@ -184,6 +188,27 @@ class ThresholdsResponse(BaseModel):
     after: EvaluateResponse
 
 
+class PredictBody(BaseModel):
+    """``POST /models/{model_name}/predict``: feature rows, as KServe's v1 ``instances``."""
+
+    model_config = ConfigDict(extra="forbid")
+    instances: list[list[float]] = Field(
+        description="Feature rows, each as long as the model's input (see its card)."
+    )
+
+
+class PredictionBody(BaseModel):
+    labels: list[str] = Field(
+        description="The labels the learned decision rule picks: one for a multiclass "
+        "model, any number for a multilabel one."
+    )
+    probabilities: dict[str, float] = Field(description="Every label's probability.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictionBody]
+
+
 # ---------------------------------------------------------------------------- examples
 # Each example is a request that succeeds (tests/contract sends every one of them).
 
@@ -237,6 +262,12 @@ EVALUATE_EXAMPLES: dict[str, dict[str, Any]] = {
     "binary": _example(
         "Binary metrics at a threshold of 0.5 on the logits",
         {"logits": [1.2, -0.4, 0.3, -2.0], "targets": [1, 0, 0, 1], "thresholds": [0.5]},
+    ),
+}
+
+PREDICT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "rows": _example(
+        "Two feature rows", {"instances": [[0.0, 1.0, 0.5, 2.0], [1.0, 0.0, 0.0, 0.0]]}
     ),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.util
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,11 +19,13 @@ import httpx
 import pytest
 import schemathesis
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from service.api.rest import create_app
 from service.core.state import ServiceState
 from service.settings import Settings
 from tests.service.api.conftest import with_client
+from tests.service.models.builders import write_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,11 +91,21 @@ def test_validation_catches_an_invalid_document() -> None:
         schemathesis.openapi.from_dict(broken).validate()
 
 
+def _documented_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """The app's schema routes, those of included routers too (FastAPI keeps each included
+    router as one entry that holds the router)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            if route.include_in_schema:
+                yield route
+        elif (router := getattr(route, "original_router", None)) is not None:
+            yield from _documented_routes(router.routes)
+
+
 def test_every_route_is_documented_with_its_errors() -> None:
     served = {
         (method.lower(), route.path)
-        for route in APP.routes
-        if isinstance(route, APIRoute) and route.include_in_schema
+        for route in _documented_routes(APP.routes)
         for method in route.methods or ()
     }
     documented = {
@@ -130,16 +143,24 @@ def test_every_body_operation_has_examples() -> None:
         for operation in operations.values()
         if "requestBody" in operation
     }
-    assert with_body == {"/loss", "/class-weights", "/evaluate", "/thresholds"}
+    assert with_body == {
+        "/loss",
+        "/class-weights",
+        "/evaluate",
+        "/thresholds",
+        "/models/{model_name}/predict",
+    }
     assert {path for path, _, _ in EXAMPLES} == with_body
 
 
 @pytest.mark.parametrize(
     ("path", "body"), [(p, b) for p, _, b in EXAMPLES], ids=[f"{p}:{n}" for p, n, _ in EXAMPLES]
 )
-def test_documented_example_succeeds(path: str, body: Any) -> None:
+def test_documented_example_succeeds(path: str, body: Any, tmp_path: Path) -> None:
+    write_model(tmp_path, "tiny")  # the predict example's four features fit this model
+
     async def scenario(client: httpx.AsyncClient, _: ServiceState) -> None:
-        response = await client.post(path, json=body)
+        response = await client.post(path.replace("{model_name}", "tiny"), json=body)
         assert response.status_code == 200, response.text
 
-    with_client(scenario)
+    with_client(scenario, model_repository=tmp_path)
