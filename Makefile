@@ -3,15 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+TS := clients/typescript
+NODE_STAMP := $(TS)/node_modules/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench docs clean generate
+.PHONY: run test lint typecheck unit bench docs clean generate check-generated
 
-$(STAMP): pyproject.toml constraints.txt
+# The server and its generated gRPC modules: lossserve and lossserve-client (clients/python).
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt torch
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e ".[dev]"
 	touch $(STAMP)
+
+# The TypeScript client's toolchain (its contract test and generator run on it).
+$(NODE_STAMP): $(TS)/package.json $(TS)/package-lock.json
+	npm ci --prefix $(TS) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 MODELS ?= models
 
@@ -29,13 +37,22 @@ run: $(STAMP)
 	$(VENV)/bin/lossserve serve --host 127.0.0.1 --http-port 8000 --grpc-port 50051 \
 	  --model-repository $(MODELS)
 
-generate: $(STAMP)
-	$(PY) scripts/generate_proto.py
+# Every generated file, in dependency order: the OpenAPI document (from the app), the Python
+# gRPC modules + type stubs and REST client (scripts/generate.py), the TypeScript client.
+generate: $(STAMP) $(NODE_STAMP)
 	$(PY) scripts/export_openapi.py
+	$(PY) scripts/generate.py
+	PYTHON=$(abspath $(PY)) npm run --silent generate --prefix $(TS)
 
-lint: $(STAMP)
+# CI: regenerate everything in place and fail on any difference from what is committed.
+check-generated: generate
+	@git status --porcelain -- openapi clients proto | grep . && \
+	  { echo "generated files differ from the committed ones: run make generate"; exit 1; } || true
+
+lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	npm run --silent lint --prefix $(TS)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -43,7 +60,7 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(PY) scripts/gen_loss_docs.py --check README.md
 
-unit: $(STAMP)
+unit: $(STAMP) $(NODE_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 test: lint typecheck docs unit

@@ -69,9 +69,8 @@ import orjson
 import pybase64
 import torch
 from _server import CpuShare, Server
-
-from service._proto.lossserve.v1 import loss_service_pb2 as pb
-from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from service.core.types import LossRequest

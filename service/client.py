@@ -1,4 +1,9 @@
-"""A small Python client for ``lossserve.v1.LossService``: numpy in, numpy out.
+"""``lossserve.v1.LossService`` calls for code that holds the core's domain types.
+
+Applications use :class:`lossserve_client.LossClient` (``clients/python``), which takes
+numpy arrays and speaks REST or gRPC; this module is for the tests and benchmarks that
+build the server's own :class:`~service.core.types.LossRequest`, blocking or on
+``grpc.aio``. Both use the same framing (:mod:`lossserve_client.chunks`).
 
 :func:`compute_loss` (a blocking stub) and :func:`compute_loss_async` (a ``grpc.aio`` stub)
 send a :class:`~service.core.types.LossRequest` and return a
@@ -13,7 +18,7 @@ large unary ``ComputeLoss`` messages themselves::
 
     import grpc
     import numpy as np
-    from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+    from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
     from service.client import CLIENT_OPTIONS, compute_loss
     from service.core.types import LossRequest
 
@@ -31,6 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from lossserve_client.chunks import answer_bytes
 
 from .api import grpc_convert as convert
 from .core.types import LossRequest, LossResult
@@ -67,11 +74,12 @@ def needs_chunks(request: LossRequest, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -
     sent = request.logits.nbytes + request.targets.nbytes
     if request.sample_weight is not None:
         sent += request.sample_weight.nbytes
-    per_tensor = request.logits.size * 4
-    answer = (int(request.return_grad or request.return_hessian) + int(request.return_hessian)) * (
-        per_tensor
+    answer = answer_bytes(
+        request.logits.shape,
+        return_grad=request.return_grad,
+        return_hessian=request.return_hessian,
+        reduction=request.reduction,
     )
-    answer += len(request.logits) * 4 if request.reduction == "none" and request.logits.ndim else 4
     return max(sent, answer) > chunk_bytes
 
 

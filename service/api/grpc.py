@@ -25,9 +25,9 @@ import grpc
 import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
-from .._proto.lossserve.v1 import loss_service_pb2 as pb
-from .._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from ..core.errors import ErrorCode, LossServeError
 from ..core.evaluator import EvaluationStream
 from ..core.state import ServiceState

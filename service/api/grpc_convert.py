@@ -12,19 +12,21 @@ naming the field and what was expected.
 most ``chunk_bytes``), and a :class:`ComputeRequestAssembler` /
 :class:`ComputeResponseAssembler` puts one back together, message by message, checking
 each piece as it comes (so a bad stream fails at its first bad message, before the rest is
-buffered).
+buffered). The framing itself is :mod:`lossserve_client.chunks`, which the Python client
+uses too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
+from lossserve_client.chunks import Assembler, split
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
 
-from .._proto.lossserve.v1 import loss_service_pb2 as pb
 from ..core.documents import load_json_object
 from ..core.engine import LossInfo
 from ..core.errors import InvalidArgument, PayloadTooLarge
@@ -100,13 +102,6 @@ def _optional_tensor(message: Any, field: str, *, max_elements: int | None) -> n
     if not message.HasField(field):
         return None
     return decode_tensor(getattr(message, field), field, max_elements=max_elements)
-
-
-def _dtype(name: str, field: str) -> np.dtype[Any]:
-    """The wire dtype ``name`` (the message :func:`~service.core.tensors.from_bytes` gives)."""
-    if name not in DTYPES:
-        raise InvalidArgument(f"{field}.dtype: expected one of {', '.join(DTYPES)}, got {name!r}")
-    return DTYPES[name]
 
 
 def _required_tensor(message: Any, field: str, *, max_elements: int | None) -> np.ndarray:
@@ -340,170 +335,16 @@ REQUEST_TENSORS = ("logits", "targets", "sample_weight")
 RESPONSE_TENSORS = ("value", "grad", "hessian_diag")
 
 
-class _Header(Protocol):
-    def HasField(self, field_name: Any, /) -> bool: ...  # noqa: N802 - protobuf's name
-
-
-class _Chunk(Protocol):
-    def WhichOneof(self, oneof_group: Any, /) -> Any: ...  # noqa: N802 - protobuf's name
-
-    @property
-    def data(self) -> pb.TensorChunk: ...
-
-
-H = TypeVar("H", bound=_Header)
-C = TypeVar("C", bound=_Chunk)
-
-
-def _chunks(
-    header: H,
-    tensors: dict[str, np.ndarray],
-    chunk_bytes: int,
-    wrap: Any,
-) -> Iterator[Any]:
-    """``header`` (its tensor fields set) and the tensors' bytes, as messages made by ``wrap``.
-
-    A tensor whose bytes fit in what is left of the first message's ``chunk_bytes`` rides in
-    the header; every other tensor follows in ``TensorChunk`` pieces of ``chunk_bytes``.
-    """
-    if chunk_bytes < 1:
-        raise ValueError(f"chunk_bytes: expected a positive integer, got {chunk_bytes}")
-    budget = chunk_bytes
-    rest: list[tuple[str, np.ndarray]] = []
-    for field, array in tensors.items():
-        name = str(array.dtype.name)
-        if name not in DTYPES:
-            raise InvalidArgument(
-                f"{field}: expected a dtype among {', '.join(DTYPES)}, got {array.dtype.name}"
-            )
-        flat = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)
-        raw = flat.view(np.uint8)
-        tensor = getattr(header, field)
-        tensor.shape.extend(array.shape)
-        tensor.dtype = name
-        if raw.nbytes <= budget:
-            tensor.data = raw.tobytes()
-            budget -= raw.nbytes
-        else:
-            rest.append((field, raw))
-    yield wrap(header=header)
-    for field, raw in rest:
-        for start in range(0, raw.nbytes, chunk_bytes):
-            piece = raw[start : start + chunk_bytes].tobytes()
-            yield wrap(data=pb.TensorChunk(field=field, data=piece))
-
-
-class _Assembler(Generic[H, C]):
-    """A header and the ``TensorChunk`` messages after it, back to the header's tensors.
-
-    Each tensor's buffer is allocated when the header declares it (after the element and
-    byte limits are checked) and filled in place; a piece that would overflow its tensor,
-    names a tensor the header lacks, or comes before the header fails at once.
-    """
-
-    def __init__(
-        self, fields: tuple[str, ...], *, max_elements: int | None, max_bytes: int | None
-    ) -> None:
-        self._fields = fields
-        self._max_elements = max_elements
-        self._max_bytes = max_bytes
-        self._header: H | None = None
-        self._buffers: dict[str, np.ndarray] = {}
-        self._filled: dict[str, int] = {}
-        self._layout: dict[str, tuple[tuple[int, ...], str, np.dtype[Any]]] = {}
-
-    @property
-    def header(self) -> H | None:
-        """The header, once it has come."""
-        return self._header
-
-    def add(self, chunk: C) -> None:
-        part = chunk.WhichOneof("part")
-        if part == "header":
-            self._start(getattr(chunk, "header"))  # noqa: B009 - H, not a fixed type
-        elif part == "data":
-            self._append(chunk.data)
-        else:
-            raise InvalidArgument("part: expected a header or data, got neither")
-
-    def _start(self, header: H) -> None:
-        if self._header is not None:
-            raise InvalidArgument("header: expected one header, as the first message, got two")
-        declared: dict[str, tuple[tuple[int, ...], str, np.dtype[Any], int]] = {}
-        for field in self._fields:
-            if not header.HasField(field):
-                continue
-            tensor = getattr(header, field)
-            shape = tuple(int(d) for d in tensor.shape)
-            if any(d < 0 for d in shape):
-                raise InvalidArgument(
-                    f"{field}.shape: expected a list of non-negative integers, got {list(shape)}"
-                )
-            size = math.prod(shape)
-            if self._max_elements is not None and size > self._max_elements:
-                raise PayloadTooLarge(
-                    f"{field}: expected at most {self._max_elements} elements, got {size}"
-                )
-            kind = _dtype(tensor.dtype, field)
-            declared[field] = (shape, tensor.dtype, kind, size * kind.itemsize)
-        total = sum(nbytes for *_, nbytes in declared.values())
-        if self._max_bytes is not None and total > self._max_bytes:
-            raise PayloadTooLarge(
-                f"header: expected tensors of at most {self._max_bytes} bytes in all, "
-                f"got shapes of {total} bytes"
-            )
-        for field, (shape, name, kind, nbytes) in declared.items():
-            self._layout[field] = (shape, name, kind)
-            self._buffers[field] = np.empty(nbytes, dtype=np.uint8)
-            self._filled[field] = 0
-            self._write(field, getattr(header, field).data)
-        self._header = header
-
-    def _append(self, chunk: pb.TensorChunk) -> None:
-        if self._header is None:
-            raise InvalidArgument("header: expected the header as the first message, got data")
-        if chunk.field not in self._buffers:
-            if chunk.field in self._fields:
-                raise InvalidArgument(f"{chunk.field}: data for a tensor the header does not set")
-            raise InvalidArgument(
-                f"data.field: expected one of {', '.join(self._fields)}, got {chunk.field!r}"
-            )
-        self._write(chunk.field, chunk.data)
-
-    def _write(self, field: str, data: bytes) -> None:
-        buffer, start = self._buffers[field], self._filled[field]
-        end = start + len(data)
-        if end > buffer.nbytes:
-            shape, name, _ = self._layout[field]
-            raise InvalidArgument(
-                f"{field}: expected {buffer.nbytes} bytes for shape {list(shape)} of {name}, "
-                f"got at least {end}"
-            )
-        buffer[start:end] = np.frombuffer(data, dtype=np.uint8)
-        self._filled[field] = end
-
-    def finish(self) -> tuple[H, dict[str, np.ndarray]]:
-        """The header and its complete tensors, once the stream has ended."""
-        if self._header is None:
-            raise InvalidArgument("header: expected a header as the first message, got none")
-        tensors = {}
-        for field, buffer in self._buffers.items():
-            shape, name, kind = self._layout[field]
-            if self._filled[field] != buffer.nbytes:
-                raise InvalidArgument(
-                    f"{field}: expected {buffer.nbytes} bytes for shape {list(shape)} of "
-                    f"{name}, got {self._filled[field]}"
-                )
-            tensors[field] = buffer.view(kind).reshape(shape)
-        return self._header, tensors
-
-
 class ComputeRequestAssembler:
     """A ``ComputeLossChunked`` request, message by message, back to the core's request."""
 
     def __init__(self, *, max_elements: int | None = None, max_bytes: int | None = None) -> None:
-        self._parts: _Assembler[pb.ComputeLossRequest, pb.ComputeLossRequestChunk] = _Assembler(
-            REQUEST_TENSORS, max_elements=max_elements, max_bytes=max_bytes
+        self._parts: Assembler[pb.ComputeLossRequest, pb.ComputeLossRequestChunk] = Assembler(
+            REQUEST_TENSORS,
+            max_elements=max_elements,
+            max_bytes=max_bytes,
+            invalid=InvalidArgument,
+            too_large=PayloadTooLarge,
         )
         self.response_chunk_bytes = 0
         """What the header asked for (0: the server's default)."""
@@ -550,8 +391,8 @@ class ComputeResponseAssembler:
     """A ``ComputeLossChunked`` response, message by message, back to the core's result."""
 
     def __init__(self) -> None:
-        self._parts: _Assembler[pb.ComputeLossResponse, pb.ComputeLossResponseChunk] = _Assembler(
-            RESPONSE_TENSORS, max_elements=None, max_bytes=None
+        self._parts: Assembler[pb.ComputeLossResponse, pb.ComputeLossResponseChunk] = Assembler(
+            RESPONSE_TENSORS, invalid=InvalidArgument
         )
 
     def add(self, chunk: pb.ComputeLossResponseChunk) -> None:
@@ -594,7 +435,7 @@ def encode_compute_request_chunks(
             part["response_chunk_bytes"] = response_chunk_bytes
         return pb.ComputeLossRequestChunk(**part)
 
-    yield from _chunks(header, tensors, chunk_bytes, wrap)
+    yield from split(header, tensors, chunk_bytes, wrap, invalid=InvalidArgument)
 
 
 def decode_compute_request_chunks(
@@ -622,7 +463,9 @@ def encode_compute_response_chunks(
         tensors["grad"] = result.grad
     if result.hessian_diag is not None:
         tensors["hessian_diag"] = result.hessian_diag
-    yield from _chunks(header, tensors, chunk_bytes, pb.ComputeLossResponseChunk)
+    yield from split(
+        header, tensors, chunk_bytes, pb.ComputeLossResponseChunk, invalid=InvalidArgument
+    )
 
 
 def decode_compute_response_chunks(chunks: Iterable[pb.ComputeLossResponseChunk]) -> LossResult:

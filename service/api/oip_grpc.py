@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import grpc
+from lossserve_client.proto.inference import grpc_service_pb2 as pb
+from lossserve_client.proto.inference import grpc_service_pb2_grpc as pb_grpc
 
-from .._proto.inference import grpc_service_pb2 as pb
-from .._proto.inference import grpc_service_pb2_grpc as pb_grpc
 from ..core.errors import InvalidArgument, LossServeError
 from ..core.state import ServiceState
 from . import oip_grpc_convert as convert

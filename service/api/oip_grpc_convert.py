@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
+from lossserve_client.proto.inference import grpc_service_pb2 as pb
 
-from .._proto.inference import grpc_service_pb2 as pb
 from ..core.errors import InvalidArgument
 from ..models.engine import (
     IndexEntry,

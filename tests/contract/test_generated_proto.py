@@ -1,4 +1,10 @@
-"""The committed gRPC modules are exactly what ``scripts/generate_proto.py`` writes now."""
+"""The committed generated Python code is exactly what ``scripts/generate.py`` writes now.
+
+That is the gRPC modules and their mypy-protobuf type stubs under
+``clients/python/lossserve_client/proto`` and the openapi-python-client package under
+``clients/python/lossserve_client/openapi``; CI also runs ``make generate`` and fails on any
+difference (the TypeScript client's included).
+"""
 
 from __future__ import annotations
 
@@ -8,39 +14,48 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = "service/_proto"
+GENERATED = ("clients/python/lossserve_client/proto", "clients/python/lossserve_client/openapi")
 
 
 def _generated(root: Path) -> dict[str, Path]:
-    folder = root / GENERATED
     return {
         p.relative_to(root).as_posix(): p
-        for p in folder.rglob("*")
-        if p.name.endswith(("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
+        for folder in GENERATED
+        for p in (root / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
     }
 
 
-def test_committed_generated_code_matches_the_protos(tmp_path: Path) -> None:
+def test_committed_generated_code_matches_the_contracts(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_proto.py"), "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "scripts" / "generate.py"), "--out", str(tmp_path)],
         check=True,
         capture_output=True,
     )
     fresh, committed = _generated(tmp_path), _generated(ROOT)
-    assert fresh, "the generator wrote nothing"
-    assert sorted(committed) == sorted(fresh), "run: python scripts/generate_proto.py"
+    assert any(name.endswith("_pb2_grpc.pyi") for name in fresh), "no gRPC type stubs"
+    assert any(name.endswith("api/losses/compute_loss.py") for name in fresh), "no REST client"
+    assert sorted(committed) == sorted(fresh), "run: make generate"
     for name, path in fresh.items():
         new, old = path.read_text(), committed[name].read_text()
         diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, name))
-        assert not diff, f"{name} is stale; run: python scripts/generate_proto.py\n{diff[:2000]}"
+        assert not diff, f"{name} is stale; run: make generate\n{diff[:2000]}"
 
 
-def test_generated_packages_import_each_other_under_service() -> None:
-    from service._proto.lossserve.v1 import loss_service_pb2, loss_service_pb2_grpc
+def test_generated_packages_import_each_other_inside_the_client() -> None:
+    from lossserve_client.proto.inference import grpc_service_pb2
+    from lossserve_client.proto.lossserve.v1 import loss_service_pb2, loss_service_pb2_grpc
 
     assert loss_service_pb2.DESCRIPTOR.package == "lossserve.v1"
+    assert grpc_service_pb2.DESCRIPTOR.package == "inference"
     assert loss_service_pb2_grpc.LossServiceStub.__module__ == (
-        "service._proto.lossserve.v1.loss_service_pb2_grpc"
+        "lossserve_client.proto.lossserve.v1.loss_service_pb2_grpc"
     )
-    for folder in ("service/_proto", "service/_proto/lossserve", "service/_proto/lossserve/v1"):
-        assert (ROOT / folder / "__init__.py").is_file()
+
+
+def test_the_server_uses_the_clients_generated_modules() -> None:
+    from lossserve_client.proto.lossserve.v1 import loss_service_pb2
+
+    from service.api import grpc_convert
+
+    assert grpc_convert.pb is loss_service_pb2

@@ -16,10 +16,10 @@ import pytest
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 import losses
-from service._proto.lossserve.v1 import loss_service_pb2 as pb
-from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from service.api import grpc_convert as convert
 from service.api.grpc import (
     ERROR_CODE_KEY,

@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 import losses
-from service._proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from service.api import grpc_convert as convert
 from service.api.grpc import ERROR_CODE_KEY, create_grpc_server
 from service.api.rest import create_app

@@ -12,9 +12,9 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from lossserve_client.proto.inference import grpc_service_pb2 as pb
+from lossserve_client.proto.inference import grpc_service_pb2_grpc as pb_grpc
 
-from service._proto.inference import grpc_service_pb2 as pb
-from service._proto.inference import grpc_service_pb2_grpc as pb_grpc
 from service.api import oip_grpc_convert as convert
 from service.api.grpc import create_grpc_server
 from service.api.rest import create_app

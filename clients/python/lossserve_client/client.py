@@ -1,0 +1,677 @@
+"""One facade over REST and gRPC: :class:`LossClient`.
+
+``LossClient.rest("http://127.0.0.1:8000")`` calls the REST API through the client that
+openapi-python-client generated (:mod:`lossserve_client.openapi`);
+``LossClient.grpc("127.0.0.1:50051")`` calls ``lossserve.v1.LossService`` and the Open
+Inference Protocol's ``inference.GRPCInferenceService`` through the generated stubs
+(:mod:`lossserve_client.proto`). Both take numpy arrays (or anything ``numpy.asarray``
+takes), return the same types (:mod:`lossserve_client.types`) and raise the same
+:class:`~lossserve_client.types.LossServeError`.
+
+Large tensors go in the binary encoding: over REST, a request whose tensors exceed
+``binary_bytes`` is sent as a JSON header followed by the raw bytes (the Open Inference
+Protocol's binary tensor extension) and answered the same way, smaller ones as base64 in
+JSON; over gRPC, a request (or its answer) over ``chunk_bytes`` goes over
+``ComputeLossChunked`` in pieces of ``chunk_bytes``, smaller ones as one ``ComputeLoss``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+import grpc
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .chunks import Assembler, answer_bytes, split
+from .openapi import Client as RestApiClient
+from .openapi.api.losses import compute_loss as rest_compute_loss
+from .openapi.api.losses import list_losses as rest_list_losses
+from .openapi.api.metrics import evaluate as rest_evaluate
+from .openapi.api.metrics import fit_thresholds as rest_fit_thresholds
+from .openapi.api.models import predict as rest_predict
+from .openapi.models import (
+    ErrorBody,
+    EvaluateBody,
+    EvaluateResponse,
+    LossListResponse,
+    LossRequestBody,
+    LossResponseBody,
+    PredictBody,
+    PredictResponse,
+    ThresholdsBody,
+    ThresholdsResponse,
+)
+from .openapi.types import File, Response
+from .proto.inference import grpc_service_pb2 as oip
+from .proto.inference import grpc_service_pb2_grpc as oip_grpc
+from .proto.lossserve.v1 import loss_service_pb2 as pb
+from .proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from .tensors import as_array, binary_entry, decode_tensor, encode_b64, encode_tensor, from_json
+from .tensors import to_bytes as tensor_bytes
+from .types import (
+    ClassMetrics,
+    EvaluateUpdate,
+    LossInfo,
+    LossResult,
+    LossServeError,
+    Metrics,
+    Prediction,
+    Thresholds,
+)
+
+__all__ = ["DEFAULT_BINARY_BYTES", "DEFAULT_CHUNK_BYTES", "GRPC_OPTIONS", "LossClient"]
+
+DEFAULT_BINARY_BYTES = 1024 * 1024
+"""REST: requests whose tensors hold more bytes than this go in the binary encoding."""
+
+DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
+"""gRPC: requests or answers over this many tensor bytes go over ComputeLossChunked."""
+
+GRPC_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", 512 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 512 * 1024 * 1024),
+]
+"""Channel options matching the server's default message limit."""
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+Batch = tuple[ArrayLike, ArrayLike]
+
+
+class _Transport(Protocol):
+    def list_losses(self) -> list[LossInfo]: ...
+
+    def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
+        """``request``: the loss, params, reduction and flags; ``tensors``: logits, targets
+        and sample_weight when given."""
+        ...
+
+    def evaluate(
+        self, batches: Iterable[dict[str, np.ndarray]], options: dict[str, Any]
+    ) -> Iterator[EvaluateUpdate]: ...
+
+    def fit_thresholds(
+        self, scores: np.ndarray, targets: np.ndarray, beta: float
+    ) -> Thresholds: ...
+
+    def predict(self, model: str, instances: np.ndarray) -> list[Prediction]: ...
+
+    def close(self) -> None: ...
+
+
+class LossClient:
+    """Losses, gradients, evaluation, thresholds and predictions from a lossserve server.
+
+    >>> client = LossClient.rest("http://127.0.0.1:8000")  # doctest: +SKIP
+    >>> client.compute_loss("focal", logits, targets, return_grad=True).grad  # doctest: +SKIP
+
+    Use it as a context manager, or call :meth:`close`, to release its connections.
+    """
+
+    def __init__(self, transport: _Transport) -> None:
+        self._transport = transport
+
+    @classmethod
+    def rest(
+        cls,
+        url: str,
+        *,
+        timeout: float | None = 60.0,
+        binary_bytes: int = DEFAULT_BINARY_BYTES,
+        headers: dict[str, str] | None = None,
+    ) -> LossClient:
+        """A client of the REST API at ``url`` (e.g. ``http://127.0.0.1:8000``)."""
+        return cls(_Rest(url, timeout=timeout, binary_bytes=binary_bytes, headers=headers))
+
+    @classmethod
+    def grpc(
+        cls,
+        target: str,
+        *,
+        timeout: float | None = 60.0,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        options: Sequence[tuple[str, Any]] = GRPC_OPTIONS,
+    ) -> LossClient:
+        """A client of the gRPC API at ``target`` (e.g. ``127.0.0.1:50051``), insecure."""
+        return cls(_Grpc(target, timeout=timeout, chunk_bytes=chunk_bytes, options=options))
+
+    def __enter__(self) -> LossClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def list_losses(self) -> list[LossInfo]:
+        """Every registry loss, with the JSON Schema of its params."""
+        return self._transport.list_losses()
+
+    def compute_loss(
+        self,
+        loss: str,
+        logits: ArrayLike,
+        targets: ArrayLike,
+        *,
+        params: dict[str, Any] | None = None,
+        sample_weight: ArrayLike | None = None,
+        reduction: str = "mean",
+        return_grad: bool = False,
+        return_hessian: bool = False,
+    ) -> LossResult:
+        """The value of registry loss ``loss`` and, when asked, its gradient and exact
+        Hessian diagonal w.r.t. ``logits``."""
+        tensors = {"logits": as_array(logits, "logits"), "targets": as_array(targets, "targets")}
+        if sample_weight is not None:
+            tensors["sample_weight"] = as_array(sample_weight, "sample_weight")
+        request = {
+            "loss": loss,
+            "params": params or {},
+            "reduction": reduction,
+            "return_grad": return_grad,
+            "return_hessian": return_hessian,
+        }
+        return self._transport.compute_loss(request, tensors)
+
+    def evaluate_stream(
+        self,
+        batches: Iterable[Batch],
+        *,
+        loss: str | None = None,
+        params: dict[str, Any] | None = None,
+        thresholds: ArrayLike | None = None,
+        beta: float = 1.0,
+    ) -> Iterator[EvaluateUpdate]:
+        """Metrics over ``(logits, targets)`` batches as they come.
+
+        Over gRPC every batch is streamed to ``StreamEvaluate`` as it is drawn and each
+        answer (running metrics) is yielded as it arrives; the last update (``final``)
+        carries the final metrics and the decision thresholds fitted to maximise F-beta.
+        REST has no streaming call: there the batches are gathered and one final update is
+        yielded (``POST /evaluate`` and ``POST /thresholds``).
+        """
+        fixed = None if thresholds is None else as_array(thresholds, "thresholds")
+
+        def arrays() -> Iterator[dict[str, np.ndarray]]:
+            for logits, targets in batches:
+                batch = {
+                    "logits": as_array(logits, "logits"),
+                    "targets": as_array(targets, "targets"),
+                }
+                if fixed is not None:
+                    batch["thresholds"] = fixed
+                yield batch
+
+        options = {"loss": loss, "params": params or {}, "beta": beta}
+        return self._transport.evaluate(arrays(), options)
+
+    def evaluate(
+        self,
+        logits: ArrayLike,
+        targets: ArrayLike,
+        *,
+        loss: str | None = None,
+        params: dict[str, Any] | None = None,
+        thresholds: ArrayLike | None = None,
+        batch_size: int | None = None,
+    ) -> Metrics:
+        """Precision, recall, F1 per class, macro/micro F1, the confusion matrix and the mean
+        ``loss`` of one labelled set (streamed in ``batch_size`` rows over gRPC)."""
+        logits_array, targets_array = as_array(logits, "logits"), as_array(targets, "targets")
+        step = batch_size or max(1, len(logits_array))
+        batches = [
+            (logits_array[start : start + step], targets_array[start : start + step])
+            for start in range(0, max(1, len(logits_array)), step)
+        ]
+        updates = self.evaluate_stream(batches, loss=loss, params=params, thresholds=thresholds)
+        final = _last(updates)
+        return final.metrics
+
+    def fit_thresholds(
+        self, scores: ArrayLike, targets: ArrayLike, *, beta: float = 1.0
+    ) -> Thresholds:
+        """Per-class thresholds (binary/multilabel) or logit offsets (multiclass) that
+        maximise F-beta on ``scores`` (logits or any monotone scores) and ``targets``."""
+        return self._transport.fit_thresholds(
+            as_array(scores, "scores"), as_array(targets, "targets"), beta
+        )
+
+    def predict(self, model: str, instances: ArrayLike) -> list[Prediction]:
+        """Label names after ``model``'s learned decision rule, with every probability, for
+        each feature row of ``instances``."""
+        rows = np.asarray(instances, dtype=np.float32)
+        if rows.ndim != 2:
+            raise ValueError(f"instances: expected a 2-D array of feature rows, got {rows.shape}")
+        return self._transport.predict(model, rows)
+
+
+def _last(updates: Iterator[EvaluateUpdate]) -> EvaluateUpdate:
+    final = None
+    for update in updates:
+        final = update
+    if final is None or not final.final:
+        raise LossServeError("INTERNAL", "the evaluation ended without a final update", status="")
+    return final
+
+
+# --- decoding the shared answer types from JSON ----------------------------------------------
+
+
+def _metrics(body: dict[str, Any]) -> Metrics:
+    return Metrics(
+        task=body["task"],
+        num_samples=int(body["num_samples"]),
+        loss=body.get("loss"),
+        confusion=[list(map(int, row)) for row in body["confusion"]],
+        per_class=[ClassMetrics(**c) for c in body["per_class"]],
+        macro_f1=float(body["macro_f1"]),
+        micro_f1=float(body["micro_f1"]),
+    )
+
+
+def _thresholds(body: dict[str, Any]) -> Thresholds:
+    return Thresholds(
+        task=body["task"],
+        kind=body["kind"],
+        values=np.asarray(body["values"], dtype=np.float32),
+        before=_metrics(body["before"]),
+        after=_metrics(body["after"]),
+    )
+
+
+# --- REST --------------------------------------------------------------------------------------
+
+
+class _Rest:
+    """The REST API through the generated client: its models, calls and ``httpx`` client."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float | None,
+        binary_bytes: int,
+        headers: dict[str, str] | None,
+    ) -> None:
+        import httpx
+
+        self._api = RestApiClient(
+            base_url=url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            headers=headers or {},
+            raise_on_unexpected_status=False,
+        )
+        self._binary_bytes = binary_bytes
+
+    def close(self) -> None:
+        self._api.get_httpx_client().close()
+
+    @staticmethod
+    def _error(response: Response[Any]) -> LossServeError:
+        status = int(response.status_code)
+        parsed = response.parsed
+        if isinstance(parsed, ErrorBody):
+            error = parsed.error
+            details = [d.to_dict() for d in error.details] if error.details else []
+            return LossServeError(error.code, error.message, status=status, details=details)
+        try:  # an undocumented status (a proxy's 502, say): the body if it is ours
+            error = json.loads(response.content)["error"]
+            return LossServeError(error["code"], error["message"], status=status)
+        except (ValueError, KeyError, TypeError):
+            text = response.content.decode(errors="replace")[:500]
+            return LossServeError(
+                "UNAVAILABLE" if status >= 500 else "UNKNOWN", text, status=status
+            )
+
+    def _ok(self, response: Response[Any], kind: type[Any]) -> Any:
+        if response.status_code != 200 or not isinstance(response.parsed, kind):
+            raise self._error(response)
+        return response.parsed
+
+    def list_losses(self) -> list[LossInfo]:
+        body = self._ok(rest_list_losses.sync_detailed(client=self._api), LossListResponse)
+        return [
+            LossInfo(
+                name=info.name,
+                tasks=list(info.tasks),
+                summary=info.summary,
+                formula=info.formula,
+                reference=info.reference,
+                when_to_use=info.when_to_use,
+                sample_separable=info.sample_separable,
+                params_schema=info.params_schema.to_dict(),
+            )
+            for info in body.losses
+        ]
+
+    def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
+        if sum(t.nbytes for t in tensors.values()) > self._binary_bytes:
+            return self._compute_binary(request, tensors)
+        document = {**request, **{name: encode_b64(t) for name, t in tensors.items()}}
+        response = rest_compute_loss.sync_detailed(
+            client=self._api, body=LossRequestBody.from_dict(document)
+        )
+        body: LossResponseBody = self._ok(response, LossResponseBody)
+        return self._loss_result(body.to_dict(), None)
+
+    def _compute_binary(
+        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
+    ) -> LossResult:
+        document = {**request, **{name: binary_entry(t) for name, t in tensors.items()}}
+        header = json.dumps(document).encode()
+        payload = header + b"".join(tensor_bytes(t) for t in tensors.values())
+        kwargs = rest_compute_loss._get_kwargs(  # the generated request, sent as it stands
+            body=File(payload=io.BytesIO(payload), mime_type="application/octet-stream"),
+            inference_header_content_length=len(header),
+        )
+        kwargs["content"] = payload
+        raw = self._api.get_httpx_client().request(**kwargs)
+        if raw.status_code != 200:
+            raise self._error(rest_compute_loss._build_response(client=self._api, response=raw))
+        length = int(raw.headers[HEADER_LENGTH])
+        return self._loss_result(json.loads(raw.content[:length]), memoryview(raw.content)[length:])
+
+    @staticmethod
+    def _loss_result(body: dict[str, Any], binary: memoryview | None) -> LossResult:
+        arrays: dict[str, np.ndarray | None] = {}
+        offset = 0
+        for name in ("value", "grad", "hessian_diag"):
+            value = body.get(name)
+            if value is None:
+                arrays[name] = None
+            elif isinstance(value, dict) and "binary_data_size" in value and binary is not None:
+                size = int(value["binary_data_size"])
+                arrays[name] = from_json(value, binary[offset : offset + size])
+                offset += size
+            else:
+                arrays[name] = from_json(value)
+        value = arrays["value"]
+        assert value is not None, "the server always answers a value"
+        return LossResult(
+            loss=body["loss"],
+            reduction=body["reduction"],
+            value=value,
+            grad=arrays["grad"],
+            hessian_diag=arrays["hessian_diag"],
+            device=body["device"],
+        )
+
+    def evaluate(
+        self, batches: Iterable[dict[str, np.ndarray]], options: dict[str, Any]
+    ) -> Iterator[EvaluateUpdate]:
+        gathered = list(batches)
+        if not gathered:
+            raise ValueError("batches: expected at least one (logits, targets) batch, got none")
+        logits = np.concatenate([b["logits"] for b in gathered])
+        targets = np.concatenate([b["targets"] for b in gathered])
+        document: dict[str, Any] = {
+            "logits": encode_b64(logits),
+            "targets": encode_b64(targets),
+            "params": options["params"],
+        }
+        if options["loss"] is not None:
+            document["loss"] = options["loss"]
+        if "thresholds" in gathered[0]:
+            document["thresholds"] = encode_b64(gathered[0]["thresholds"])
+        response = rest_evaluate.sync_detailed(
+            client=self._api, body=EvaluateBody.from_dict(document)
+        )
+        metrics = _metrics(self._ok(response, EvaluateResponse).to_dict())
+        thresholds = self.fit_thresholds(logits, targets, options["beta"])
+        yield EvaluateUpdate(
+            batches=len(gathered), metrics=metrics, final=True, thresholds=thresholds
+        )
+
+    def fit_thresholds(self, scores: np.ndarray, targets: np.ndarray, beta: float) -> Thresholds:
+        body = ThresholdsBody.from_dict(
+            {"scores": encode_b64(scores), "targets": encode_b64(targets), "beta": beta}
+        )
+        response = rest_fit_thresholds.sync_detailed(client=self._api, body=body)
+        return _thresholds(self._ok(response, ThresholdsResponse).to_dict())
+
+    def predict(self, model: str, instances: np.ndarray) -> list[Prediction]:
+        body = PredictBody.from_dict({"instances": instances.tolist()})
+        response = rest_predict.sync_detailed(model, client=self._api, body=body)
+        answer: PredictResponse = self._ok(response, PredictResponse)
+        return [
+            Prediction(labels=list(p.labels), probabilities=dict(p.probabilities.to_dict()))
+            for p in answer.predictions
+        ]
+
+
+# --- gRPC --------------------------------------------------------------------------------------
+
+
+def _grpc_error(error: grpc.RpcError) -> LossServeError:
+    """The service's code (trailing metadata ``lossserve-error-code``) and message."""
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = error.details() if isinstance(error, grpc.Call) else str(error)
+    trailing: dict[str, Any] = {}
+    if isinstance(error, grpc.Call):
+        trailing = {key: value for key, value in error.trailing_metadata() or ()}
+    details = trailing.get("lossserve-error-details")
+    return LossServeError(
+        str(trailing.get("lossserve-error-code", code.name)),
+        message or "",
+        status=code.name,
+        details=json.loads(details) if isinstance(details, str) else None,
+    )
+
+
+def _grpc_metrics(message: pb.EvaluateMetrics) -> Metrics:
+    return Metrics(
+        task=message.task,
+        num_samples=message.num_samples,
+        loss=message.loss if message.HasField("loss") else None,
+        confusion=[list(row.counts) for row in message.confusion],
+        per_class=[
+            ClassMetrics(
+                label=c.label, support=c.support, precision=c.precision, recall=c.recall, f1=c.f1
+            )
+            for c in message.per_class
+        ],
+        macro_f1=message.macro_f1,
+        micro_f1=message.micro_f1,
+    )
+
+
+class _Grpc:
+    """``lossserve.v1.LossService`` and ``inference.GRPCInferenceService`` through the
+    generated stubs, on one channel."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None,
+        chunk_bytes: int,
+        options: Sequence[tuple[str, Any]],
+    ) -> None:
+        self._channel = grpc.insecure_channel(target, options=list(options))
+        self._losses = pb_grpc.LossServiceStub(self._channel)
+        self._inference = oip_grpc.GRPCInferenceServiceStub(self._channel)
+        self._timeout = timeout
+        self._chunk_bytes = chunk_bytes
+        self._labels: dict[str, tuple[str, list[str], str]] = {}
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def list_losses(self) -> list[LossInfo]:
+        try:
+            answer = self._losses.ListLosses(pb.ListLossesRequest(), timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
+        return [
+            LossInfo(
+                name=info.name,
+                tasks=list(info.tasks),
+                summary=info.summary,
+                formula=info.formula,
+                reference=info.reference,
+                when_to_use=info.when_to_use,
+                sample_separable=info.sample_separable,
+                params_schema=json.loads(info.params_schema),
+            )
+            for info in answer.losses
+        ]
+
+    def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
+        header = pb.ComputeLossRequest(
+            loss=request["loss"],
+            params_json=json.dumps(request["params"]) if request["params"] else "",
+            reduction=request["reduction"],
+            return_grad=request["return_grad"],
+            return_hessian=request["return_hessian"],
+        )
+        answer_size = answer_bytes(
+            tensors["logits"].shape,
+            return_grad=header.return_grad,
+            return_hessian=header.return_hessian,
+            reduction=header.reduction,
+        )
+        sent = sum(t.nbytes for t in tensors.values())
+        try:
+            if max(sent, answer_size) <= self._chunk_bytes:
+                for name, array in tensors.items():
+                    getattr(header, name).CopyFrom(encode_tensor(array))
+                answer = self._losses.ComputeLoss(header, timeout=self._timeout)
+                return self._loss_result(
+                    answer,
+                    {
+                        name: decode_tensor(getattr(answer, name))
+                        for name in ("value", "grad", "hessian_diag")
+                        if answer.HasField(name)
+                    },
+                )
+            return self._compute_chunked(header, tensors)
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
+
+    def _compute_chunked(
+        self, header: pb.ComputeLossRequest, tensors: dict[str, np.ndarray]
+    ) -> LossResult:
+        def wrap(**part: Any) -> pb.ComputeLossRequestChunk:
+            if "header" in part:
+                part["response_chunk_bytes"] = self._chunk_bytes
+            return pb.ComputeLossRequestChunk(**part)
+
+        chunks = split(header, tensors, self._chunk_bytes, wrap)
+        assembler: Assembler[pb.ComputeLossResponse, pb.ComputeLossResponseChunk] = Assembler(
+            ("value", "grad", "hessian_diag")
+        )
+        for chunk in self._losses.ComputeLossChunked(chunks, timeout=self._timeout):
+            assembler.add(chunk)
+        answer, arrays = assembler.finish()
+        return self._loss_result(answer, arrays)
+
+    @staticmethod
+    def _loss_result(answer: pb.ComputeLossResponse, arrays: dict[str, np.ndarray]) -> LossResult:
+        return LossResult(
+            loss=answer.loss,
+            reduction=answer.reduction,
+            value=arrays["value"],
+            grad=arrays.get("grad"),
+            hessian_diag=arrays.get("hessian_diag"),
+            device=answer.device,
+        )
+
+    def evaluate(
+        self, batches: Iterable[dict[str, np.ndarray]], options: dict[str, Any]
+    ) -> Iterator[EvaluateUpdate]:
+        params = json.dumps(options["params"]) if options["params"] else ""
+
+        def messages() -> Iterator[pb.EvaluateBatch]:
+            for batch in batches:
+                message = pb.EvaluateBatch(
+                    logits=encode_tensor(batch["logits"]),
+                    targets=encode_tensor(batch["targets"]),
+                    loss=options["loss"] or "",
+                    params_json=params,
+                    beta=options["beta"],
+                )
+                if "thresholds" in batch:
+                    message.thresholds.CopyFrom(encode_tensor(batch["thresholds"]))
+                yield message
+
+        try:
+            for update in self._losses.StreamEvaluate(messages(), timeout=self._timeout):
+                thresholds = None
+                if update.HasField("thresholds"):
+                    t = update.thresholds
+                    thresholds = Thresholds(
+                        task=t.task,
+                        kind=t.kind,
+                        values=decode_tensor(t.values),
+                        before=_grpc_metrics(t.before),
+                        after=_grpc_metrics(t.after),
+                    )
+                yield EvaluateUpdate(
+                    batches=update.batches,
+                    metrics=_grpc_metrics(update.metrics),
+                    final=update.final,
+                    thresholds=thresholds,
+                )
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
+
+    def fit_thresholds(self, scores: np.ndarray, targets: np.ndarray, beta: float) -> Thresholds:
+        """The final thresholds of a one-batch ``StreamEvaluate`` (gRPC has no unary fit)."""
+        batch = {"logits": scores, "targets": targets}
+        final = _last(self.evaluate([batch], {"loss": None, "params": {}, "beta": beta}))
+        assert final.thresholds is not None, "the final update carries the thresholds"
+        return final.thresholds
+
+    def _model(self, model: str) -> tuple[str, list[str], str]:
+        """The model's input name, labels and task, from its metadata (asked once)."""
+        if model not in self._labels:
+            metadata = self._inference.ModelMetadata(
+                oip.ModelMetadataRequest(name=model), timeout=self._timeout
+            )
+            labels = json.loads(metadata.parameters["labels"].string_param)
+            task = metadata.parameters["task"].string_param
+            self._labels[model] = (metadata.inputs[0].name, labels, task)
+        return self._labels[model]
+
+    def predict(self, model: str, instances: np.ndarray) -> list[Prediction]:
+        try:
+            name, labels, task = self._model(model)
+            request = oip.ModelInferRequest(
+                model_name=model,
+                inputs=[
+                    oip.ModelInferRequest.InferInputTensor(
+                        name=name, datatype="FP32", shape=instances.shape
+                    )
+                ],
+                outputs=[
+                    oip.ModelInferRequest.InferRequestedOutputTensor(name="probabilities"),
+                    oip.ModelInferRequest.InferRequestedOutputTensor(name="decisions"),
+                ],
+                raw_input_contents=[tensor_bytes(instances)],
+            )
+            answer = self._inference.ModelInfer(request, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
+        outputs = {}
+        for output, raw in zip(answer.outputs, answer.raw_output_contents, strict=True):
+            kind = np.float32 if output.datatype == "FP32" else np.int64
+            outputs[output.name] = np.frombuffer(raw, dtype=np.dtype(kind).newbyteorder("<"))
+        probabilities = outputs["probabilities"].reshape(len(instances), len(labels))
+        decisions = outputs["decisions"].reshape(len(instances), -1)
+        predictions = []
+        for decision, row in zip(decisions, probabilities, strict=True):
+            if task == "multiclass":
+                chosen = [labels[int(decision[0])]]
+            else:
+                chosen = [labels[i] for i in np.flatnonzero(decision)]
+            predictions.append(
+                Prediction(
+                    labels=chosen,
+                    probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                )
+            )
+        return predictions

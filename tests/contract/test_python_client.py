@@ -1,0 +1,197 @@
+"""``lossserve_client.LossClient``, over REST and over gRPC, against a real ``lossserve serve``.
+
+The server runs as its own process on free loopback ports with a repository of two small
+ONNX models (``tests/service/models/builders.py``). Every answer is checked against a
+reference computed here without the service: torch's ``cross_entropy`` and autograd for
+losses, scikit-learn's metrics for evaluations, in-process ONNX Runtime and the card's
+decision rule for predictions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lossserve_client import LossClient, LossServeError
+from sklearn.metrics import confusion_matrix, f1_score
+
+import losses
+from bench._server import Server, running_server
+from tests.service.models.builders import LABELS, reference, rows, write_model
+
+TRANSPORTS = ("rest", "grpc")
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("models")
+    write_model(repo, "tiny", 1, seed=1)
+    write_model(repo, "tags", 1, task="multilabel", seed=3)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def server(repository: Path) -> Iterator[Server]:
+    env = {**os.environ, "LOSSSERVE_DEVICES": '["cpu"]', "OMP_NUM_THREADS": "1"}
+    with running_server(
+        ["--model-repository", str(repository)], env, ["/v2/health/ready"]
+    ) as running:
+        yield running
+
+
+def connect(server: Server, transport: str, **options: int) -> LossClient:
+    if transport == "rest":
+        return LossClient.rest(f"http://{server.http_url}", **options)
+    return LossClient.grpc(server.grpc_url, **options)
+
+
+@pytest.fixture(params=TRANSPORTS)
+def client(request: pytest.FixtureRequest, server: Server) -> Iterator[LossClient]:
+    with connect(server, request.param) as connected:
+        yield connected
+
+
+def _batch(n: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, c)).astype(np.float32)
+    targets = rng.integers(0, c, size=n)
+    targets[:c] = np.arange(c)  # every class present
+    return logits, targets
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    x = torch.from_numpy(logits.astype(np.float64)).requires_grad_()
+    value = torch.nn.functional.cross_entropy(x, torch.from_numpy(targets))
+    (grad,) = torch.autograd.grad(value, x)
+    return float(value.detach()), grad.numpy()
+
+
+def test_list_losses_is_the_registry(client: LossClient) -> None:
+    infos = client.list_losses()
+    assert [i.name for i in infos] == losses.names()
+    focal = next(i for i in infos if i.name == "focal")
+    assert focal.params_schema["properties"]["gamma"]["type"] == "number"
+    assert "multiclass" in focal.tasks
+
+
+def test_compute_loss_with_gradient(client: LossClient) -> None:
+    logits, targets = _batch(16, 5, seed=0)
+    result = client.compute_loss("cross_entropy", logits, targets, return_grad=True)
+    value, grad = _cross_entropy(logits, targets)
+    assert result.loss == "cross_entropy" and result.reduction == "mean"
+    assert result.value.shape == ()
+    assert float(result.value) == pytest.approx(value, rel=1e-5)
+    assert result.grad is not None and result.grad.shape == logits.shape
+    np.testing.assert_allclose(result.grad, grad, rtol=1e-4, atol=1e-7)
+    assert result.hessian_diag is None
+    assert result.device == "cpu"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_large_batches_take_the_binary_encoding(server: Server, transport: str) -> None:
+    """Thresholds of 64 KiB make this 128 KiB batch go binary (REST) or chunked (gRPC);
+    the answer equals the small-message path's and the reference."""
+    logits, targets = _batch(4096, 8, seed=1)
+    value, grad = _cross_entropy(logits, targets)
+    small = {"binary_bytes": 64 * 1024} if transport == "rest" else {"chunk_bytes": 64 * 1024}
+    answers = []
+    for options in ({}, small):
+        with connect(server, transport, **options) as client:
+            answers.append(
+                client.compute_loss(
+                    "cross_entropy", logits, targets, reduction="none", return_hessian=True
+                )
+            )
+    plain, large = answers
+    assert large.value.shape == (4096,)
+    for name in ("value", "grad", "hessian_diag"):
+        np.testing.assert_array_equal(getattr(large, name), getattr(plain, name))
+    assert float(large.value.mean()) == pytest.approx(value, rel=1e-5)
+    assert large.grad is not None
+    np.testing.assert_allclose(large.grad / 4096, grad, rtol=1e-4, atol=1e-8)
+
+
+def test_evaluate_streams_running_metrics_then_thresholds(client: LossClient) -> None:
+    batches = [_batch(50, 4, seed=s) for s in range(3)]
+    updates = list(client.evaluate_stream(batches, loss="cross_entropy"))
+    logits = np.concatenate([b[0] for b in batches])
+    targets = np.concatenate([b[1] for b in batches])
+    final = updates[-1]
+    assert final.final and final.batches == 3
+    assert all(not u.final for u in updates[:-1])
+    predicted = logits.argmax(axis=1)
+    assert final.metrics.num_samples == 150
+    assert final.metrics.macro_f1 == pytest.approx(f1_score(targets, predicted, average="macro"))
+    assert final.metrics.confusion == confusion_matrix(targets, predicted).tolist()
+    assert final.metrics.loss == pytest.approx(_cross_entropy(logits, targets)[0], rel=1e-5)
+    assert final.thresholds is not None
+    assert final.thresholds.kind == "offsets" and final.thresholds.values.shape == (4,)
+    assert final.thresholds.after.macro_f1 >= final.thresholds.before.macro_f1
+
+
+def test_evaluate_over_grpc_answers_every_batch(server: Server) -> None:
+    batches = [_batch(50, 4, seed=s) for s in range(3)]
+    with connect(server, "grpc") as client:
+        updates = list(client.evaluate_stream(batches))
+    assert [u.batches for u in updates] == [1, 2, 3, 3]
+    assert [u.metrics.num_samples for u in updates] == [50, 100, 150, 150]
+
+
+def test_fit_thresholds_is_the_same_over_both_transports(server: Server) -> None:
+    rng = np.random.default_rng(4)
+    targets = rng.integers(0, 2, size=(200, 3))
+    scores = (targets * 1.5 + rng.normal(size=(200, 3))).astype(np.float32)
+    fitted = []
+    for transport in TRANSPORTS:
+        with connect(server, transport) as client:
+            fitted.append(client.fit_thresholds(scores, targets, beta=2.0))
+    rest, grpc = fitted
+    assert rest.task == grpc.task == "multilabel" and rest.kind == "thresholds"
+    np.testing.assert_allclose(rest.values, grpc.values)
+    assert rest.after == grpc.after
+    chosen = scores >= rest.values
+    assert rest.after.micro_f1 == pytest.approx(f1_score(targets, chosen, average="micro"))
+
+
+@pytest.mark.parametrize(("model", "task"), [("tiny", "multiclass"), ("tags", "multilabel")])
+def test_predict(client: LossClient, repository: Path, model: str, task: str) -> None:
+    features = rows(7, seed=5)
+    expected = reference(repository / model / "1", features)
+    predictions = client.predict(model, features)
+    labels = LABELS[task]
+    assert len(predictions) == 7
+    for prediction, decision, probabilities in zip(
+        predictions, expected["decisions"], expected["probabilities"], strict=True
+    ):
+        if task == "multiclass":
+            assert prediction.labels == [labels[int(decision)]]
+        else:
+            assert prediction.labels == [labels[i] for i in np.flatnonzero(decision)]
+        assert list(prediction.probabilities) == labels
+        np.testing.assert_allclose(list(prediction.probabilities.values()), probabilities, 1e-5)
+
+
+def test_errors_are_the_same_over_both_transports(server: Server) -> None:
+    logits, targets = _batch(4, 3, seed=0)
+    raised = []
+    for transport in TRANSPORTS:
+        with connect(server, transport) as client, pytest.raises(LossServeError) as caught:
+            client.compute_loss("focall", logits, targets)
+        raised.append(caught.value)
+    rest, grpc = raised
+    assert rest.code == grpc.code == "INVALID_ARGUMENT"
+    assert rest.message == grpc.message
+    assert "focal" in rest.message  # the did-you-mean hint
+    assert (rest.status, grpc.status) == (400, "INVALID_ARGUMENT")
+    assert not rest.retryable
+
+
+def test_an_unknown_model_is_not_found(client: LossClient) -> None:
+    with pytest.raises(LossServeError) as caught:
+        client.predict("nope", rows(1))
+    assert caught.value.code == "NOT_FOUND"
+    assert "nope" in caught.value.message
