@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +16,9 @@ import pytest
 import torch
 
 import losses
+from bench._server import start_server, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _example(name: str) -> str:
@@ -39,51 +31,19 @@ def _example(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[int, int]]:
-    http_port, grpc_port = _free_port(), _free_port()
+    """A server started as the README says; on teardown it must exit 0 after SIGTERM and
+    have logged nothing but JSON lines."""
     env = {**os.environ, "LOSSSERVE_DEVICES": '["cpu"]'}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("server did not become ready (its output follows the teardown)")
-            time.sleep(0.2)
-        yield http_port, grpc_port
-    finally:
-        process.send_signal(signal.SIGTERM)
+    with tempfile.TemporaryFile() as log:
+        running = start_server([], env, log)
         try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        logs = ""
-        if process.stdout is not None:
-            with process.stdout:
-                logs = process.stdout.read().decode()
-        assert code == 0, logs
-        for line in logs.splitlines():  # structured logs: one JSON object a line
+            wait_ready(running, ["/v2/health/ready"], timeout=60)
+            yield running.http_port, running.grpc_port
+        finally:
+            stop_server(running)
+        assert running.process.returncode == 0, running.log_tail()
+        log.seek(0)
+        for line in log.read().decode().splitlines():  # structured logs: one JSON object a line
             json.loads(line)
 
 
@@ -105,16 +65,21 @@ def test_readme_curl_example(server: tuple[int, int]) -> None:
     assert body["device"] == "cpu"
 
 
-def test_readme_grpc_example(server: tuple[int, int]) -> None:
-    _, grpc_port = server
-    code = _example("grpc").replace("localhost:50051", f"127.0.0.1:{grpc_port}")
+def test_readme_python_example(server: tuple[int, int]) -> None:
+    http_port, grpc_port = server
+    code = (
+        _example("python")
+        .replace("localhost:8000", f"127.0.0.1:{http_port}")
+        .replace("localhost:50051", f"127.0.0.1:{grpc_port}")
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    first = result.stdout.splitlines()[0]
-    assert first.endswith("cpu")
-    value = float(first.strip("[] ").split("]")[0].strip("[ "))
-    assert value == pytest.approx(EXPECTED, rel=1e-6)
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["rest", "grpc"]
+    for line in lines[:2]:
+        assert float(line.split()[1]) == pytest.approx(EXPECTED, rel=1e-6)
+        assert line.endswith("cpu (2, 3)")  # the device, the gradient's shape
 
 
 def test_metrics_and_health_on_the_real_server(server: tuple[int, int]) -> None:
