@@ -9,12 +9,17 @@ test``); each node test is then one case here, which fails with node's report of
 :func:`test_npm_test_passed` fails with node's whole output when ``npm test`` did not pass
 (a compile error, a test this module did not find by name).
 
+The README's TypeScript example is ``clients/typescript/examples/quickstart.ts`` itself (its
+block after ``<!-- example:typescript -->`` must equal the file, checked here without a
+server), and ``test/quickstart.test.ts`` runs the compiled example against the server.
+
 It needs ``npm ci --prefix clients/typescript`` first (``make test`` does it); without
-``node_modules`` every case fails and says so, rather than skipping.
+``node_modules`` every case that runs node fails and says so, rather than skipping.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shutil
@@ -31,6 +36,8 @@ from tests.service.models.builders import write_model
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "typescript"
 MODEL = "tiny"
+EXAMPLE = CLIENT / "examples" / "quickstart.ts"
+README_MARKER = "<!-- example:typescript -->"
 _TEST_CALL = re.compile(r'^test\(\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
 NAMES = sorted(
     name
@@ -129,3 +136,22 @@ def test_npm_test_passed(node_run: NodeRun) -> None:
         "the node tests that ran are not the ones found in the sources: "
         f"ran {sorted(node_run.results)}, found {NAMES}"
     )
+
+
+def test_readme_typescript_example_is_the_tested_file() -> None:
+    """README.md's ```ts block right after ``<!-- example:typescript -->`` is, byte for byte,
+    ``examples/quickstart.ts`` (which ``test/quickstart.test.ts`` compiles and runs)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = EXAMPLE.read_text(encoding="utf-8")
+    where = f"README.md's block after {README_MARKER}"
+    assert readme.count(README_MARKER) == 1, f"README.md should hold {README_MARKER} once"
+    match = re.search(rf"^{re.escape(README_MARKER)}\n```ts\n(.*?)^```$", readme, re.S | re.M)
+    assert match, f"{where}: expected a ```ts fenced block on the next line"
+    if match.group(1) != example:
+        diff = difflib.unified_diff(
+            match.group(1).splitlines(keepends=True),
+            example.splitlines(keepends=True),
+            "README.md",
+            str(EXAMPLE.relative_to(ROOT)),
+        )
+        pytest.fail(f"{where} differs from {EXAMPLE.relative_to(ROOT)}:\n{''.join(diff)}")
