@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pybase64
+from lossserve_client.tensors import DTYPES as WIRE_DTYPES
 
 from .errors import InvalidArgument, PayloadTooLarge
 
@@ -32,21 +33,8 @@ __all__ = [
     "to_bytes",
 ]
 
-DTYPES: dict[str, np.dtype[Any]] = {
-    name: np.dtype(name).newbyteorder("<")
-    for name in (
-        "bool",
-        "uint8",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "float16",
-        "float32",
-        "float64",
-    )
-}
-"""The wire dtypes, by the name a request uses."""
+DTYPES = WIRE_DTYPES
+"""The wire dtypes, by the name a request uses (one table with the client's)."""
 
 
 class Encoding(str, Enum):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib.util
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -24,23 +22,14 @@ from starlette.routing import BaseRoute
 from service.api.rest import create_app
 from service.core.state import ServiceState
 from service.settings import Settings
+from tests.scripts import load_script
 from tests.service.api.conftest import with_client
 from tests.service.models.builders import write_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _export_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "export_openapi", ROOT / "scripts" / "export_openapi.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EXPORT = _export_script()
+EXPORT = load_script("export_openapi")
 APP = create_app(ServiceState.create(Settings(devices=["cpu"])))
 DOCUMENT: dict[str, Any] = APP.openapi()
 

@@ -8,29 +8,19 @@ copy of ``proto/`` edited to break it.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 LOSS_PROTO = Path("lossserve/v1/loss_service.proto")
 OIP_PROTO = Path("inference/grpc_service.proto")
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "proto_compat", ROOT / "scripts" / "proto_compat.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-COMPAT = _script()
+COMPAT = load_script("proto_compat")
 
 
 @pytest.fixture(scope="module")

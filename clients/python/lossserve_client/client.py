@@ -258,7 +258,21 @@ def _last(updates: Iterator[EvaluateUpdate]) -> EvaluateUpdate:
     return final
 
 
-# --- decoding the shared answer types from JSON ----------------------------------------------
+# --- decoding the shared answer types ----------------------------------------------------------
+
+
+def _loss_info(info: Any, params_schema: dict[str, Any]) -> LossInfo:
+    """A registry entry from either transport's message (the same field names)."""
+    return LossInfo(
+        name=info.name,
+        tasks=list(info.tasks),
+        summary=info.summary,
+        formula=info.formula,
+        reference=info.reference,
+        when_to_use=info.when_to_use,
+        sample_separable=info.sample_separable,
+        params_schema=params_schema,
+    )
 
 
 def _metrics(body: dict[str, Any]) -> Metrics:
@@ -334,19 +348,7 @@ class _Rest:
 
     def list_losses(self) -> list[LossInfo]:
         body = self._ok(rest_list_losses.sync_detailed(client=self._api), LossListResponse)
-        return [
-            LossInfo(
-                name=info.name,
-                tasks=list(info.tasks),
-                summary=info.summary,
-                formula=info.formula,
-                reference=info.reference,
-                when_to_use=info.when_to_use,
-                sample_separable=info.sample_separable,
-                params_schema=info.params_schema.to_dict(),
-            )
-            for info in body.losses
-        ]
+        return [_loss_info(info, info.params_schema.to_dict()) for info in body.losses]
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
         if sum(t.nbytes for t in tensors.values()) > self._binary_bytes:
@@ -506,19 +508,7 @@ class _Grpc:
             answer = self._losses.ListLosses(pb.ListLossesRequest(), timeout=self._timeout)
         except grpc.RpcError as error:
             raise _grpc_error(error) from None
-        return [
-            LossInfo(
-                name=info.name,
-                tasks=list(info.tasks),
-                summary=info.summary,
-                formula=info.formula,
-                reference=info.reference,
-                when_to_use=info.when_to_use,
-                sample_separable=info.sample_separable,
-                params_schema=json.loads(info.params_schema),
-            )
-            for info in answer.losses
-        ]
+        return [_loss_info(info, json.loads(info.params_schema)) for info in answer.losses]
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
         header = pb.ComputeLossRequest(
