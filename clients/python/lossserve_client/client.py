@@ -63,7 +63,13 @@ from .types import (
     Thresholds,
 )
 
-__all__ = ["DEFAULT_BINARY_BYTES", "DEFAULT_CHUNK_BYTES", "GRPC_OPTIONS", "LossClient"]
+__all__ = [
+    "DEFAULT_BINARY_BYTES",
+    "DEFAULT_CHUNK_BYTES",
+    "GRPC_OPTIONS",
+    "RETRY_POLICY",
+    "LossClient",
+]
 
 DEFAULT_BINARY_BYTES = 1024 * 1024
 """REST: requests whose tensors hold more bytes than this go in the binary encoding."""
@@ -71,11 +77,46 @@ DEFAULT_BINARY_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
 """gRPC: requests or answers over this many tensor bytes go over ComputeLossChunked."""
 
+RETRY_POLICY: dict[str, Any] = {
+    "methodConfig": [
+        {
+            "name": [
+                {"service": "lossserve.v1.LossService"},
+                *(
+                    {"service": "inference.GRPCInferenceService", "method": method}
+                    for method in (
+                        "ServerLive",
+                        "ServerReady",
+                        "ModelReady",
+                        "ServerMetadata",
+                        "ModelMetadata",
+                        "ModelInfer",
+                        "ModelConfig",
+                        "ModelStatistics",
+                    )
+                ),
+            ],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+"""gRPC's own retries for the calls that are pure computations (every one but the model
+repository's load/unload): a call that answers ``UNAVAILABLE`` (a replica that stopped under
+it, behind a balancer) is sent again, up to 4 attempts in all, before any answer message."""
+
 GRPC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", 512 * 1024 * 1024),
     ("grpc.max_receive_message_length", 512 * 1024 * 1024),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", json.dumps(RETRY_POLICY)),
 ]
-"""Channel options matching the server's default message limit."""
+"""Channel options: the server's default message limit, and :data:`RETRY_POLICY`."""
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 Batch = tuple[ArrayLike, ArrayLike]
