@@ -1,9 +1,9 @@
 """Running ``lossserve serve`` as a subprocess for the benchmarks in this folder.
 
-Shared by ``bench/inference.py`` and ``bench/loss_service.py``. It imports nothing from
-``service`` or ``losses``: ``bench/inference.py`` must not load the server's generated
-``inference`` protobuf package, and ``bench/loss_service.py`` imports ``losses`` only once
-this folder is off ``sys.path``.
+Shared by ``bench/inference.py``, ``bench/loss_service.py`` and ``tests/integration``. It
+imports nothing from ``service`` or ``losses``: ``bench/inference.py`` must not load the
+server's generated ``inference`` protobuf package, and ``bench/loss_service.py`` imports
+``losses`` only once this folder is off ``sys.path``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ class Server:
         return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, have the kernel send the server SIGTERM if this process dies (even killed)."""
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that, on Linux, has the kernel send the child (a server, or the nginx
+    of ``tests/integration/test_replicas.py``) SIGTERM if this process dies, even killed."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -99,7 +100,7 @@ def start_server(args: Sequence[str], env: Mapping[str, str], log: IO[bytes]) ->
         env=dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent(),
+        preexec_fn=die_with_parent(),
     )
     server = Server(process, log, http_port, grpc_port)
     atexit.register(stop_server, server)  # a second net behind the caller's finally

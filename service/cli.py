@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,23 +28,47 @@ __all__ = ["main", "serve"]
 
 log = logging.getLogger("lossserve")
 
+_ANSWER_S = 1
+"""Seconds past the grace period for cut-off requests to send their 503 / UNAVAILABLE."""
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: :func:`serve` owns SIGINT and SIGTERM, and
+    decides when the listener closes."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
 
 async def serve(settings: Settings) -> None:
-    """Serve HTTP and gRPC from one process until SIGINT/SIGTERM."""
+    """Serve HTTP and gRPC from one process until SIGINT or SIGTERM, then drain.
+
+    The drain: readiness turns false at once (REST ``/v2/health/ready`` 503, gRPC
+    ``ServerReady`` false, gRPC health NOT_SERVING) while requests are still served for
+    ``shutdown_delay_s``; then both transports refuse new connections and RPCs, and the
+    requests in flight (and the jobs they queued) get ``shutdown_grace_s`` to finish. Past
+    it they are cancelled; since a thread running cancelled work cannot be interrupted, the
+    process then exits at once (status 0) instead of returning.
+    """
     from .api.grpc import create_grpc_server
 
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     state = ServiceState.create(settings)
     await state.start()
-    app = create_app(state)
     config = uvicorn.Config(
-        app,
+        create_app(state),
         host=settings.host,
         port=settings.http_port,
         log_config=None,
         access_log=False,
         lifespan="off",
+        timeout_graceful_shutdown=settings.shutdown_grace_s + _ANSWER_S,
     )
-    http = uvicorn.Server(config)
+    http = _HttpServer(config)
     grpc_server = create_grpc_server(state)
     grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
     await grpc_server.start()
@@ -50,17 +76,42 @@ async def serve(settings: Settings) -> None:
         "serving",
         extra={"host": settings.host, "http_port": settings.http_port, "grpc_port": grpc_port},
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     http_task = asyncio.create_task(http.serve())
     stop_task = asyncio.create_task(stop.wait())
     await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-    http.should_exit = True
-    await grpc_server.stop(grace=5)
-    await http_task
-    await state.stop()
+    stop_task.cancel()
+
+    grace = settings.shutdown_grace_s
+    log.info("draining", extra={"delay_s": settings.shutdown_delay_s, "grace_s": grace})
+    began = loop.time()
+    await state.drain()
+    await asyncio.sleep(settings.shutdown_delay_s)
+    closing = loop.time()
+    http.should_exit = True  # uvicorn closes its listener and waits for the requests in flight
+    transports = asyncio.gather(grpc_server.stop(grace + _ANSWER_S), http_task)
+    done, _ = await asyncio.wait({transports}, timeout=grace)
+    if done:
+        await transports
+        finished = await state.stop(timeout=max(0.0, closing + grace - loop.time()))
+    else:
+        # The jobs still queued or running fail with Unavailable, so that their requests
+        # answer 503 / UNAVAILABLE (retryable) before the transports cancel what is left.
+        await state.stop(timeout=0)
+        await transports
+        finished = False
+    elapsed = round(loop.time() - began, 3)
+    if not finished:
+        log.warning("drain cut off at the grace period; exiting", extra={"elapsed_s": elapsed})
+        _exit_now(0)
+    log.info("drained", extra={"elapsed_s": elapsed})
+
+
+def _exit_now(status: int) -> None:
+    """Exit without joining threads (the interpreter waits for every executor thread)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _columns(value: str) -> list[str]:

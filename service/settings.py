@@ -40,4 +40,20 @@ class Settings(BaseSettings):
     model_threads: int = Field(
         1, ge=0, description="ONNX Runtime intra-op threads per model session (0: ORT's default)."
     )
+    shutdown_grace_s: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM or SIGINT, how many seconds in-flight requests (HTTP and gRPC, "
+        "their queued jobs included) may take to finish once new connections are refused; past "
+        "it they answer 503 / UNAVAILABLE (retryable), or are cancelled a second later. The "
+        "process then exits with status 0.",
+    )
+    shutdown_delay_s: float = Field(
+        0.0,
+        ge=0,
+        description="On SIGTERM or SIGINT, how long to go on serving with readiness reporting "
+        "not ready (REST 503, gRPC NOT_SERVING) before refusing new connections, so that load "
+        "balancers that poll readiness stop routing first (Kubernetes: a few seconds; 0 behind "
+        "nginx's passive checks, which retry a refused connection on another replica).",
+    )
     log_level: str = "INFO"

@@ -155,7 +155,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call, start, status = _Call(), time.perf_counter(), "OK"
             _CALL.set(call)  # each RPC runs in a task of its own, so in a context of its own
-            request_id = await _echo_request_id(context)
+            request_id = _echo_request_id(context)
             try:
                 return await behavior(request, context)
             except grpc.aio.AbortError:
@@ -167,6 +167,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 code, details, metadata = _failure(exc, method)
                 status = code.name
+                metadata = (*metadata, (REQUEST_ID_KEY, request_id))  # abort replaces them
                 await context.abort(code, details, trailing_metadata=metadata)
             finally:
                 self._observe(method, call, status, start, request_id)
@@ -179,7 +180,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         ) -> AsyncIterator[Any]:
             call, start, status = _Call(), time.perf_counter(), "OK"
             _CALL.set(call)
-            request_id = await _echo_request_id(context)
+            request_id = _echo_request_id(context)
             try:
                 async with contextlib.aclosing(behavior(request, context)) as responses:
                     async for response in responses:
@@ -193,6 +194,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:
                 code, details, metadata = _failure(exc, method)
                 status = code.name
+                metadata = (*metadata, (REQUEST_ID_KEY, request_id))  # abort replaces them
                 await context.abort(code, details, trailing_metadata=metadata)
             finally:
                 self._observe(method, call, status, start, request_id)
@@ -200,12 +202,21 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         return handle
 
 
-async def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The caller's ``x-request-id`` (or a new one), sent back in the initial metadata."""
-    given = dict(context.invocation_metadata() or ()).get("x-request-id")
+def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's ``x-request-id`` (or a new one), sent back in the trailing metadata.
+
+    Not in the initial metadata: headers sent before the answer commit the call, so that a
+    replica dying under it leaves the client INTERNAL (a proxy can only reset the stream)
+    rather than UNAVAILABLE, which a retry policy may send again. Without early headers, a
+    unary answer leaves in one batch: headers, message and status together.
+    """
+    given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_KEY)
     request_id = given if isinstance(given, str) and given else uuid.uuid4().hex
-    await context.send_initial_metadata((("x-request-id", request_id),))
+    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
     return request_id
+
+
+REQUEST_ID_KEY = "x-request-id"
 
 
 def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -333,6 +344,7 @@ def create_grpc_server(state: ServiceState) -> grpc.aio.Server:
     )
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
+    state.on_drain(checker.enter_graceful_shutdown)  # every service NOT_SERVING, for good
 
     reflection.enable_server_reflection(
         (SERVICE_NAME, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -322,7 +322,9 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.get(
         "/v2/health/ready",
         response_model=wire.ReadyResponse,
-        responses={503: {"model": wire.ReadyResponse, "description": "No live worker"}},
+        responses={
+            503: {"model": wire.ReadyResponse, "description": "No live worker, or draining"}
+        },
         tags=["health"],
         summary="Readiness (Open Inference Protocol v2): 200 when a worker runs, else 503",
         name="server_ready",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -31,6 +31,9 @@ class ServiceState:
     metrics: Metrics = field(default_factory=Metrics)
     models: ModelEngine = field(default_factory=lambda: ModelEngine(None))
     started: bool = False
+    draining: bool = False
+    """Set by :meth:`drain`: requests are still served, but the server reports not ready."""
+    _drain_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(cls, settings: Settings | None = None) -> ServiceState:
@@ -54,10 +57,40 @@ class ServiceState:
         await self.models.start()
         self.started = True
 
-    async def stop(self) -> None:
+    def on_drain(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` when the server starts draining (a transport's own readiness signal,
+        such as gRPC health turning NOT_SERVING)."""
+        self._drain_hooks.append(hook)
+
+    async def drain(self) -> None:
+        """Report not ready from now on (REST ``/v2/health/ready`` 503, gRPC ``ServerReady``
+        false, and whatever the :meth:`on_drain` hooks do), so that load balancers stop
+        routing here; requests are still served. Draining twice does nothing."""
+        if self.draining:
+            return
+        self.draining = True
+        for hook in self._drain_hooks:
+            await hook()
+
+    async def stop(self, timeout: float | None = None) -> bool:
+        """Close the models' batchers and the worker pool, letting their queued and running
+        work finish for at most ``timeout`` seconds (``None``: as long as it takes).
+
+        Returns True when all of it finished; False when work was still running at the
+        timeout: its callers got ``Unavailable``, but a thread cannot be interrupted, so
+        the process should not wait for it.
+        """
         self.started = False
-        await self.models.stop()
-        await self.pool.stop()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        finished = True
+        try:
+            await asyncio.wait_for(self.models.stop(), timeout)
+        except asyncio.TimeoutError:
+            finished = False
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        await self.pool.stop(timeout=remaining)
+        return finished and not any(s.running or s.queued for s in self.pool.stats())
 
     async def evaluate(self, request: EvaluateRequest) -> EvaluateResult:
         """Metrics run off the event loop (numpy and torch release the GIL)."""
@@ -76,4 +109,5 @@ class ServiceState:
             ) from None
 
     def ready(self) -> bool:
-        return self.started and any(s.alive for s in self.pool.stats())
+        """Started, not draining, and at least one worker alive."""
+        return self.started and not self.draining and any(s.alive for s in self.pool.stats())

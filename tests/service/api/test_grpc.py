@@ -795,16 +795,16 @@ def test_params_json_decodes(text: str, expected: dict[str, Any]) -> None:
     assert convert.decode_params(convert.encode_params(expected)) == expected
 
 
-def test_request_id_is_echoed_in_initial_metadata() -> None:
+def test_request_id_is_echoed_in_trailing_metadata() -> None:
     async def scenario(
         stub: pb_grpc.LossServiceStub, channel: grpc.aio.Channel, state: ServiceState
     ) -> tuple[str | None, str | None]:
         given = stub.ListLosses(pb.ListLossesRequest(), metadata=(("x-request-id", "abc-7"),))
         generated = stub.ListLosses(pb.ListLossesRequest())
-        echoed = dict(await given.initial_metadata()).get("x-request-id")
-        fresh = dict(await generated.initial_metadata()).get("x-request-id")
         await given
         await generated
+        echoed = dict(await given.trailing_metadata()).get("x-request-id")
+        fresh = dict(await generated.trailing_metadata()).get("x-request-id")
         return echoed, fresh
 
     echoed, fresh = with_server(scenario)

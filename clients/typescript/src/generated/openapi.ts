@@ -895,7 +895,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReadyResponse"];
                 };
             };
-            /** @description No live worker */
+            /** @description No live worker, or draining */
             503: {
                 headers: {
                     [name: string]: unknown;

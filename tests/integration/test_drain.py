@@ -1,0 +1,199 @@
+"""SIGTERM drains a real ``lossserve serve`` process: in-flight HTTP and gRPC requests finish
+(their queued jobs included), readiness reports not ready meanwhile, new connections are
+refused, and the process exits 0 within the grace period; past it, requests are cut off
+with a retryable status and the process still exits 0 at once.
+
+The slow request is the Hessian diagonal of a sample-coupled loss over a large batch: dice
+on 50 000 x 20 logits takes about 1 s on one CPU thread, self_adjusting_dice on
+100 000 x 20 about 6-8 s; one worker runs them one after the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from lossserve_client.proto.inference import grpc_service_pb2 as oip
+from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
+from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+
+from bench._server import Server, start_server, stop_server, wait_ready
+
+from ._serving import SERVICE_ENV, batch, loss_body, loss_message, queued_jobs
+
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[[dict[str, str]], Server]]:
+    """Start a replica with extra environment; every one is stopped at the end."""
+    with contextlib.ExitStack() as stack:
+
+        def launch(env: dict[str, str]) -> Server:
+            log = stack.enter_context(tempfile.TemporaryFile())
+            server = start_server([], {**SERVICE_ENV, **env}, log)
+            stack.callback(stop_server, server)
+            wait_ready(server, ["/v2/health/ready"], timeout=60)
+            return server
+
+        yield launch
+
+
+def _logs(server: Server) -> list[str]:
+    server.log.seek(0)
+    return server.log.read().decode(errors="replace").splitlines()
+
+
+def _wait_until_queued(server: Server, jobs: int, timeout: float = 30) -> None:
+    """Until ``jobs`` jobs wait behind the running one: all those requests are in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if queued_jobs(httpx.get(f"http://{server.http_url}/metrics").text) >= jobs:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"{jobs} jobs never waited in the queue:\n{server.log_tail()}")
+
+
+def _timed(fn: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:
+    """``fn`` that also returns when it finished."""
+
+    def call() -> tuple[Any, float]:
+        result = fn()
+        return result, time.monotonic()
+
+    return call
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_exits_zero(
+    start: Callable[[dict[str, str]], Server],
+) -> None:
+    grace, delay = 30, 1.0
+    server = start(
+        {"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace), "LOSSSERVE_SHUTDOWN_DELAY_S": str(delay)}
+    )
+    url = f"http://{server.http_url}"
+    logits, targets = batch(50_000, 20)
+    body = loss_body("dice", logits, targets, return_grad=True, return_hessian=True)
+    message = loss_message("dice", logits, targets, return_grad=True, return_hessian=True)
+    channel = grpc.insecure_channel(server.grpc_url, options=GRPC_OPTIONS)
+    stub = pb_grpc.LossServiceStub(channel)
+
+    def rest() -> Any:
+        return httpx.post(f"{url}/loss", json=body, timeout=60)
+
+    def rpc() -> Any:
+        return stub.ComputeLoss(message, timeout=60)
+
+    with channel, ThreadPoolExecutor(4) as pool:
+        calls = [pool.submit(_timed(call)) for call in (rest, rpc, rest, rpc)]
+        _wait_until_queued(server, jobs=3)  # one running, three waiting: all four in flight
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+
+        # Draining: still served, but not ready, on both transports.
+        ready = httpx.get(f"{url}/v2/health/ready", timeout=5)
+        assert (ready.status_code, ready.json()) == (503, {"ready": False})
+        with grpc.insecure_channel(server.grpc_url) as fresh:
+            checked = health_pb2_grpc.HealthStub(fresh).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+            assert checked.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            server_ready = oip_grpc.GRPCInferenceServiceStub(fresh).ServerReady(
+                oip.ServerReadyRequest(), timeout=5
+            )
+            assert not server_ready.ready
+
+        # Past the delay: new connections are refused while the old requests still run.
+        refused = None
+        while time.monotonic() < signalled + delay + 5 and refused is None:
+            try:
+                httpx.get(f"{url}/v2/health/live", timeout=1)
+            except httpx.ConnectError:
+                refused = time.monotonic()
+            except httpx.RemoteProtocolError:  # accepted as the listener closed, then closed
+                pass
+            time.sleep(0.05)
+        assert refused is not None, "the HTTP listener was never closed"
+        with grpc.insecure_channel(server.grpc_url) as fresh:
+            with pytest.raises(grpc.RpcError) as raised:
+                health_pb2_grpc.HealthStub(fresh).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=2
+                )
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert not all(call.done() for call in calls), "the drain was over before it was tested"
+
+        results = [call.result() for call in calls]
+
+    code = server.process.wait(timeout=grace + delay + 5)
+    exited = time.monotonic()
+    logs = _logs(server)
+    assert code == 0, "\n".join(logs[-20:])
+    assert exited - signalled < grace + delay
+    for (response, _), (answer, _) in zip(results[::2], results[1::2], strict=True):
+        assert response.status_code == 200, response.text
+        value = np.frombuffer(answer.value.data, dtype=np.float32)
+        assert response.json()["value"] == pytest.approx(value.item(), rel=1e-6)
+        assert response.json()["hessian_diag"]["shape"] == [50_000, 20]
+        assert list(answer.hessian_diag.shape) == [50_000, 20]
+    after = [finished for _, finished in results if finished > signalled]
+    assert len(after) >= 2, "most of the requests should have finished during the drain"
+    records = [json.loads(line) for line in logs]  # structured logs, one object a line
+    assert [r["message"] for r in records if r["logger"] == "lossserve"][-2:] == [
+        "draining",
+        "drained",
+    ]
+
+
+def test_a_request_longer_than_the_grace_period_is_cut_off(
+    start: Callable[[dict[str, str]], Server],
+) -> None:
+    grace = 1
+    server = start({"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace)})
+    logits, targets = batch(100_000, 20)
+    flags = {"return_grad": True, "return_hessian": True}
+    body = loss_body("self_adjusting_dice", logits, targets, **flags)
+    message = loss_message("self_adjusting_dice", logits, targets, **flags)
+    channel = grpc.insecure_channel(server.grpc_url, options=GRPC_OPTIONS)
+    stub = pb_grpc.LossServiceStub(channel)
+
+    def rpc() -> grpc.StatusCode:
+        try:
+            stub.ComputeLoss(message, timeout=60)
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    with channel, ThreadPoolExecutor(2) as pool:
+        posted = pool.submit(httpx.post, f"http://{server.http_url}/loss", json=body, timeout=60)
+        called = pool.submit(rpc)
+        _wait_until_queued(server, jobs=1)  # one running, one waiting
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        code = server.process.wait(timeout=grace + 10)
+        exited = time.monotonic()
+        response, status = posted.result(), called.result()
+
+    logs = _logs(server)
+    assert code == 0, "\n".join(logs[-20:])
+    # cut off at the grace period, not after the seconds of work its thread cannot drop
+    assert exited - signalled < grace + 3
+    # both answer a retryable status rather than being dropped
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "UNAVAILABLE"
+    assert status == grpc.StatusCode.UNAVAILABLE
+    records = [json.loads(line) for line in logs]
+    assert records[-1]["message"] == "drain cut off at the grace period; exiting"
