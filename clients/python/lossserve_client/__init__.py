@@ -18,7 +18,13 @@ Generated code, never edited by hand (``make generate`` writes it):
 which the server uses too.
 """
 
-from .client import DEFAULT_BINARY_BYTES, DEFAULT_CHUNK_BYTES, GRPC_OPTIONS, LossClient
+from .client import (
+    DEFAULT_BINARY_BYTES,
+    DEFAULT_CHUNK_BYTES,
+    GRPC_OPTIONS,
+    RETRY_POLICY,
+    LossClient,
+)
 from .types import (
     ClassMetrics,
     EvaluateUpdate,
@@ -34,6 +40,7 @@ __all__ = [
     "DEFAULT_BINARY_BYTES",
     "DEFAULT_CHUNK_BYTES",
     "GRPC_OPTIONS",
+    "RETRY_POLICY",
     "ClassMetrics",
     "EvaluateUpdate",
     "LossClient",
