@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from lossserve_client import LossClient, LossServeError
+from lossserve_client import client as client_module
 from sklearn.metrics import confusion_matrix, f1_score
 
 import losses
@@ -92,11 +94,23 @@ def test_compute_loss_with_gradient(client: LossClient) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_large_batches_take_the_binary_encoding(server: Server, transport: str) -> None:
-    """Thresholds of 64 KiB make this 128 KiB batch go binary (REST) or chunked (gRPC);
-    the answer equals the small-message path's and the reference."""
+def test_large_batches_take_the_binary_encoding(
+    server: Server, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thresholds of 64 KiB make this 160 KiB batch go binary (REST) or chunked (gRPC):
+    the path is seen taken, and its answer equals the small-message path's and the
+    reference."""
     logits, targets = _batch(4096, 8, seed=1)
     value, grad = _cross_entropy(logits, targets)
+    taken: list[str] = []
+    spied = "binary_entry" if transport == "rest" else "split"
+    original = getattr(client_module, spied)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        taken.append(spied)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(client_module, spied, spy)
     small = {"binary_bytes": 64 * 1024} if transport == "rest" else {"chunk_bytes": 64 * 1024}
     answers = []
     for options in ({}, small):
@@ -106,6 +120,7 @@ def test_large_batches_take_the_binary_encoding(server: Server, transport: str) 
                     "cross_entropy", logits, targets, reduction="none", return_hessian=True
                 )
             )
+        assert bool(taken) == bool(options), f"{spied} taken: {taken}, options: {options}"
     plain, large = answers
     assert large.value.shape == (4096,)
     for name in ("value", "grad", "hessian_diag"):
@@ -113,6 +128,24 @@ def test_large_batches_take_the_binary_encoding(server: Server, transport: str) 
     assert float(large.value.mean()) == pytest.approx(value, rel=1e-5)
     assert large.grad is not None
     np.testing.assert_allclose(large.grad / 4096, grad, rtol=1e-4, atol=1e-8)
+
+
+def test_large_evaluations_go_binary_over_rest(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logits, targets = _batch(4096, 8, seed=2)
+    entries: list[str] = []
+    original = client_module.binary_entry
+    monkeypatch.setattr(
+        client_module, "binary_entry", lambda a: entries.append(a.dtype.name) or original(a)
+    )
+    with connect(server, "rest", binary_bytes=64 * 1024) as client:
+        metrics = client.evaluate(logits, targets, loss="cross_entropy")
+        fitted = client.fit_thresholds(logits, targets)
+    assert entries == ["float32", "int64", "float32", "int64"]
+    predicted = logits.argmax(axis=1)
+    assert metrics.macro_f1 == pytest.approx(f1_score(targets, predicted, average="macro"))
+    assert fitted.values.shape == (8,) and fitted.after.macro_f1 >= fitted.before.macro_f1
 
 
 def test_evaluate_streams_running_metrics_then_thresholds(client: LossClient) -> None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from types import ModuleType
+from typing import Any, Protocol, TypeVar
 
 import grpc
+import httpx
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -39,13 +41,12 @@ from .openapi.models import (
     EvaluateResponse,
     LossListResponse,
     LossRequestBody,
-    LossResponseBody,
     PredictBody,
     PredictResponse,
     ThresholdsBody,
     ThresholdsResponse,
 )
-from .openapi.types import File, Response
+from .openapi.types import File
 from .proto.inference import grpc_service_pb2 as oip
 from .proto.inference import grpc_service_pb2_grpc as oip_grpc
 from .proto.lossserve.v1 import loss_service_pb2 as pb
@@ -115,10 +116,15 @@ GRPC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", 512 * 1024 * 1024),
     ("grpc.enable_retries", 1),
     ("grpc.service_config", json.dumps(RETRY_POLICY)),
+    # gRPC keeps at most this much of a call to send it again (its default, 256 KiB, would
+    # leave unary calls up to DEFAULT_CHUNK_BYTES without retries); a stream that sent more
+    # is not retried
+    ("grpc.per_rpc_retry_buffer_size", 4 * DEFAULT_CHUNK_BYTES),
 ]
 """Channel options: the server's default message limit, and :data:`RETRY_POLICY`."""
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+T = TypeVar("T")
 Batch = tuple[ArrayLike, ArrayLike]
 
 
@@ -173,11 +179,24 @@ class LossClient:
         target: str,
         *,
         timeout: float | None = 60.0,
+        stream_timeout: float | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         options: Sequence[tuple[str, Any]] = GRPC_OPTIONS,
     ) -> LossClient:
-        """A client of the gRPC API at ``target`` (e.g. ``127.0.0.1:50051``), insecure."""
-        return cls(_Grpc(target, timeout=timeout, chunk_bytes=chunk_bytes, options=options))
+        """A client of the gRPC API at ``target`` (e.g. ``127.0.0.1:50051``), insecure.
+
+        ``timeout`` is the deadline of each unary call and of a chunked ``compute_loss``;
+        ``stream_timeout`` that of a whole ``evaluate_stream`` (None: as long as it takes).
+        """
+        return cls(
+            _Grpc(
+                target,
+                timeout=timeout,
+                stream_timeout=stream_timeout,
+                chunk_bytes=chunk_bytes,
+                options=options,
+            )
+        )
 
     def __enter__(self) -> LossClient:
         return self
@@ -233,7 +252,8 @@ class LossClient:
         answer (running metrics) is yielded as it arrives; the last update (``final``)
         carries the final metrics and the decision thresholds fitted to maximise F-beta.
         REST has no streaming call: there the batches are gathered and one final update is
-        yielded (``POST /evaluate`` and ``POST /thresholds``).
+        yielded (``POST /evaluate`` and ``POST /thresholds``). ``stream_timeout`` (see
+        :meth:`grpc`) bounds the whole stream.
         """
         fixed = None if thresholds is None else as_array(thresholds, "thresholds")
 
@@ -247,7 +267,7 @@ class LossClient:
                     batch["thresholds"] = fixed
                 yield batch
 
-        options = {"loss": loss, "params": params or {}, "beta": beta}
+        options = {"loss": loss, "params": params or {}, "beta": beta, "fit_thresholds": True}
         return self._transport.evaluate(arrays(), options)
 
     def evaluate(
@@ -268,9 +288,13 @@ class LossClient:
             (logits_array[start : start + step], targets_array[start : start + step])
             for start in range(0, max(1, len(logits_array)), step)
         ]
-        updates = self.evaluate_stream(batches, loss=loss, params=params, thresholds=thresholds)
-        final = _last(updates)
-        return final.metrics
+        fixed = None if thresholds is None else as_array(thresholds, "thresholds")
+        arrays = [
+            {"logits": x, "targets": y, **({} if fixed is None else {"thresholds": fixed})}
+            for x, y in batches
+        ]
+        options = {"loss": loss, "params": params or {}, "beta": 1.0, "fit_thresholds": False}
+        return _last(self._transport.evaluate(arrays, options)).metrics
 
     def fit_thresholds(
         self, scores: ArrayLike, targets: ArrayLike, *, beta: float = 1.0
@@ -342,7 +366,13 @@ def _thresholds(body: dict[str, Any]) -> Thresholds:
 
 
 class _Rest:
-    """The REST API through the generated client: its models, calls and ``httpx`` client."""
+    """The REST API through the generated client: its request builders (each operation's
+    ``_get_kwargs``), its models and its ``httpx`` client.
+
+    The generated ``sync_detailed`` is not used: it parses every documented status as JSON,
+    so a proxy's HTML error page, or a binary answer, would escape as ``JSONDecodeError``.
+    Here every failure, a transport's included, becomes a :class:`LossServeError`.
+    """
 
     def __init__(
         self,
@@ -352,8 +382,6 @@ class _Rest:
         binary_bytes: int,
         headers: dict[str, str] | None,
     ) -> None:
-        import httpx
-
         self._api = RestApiClient(
             base_url=url.rstrip("/"),
             timeout=httpx.Timeout(timeout),
@@ -365,61 +393,51 @@ class _Rest:
     def close(self) -> None:
         self._api.get_httpx_client().close()
 
-    @staticmethod
-    def _error(response: Response[Any]) -> LossServeError:
-        status = int(response.status_code)
-        parsed = response.parsed
-        if isinstance(parsed, ErrorBody):
-            error = parsed.error
-            details = [d.to_dict() for d in error.details] if error.details else []
-            return LossServeError(error.code, error.message, status=status, details=details)
-        try:  # an undocumented status (a proxy's 502, say): the body if it is ours
-            error = json.loads(response.content)["error"]
-            return LossServeError(error["code"], error["message"], status=status)
-        except (ValueError, KeyError, TypeError):
-            text = response.content.decode(errors="replace")[:500]
-            return LossServeError(
-                "UNAVAILABLE" if status >= 500 else "UNKNOWN", text, status=status
+    def _send(self, operation: ModuleType, *args: Any, **kwargs: Any) -> httpx.Response:
+        """The generated ``operation``'s request; its 200 answer, else a LossServeError."""
+        try:
+            response = self._api.get_httpx_client().request(
+                **operation._get_kwargs(*args, **kwargs)
             )
+        except httpx.HTTPError as exc:  # refused, reset, timed out
+            raise LossServeError("UNAVAILABLE", f"{type(exc).__name__}: {exc}", status=0) from None
+        if response.status_code != 200:
+            raise _rest_error(response)
+        return response
 
-    def _ok(self, response: Response[Any], kind: type[Any]) -> Any:
-        if response.status_code != 200 or not isinstance(response.parsed, kind):
-            raise self._error(response)
-        return response.parsed
+    def _send_tensors(
+        self,
+        operation: ModuleType,
+        body_model: Any,
+        document: dict[str, Any],
+        tensors: dict[str, np.ndarray],
+    ) -> tuple[dict[str, Any], memoryview | None]:
+        """``document`` with ``tensors``: base64 in JSON when small, else the binary encoding
+        (a JSON header, then the raw bytes in the header's order). Returns the answer's JSON
+        and, for a binary answer, the bytes after its header."""
+        if sum(t.nbytes for t in tensors.values()) <= self._binary_bytes:
+            body = body_model.from_dict(
+                {**document, **{name: encode_b64(t) for name, t in tensors.items()}}
+            )
+            return _json_answer(self._send(operation, body=body)), None
+        header = json.dumps({**document, **{n: binary_entry(t) for n, t in tensors.items()}})
+        payload = header.encode() + b"".join(tensor_bytes(t) for t in tensors.values())
+        response = self._send(
+            operation,
+            body=File(payload=io.BytesIO(payload), mime_type="application/octet-stream"),
+            inference_header_content_length=len(header.encode()),
+        )
+        if HEADER_LENGTH not in response.headers:
+            return _json_answer(response), None
+        length = int(response.headers[HEADER_LENGTH])
+        return _json_answer(response, length), memoryview(response.content)[length:]
 
     def list_losses(self) -> list[LossInfo]:
-        body = self._ok(rest_list_losses.sync_detailed(client=self._api), LossListResponse)
+        body = _parse(LossListResponse, _json_answer(self._send(rest_list_losses)))
         return [_loss_info(info, info.params_schema.to_dict()) for info in body.losses]
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
-        if sum(t.nbytes for t in tensors.values()) > self._binary_bytes:
-            return self._compute_binary(request, tensors)
-        document = {**request, **{name: encode_b64(t) for name, t in tensors.items()}}
-        response = rest_compute_loss.sync_detailed(
-            client=self._api, body=LossRequestBody.from_dict(document)
-        )
-        body: LossResponseBody = self._ok(response, LossResponseBody)
-        return self._loss_result(body.to_dict(), None)
-
-    def _compute_binary(
-        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
-    ) -> LossResult:
-        document = {**request, **{name: binary_entry(t) for name, t in tensors.items()}}
-        header = json.dumps(document).encode()
-        payload = header + b"".join(tensor_bytes(t) for t in tensors.values())
-        kwargs = rest_compute_loss._get_kwargs(  # the generated request, sent as it stands
-            body=File(payload=io.BytesIO(payload), mime_type="application/octet-stream"),
-            inference_header_content_length=len(header),
-        )
-        kwargs["content"] = payload
-        raw = self._api.get_httpx_client().request(**kwargs)
-        if raw.status_code != 200:
-            raise self._error(rest_compute_loss._build_response(client=self._api, response=raw))
-        length = int(raw.headers[HEADER_LENGTH])
-        return self._loss_result(json.loads(raw.content[:length]), memoryview(raw.content)[length:])
-
-    @staticmethod
-    def _loss_result(body: dict[str, Any], binary: memoryview | None) -> LossResult:
+        body, binary = self._send_tensors(rest_compute_loss, LossRequestBody, request, tensors)
         arrays: dict[str, np.ndarray | None] = {}
         offset = 0
         for name in ("value", "grad", "hessian_diag"):
@@ -433,7 +451,8 @@ class _Rest:
             else:
                 arrays[name] = from_json(value)
         value = arrays["value"]
-        assert value is not None, "the server always answers a value"
+        if value is None:
+            raise LossServeError("INTERNAL", "the answer has no value", status=200)
         return LossResult(
             loss=body["loss"],
             reduction=body["reduction"],
@@ -449,41 +468,75 @@ class _Rest:
         gathered = list(batches)
         if not gathered:
             raise ValueError("batches: expected at least one (logits, targets) batch, got none")
-        logits = np.concatenate([b["logits"] for b in gathered])
-        targets = np.concatenate([b["targets"] for b in gathered])
-        document: dict[str, Any] = {
-            "logits": encode_b64(logits),
-            "targets": encode_b64(targets),
-            "params": options["params"],
+        tensors = {
+            "logits": np.concatenate([b["logits"] for b in gathered]),
+            "targets": np.concatenate([b["targets"] for b in gathered]),
         }
+        if "thresholds" in gathered[0]:
+            tensors["thresholds"] = gathered[0]["thresholds"]
+        document: dict[str, Any] = {"params": options["params"]}
         if options["loss"] is not None:
             document["loss"] = options["loss"]
-        if "thresholds" in gathered[0]:
-            document["thresholds"] = encode_b64(gathered[0]["thresholds"])
-        response = rest_evaluate.sync_detailed(
-            client=self._api, body=EvaluateBody.from_dict(document)
-        )
-        metrics = _metrics(self._ok(response, EvaluateResponse).to_dict())
-        thresholds = self.fit_thresholds(logits, targets, options["beta"])
+        body, _ = self._send_tensors(rest_evaluate, EvaluateBody, document, tensors)
+        metrics = _metrics(_parse(EvaluateResponse, body).to_dict())
+        thresholds = None
+        if options["fit_thresholds"]:
+            thresholds = self.fit_thresholds(tensors["logits"], tensors["targets"], options["beta"])
         yield EvaluateUpdate(
             batches=len(gathered), metrics=metrics, final=True, thresholds=thresholds
         )
 
     def fit_thresholds(self, scores: np.ndarray, targets: np.ndarray, beta: float) -> Thresholds:
-        body = ThresholdsBody.from_dict(
-            {"scores": encode_b64(scores), "targets": encode_b64(targets), "beta": beta}
-        )
-        response = rest_fit_thresholds.sync_detailed(client=self._api, body=body)
-        return _thresholds(self._ok(response, ThresholdsResponse).to_dict())
+        tensors = {"scores": scores, "targets": targets}
+        body, _ = self._send_tensors(rest_fit_thresholds, ThresholdsBody, {"beta": beta}, tensors)
+        return _thresholds(_parse(ThresholdsResponse, body).to_dict())
 
     def predict(self, model: str, instances: np.ndarray) -> list[Prediction]:
         body = PredictBody.from_dict({"instances": instances.tolist()})
-        response = rest_predict.sync_detailed(model, client=self._api, body=body)
-        answer: PredictResponse = self._ok(response, PredictResponse)
+        answer = _parse(PredictResponse, _json_answer(self._send(rest_predict, model, body=body)))
         return [
             Prediction(labels=list(p.labels), probabilities=dict(p.probabilities.to_dict()))
             for p in answer.predictions
         ]
+
+
+def _json_answer(response: httpx.Response, length: int | None = None) -> dict[str, Any]:
+    """The JSON object of a 200 answer (its first ``length`` bytes: a binary answer's header)."""
+    try:
+        body = json.loads(response.content if length is None else response.content[:length])
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = response.content[:200].decode(errors="replace")
+        raise LossServeError(
+            "INTERNAL", f"expected a JSON object in the answer, got {text!r}", status=200
+        )
+    return body
+
+
+def _parse(model: type[T], body: dict[str, Any]) -> T:
+    """``body`` as the generated response ``model``; a mismatch is a LossServeError."""
+    try:
+        parsed: T = model.from_dict(body)  # type: ignore[attr-defined]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LossServeError(
+            "INTERNAL", f"expected a {model.__name__} answer: {exc!r}", status=200
+        ) from None
+    return parsed
+
+
+def _rest_error(response: httpx.Response) -> LossServeError:
+    """The service's ``{"error": {...}}`` body as a LossServeError; any other body (a proxy's
+    page, say) keeps its status, as UNAVAILABLE for a 5xx."""
+    status = response.status_code
+    try:
+        error = ErrorBody.from_dict(json.loads(response.content)).error
+        details = [d.to_dict() for d in error.details] if error.details else []
+        return LossServeError(error.code, error.message, status=status, details=details)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = response.content.decode(errors="replace")[:500]
+        code = "UNAVAILABLE" if status >= 500 else "UNKNOWN"
+        return LossServeError(code, f"HTTP {status}: {text}", status=status)
 
 
 # --- gRPC --------------------------------------------------------------------------------------
@@ -531,15 +584,16 @@ class _Grpc:
         target: str,
         *,
         timeout: float | None,
+        stream_timeout: float | None,
         chunk_bytes: int,
         options: Sequence[tuple[str, Any]],
     ) -> None:
+        self._stream_timeout = stream_timeout
         self._channel = grpc.insecure_channel(target, options=list(options))
         self._losses = pb_grpc.LossServiceStub(self._channel)
         self._inference = oip_grpc.GRPCInferenceServiceStub(self._channel)
         self._timeout = timeout
         self._chunk_bytes = chunk_bytes
-        self._labels: dict[str, tuple[str, list[str], str]] = {}
 
     def close(self) -> None:
         self._channel.close()
@@ -595,9 +649,12 @@ class _Grpc:
         assembler: Assembler[pb.ComputeLossResponse, pb.ComputeLossResponseChunk] = Assembler(
             ("value", "grad", "hessian_diag")
         )
-        for chunk in self._losses.ComputeLossChunked(chunks, timeout=self._timeout):
-            assembler.add(chunk)
-        answer, arrays = assembler.finish()
+        try:
+            for chunk in self._losses.ComputeLossChunked(chunks, timeout=self._timeout):
+                assembler.add(chunk)
+            answer, arrays = assembler.finish()
+        except ValueError as exc:  # the answer's framing, not the caller's input
+            raise LossServeError("INTERNAL", f"a malformed answer: {exc}", status="OK") from None
         return self._loss_result(answer, arrays)
 
     @staticmethod
@@ -630,7 +687,7 @@ class _Grpc:
                 yield message
 
         try:
-            for update in self._losses.StreamEvaluate(messages(), timeout=self._timeout):
+            for update in self._losses.StreamEvaluate(messages(), timeout=self._stream_timeout):
                 thresholds = None
                 if update.HasField("thresholds"):
                     t = update.thresholds
@@ -653,20 +710,28 @@ class _Grpc:
     def fit_thresholds(self, scores: np.ndarray, targets: np.ndarray, beta: float) -> Thresholds:
         """The final thresholds of a one-batch ``StreamEvaluate`` (gRPC has no unary fit)."""
         batch = {"logits": scores, "targets": targets}
-        final = _last(self.evaluate([batch], {"loss": None, "params": {}, "beta": beta}))
-        assert final.thresholds is not None, "the final update carries the thresholds"
+        options: dict[str, Any] = {"loss": None, "params": {}, "beta": beta, "fit_thresholds": True}
+        final = _last(self.evaluate([batch], options))
+        if final.thresholds is None:
+            raise LossServeError("INTERNAL", "the final update has no thresholds", status="OK")
         return final.thresholds
 
     def _model(self, model: str) -> tuple[str, list[str], str]:
-        """The model's input name, labels and task, from its metadata (asked once)."""
-        if model not in self._labels:
-            metadata = self._inference.ModelMetadata(
-                oip.ModelMetadataRequest(name=model), timeout=self._timeout
-            )
+        """The model's input name, labels and task, from its metadata (asked every time: a
+        reload may change them)."""
+        metadata = self._inference.ModelMetadata(
+            oip.ModelMetadataRequest(name=model), timeout=self._timeout
+        )
+        try:
             labels = json.loads(metadata.parameters["labels"].string_param)
             task = metadata.parameters["task"].string_param
-            self._labels[model] = (metadata.inputs[0].name, labels, task)
-        return self._labels[model]
+            return metadata.inputs[0].name, [str(label) for label in labels], task
+        except (ValueError, TypeError, IndexError) as exc:
+            raise LossServeError(
+                "INTERNAL",
+                f"{model}: expected labels and task in its metadata: {exc!r}",
+                status="OK",
+            ) from None
 
     def predict(self, model: str, instances: np.ndarray) -> list[Prediction]:
         try:
