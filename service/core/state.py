@@ -84,9 +84,11 @@ class ServiceState:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         finished = True
-        try:
-            await asyncio.wait_for(self.models.stop(), timeout)
+        closing = asyncio.ensure_future(self.models.stop())
+        try:  # shielded: past the timeout the batchers go on closing in the background
+            await asyncio.wait_for(asyncio.shield(closing), timeout)
         except asyncio.TimeoutError:
+            self.models.abort("the server is shutting down; retry on another replica")
             finished = False
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         await self.pool.stop(timeout=remaining)

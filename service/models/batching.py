@@ -289,6 +289,7 @@ class DynamicBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._groups: dict[_Key, _Group] = {}
         self._waiting = 0
+        self._pending: set[_Request] = set()
         self._running = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
@@ -380,6 +381,7 @@ class DynamicBatcher:
         group.requests.append(request)
         group.rows += rows
         self._waiting += 1
+        self._pending.add(request)
         self._pump()
         timer = None if timeout is None else loop.call_later(timeout, _expire, request)
         try:
@@ -392,8 +394,18 @@ class DynamicBatcher:
                 ) from None
             raise
         finally:
+            self._pending.discard(request)
             if timer is not None:
                 timer.cancel()
+
+    def abort(self, message: str) -> None:
+        """Refuse new requests and answer every request still waiting or running with
+        :class:`Unavailable` (``message``) now; a batch already running finishes in its
+        thread, its outputs unused. For a shutdown whose grace period ran out."""
+        self._closing = True
+        for request in list(self._pending):
+            if not request.future.done():
+                request.future.set_exception(Unavailable(message))
 
     async def close(self) -> None:
         """Refuse new requests, run the waiting ones now, wait for every batch to finish.

@@ -255,6 +255,12 @@ class ModelEngine:
                     )
         self.started = True
 
+    def abort(self, message: str) -> None:
+        """Answer every inference still waiting or running with ``Unavailable`` now."""
+        for slot in self._slots.values():
+            if slot.live is not None:
+                slot.live.batcher.abort(message)
+
     async def stop(self) -> None:
         self.started = False
         for slot in self._slots.values():

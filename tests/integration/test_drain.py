@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,8 +28,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lossserve_client.proto.inference import grpc_service_pb2 as oip
 from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench._server import Server, start_server, stop_server, wait_ready
+from service.models.card import BatchingConfig
+from tests.service.models.builders import rows, write_model
 
 from ._serving import SERVICE_ENV, batch, loss_body, loss_message, queued_jobs
 
@@ -197,3 +201,65 @@ def test_a_request_longer_than_the_grace_period_is_cut_off(
     assert status == grpc.StatusCode.UNAVAILABLE
     records = [json.loads(line) for line in logs]
     assert records[-1]["message"] == "drain cut off at the grace period; exiting"
+
+
+def test_inferences_waiting_past_the_grace_period_answer_unavailable(
+    start: Callable[[dict[str, str]], Server], tmp_path: Path
+) -> None:
+    """A model whose batcher holds each request 20 s for company: at the grace period the
+    waiting predict (REST) and ModelInfer (gRPC) answer a retryable status, not a reset."""
+    grace = 1
+    write_model(
+        tmp_path, "slow", batching=BatchingConfig(max_batch_size=64, max_queue_delay_us=20_000_000)
+    )
+    server = start(
+        {"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace), "LOSSSERVE_MODEL_REPOSITORY": str(tmp_path)}
+    )
+    features = rows(2)
+    infer = oip.ModelInferRequest(
+        model_name="slow",
+        inputs=[
+            oip.ModelInferRequest.InferInputTensor(name="features", datatype="FP32", shape=[2, 4])
+        ],
+        raw_input_contents=[features.tobytes()],
+    )
+    channel = grpc.insecure_channel(server.grpc_url)
+    stub = oip_grpc.GRPCInferenceServiceStub(channel)
+
+    def rpc() -> grpc.StatusCode:
+        try:
+            stub.ModelInfer(infer, timeout=60)
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    url = f"http://{server.http_url}/models/slow/predict"
+    with channel, ThreadPoolExecutor(2) as pool:
+        posted = pool.submit(httpx.post, url, json={"instances": features.tolist()}, timeout=60)
+        called = pool.submit(rpc)
+        deadline = time.monotonic() + 30
+        while _waiting_inferences(server) < 2:
+            assert time.monotonic() < deadline, "the two inferences never queued"
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        code = server.process.wait(timeout=grace + 10)
+        exited = time.monotonic()
+        response, status = posted.result(), called.result()
+
+    assert code == 0, "\n".join(_logs(server)[-20:])
+    assert exited - signalled < grace + 3
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "UNAVAILABLE"
+    assert status == grpc.StatusCode.UNAVAILABLE
+
+
+def _waiting_inferences(server: Server) -> float:
+    """The model batchers' waiting requests, from /metrics."""
+    text = httpx.get(f"http://{server.http_url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "lossserve_model_queue_depth"
+    )
