@@ -310,6 +310,8 @@ def test_a_replica_killed_mid_load_fails_no_request(
     retried = [entry for entry in log if "," in entry["upstream"]]
     unavailable = [entry for entry in log if entry["status"] != 200]
     assert retried or unavailable or http_retries, "no request met the killed replica"
+    # nginx retries all but a call whose answer had begun when the replica died (rare)
+    assert http_retries <= 2, f"{http_retries} HTTP requests needed the client's retry"
     assert all(e["status"] == 204 and e["protocol"] == "HTTP/2.0" for e in unavailable), unavailable
 
 

@@ -43,22 +43,70 @@ export function createRestClient(
   return createClient<paths>({ ...options, baseUrl });
 }
 
+/**
+ * gRPC's own retries for the calls that are pure computations (every one but the model
+ * repository's load/unload): a call answered `UNAVAILABLE` (a replica that stopped under it,
+ * behind nginx) is sent again, up to 4 attempts, before any answer message. The same policy
+ * as the Python client's `lossserve_client.RETRY_POLICY`.
+ */
+export const RETRY_POLICY = {
+  methodConfig: [
+    {
+      name: [
+        { service: "lossserve.v1.LossService" },
+        ...[
+          "ServerLive",
+          "ServerReady",
+          "ModelReady",
+          "ServerMetadata",
+          "ModelMetadata",
+          "ModelInfer",
+          "ModelConfig",
+          "ModelStatistics",
+        ].map((method) => ({ service: "inference.GRPCInferenceService", method })),
+      ],
+      retryPolicy: {
+        maxAttempts: 4,
+        initialBackoff: "0.05s",
+        maxBackoff: "1s",
+        backoffMultiplier: 2,
+        retryableStatusCodes: ["UNAVAILABLE"],
+      },
+    },
+  ],
+};
+
+/** Channel options of both gRPC clients unless the caller overrides them. */
+export const GRPC_OPTIONS: Partial<ClientOptions> = {
+  "grpc.service_config": JSON.stringify(RETRY_POLICY),
+  // keep up to 8 MiB of a call to resend it (grpc-js keeps 1 MiB by default)
+  "grpc.per_rpc_retry_buffer_size": 8 * 1024 * 1024,
+  "grpc.max_send_message_length": 512 * 1024 * 1024,
+  "grpc.max_receive_message_length": 512 * 1024 * 1024,
+};
+
 /** A `lossserve.v1.LossService` client for `target` (`host:port`); plaintext by default. */
 export function createLossServiceClient(
   target: string,
   channelCredentials: ChannelCredentials = credentials.createInsecure(),
-  options?: Partial<ClientOptions>,
+  options: Partial<ClientOptions> = {},
 ): lossservice.LossServiceClient {
-  return new lossservice.LossServiceClient(target, channelCredentials, options);
+  return new lossservice.LossServiceClient(target, channelCredentials, {
+    ...GRPC_OPTIONS,
+    ...options,
+  });
 }
 
 /** An `inference.GRPCInferenceService` (Open Inference Protocol v2) client for `target`. */
 export function createInferenceClient(
   target: string,
   channelCredentials: ChannelCredentials = credentials.createInsecure(),
-  options?: Partial<ClientOptions>,
+  options: Partial<ClientOptions> = {},
 ): inference.GRPCInferenceServiceClient {
-  return new inference.GRPCInferenceServiceClient(target, channelCredentials, options);
+  return new inference.GRPCInferenceServiceClient(target, channelCredentials, {
+    ...GRPC_OPTIONS,
+    ...options,
+  });
 }
 
 /** A generated unary method's fullest overload: (request, metadata, options, callback). */
