@@ -96,9 +96,16 @@ class Nginx:
     def grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def access_log(self) -> list[dict[str, Any]]:
-        text = (self.prefix / "access.log").read_text()
-        return [json.loads(line) for line in text.splitlines()]
+    def access_log(self, entries: int = 0, timeout: float = 10) -> list[dict[str, Any]]:
+        """The access log's entries, once it holds at least ``entries`` (nginx writes an
+        entry after it has answered, so the last one may lag the client's answer)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = (self.prefix / "access.log").read_text()
+            lines = [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+            if len(lines) >= entries or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
 
     def error_log(self) -> str:
         return (self.prefix / "error.log").read_text()
@@ -295,7 +302,7 @@ def test_a_replica_killed_mid_load_fails_no_request(
             victim.process.send_signal(signal.SIGKILL)
             killed_at = done
         after = _counts(survivor)
-        log = nginx.access_log()
+        log = nginx.access_log(entries=len(calls))  # one entry a call, or more (retries)
 
     # A gRPC call failing with INTERNAL (RST_STREAM) had its response headers sent before
     # its replica died, which commits a call: neither nginx nor a retry policy may resend it.
@@ -358,7 +365,7 @@ def test_nginx_retries_pure_calls_but_never_a_sent_repository_call(
             listed = client.get("/losses")
             sent = crash.accepted
             load = client.post("/v2/repository/models/tiny/load")
-            log = nginx.access_log()
+            log = nginx.access_log(entries=3)
     finally:
         crash.close()
     assert computed.status_code == 200, computed.text
