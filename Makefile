@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Where pip finds torch's CPU build when it is not on the machine already, e.g.
+# make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 TS := clients/typescript
 NODE_STAMP := $(TS)/node_modules/.installed-stamp
 
@@ -12,7 +15,7 @@ NODE_STAMP := $(TS)/node_modules/.installed-stamp
 $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt torch
+	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
 	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e ".[dev]"
 	touch $(STAMP)
 
