@@ -9,7 +9,6 @@ decision rule for predictions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 import losses
 from bench._server import Server, running_server
+from tests.processes import SERVICE_ENV
 from tests.service.models.builders import LABELS, reference, rows, write_model
 
 TRANSPORTS = ("rest", "grpc")
@@ -38,9 +38,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(repository: Path) -> Iterator[Server]:
-    env = {**os.environ, "LOSSSERVE_DEVICES": '["cpu"]', "OMP_NUM_THREADS": "1"}
     with running_server(
-        ["--model-repository", str(repository)], env, ["/v2/health/ready"]
+        ["--model-repository", str(repository)], SERVICE_ENV, ["/v2/health/ready"]
     ) as running:
         yield running
 

@@ -11,10 +11,11 @@ import ast
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
+
+from tests.processes import junit_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).with_name("tritonclient_cases.py")
@@ -49,14 +50,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str
     if not xml.is_file():
         pytest.fail(f"the tritonclient cases did not run:\n{child.stdout[-6000:]}{child.stderr}")
     results: dict[str, list[tuple[str, str]]] = {}
-    for case in ElementTree.parse(xml).iter("testcase"):
-        name = case.get("name", "")
-        problems = [
-            f"{element.tag}: {element.get('message', '')}\n{element.text or ''}"
-            for element in case
-            if element.tag in ("failure", "error", "skipped")
-        ]
-        results.setdefault(name.split("[", 1)[0], []).append((name, "\n".join(problems)))
+    for name, problem in junit_cases(xml).items():
+        results.setdefault(name.split("[", 1)[0], []).append((name, problem))
     return results
 
 

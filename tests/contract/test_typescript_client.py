@@ -24,13 +24,13 @@ import os
 import re
 import shutil
 import subprocess
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bench._server import running_server
+from tests.processes import SERVICE_ENV, junit_cases
 from tests.service.models.builders import write_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,18 +58,6 @@ class NodeRun:
         return f"npm test exited with {self.returncode}; its output:\n{self.output[-characters:]}"
 
 
-def _junit(path: Path) -> dict[str, str]:
-    results: dict[str, str] = {}
-    for case in ElementTree.parse(path).iter("testcase"):
-        problems = [
-            f"{element.tag}: {element.get('message', '')}\n{element.text or ''}".strip()
-            for element in case
-            if element.tag in ("failure", "error", "skipped")
-        ]
-        results[case.get("name", "")] = "\n".join(problems)
-    return results
-
-
 @pytest.fixture(scope="module")
 def node_run(tmp_path_factory: pytest.TempPathFactory) -> NodeRun:
     if not (CLIENT / "node_modules").is_dir():
@@ -84,13 +72,12 @@ def node_run(tmp_path_factory: pytest.TempPathFactory) -> NodeRun:
     repository = directory / "models"
     write_model(repository, MODEL, 1, seed=1)
     report = directory / "junit.xml"
-    server_env = {**os.environ, "LOSSSERVE_DEVICES": '["cpu"]', "OMP_NUM_THREADS": "1"}
     reporters = (
         "--test-reporter=spec --test-reporter-destination=stdout "
         f'--test-reporter=junit --test-reporter-destination "{report}"'
     )
     with running_server(
-        ["--model-repository", str(repository)], server_env, ["/v2/health/ready"]
+        ["--model-repository", str(repository)], SERVICE_ENV, ["/v2/health/ready"]
     ) as server:
         node_env = {
             **os.environ,
@@ -113,7 +100,7 @@ def node_run(tmp_path_factory: pytest.TempPathFactory) -> NodeRun:
         except subprocess.TimeoutExpired as exc:
             output = exc.output if isinstance(exc.output, str) else ""
             pytest.fail(f"npm test ran past {exc.timeout} s:\n{output[-12000:]}")
-    results = _junit(report) if report.is_file() else {}
+    results = junit_cases(report) if report.is_file() else {}
     return NodeRun(child.returncode, child.stdout, results)
 
 

@@ -12,14 +12,8 @@ against in-process ONNX Runtime on the same rows.
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +27,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from bench._server import running_server
+from tests.processes import SERVICE_ENV
 from tests.service.models.builders import LABELS, reference, rows, write_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,13 +38,6 @@ KINDS = ("http", "grpc")
 BAD_REQUEST = {"http": "400", "grpc": "StatusCode.INVALID_ARGUMENT"}
 NOT_FOUND = {"http": "404", "grpc": "StatusCode.NOT_FOUND"}
 UNAUTHENTICATED = {"http": "401", "grpc": "StatusCode.UNAUTHENTICATED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -70,50 +59,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     write_model(repository, "tiny", 2, seed=2)  # the latest: the one served
     write_model(repository, "tags", 1, task="multilabel", seed=3)
     write_model(repository, "swap", 1, seed=4)
-    http_port, grpc_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "LOSSSERVE_DEVICES": '["cpu"]',
-        "LOSSSERVE_ADMIN_TOKEN": TOKEN,
-        "OMP_NUM_THREADS": "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        "--model-repository",
-        str(repository),
-    ]
-    log = (tmp_path_factory.getbasetemp() / "server.log").open("w+b")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"the server did not become ready:\n{log.read().decode()[-4000:]}")
-            time.sleep(0.2)
-        yield Server(http_port, grpc_port, repository)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        log.close()
+    env = {**SERVICE_ENV, "LOSSSERVE_ADMIN_TOKEN": TOKEN}
+    with running_server(
+        ["--model-repository", str(repository)], env, ["/v2/health/ready"], timeout=60
+    ) as running:
+        yield Server(running.http_port, running.grpc_port, repository)
 
 
 def _module(kind: str) -> ModuleType:

@@ -1,25 +1,17 @@
-"""What the process-level tests share: a replica's environment, request builders, metrics.
+"""What the process-level tests share: request builders and readings of ``/metrics``.
 
-The server processes themselves come from ``bench/_server.py`` (``start_server``,
-``wait_ready``, ``stop_server``), the same helper the benchmarks use.
+A replica's environment is :data:`tests.processes.SERVICE_ENV`; the tensors are encoded by
+the Python client's :mod:`lossserve_client.tensors`.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 from typing import Any
 
 import numpy as np
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_client.tensors import encode_b64, encode_tensor
 from prometheus_client.parser import text_string_to_metric_families
-
-SERVICE_ENV: dict[str, str] = {
-    **os.environ,
-    "LOSSSERVE_DEVICES": '["cpu"]',  # one worker: jobs queue behind each other
-    "OMP_NUM_THREADS": "1",
-}
-"""The environment of a replica: one CPU worker, one torch thread."""
 
 HEALTH_ROUTES = frozenset(
     {
@@ -40,15 +32,6 @@ def batch(rows: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return logits, targets
 
 
-def b64_tensor(array: np.ndarray) -> dict[str, Any]:
-    """The REST ``{"shape", "dtype", "b64"}`` tensor encoding."""
-    return {
-        "shape": list(array.shape),
-        "dtype": str(array.dtype),
-        "b64": base64.b64encode(array.tobytes()).decode(),
-    }
-
-
 def loss_body(
     loss: str,
     logits: np.ndarray,
@@ -60,8 +43,8 @@ def loss_body(
     """A ``POST /loss`` body with b64 tensors."""
     return {
         "loss": loss,
-        "logits": b64_tensor(logits),
-        "targets": b64_tensor(targets),
+        "logits": encode_b64(logits),
+        "targets": encode_b64(targets),
         "return_grad": return_grad,
         "return_hessian": return_hessian,
     }
@@ -76,14 +59,10 @@ def loss_message(
     return_hessian: bool = False,
 ) -> pb.ComputeLossRequest:
     """The same request as :func:`loss_body`, as a ``ComputeLoss`` message."""
-
-    def tensor(array: np.ndarray) -> pb.Tensor:
-        return pb.Tensor(shape=list(array.shape), dtype=str(array.dtype), data=array.tobytes())
-
     return pb.ComputeLossRequest(
         loss=loss,
-        logits=tensor(logits),
-        targets=tensor(targets),
+        logits=encode_tensor(logits),
+        targets=encode_tensor(targets),
         return_grad=return_grad,
         return_hessian=return_hessian,
     )

@@ -32,9 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench._server import Server, start_server, stop_server, wait_ready
 from service.models.card import BatchingConfig
+from tests.processes import SERVICE_ENV
 from tests.service.models.builders import rows, write_model
 
-from ._serving import SERVICE_ENV, batch, loss_body, loss_message, queued_jobs
+from ._serving import batch, loss_body, loss_message, queued_jobs
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -60,9 +60,10 @@ from bench._server import (
 )
 from service.api.oip_grpc_convert import decode_infer_result
 from service.models.oip import datatype_of, encode_raw
+from tests.processes import SERVICE_ENV
 from tests.service.models.builders import reference, rows, write_model
 
-from ._serving import SERVICE_ENV, batch, loss_body, loss_message, served_requests
+from ._serving import batch, loss_body, loss_message, served_requests
 
 NGINX_CONF = ROOT / "docker" / "nginx" / "nginx.conf"
 

@@ -1,0 +1,35 @@
+"""What the tests that run other processes share: a served replica's environment, and the
+per-case results of a child test run's JUnit report (a child pytest, node's test runner).
+
+The server processes themselves come from ``bench/_server.py`` (``running_server``,
+``start_server``, ``wait_ready``, ``stop_server``), the same helper the benchmarks use.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+__all__ = ["SERVICE_ENV", "junit_cases"]
+
+SERVICE_ENV: dict[str, str] = {
+    **os.environ,
+    "LOSSSERVE_DEVICES": '["cpu"]',  # one worker: jobs queue behind each other
+    "OMP_NUM_THREADS": "1",
+}
+"""The environment of a served replica: one CPU worker, one torch thread."""
+
+
+def junit_cases(path: Path) -> dict[str, str]:
+    """Each test case of a JUnit XML report, by name: its failure, error or skip text, or ""
+    when it passed."""
+    results: dict[str, str] = {}
+    for case in ElementTree.parse(path).iter("testcase"):
+        problems = [
+            f"{element.tag}: {element.get('message', '')}\n{element.text or ''}".strip()
+            for element in case
+            if element.tag in ("failure", "error", "skipped")
+        ]
+        results[case.get("name", "")] = "\n".join(problems)
+    return results
