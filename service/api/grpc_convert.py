@@ -26,11 +26,12 @@ import numpy as np
 import orjson
 from lossserve_client.chunks import Assembler, split
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_client.tensors import encode_tensor as wire_tensor
 
 from ..core.documents import load_json_object
 from ..core.engine import LossInfo
 from ..core.errors import InvalidArgument, PayloadTooLarge
-from ..core.tensors import DTYPES, from_bytes, to_bytes
+from ..core.tensors import DTYPES, from_bytes
 from ..core.types import (
     ClassMetrics,
     EvaluateRequest,
@@ -81,7 +82,7 @@ def encode_tensor(array: np.ndarray) -> pb.Tensor:
         raise InvalidArgument(
             f"tensor: expected a dtype among {', '.join(DTYPES)}, got {array.dtype.name}"
         )
-    return pb.Tensor(shape=array.shape, dtype=name, data=to_bytes(array))
+    return wire_tensor(array)
 
 
 def decode_tensor(message: pb.Tensor, field: str, *, max_elements: int | None = None) -> np.ndarray:

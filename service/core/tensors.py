@@ -6,7 +6,9 @@ A tensor in a JSON body is either nested lists, or ``{"shape": [...], "dtype": "
 (its length in ``Inference-Header-Content-Length``), in the order the tensors appear in the
 header, as in the Open Inference Protocol's binary tensor extension. The domain type is a
 C-contiguous little-endian ``numpy.ndarray``; every function here is pure and every decode
-inverts its encode for every dtype in :data:`DTYPES`.
+inverts its encode for every dtype in :data:`DTYPES`. The dtype table and the byte layout
+(:func:`to_bytes`, a binary tensor's header entry) are :mod:`lossserve_client.tensors`', which
+the Python client encodes with; the server adds its checks and errors.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import pybase64
 from lossserve_client.tensors import DTYPES as WIRE_DTYPES
+from lossserve_client.tensors import binary_entry, to_bytes
 
 from .errors import InvalidArgument, PayloadTooLarge
 
@@ -76,11 +79,6 @@ def from_bytes(
     # One copy into a writable buffer: torch.from_numpy refuses read-only arrays with a warning.
     array: np.ndarray = np.frombuffer(bytearray(data), dtype=kind).reshape(shape)
     return array
-
-
-def to_bytes(array: np.ndarray) -> bytes:
-    """The tensor's little-endian bytes, C order."""
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
 def _dtype_name(array: np.ndarray) -> str:
@@ -172,11 +170,8 @@ def encode_b64(array: np.ndarray) -> dict[str, Any]:
 
 def encode_binary_header(array: np.ndarray) -> dict[str, Any]:
     """The header entry of a binary tensor; its bytes are :func:`to_bytes`, appended in order."""
-    return {
-        "shape": list(array.shape),
-        "dtype": _dtype_name(array),
-        "binary_data_size": array.size * array.dtype.itemsize,
-    }
+    _dtype_name(array)
+    return binary_entry(array)
 
 
 class BinaryReader:
