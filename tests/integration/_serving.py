@@ -81,11 +81,17 @@ def served_requests(metrics_text: str) -> dict[str, float]:
     return counts
 
 
-def queued_jobs(metrics_text: str) -> float:
-    """Jobs waiting in a replica's worker queues (not counting the running ones)."""
+WORKER_QUEUE = "lossserve_worker_queue_depth"
+"""Jobs waiting in a replica's worker queues (not counting the running ones)."""
+MODEL_QUEUE = "lossserve_model_queue_depth"
+"""Requests waiting in the models' dynamic batchers."""
+
+
+def waiting(metrics_text: str, gauge: str) -> float:
+    """The sum of ``gauge`` (:data:`WORKER_QUEUE`, :data:`MODEL_QUEUE`) in a ``/metrics``."""
     return sum(
         sample.value
         for family in text_string_to_metric_families(metrics_text)
-        if family.name == "lossserve_worker_queue_depth"
+        if family.name == gauge
         for sample in family.samples
     )

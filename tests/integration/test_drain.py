@@ -28,14 +28,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lossserve_client.proto.inference import grpc_service_pb2 as oip
 from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench._server import Server, start_server, stop_server, wait_ready
 from service.models.card import BatchingConfig
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import rows, write_model
 
-from ._serving import batch, loss_body, loss_message, queued_jobs
+from ._serving import MODEL_QUEUE, WORKER_QUEUE, batch, loss_body, loss_message, waiting
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -63,14 +62,27 @@ def _logs(server: Server) -> list[str]:
     return server.log.read().decode(errors="replace").splitlines()
 
 
-def _wait_until_queued(server: Server, jobs: int, timeout: float = 30) -> None:
-    """Until ``jobs`` jobs wait behind the running one: all those requests are in flight."""
+def _wait_until_queued(
+    server: Server, jobs: int, gauge: str = WORKER_QUEUE, timeout: float = 30
+) -> None:
+    """Until ``jobs`` requests wait in the queues ``gauge`` counts (behind the running job,
+    for the workers'): all those requests are in flight."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if queued_jobs(httpx.get(f"http://{server.http_url}/metrics").text) >= jobs:
+        if waiting(httpx.get(f"http://{server.http_url}/metrics").text, gauge) >= jobs:
             return
         time.sleep(0.02)
-    pytest.fail(f"{jobs} jobs never waited in the queue:\n{server.log_tail()}")
+    pytest.fail(f"{jobs} requests never waited in {gauge}:\n{server.log_tail()}")
+
+
+def _status(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status a gRPC call ends with."""
+    try:
+        call()
+    except grpc.RpcError as exc:
+        code: grpc.StatusCode = exc.code()
+        return code
+    return grpc.StatusCode.OK
 
 
 def _timed(fn: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:
@@ -175,16 +187,9 @@ def test_a_request_longer_than_the_grace_period_is_cut_off(
     channel = grpc.insecure_channel(server.grpc_url, options=GRPC_OPTIONS)
     stub = pb_grpc.LossServiceStub(channel)
 
-    def rpc() -> grpc.StatusCode:
-        try:
-            stub.ComputeLoss(message, timeout=60)
-        except grpc.RpcError as exc:
-            return exc.code()
-        return grpc.StatusCode.OK
-
     with channel, ThreadPoolExecutor(2) as pool:
         posted = pool.submit(httpx.post, f"http://{server.http_url}/loss", json=body, timeout=60)
-        called = pool.submit(rpc)
+        called = pool.submit(_status, lambda: stub.ComputeLoss(message, timeout=60))
         _wait_until_queued(server, jobs=1)  # one running, one waiting
         server.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
@@ -227,21 +232,11 @@ def test_inferences_waiting_past_the_grace_period_answer_unavailable(
     channel = grpc.insecure_channel(server.grpc_url)
     stub = oip_grpc.GRPCInferenceServiceStub(channel)
 
-    def rpc() -> grpc.StatusCode:
-        try:
-            stub.ModelInfer(infer, timeout=60)
-        except grpc.RpcError as exc:
-            return exc.code()
-        return grpc.StatusCode.OK
-
     url = f"http://{server.http_url}/models/slow/predict"
     with channel, ThreadPoolExecutor(2) as pool:
         posted = pool.submit(httpx.post, url, json={"instances": features.tolist()}, timeout=60)
-        called = pool.submit(rpc)
-        deadline = time.monotonic() + 30
-        while _waiting_inferences(server) < 2:
-            assert time.monotonic() < deadline, "the two inferences never queued"
-            time.sleep(0.05)
+        called = pool.submit(_status, lambda: stub.ModelInfer(infer, timeout=60))
+        _wait_until_queued(server, jobs=2, gauge=MODEL_QUEUE)
         server.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         code = server.process.wait(timeout=grace + 10)
@@ -253,14 +248,3 @@ def test_inferences_waiting_past_the_grace_period_answer_unavailable(
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "UNAVAILABLE"
     assert status == grpc.StatusCode.UNAVAILABLE
-
-
-def _waiting_inferences(server: Server) -> float:
-    """The model batchers' waiting requests, from /metrics."""
-    text = httpx.get(f"http://{server.http_url}/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "lossserve_model_queue_depth"
-    )
