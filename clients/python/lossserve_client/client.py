@@ -255,20 +255,8 @@ class LossClient:
         yielded (``POST /evaluate`` and ``POST /thresholds``). ``stream_timeout`` (see
         :meth:`grpc`) bounds the whole stream.
         """
-        fixed = None if thresholds is None else as_array(thresholds, "thresholds")
-
-        def arrays() -> Iterator[dict[str, np.ndarray]]:
-            for logits, targets in batches:
-                batch = {
-                    "logits": as_array(logits, "logits"),
-                    "targets": as_array(targets, "targets"),
-                }
-                if fixed is not None:
-                    batch["thresholds"] = fixed
-                yield batch
-
         options = {"loss": loss, "params": params or {}, "beta": beta, "fit_thresholds": True}
-        return self._transport.evaluate(arrays(), options)
+        return self._transport.evaluate(_batches(batches, thresholds), options)
 
     def evaluate(
         self,
@@ -288,13 +276,8 @@ class LossClient:
             (logits_array[start : start + step], targets_array[start : start + step])
             for start in range(0, max(1, len(logits_array)), step)
         ]
-        fixed = None if thresholds is None else as_array(thresholds, "thresholds")
-        arrays = [
-            {"logits": x, "targets": y, **({} if fixed is None else {"thresholds": fixed})}
-            for x, y in batches
-        ]
         options = {"loss": loss, "params": params or {}, "beta": 1.0, "fit_thresholds": False}
-        return _last(self._transport.evaluate(arrays, options)).metrics
+        return _last(self._transport.evaluate(_batches(batches, thresholds), options)).metrics
 
     def fit_thresholds(
         self, scores: ArrayLike, targets: ArrayLike, *, beta: float = 1.0
@@ -312,6 +295,23 @@ class LossClient:
         if rows.ndim != 2:
             raise ValueError(f"instances: expected a 2-D array of feature rows, got {rows.shape}")
         return self._transport.predict(model, rows)
+
+
+def _batches(
+    batches: Iterable[Batch], thresholds: ArrayLike | None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Each ``(logits, targets)`` batch as wire arrays, with the fixed ``thresholds`` if any,
+    drawn as the transport asks for the next one (``thresholds`` is checked now)."""
+    fixed = None if thresholds is None else as_array(thresholds, "thresholds")
+
+    def draw() -> Iterator[dict[str, np.ndarray]]:
+        for logits, targets in batches:
+            batch = {"logits": as_array(logits, "logits"), "targets": as_array(targets, "targets")}
+            if fixed is not None:
+                batch["thresholds"] = fixed
+            yield batch
+
+    return draw()
 
 
 def _last(updates: Iterator[EvaluateUpdate]) -> EvaluateUpdate:
