@@ -1,25 +1,39 @@
-"""The device worker pool: one worker per device, bounded queues, deadlines, fault handling.
+"""The device worker pool: worker processes per device, bounded queues, deadlines that kill.
 
-Each worker owns one device and a dedicated thread, runs one job at a time, and keeps at
-most ``queue_depth`` jobs waiting. The queues live on the event loop, so admission,
-routing and cancellation are single-threaded and race-free; only the job itself runs in
-the worker's thread (torch releases the GIL in its kernels, so the loop stays free).
+Each worker owns one device and one child process, runs one job at a time in it, and keeps
+at most ``queue_depth`` jobs waiting. The queues live on the event loop, so admission,
+routing and cancellation are single-threaded and race-free; the job itself runs in the
+worker's process, where it can be stopped: a job whose caller gives up (its deadline
+passed, or it was cancelled, e.g. by a client that disconnected) is killed with SIGKILL,
+and the worker gets a fresh process while the next queued job waits only for that.
 
 What a caller of :meth:`WorkerPool.run` can get:
 
-- the job's result, or the job's own exception, unchanged (the worker survives);
+- the job's result, or the job's own exception, unchanged (type, message and attributes,
+  as pickled; the worker survives);
 - :class:`~service.core.errors.ResourceExhausted` at once when every queue is full
   (nothing is queued), or when the batch does not fit in memory (after splitting it,
   when the caller gave a ``split`` function);
 - :class:`~service.core.errors.DeadlineExceeded` when ``timeout`` passes first; a job
-  still waiting when its caller gives up (deadline or cancellation) is never run;
+  still waiting then is never run, and a running one is killed;
 - :class:`~service.core.errors.Unavailable` (retryable) when the worker died while
-  running the job: the worker is replaced on the same device, and the jobs queued
-  behind it run on the replacement.
+  running the job (a crash, ``os._exit``, a signal, the kernel's OOM killer): the worker is
+  replaced on the same device, and the jobs queued behind it run on the replacement.
 
-Faults are injected by the job itself: raising :class:`WorkerCrash` stands for a lost
-CUDA context or a dead worker process, raising :class:`MemoryError` for running out of
-device memory.
+Jobs and split functions cross a process boundary, so they must be picklable: module-level
+functions, instances of module-level classes (frozen dataclasses), or ``functools.partial``
+of those; not lambdas or closures. So must their results and exceptions (an exception that
+does not survive a pickle round trip comes back as ``Internal``). Numpy arrays inside them
+are not copied through pickle: large payloads go through shared memory
+(``service.workers._transport``) and arrive as views of it.
+
+Worker processes come from the ``forkserver`` start method (forking a process that runs
+grpc or other threads is unsafe), whose server preloads torch and :mod:`losses` once, so
+that replacing a worker takes tens of milliseconds.
+
+Faults are injected by the job itself: raising :class:`WorkerCrash` (or exiting, or
+killing its own process) stands for a lost CUDA context or a dead worker process, raising
+:class:`MemoryError` for running out of device memory.
 """
 
 from __future__ import annotations
@@ -27,19 +41,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
+import multiprocessing
+import os
+import pickle
+import signal
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future as ConcurrentFuture
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
 
 import torch
 
-from service.core.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from service.core.errors import DeadlineExceeded, LossServeError, ResourceExhausted, Unavailable
+
+from . import _child, _transport
+from ._process import WorkerProcess
 
 __all__ = ["Job", "Split", "WorkerCrash", "WorkerPool", "WorkerStats", "default_devices"]
 
@@ -53,9 +72,14 @@ Split = Callable[
 ]
 """Turns a job that ran out of memory into two half-jobs and the function merging their results."""
 
-_OOM_ERRORS: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError, MemoryError)
+PRELOAD = ("torch", "numpy", "losses", "service.workers._child")
+"""Modules the forkserver imports once, so that new worker processes start with them."""
 
-_log = logging.getLogger(__name__)
+_STARTUP_TIMEOUT_S = 120.0
+_STOP_TIMEOUT_S = 5.0
+_SPAWN_RETRY_S = (0.1, 0.5, 2.0, 5.0)
+
+_log = logging.getLogger("lossserve.workers")
 
 
 def default_devices() -> list[str]:
@@ -67,12 +91,22 @@ def default_devices() -> list[str]:
     return ["cpu"]
 
 
+def default_threads(workers: int) -> int:
+    """Torch threads per worker process: the usable cores shared out, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
 class WorkerCrash(BaseException):
     """The worker died under the job: a lost CUDA context, a segfaulted process.
 
-    A job raises it to inject that fault. It derives from :class:`BaseException`, as every
-    other fault that kills a worker does (any non-:class:`Exception` escaping a job is
-    treated the same way), so that no ``except Exception`` on the way swallows it.
+    A job raises it to inject that fault: the worker process then exits at once, as it would
+    had it really died. It derives from :class:`BaseException`, as every other fault that
+    kills a worker does (any non-:class:`Exception` escaping a job is treated the same
+    way), so that no ``except Exception`` on the way swallows it.
     """
 
 
@@ -89,89 +123,26 @@ class WorkerStats:
     completed: int
     """Jobs that returned a result."""
     failed: int
-    """Jobs that raised (their own error, out of memory, or a crash)."""
+    """Jobs that raised (their own error, out of memory), crashed or were killed."""
     replaced: int
-    """How many times this worker's thread died and was replaced."""
+    """How many times this worker's process died (or was killed) and was replaced."""
 
 
-class _Abandoned(Exception):  # noqa: N818 - private marker, never reaches a caller
-    """Raised between the halves of a split job whose caller has gone."""
+class _ChildExited(Exception):  # noqa: N818 - private marker, never reaches a caller
+    """The worker process ended; the argument says how."""
 
 
 @dataclass(eq=False)
 class _Item:
-    job: Callable[[str], Any]
-    split: Split[Any] | None
+    header: bytes
+    """The pickled ``(job, split)``, its buffers left out."""
+    raws: list[memoryview]
     future: asyncio.Future[Any]
-    abandoned: threading.Event
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    value: Any = None
-    error: BaseException | None = None
-    crashed: bool = False
-
-
-# -- runs in the worker's thread ---------------------------------------------------------
-
-
-def _execute(item: _Item, device: str, max_split_depth: int) -> _Outcome:
-    try:
-        if device.startswith("cuda"):
-            torch.cuda.set_device(device)
-        value = _call(item.job, item.split, device, 0, max_split_depth, item.abandoned)
-    except Exception as exc:
-        return _Outcome(error=exc)
-    except BaseException as exc:  # WorkerCrash, SystemExit, ...: the worker is gone
-        return _Outcome(error=exc, crashed=True)
-    return _Outcome(value=value)
-
-
-def _call(
-    job: Callable[[str], Any],
-    split: Split[Any] | None,
-    device: str,
-    depth: int,
-    max_depth: int,
-    abandoned: threading.Event,
-) -> Any:
-    try:
-        return job(device)
-    except _OOM_ERRORS as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-    # Out of the except block, so the traceback (and the tensors its frames hold) is freed
-    # before the halves run.
-    _release_cached_memory(device)
-    if split is None:
-        raise ResourceExhausted(
-            f"the batch did not fit in memory on {device} ({reason}); send a smaller batch"
-        )
-    if depth >= max_depth:
-        raise ResourceExhausted(
-            f"the batch did not fit in memory on {device} even after splitting it into "
-            f"{2**depth} parts ({reason}); send a smaller batch"
-        )
-    first, second, merge = split(job)
-    results = []
-    for half in (first, second):
-        if abandoned.is_set():
-            raise _Abandoned
-        results.append(_call(half, split, device, depth + 1, max_depth, abandoned))
-    return merge(results[0], results[1])
-
-
-def _release_cached_memory(device: str) -> None:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        with contextlib.suppress(Exception), torch.cuda.device(device):
-            torch.cuda.empty_cache()
-
-
-# -- runs on the event loop --------------------------------------------------------------
+    sent: bool = False
 
 
 def _settle(
-    future: asyncio.Future[Any], *, value: Any = None, error: Exception | None = None
+    future: asyncio.Future[Any], *, value: Any = None, error: BaseException | None = None
 ) -> None:
     if future.done():  # the caller gave up: nobody reads it
         return
@@ -185,26 +156,174 @@ def _settle(
     future.set_exception(error)
 
 
-class _Worker:
-    """One device: a bounded queue on the loop and a single dedicated thread."""
+class _RemoteTraceback(Exception):  # noqa: N818 - carries text, as concurrent.futures does
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
-    def __init__(self, index: int, device: str, queue_depth: int, max_split_depth: int) -> None:
+    def __str__(self) -> str:
+        return f"\n\nIn the worker process:\n{self.text}"
+
+
+def _describe(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "its process exited"
+    if exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"its process was killed by {signal.Signals(-exitcode).name}"
+        return f"its process was killed by signal {-exitcode}"
+    return f"its process exited with status {exitcode}"
+
+
+# -- one worker process, seen from the parent ----------------------------------------------
+
+
+class _Child:
+    """A worker process and the parent's end of its pipe, watched by the event loop."""
+
+    def __init__(
+        self, process: multiprocessing.process.BaseProcess, conn: Connection, loop: Any
+    ) -> None:
+        self.process = process
+        self.conn = conn
+        self.pid = cast(int, process.pid)
+        self.abandoned = False
+        """Killed on purpose, because the caller of its job gave up."""
+        self._loop: asyncio.AbstractEventLoop = loop
+        self.exited: asyncio.Future[str] = loop.create_future()
+        self._reply: asyncio.Future[Any] | None = None
+        self._reading = True
+        loop.add_reader(conn.fileno(), self._readable)
+        loop.add_reader(process.sentinel, self._gone)
+
+    def request(self, message: bytes) -> asyncio.Future[Any]:
+        """Send one job; the future gets its reply, or ``_ChildExited``."""
+        reply: asyncio.Future[Any] = self._loop.create_future()
+        if self.exited.done():
+            reply.set_exception(_ChildExited(self.exited.result()))
+            return reply
+        self._reply = reply
+        try:
+            self.conn.send_bytes(message)
+        except OSError:  # it died just now: the sentinel will say how
+            self.kill()
+        return reply
+
+    def _readable(self) -> None:
+        try:
+            data = self.conn.recv_bytes()
+        except (EOFError, OSError):  # it has gone; the sentinel follows
+            self._stop_reading()
+            return
+        reply, self._reply = self._reply, None
+        if reply is not None and not reply.done():
+            reply.set_result(pickle.loads(data))
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self.conn.fileno())
+
+    def _gone(self) -> None:
+        with contextlib.suppress(Exception):  # a reply written just before the end
+            while self._reading and self._reply is not None and self.conn.poll(0):
+                self._readable()
+        self._stop_reading()
+        self._loop.remove_reader(self.process.sentinel)
+        reason = _describe(self.process.exitcode)
+        reply, self._reply = self._reply, None
+        if reply is not None and not reply.done():
+            reply.set_exception(_ChildExited(reason))
+        if not self.exited.done():
+            self.exited.set_result(reason)
+
+    def kill(self) -> None:
+        if not self.exited.done():
+            with contextlib.suppress(OSError, ValueError):
+                self.process.kill()
+
+    async def stop(self) -> None:
+        """Ask it to exit, kill it if it does not within a few seconds, and release it."""
+        if not self.exited.done():
+            with contextlib.suppress(OSError):
+                self.conn.send_bytes(_child.STOP)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited), _STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                self.kill()
+        await self.exited
+        self.process.join(0)  # reaped already: this only reads its status
+        self.conn.close()
+        with contextlib.suppress(ValueError):
+            self.process.close()
+
+
+def _spawn(
+    device: str, threads: int, max_split_depth: int
+) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+    """Start a worker process and wait until it is ready (blocking: runs in a thread)."""
+    parent, child = multiprocessing.Pipe(duplex=True)
+    process = WorkerProcess(
+        target=_child.main,
+        args=(child, device, threads, max_split_depth),
+        name=f"lossserve-worker-{device}",
+        daemon=True,
+    )
+    try:
+        process.start()
+    finally:
+        child.close()
+    try:
+        if not parent.poll(_STARTUP_TIMEOUT_S):
+            raise RuntimeError(f"not ready within {_STARTUP_TIMEOUT_S:g} s")
+        if parent.recv_bytes() != _child.READY:
+            raise RuntimeError("an unexpected first message")
+    except (EOFError, OSError, RuntimeError) as exc:
+        process.kill()
+        process.join()
+        parent.close()
+        detail = _describe(process.exitcode) if isinstance(exc, EOFError) else str(exc)
+        raise RuntimeError(f"the worker process on {device} did not start: {detail}") from None
+    return process, parent
+
+
+# -- one worker, on the event loop ---------------------------------------------------------
+
+
+class _Worker:
+    """One device: a bounded queue on the loop, one process, and a task that feeds it."""
+
+    def __init__(
+        self,
+        index: int,
+        device: str,
+        queue_depth: int,
+        spawn: Callable[[], tuple[multiprocessing.process.BaseProcess, Connection]],
+    ) -> None:
         self.index = index
         self.device = device
         self.queue_depth = queue_depth
-        self.max_split_depth = max_split_depth
         self.queue: deque[_Item] = deque()
         self.running: _Item | None = None
         self.completed = 0
         self.failed = 0
         self.replaced = 0
+        self._spawn = spawn
+        self._open = False
+        self._healthy = False
+        self._child: _Child | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._want: asyncio.Future[_Item | None] | None = None
         self._idle_waiters: list[asyncio.Future[None]] = []
 
     @property
     def alive(self) -> bool:
-        return self._executor is not None
+        return self._open and self._healthy
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
 
     @property
     def load(self) -> int:
@@ -224,100 +343,183 @@ class _Worker:
             replaced=self.replaced,
         )
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._executor = self._new_executor()
+        process, conn = await asyncio.to_thread(self._spawn)
+        self._child = _Child(process, conn, loop)
+        self._open = self._healthy = True
+        self._task = loop.create_task(self._serve(), name=f"lossserve-worker-{self.index}")
 
-    def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"lossserve-worker-{self.index}-{self.device}"
-        )
+    # -- the queue ---------------------------------------------------------------------
 
     def enqueue(self, item: _Item) -> None:
         self.queue.append(item)
-        self._pump()
+        self._dispatch()
 
     def abandon(self, item: _Item) -> None:
-        """The caller gave up: a waiting job is dropped; a running one stops at its next half."""
-        item.abandoned.set()
+        """The caller gave up: a waiting job is dropped; a running one is killed."""
         if item in self.queue:
             self.queue.remove(item)
             self._notify_if_idle()
+        elif self.running is item and item.sent and self._child is not None:
+            self._child.abandoned = True  # an expected death: logged at debug, not warning
+            self._child.kill()
 
-    def _pump(self) -> None:
-        """Start the next job that still has a caller, unless one is running."""
-        if self.running is not None or self._executor is None:
+    def _dispatch(self) -> None:
+        """Hand the next job that still has a caller to the feeding task, if it waits."""
+        want = self._want
+        if want is None or want.done():
             return
         while self.queue:
             item = self.queue.popleft()
             if item.future.done():  # its caller gave up before it started
                 continue
-            try:
-                done = self._executor.submit(_execute, item, self.device, self.max_split_depth)
-            except RuntimeError as exc:  # e.g. the OS refused a new thread: fail fast, not hang
-                _log.error("worker %d on %s cannot start a job", self.index, self.device)
-                self.failed += 1
-                _settle(
-                    item.future,
-                    error=Unavailable(
-                        f"the worker on {self.device} could not start the request ({exc}); "
-                        "the request can be retried"
-                    ),
-                )
-                continue
             self.running = item
-            done.add_done_callback(partial(self._finished_threadsafe, item))
+            self._want = None
+            want.set_result(item)
             return
         self._notify_if_idle()
 
-    def _finished_threadsafe(self, item: _Item, done: ConcurrentFuture[_Outcome]) -> None:
-        loop = self._loop  # set in start(), before any job
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
-            loop.call_soon_threadsafe(self._finished, item, done)
+    async def _next(self, child: _Child) -> _Item | None:
+        """The next job, or None when the worker closes or its idle process died."""
+        assert self._loop is not None
+        want: asyncio.Future[_Item | None] = self._loop.create_future()
+        self._want = want
+        self._dispatch()
+        if not want.done():
+            await asyncio.wait((want, child.exited), return_when=asyncio.FIRST_COMPLETED)
+        if want.done():
+            return want.result()
+        self._want = None
+        want.cancel()
+        return None
 
-    def _finished(self, item: _Item, done: ConcurrentFuture[_Outcome]) -> None:
-        if self.running is item:
-            self.running = None
-        if done.cancelled():  # the pool shut down before the thread picked it up
-            _settle(item.future, error=Unavailable("the worker pool shut down; retry the request"))
-        else:
-            outcome = done.result()
-            if isinstance(outcome.error, _Abandoned):
-                pass
-            elif outcome.crashed:
-                self.failed += 1
-                self._replace(outcome.error)
-                _settle(
-                    item.future,
-                    error=Unavailable(
-                        f"the worker on {self.device} failed while running the request "
-                        f"({type(outcome.error).__name__}); the request can be retried"
-                    ),
+    # -- the feeding task --------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        while self._open:
+            child = self._child
+            if child is None or child.exited.done():
+                if child is not None:
+                    await child.stop()
+                    self._log_death(child)
+                    self.replaced += 1
+                    self._child = None
+                await self._respawn()
+                continue
+            item = await self._next(child)
+            if item is None:
+                continue
+            try:
+                await self._execute(item, child)
+            finally:
+                self.running = None
+                self._notify_if_idle()
+
+    async def _respawn(self) -> None:
+        assert self._loop is not None
+        for attempt in range(len(_SPAWN_RETRY_S) + 1):
+            if not self._open:
+                return
+            try:
+                process, conn = await asyncio.to_thread(self._spawn)
+            except Exception as exc:
+                _log.error(
+                    "worker %d on %s cannot start a process: %s", self.index, self.device, exc
                 )
-            elif outcome.error is not None:
-                self.failed += 1
-                _settle(item.future, error=cast(Exception, outcome.error))
-            else:
-                self.completed += 1
-                _settle(item.future, value=outcome.value)
-        self._pump()
-
-    def _replace(self, cause: BaseException | None) -> None:
-        old = self._executor
-        if old is None:  # the pool stopped meanwhile: nothing to replace
+                self._healthy = False
+                self._fail_queued(
+                    f"the worker on {self.device} could not start a process ({exc}); "
+                    "the request can be retried"
+                )
+                await asyncio.sleep(_SPAWN_RETRY_S[min(attempt, len(_SPAWN_RETRY_S) - 1)])
+                continue
+            if not self._open:  # closed meanwhile
+                child = _Child(process, conn, self._loop)
+                await child.stop()
+                return
+            self._child = _Child(process, conn, self._loop)
+            self._healthy = True
             return
-        _log.error(
-            "worker %d on %s died (%s); replacing it",
+
+    def _log_death(self, child: _Child) -> None:
+        # Killed because its caller gave up (deadline, disconnect): the request already
+        # logged that; an unexpected death is a warning.
+        _log.log(
+            logging.DEBUG if child.abandoned else logging.WARNING,
+            "worker %d on %s (pid %d): %s; replacing it",
             self.index,
             self.device,
-            type(cause).__name__,
-            exc_info=cause,
+            child.pid,
+            child.exited.result(),
         )
-        self._executor = self._new_executor()
-        self.replaced += 1
-        old.shutdown(wait=False)
+
+    async def _execute(self, item: _Item, child: _Child) -> None:
+        inbound: str | None = None
+        outbound = _transport.new_name("o")
+        try:
+            if _transport.size_of(item.header, item.raws) > _transport.INLINE_BYTES:
+                inbound = _transport.new_name("i")
+                packed = await asyncio.to_thread(_transport.pack, item.header, item.raws, inbound)
+            else:
+                packed = _transport.pack(item.header, item.raws, None)
+            item.raws = []
+            if item.future.done():  # its caller gave up meanwhile
+                return
+            item.sent = True
+            message = pickle.dumps(_child.JobMessage(packed, outbound), protocol=5)
+            try:
+                reply = await child.request(message)
+            except _ChildExited as exc:
+                self.failed += 1
+                self._fail(item, str(exc))
+                return
+            if reply[0] == "crashed":
+                child.kill()
+                self.failed += 1
+                self._fail(item, reply[1])
+                await child.exited
+                return
+            result: _transport.Packed = reply[1]
+            try:
+                if result.segment is None:
+                    outcome = _transport.unpack(result)
+                else:
+                    outcome = await asyncio.to_thread(_transport.unpack, result)
+            except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
+                self.failed += 1
+                _settle(item.future, error=exc)
+                return
+            if outcome[0] == "ok":
+                self.completed += 1
+                _settle(item.future, value=outcome[1])
+            else:
+                self.failed += 1
+                error = outcome[1]
+                if not isinstance(error, LossServeError):
+                    error.__cause__ = _RemoteTraceback(outcome[2])
+                _settle(item.future, error=error)
+        finally:
+            for name in (inbound, outbound):
+                if name is not None:
+                    _transport.forget(name)
+
+    def _fail(self, item: _Item, reason: str) -> None:
+        _settle(
+            item.future,
+            error=Unavailable(
+                f"the worker on {self.device} failed while running the request ({reason}); "
+                "the request can be retried"
+            ),
+        )
+
+    def _fail_queued(self, message: str) -> None:
+        for item in self.queue:
+            _settle(item.future, error=Unavailable(message))
+        self.queue.clear()
+        self._notify_if_idle()
+
+    # -- idleness and closing ----------------------------------------------------------
 
     def _notify_if_idle(self) -> None:
         if self.load:
@@ -334,27 +536,28 @@ class _Worker:
         self._idle_waiters.append(waiter)
         await waiter
 
-    def close(self, *, hard: bool) -> None:
-        """Stop the thread; ``hard``: fail whatever is still queued or running."""
-        executor, self._executor = self._executor, None
+    async def close(self, *, hard: bool) -> None:
+        """Stop the process; ``hard``: fail (and kill) whatever is still queued or running."""
+        self._open = False
         if hard:
             message = "the worker pool shut down before the request finished; retry it"
-            for item in self.queue:
-                item.abandoned.set()
-                _settle(item.future, error=Unavailable(message))
-            self.queue.clear()
+            self._fail_queued(message)
             if self.running is not None:
-                self.running.abandoned.set()
                 _settle(self.running.future, error=Unavailable(message))
-        if executor is not None:
-            # A drained thread is idle and exits at once; a busy one (hard stop) is not
-            # waited for: Python threads cannot be interrupted.
-            executor.shutdown(wait=not hard and self.running is None, cancel_futures=True)
+                if self._child is not None:
+                    self._child.kill()
+        if self._want is not None and not self._want.done():
+            self._want.set_result(None)
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._child is not None:
+            await self._child.stop()
         self._notify_if_idle()
 
 
 class WorkerPool:
-    """Runs jobs on one worker per device, routing each to the least-loaded live worker.
+    """Runs jobs in worker processes, routing each to the least-loaded live worker.
 
     Args:
         devices: one worker per entry, in order (ties in load go to the earlier one);
@@ -362,6 +565,12 @@ class WorkerPool:
         queue_depth: jobs each worker keeps waiting besides the one it runs (>= 1).
         max_split_depth: how many times a job that runs out of memory may be halved
             (>= 0); past it the job fails with ``ResourceExhausted``.
+        workers_per_device: processes per entry of ``devices`` (>= 1).
+        threads: torch threads in each worker process (``torch.set_num_threads``);
+            default: the usable cores divided by the number of workers, at least 1.
+        preload: modules the forkserver imports besides :data:`PRELOAD` (e.g. the
+            modules the jobs are defined in); it only matters to the first pool of the
+            process, which starts the forkserver.
 
     Use ``await pool.start()`` and ``await pool.stop()``, or ``async with pool:`` (which
     drains on a normal exit and stops at once on an exception), on the event loop that
@@ -369,7 +578,14 @@ class WorkerPool:
     """
 
     def __init__(
-        self, devices: Sequence[str], *, queue_depth: int, max_split_depth: int = 8
+        self,
+        devices: Sequence[str],
+        *,
+        queue_depth: int,
+        max_split_depth: int = 8,
+        workers_per_device: int = 1,
+        threads: int | None = None,
+        preload: Sequence[str] = (),
     ) -> None:
         if isinstance(devices, str) or not devices:
             raise ValueError(f"expected a non-empty sequence of device strings, got {devices!r}")
@@ -377,11 +593,22 @@ class WorkerPool:
             raise ValueError(f"expected queue_depth >= 1, got {queue_depth}")
         if max_split_depth < 0:
             raise ValueError(f"expected max_split_depth >= 0, got {max_split_depth}")
+        if workers_per_device < 1:
+            raise ValueError(f"expected workers_per_device >= 1, got {workers_per_device}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"expected threads >= 1 or None, got {threads}")
         self._devices = tuple(devices)
         self._queue_depth = queue_depth
+        self._preload = [*PRELOAD, *preload]
+        devices_each = [device for device in self._devices for _ in range(workers_per_device)]
+        self._threads = threads or default_threads(len(devices_each))
+
+        def spawner(device: str) -> Callable[[], tuple[Any, Connection]]:
+            return lambda: _spawn(device, self._threads, max_split_depth)
+
         self._workers = [
-            _Worker(index, device, queue_depth, max_split_depth)
-            for index, device in enumerate(self._devices)
+            _Worker(index, device, queue_depth, spawner(device))
+            for index, device in enumerate(devices_each)
         ]
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -394,23 +621,42 @@ class WorkerPool:
     def queue_depth(self) -> int:
         return self._queue_depth
 
+    @property
+    def threads(self) -> int:
+        """Torch threads in each worker process."""
+        return self._threads
+
+    def pids(self) -> list[int | None]:
+        """Each worker's current process id, in worker order (None before start)."""
+        return [worker.pid for worker in self._workers]
+
     async def start(self) -> None:
-        """Start one thread per device; starting a running pool does nothing."""
+        """Start one process per worker (and wait until each is ready); starting a running
+        pool does nothing."""
         if self._state == "running":
             return
         if self._state != "new":
             raise RuntimeError("a stopped WorkerPool cannot be started again; make a new one")
         self._loop = asyncio.get_running_loop()
-        for worker in self._workers:
-            worker.start(self._loop)
+        forkserver.set_forkserver_preload(self._preload)
+        started = await asyncio.gather(
+            *(worker.start(self._loop) for worker in self._workers), return_exceptions=True
+        )
+        errors = [result for result in started if isinstance(result, BaseException)]
+        if errors:
+            for worker in self._workers:
+                await worker.close(hard=True)
+            self._state = "stopped"
+            raise errors[0]
         self._state = "running"
 
     async def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
-        """Refuse new jobs, then stop every worker.
+        """Refuse new jobs, then stop every worker process.
 
         With ``drain`` (the default) the queued and running jobs finish first, for at most
         ``timeout`` seconds; without it, or once the timeout passes, their callers get
-        ``Unavailable`` at once. Stopping a stopped pool does nothing.
+        ``Unavailable`` at once and running jobs are killed. Stopping a stopped pool does
+        nothing.
         """
         if self._state != "running":
             self._state = "stopped"
@@ -423,8 +669,7 @@ class WorkerPool:
                 )
             except asyncio.TimeoutError:
                 drain = False
-        for worker in self._workers:
-            worker.close(hard=not drain)
+        await asyncio.gather(*(worker.close(hard=not drain) for worker in self._workers))
         self._state = "stopped"
 
     async def __aenter__(self) -> WorkerPool:
@@ -441,7 +686,7 @@ class WorkerPool:
         await self.stop(drain=exc_type is None)
 
     def stats(self) -> list[WorkerStats]:
-        """Each worker's state, in device order."""
+        """Each worker's state, in worker order."""
         return [worker.stats() for worker in self._workers]
 
     async def run(
@@ -454,18 +699,21 @@ class WorkerPool:
         """Run ``job(device)`` on the least-loaded live worker and return its result.
 
         Args:
-            job: the work; called once in the worker's thread with its device string.
+            job: the work, picklable; called once in the worker's process with its device
+                string.
             timeout: seconds, queueing included; ``None`` waits as long as it takes.
-            split: on out-of-memory, ``split(job)`` gives two half-jobs and the function
-                merging their results; the halves run on the same worker, one after the
-                other, and split again if they too run out of memory.
+            split: picklable too; on out-of-memory, ``split(job)`` gives two half-jobs and
+                the function merging their results; the halves run in the same process,
+                one after the other, and split again if they too run out of memory.
 
         Raises:
             ResourceExhausted: every queue is full (nothing was queued), or the batch did
                 not fit in memory.
-            DeadlineExceeded: ``timeout`` passed; a job that had not started never runs.
+            DeadlineExceeded: ``timeout`` passed; a job that had not started never runs,
+                and a running one is killed.
             Unavailable: the worker died under the job (it has been replaced; retrying is
                 safe), or the pool is stopping.
+            pickle.PicklingError, TypeError, AttributeError: the job cannot be pickled.
             Exception: whatever the job raised, unchanged.
         """
         if self._state == "new":
@@ -484,9 +732,10 @@ class WorkerPool:
                 f"all {len(self._workers)} workers are busy with {self._queue_depth} "
                 "requests queued each; retry later"
             )
-        worker = min(candidates, key=lambda w: w.load)  # the first minimum: device order
+        worker = min(candidates, key=lambda w: w.load)  # the first minimum: worker order
 
-        item = _Item(job, split, loop.create_future(), threading.Event())
+        header, raws = _transport.dump((job, split))  # the arrays' buffers are not copied
+        item = _Item(header, raws, loop.create_future())
         worker.enqueue(item)
         try:
             if timeout is None:

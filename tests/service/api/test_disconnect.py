@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -12,9 +12,10 @@ import uvicorn
 from service.api.rest import create_app
 from service.core.state import ServiceState
 from service.settings import Settings
+from tests.service.workers.jobs import Blocker
 
 
-def test_a_disconnected_client_never_gets_its_queued_job_run() -> None:
+def test_a_disconnected_client_never_gets_its_queued_job_run(tmp_path: Path) -> None:
     async def main() -> None:
         state = ServiceState.create(Settings(devices=["cpu"], queue_depth=4))
         await state.start()
@@ -25,9 +26,10 @@ def test_a_disconnected_client_never_gets_its_queued_job_run() -> None:
         while not server.started:
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        release = threading.Event()
-        blocker = asyncio.create_task(state.pool.run(lambda device: release.wait(10)))
-        while state.pool.stats()[0].running == 0:
+        release = tmp_path / "release"
+        job = Blocker(True, ran=str(tmp_path / "ran"), release=str(release))
+        blocker = asyncio.create_task(state.pool.run(job))
+        while not (tmp_path / "ran").exists():  # the worker process holds the blocker
             await asyncio.sleep(0.01)
         try:
             body = {"loss": "focal", "logits": [[1.0, 2.0]], "targets": [1]}
@@ -40,12 +42,12 @@ def test_a_disconnected_client_never_gets_its_queued_job_run() -> None:
                     break
                 await asyncio.sleep(0.01)
             assert state.pool.stats()[0].queued == 0
-            release.set()
+            release.touch()
             assert await blocker is True
             stats = state.pool.stats()[0]
             assert stats.completed == 1  # the blocker only: the abandoned request never ran
         finally:
-            release.set()
+            release.touch()
             server.should_exit = True
             await serving
             await state.stop()

@@ -1,0 +1,135 @@
+"""The worker process: one device, one job at a time, read from and answered on a pipe.
+
+Runs in the child only. The parent (``pool.py``) sends a pickled :class:`JobMessage`; the
+child answers with one reply per job:
+
+- ``("done", Packed)`` of ``("ok", value)`` or ``("error", exception, traceback_text)``;
+- ``("crashed", description)`` just before it exits hard, when the job raised a
+  non-:class:`Exception` (:class:`~service.workers.WorkerCrash`, ``SystemExit``, ...).
+
+Running out of memory is handled here, where it happens: the job is split and its halves
+run one after the other (``split``), as the pool's docstring describes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pickle
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from service.core.errors import Internal, ResourceExhausted
+
+from . import _transport
+from ._transport import Packed
+
+__all__ = ["READY", "STOP", "JobMessage", "main"]
+
+READY = b"ready"
+STOP = b"stop"
+CRASH_EXIT_STATUS = 70
+
+OOM_ERRORS: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError, MemoryError)
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    job: Packed
+    """``(job, split)``, packed."""
+    result: str
+    """The name of the segment the result goes into, when it is large."""
+
+
+def main(conn: Connection, device: str, threads: int, max_split_depth: int) -> None:
+    """The child's whole life: set up, say ready, run jobs until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    _die_with_parent()
+    torch.set_num_threads(threads)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    conn.send_bytes(READY)
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):  # the parent has gone
+            return
+        if message == STOP:
+            return
+        conn.send_bytes(_serve(conn, pickle.loads(message), device, max_split_depth))
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the forkserver (our parent, which exits with the server) dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _serve(conn: Connection, message: JobMessage, device: str, max_split_depth: int) -> bytes:
+    try:
+        job, split = _transport.unpack(message.job)
+        value = _call(job, split, device, 0, max_split_depth)
+    except Exception as exc:
+        return _reply(("error", exc, traceback.format_exc()), message.result)
+    except BaseException as exc:  # WorkerCrash, SystemExit, ...: this worker is gone
+        with contextlib.suppress(Exception):
+            conn.send_bytes(pickle.dumps(("crashed", f"{type(exc).__name__}: {exc}"[:200])))
+        os._exit(CRASH_EXIT_STATUS)
+    return _reply(("ok", value), message.result)
+
+
+def _reply(outcome: tuple[Any, ...], segment: str) -> bytes:
+    try:
+        header, raws = _transport.dump(outcome)
+        if outcome[0] == "error":  # it must also load on the other side
+            pickle.loads(header, buffers=raws)
+    except Exception as exc:
+        kind = "exception" if outcome[0] == "error" else "result"
+        what = type(outcome[1]).__name__
+        error = Internal(f"the job's {kind} ({what}) cannot be sent back: {exc}"[:500])
+        header, raws = _transport.dump(("error", error, "".join(traceback.format_exception(exc))))
+    return pickle.dumps(("done", _transport.pack(header, raws, segment)), protocol=5)
+
+
+def _call(
+    job: Callable[[str], Any],
+    split: Callable[[Any], tuple[Any, Any, Callable[[Any, Any], Any]]] | None,
+    device: str,
+    depth: int,
+    max_depth: int,
+) -> Any:
+    try:
+        return job(device)
+    except OOM_ERRORS as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    # Out of the except block, so the traceback (and the tensors its frames hold) is freed
+    # before the halves run.
+    _release_cached_memory(device)
+    if split is None:
+        raise ResourceExhausted(
+            f"the batch did not fit in memory on {device} ({reason}); send a smaller batch"
+        )
+    if depth >= max_depth:
+        raise ResourceExhausted(
+            f"the batch did not fit in memory on {device} even after splitting it into "
+            f"{2**depth} parts ({reason}); send a smaller batch"
+        )
+    first, second, merge = split(job)
+    a = _call(first, split, device, depth + 1, max_depth)
+    b = _call(second, split, device, depth + 1, max_depth)
+    return merge(a, b)
+
+
+def _release_cached_memory(device: str) -> None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        with contextlib.suppress(Exception), torch.cuda.device(device):
+            torch.cuda.empty_cache()

@@ -1,0 +1,124 @@
+"""Objects across the process boundary: pickle protocol 5, large buffers in shared memory.
+
+An object is pickled with ``buffer_callback``, so the data of every contiguous numpy array
+(and anything else that offers out-of-band buffers) is left out of the pickle stream.
+Small payloads (``INLINE_BYTES`` in all) travel inline, in the pipe message. Larger ones
+are copied once into a POSIX shared-memory segment, named by the parent, that the other
+side maps and unpickles from with ``pickle.loads(..., buffers=...)``: the arrays it gets
+are views of that mapping, not copies, and stay valid after the segment is unlinked.
+
+Ownership: the parent names every segment of a job (its input and its result), registers
+both names with multiprocessing's resource tracker (the backstop if the parent itself is
+killed), and unlinks and unregisters both when the job ends, however it ends. The worker
+process creates and maps segments without touching the tracker.
+"""
+
+from __future__ import annotations
+
+import _posixshmem  # type: ignore[import-not-found]  # CPython's module behind SharedMemory
+import contextlib
+import itertools
+import mmap
+import os
+import pickle
+import secrets
+from dataclasses import dataclass
+from multiprocessing import resource_tracker
+from typing import Any, cast
+
+__all__ = ["INLINE_BYTES", "Packed", "dump", "forget", "new_name", "pack", "unpack"]
+
+INLINE_BYTES = 64 * 1024
+"""Payloads up to this size (pickle stream and buffers together) travel in the pipe."""
+
+_ALIGN = 64
+_RTYPE = "shared_memory"
+_counter = itertools.count()
+_token = secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A pickled object, ready to send: inline, or as spans of a shared-memory segment."""
+
+    header: bytes
+    """The pickle stream, when inline (empty when it is in the segment)."""
+    buffers: tuple[bytearray, ...]
+    """The out-of-band buffers, when inline (bytearrays, so the arrays come back writable)."""
+    segment: str | None = None
+    spans: tuple[tuple[int, int], ...] = ()
+    """(offset, length) in the segment: the pickle stream first, then each buffer."""
+
+    @property
+    def size(self) -> int:
+        if self.segment is not None:
+            return self.spans[-1][0] + self.spans[-1][1]
+        return len(self.header) + sum(len(b) for b in self.buffers)
+
+
+def new_name(kind: str) -> str:
+    """A segment name unique to this process and call, registered with the resource tracker.
+
+    The caller must :func:`forget` it once the job that uses it has ended.
+    """
+    name = f"/lossserve-{os.getpid()}-{_token}-{next(_counter)}{kind}"
+    resource_tracker.register(name, _RTYPE)
+    return name
+
+
+def forget(name: str) -> None:
+    """Unlink the segment ``name`` if it exists, and unregister it."""
+    with contextlib.suppress(FileNotFoundError):
+        _posixshmem.shm_unlink(name)
+    resource_tracker.unregister(name, _RTYPE)
+
+
+def dump(obj: object) -> tuple[bytes, list[memoryview]]:
+    """Pickle ``obj`` (protocol 5): the stream, and the raw out-of-band buffers (no copies)."""
+    buffers: list[pickle.PickleBuffer] = []
+    header = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return header, [buffer.raw() for buffer in buffers]
+
+
+def size_of(header: bytes, raws: list[memoryview]) -> int:
+    return len(header) + sum(raw.nbytes for raw in raws)
+
+
+def pack(header: bytes, raws: list[memoryview], segment: str | None) -> Packed:
+    """Inline when small (or without a ``segment`` name), else copied once into ``segment``."""
+    if segment is None or size_of(header, raws) <= INLINE_BYTES:
+        return Packed(header, tuple(bytearray(raw) for raw in raws))
+    spans = []
+    offset = 0
+    for length in (len(header), *(raw.nbytes for raw in raws)):
+        spans.append((offset, length))
+        offset = -(-(offset + length) // _ALIGN) * _ALIGN
+    memory = _map(segment, create=max(offset, 1))
+    try:
+        memory[0 : len(header)] = header
+        for (start, length), raw in zip(spans[1:], raws, strict=True):
+            memory[start : start + length] = raw
+    finally:
+        memory.close()
+    return Packed(b"", (), segment, tuple(spans))
+
+
+def unpack(packed: Packed) -> Any:
+    """Rebuild the object; arrays from a segment are views of its mapping (zero-copy)."""
+    if packed.segment is None:
+        return pickle.loads(packed.header, buffers=packed.buffers)
+    view = memoryview(_map(packed.segment))
+    (start, length), *spans = packed.spans
+    return pickle.loads(view[start : start + length], buffers=[view[o : o + n] for o, n in spans])
+
+
+def _map(name: str, *, create: int = 0) -> mmap.mmap:
+    """Map the segment ``name``, creating it with ``create`` bytes when that is not 0."""
+    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+    fd = cast(int, _posixshmem.shm_open(name, flags, mode=0o600))
+    try:
+        if create:
+            os.ftruncate(fd, create)
+        return mmap.mmap(fd, create or os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
