@@ -5,31 +5,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import errno
+import importlib.util
 import json
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from .api.rest import create_app
-from .core.state import ServiceState
 from .observability import configure_logging
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .training import TrainOptions
 
-__all__ = ["main", "serve"]
+__all__ = ["Listeners", "PortUnavailableError", "main", "serve"]
 
 log = logging.getLogger("lossserve")
 
 _ANSWER_S = 1
 """Seconds past the grace period for cut-off requests to send their 503 / UNAVAILABLE."""
+
+_FRONTEND_FLAG = "--frontend-socket"
+"""Internal: a frontend started by the supervisor, given its HTTP socket's descriptor."""
 
 
 class _HttpServer(uvicorn.Server):
@@ -41,8 +49,116 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-async def serve(settings: Settings) -> None:
+class PortUnavailableError(RuntimeError):
+    """A port the server needs cannot be listened on (taken, or not ours to take); the
+    message names it, on one line."""
+
+
+@dataclass
+class Listeners:
+    """What :func:`serve` listens on: an HTTP socket already bound and listening, and the
+    gRPC port, already checked to be free (or held by the supervisor for its frontends)."""
+
+    http: socket.socket
+    grpc_port: int
+
+
+def _address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    return family, address
+
+
+def _bind(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port``; :class:`PortUnavailableError` names ``what`` otherwise.
+
+    ``SO_REUSEADDR`` is on, as every server sets it (a restart need not wait out TIME_WAIT:
+    Linux still refuses a second socket on a port being listened on); ``SO_REUSEPORT`` only
+    with ``reuse_port``. Since a socket without it cannot share a port with any other,
+    binding one fails on a port that any process listens on, grpc's servers included (they
+    set ``SO_REUSEPORT`` and would otherwise share their port with a second server).
+    """
+    try:
+        family, address = _address(host, port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PortUnavailableError(f"cannot listen on {what} {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            message = f"{what} port {port} on {host} is already in use"
+        else:
+            message = f"cannot listen on {what} {host}:{port}: {exc.strerror}"
+        raise PortUnavailableError(message) from None
+    return sock
+
+
+def _listen_http(host: str, port: int) -> socket.socket:
+    sock = _bind(host, port, "HTTP")
+    sock.listen(2048)  # uvicorn's backlog
+    sock.set_inheritable(True)
+    return sock
+
+
+def _check_grpc(host: str, port: int) -> None:
+    """Fail unless ``port`` is free; grpc then binds it itself (``SO_REUSEPORT`` on, its
+    default: the check stands in for a bind without it). Port 0: grpc picks one."""
+    if port != 0:
+        _bind(host, port, "gRPC").close()
+
+
+def _reserve_grpc(host: str, port: int) -> socket.socket:
+    """For the frontends: check the gRPC port is free, then hold it with a socket that only
+    frontends can join (``SO_REUSEPORT``, bound, never listening: it gets no connection). A
+    second server's check fails on it; port 0 picks the port the frontends use."""
+    _check_grpc(host, port)
+    return _bind(host, port, "gRPC", reuse_port=True)
+
+
+def _claim(settings: Settings) -> Listeners:
+    """The listeners of a server that is its own only frontend; :class:`PortUnavailableError` before
+    anything else happens when a port is taken."""
+    http = _listen_http(settings.host, settings.http_port)
+    try:
+        _check_grpc(settings.host, settings.grpc_port)
+    except PortUnavailableError:
+        http.close()
+        raise
+    return Listeners(http=http, grpc_port=settings.grpc_port)
+
+
+def _http_protocol(settings: Settings) -> Any:
+    """uvicorn's C parser (httptools) when installed, with a timeout on each request's
+    head (``body_timeout_s``); else its pure-Python h11."""
+    if importlib.util.find_spec("httptools") is None:
+        return "h11"
+    from .api.http import head_timeout_protocol
+
+    return head_timeout_protocol(settings.body_timeout_s)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when installed (grpc.aio runs on it too), else on asyncio's
+    own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
     """Serve HTTP and gRPC from one process until SIGINT or SIGTERM, then drain.
+
+    ``listeners``: what to listen on; by default the HTTP port is bound here and the gRPC
+    port checked first, so that a port in use raises :class:`PortUnavailableError` before any model
+    loads.
 
     The drain: readiness turns false at once (REST ``/v2/health/ready`` 503, gRPC
     ``ServerReady`` false, gRPC health NOT_SERVING) while requests are still served for
@@ -52,31 +168,48 @@ async def serve(settings: Settings) -> None:
     process then exits at once (status 0) instead of returning.
     """
     from .api.grpc import create_grpc_server
+    from .api.rest import create_app
+    from .core.state import ServiceState
 
+    alone = listeners is None  # not one of a supervisor's frontends sharing the gRPC port
+    if listeners is None:
+        listeners = _claim(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     state = ServiceState.create(settings)
     await state.start()
+    http_protocol = _http_protocol(settings)
     config = uvicorn.Config(
         create_app(state),
-        host=settings.host,
-        port=settings.http_port,
+        http=http_protocol,
         log_config=None,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=settings.shutdown_grace_s + _ANSWER_S,
     )
     http = _HttpServer(config)
-    grpc_server = create_grpc_server(state)
-    grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    grpc_server = create_grpc_server(state, [("grpc.so_reuseport", 0)] if alone else [])
+    try:
+        grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{listeners.grpc_port}")
+    except RuntimeError as exc:  # taken between the check and now
+        raise PortUnavailableError(
+            f"gRPC port {listeners.grpc_port} on {settings.host} is already in use ({exc})"
+        ) from None
     await grpc_server.start()
     log.info(
         "serving",
-        extra={"host": settings.host, "http_port": settings.http_port, "grpc_port": grpc_port},
+        extra={
+            "host": settings.host,
+            "http_port": listeners.http.getsockname()[1],
+            "grpc_port": grpc_port,
+            "pid": os.getpid(),
+            "loop": type(loop).__module__.split(".")[0],
+            "http_parser": "h11" if http_protocol == "h11" else "httptools",
+        },
     )
-    http_task = asyncio.create_task(http.serve())
+    http_task = asyncio.create_task(http.serve(sockets=[listeners.http]))
     stop_task = asyncio.create_task(stop.wait())
     await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     stop_task.cancel()
@@ -112,6 +245,162 @@ def _exit_now(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+_RESTART_BACKOFF_S = (0.5, 30.0)
+"""The first and the longest wait before restarting a frontend that died young (< 10 s)."""
+_YOUNG_S = 10.0
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    """On Linux, have the kernel send this frontend SIGTERM (it drains) if the supervisor
+    dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class _Frontend:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    deaths: int = 0
+    """Deaths in a row, each before it had served for ``_YOUNG_S``."""
+    restart_at: float = 0.0
+
+
+class _Supervisor:
+    """Runs ``count`` frontends (``lossserve serve`` processes of their own, each a fresh
+    interpreter: nothing loaded here is inherited) on one HTTP socket, bound and listening
+    here, and one gRPC port, checked and held here, that every frontend adds with
+    ``SO_REUSEPORT``: the kernel hands each gRPC connection to one frontend, and each HTTP
+    connection to the first frontend that accepts it.
+
+    SIGTERM and SIGINT go to every frontend, which drains as :func:`serve` does; the
+    supervisor closes its own copies of the sockets at once, so that new connections are
+    refused once the frontends close theirs, and exits when they all have (0 when every one
+    exited 0). A frontend that exits otherwise is restarted, after a growing pause if it
+    keeps dying young.
+    """
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings = settings
+        self.http = _listen_http(settings.host, settings.http_port)
+        try:
+            self.grpc = _reserve_grpc(settings.host, settings.grpc_port)
+        except PortUnavailableError:
+            self.http.close()
+            raise
+        self.http_port = self.http.getsockname()[1]
+        self.grpc_port = self.grpc.getsockname()[1]
+        self.frontends = [_Frontend(index) for index in range(count)]
+        self.stopping: int | None = None
+        """The signal being forwarded, once one arrived."""
+        self.failed = False
+        """A frontend exited with a status other than 0 while stopping."""
+
+    def _spawn(self, frontend: _Frontend) -> None:
+        env = {
+            **os.environ,
+            "LOSSSERVE_FRONTENDS": "1",
+            "LOSSSERVE_HOST": self.settings.host,
+            "LOSSSERVE_HTTP_PORT": str(self.http_port),
+            "LOSSSERVE_GRPC_PORT": str(self.grpc_port),
+        }
+        if self.settings.model_repository is not None:
+            env["LOSSSERVE_MODEL_REPOSITORY"] = str(self.settings.model_repository)
+        fd = self.http.fileno()
+        command = [sys.executable, "-m", "service.cli", "serve", _FRONTEND_FLAG, str(fd)]
+        frontend.process = subprocess.Popen(
+            command, env=env, pass_fds=(fd,), preexec_fn=_die_with_parent
+        )
+        frontend.started = time.monotonic()
+        if self.stopping is not None:  # the signal came while it was being started
+            frontend.process.send_signal(self.stopping)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.stopping is None:
+            log.info("stopping frontends", extra={"signal": signal.Signals(signum).name})
+            self.http.close()
+            self.grpc.close()
+        self.stopping = signum
+        for frontend in self.frontends:
+            if frontend.process is not None and frontend.process.poll() is None:
+                frontend.process.send_signal(signum)
+
+    def _reap(self, frontend: _Frontend, code: int, now: float) -> None:
+        """Note a frontend that exited with ``code``; schedule its restart unless stopping."""
+        frontend.process = None
+        if self.stopping is not None:
+            if code != 0:
+                log.warning("frontend exited", extra={"frontend": frontend.index, "code": code})
+                self.failed = True
+            return
+        young = now - frontend.started < _YOUNG_S
+        frontend.deaths = frontend.deaths + 1 if young else 0
+        first, longest = _RESTART_BACKOFF_S
+        pause = min(longest, first * 2 ** (frontend.deaths - 1)) if frontend.deaths else 0.0
+        frontend.restart_at = now + pause
+        log.warning(
+            "frontend exited; restarting it",
+            extra={"frontend": frontend.index, "code": code, "pause_s": pause},
+        )
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        for frontend in self.frontends:
+            self._spawn(frontend)
+        log.info(
+            "supervising frontends",
+            extra={
+                "host": self.settings.host,
+                "http_port": self.http_port,
+                "grpc_port": self.grpc_port,
+                "frontends": len(self.frontends),
+                "pids": [f.process.pid for f in self.frontends if f.process is not None],
+            },
+        )
+        while True:
+            now = time.monotonic()
+            for frontend in self.frontends:
+                code = None if frontend.process is None else frontend.process.poll()
+                if code is not None:
+                    self._reap(frontend, code, now)
+                if (
+                    frontend.process is None
+                    and self.stopping is None
+                    and now >= frontend.restart_at
+                ):
+                    self._spawn(frontend)
+            if self.stopping is not None and all(f.process is None for f in self.frontends):
+                return 1 if self.failed else 0
+            time.sleep(0.05)
+
+
+def _frontend(settings: Settings, fd: int) -> None:
+    """A supervised frontend: the HTTP socket is the supervisor's, inherited as ``fd``; the
+    gRPC port is held by the supervisor for its frontends to share."""
+    http = socket.socket(fileno=fd)
+    _run(serve(settings, Listeners(http=http, grpc_port=settings.grpc_port)))
+
+
+def _serve_command(settings: Settings, frontend_fd: int | None) -> int:
+    """``lossserve serve``: one line on stderr and status 1 when a port is taken."""
+    configure_logging(settings.log_level)
+    try:
+        if frontend_fd is not None:
+            _frontend(settings, frontend_fd)
+        elif settings.frontends == 1:
+            listeners = _claim(settings)
+            _run(serve(settings, listeners))
+        else:
+            return _Supervisor(settings, settings.frontends).run()
+    except PortUnavailableError as exc:
+        print(f"lossserve serve: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _columns(value: str) -> list[str]:
@@ -233,6 +522,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--http-port", type=int, default=None)
     run.add_argument("--grpc-port", type=int, default=None)
     run.add_argument("--model-repository", type=Path, default=None)
+    run.add_argument(
+        "--frontends",
+        type=int,
+        default=None,
+        help="server processes on the same ports (default: LOSSSERVE_FRONTENDS, else the "
+        "CPUs this process may use; 1: serve from this process)",
+    )
+    run.add_argument(_FRONTEND_FLAG, type=int, default=None, help=argparse.SUPPRESS)
 
     fit = commands.add_parser(
         "train",
@@ -332,13 +629,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "http_port": args.http_port,
             "grpc_port": args.grpc_port,
             "model_repository": args.model_repository,
+            "frontends": args.frontends,
         }.items()
         if value is not None
     }
-    settings = Settings(**overrides)
-    configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
-    return 0
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        print(f"lossserve serve: error: {exc}", file=sys.stderr)
+        return 2
+    return _serve_command(settings, args.frontend_socket)
 
 
 if __name__ == "__main__":

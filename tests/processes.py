@@ -16,9 +16,10 @@ __all__ = ["SERVICE_ENV", "junit_cases"]
 SERVICE_ENV: dict[str, str] = {
     **os.environ,
     "LOSSSERVE_DEVICES": '["cpu"]',  # one worker: jobs queue behind each other
+    "LOSSSERVE_FRONTENDS": "1",  # one process: its /metrics and stats are the server's
     "OMP_NUM_THREADS": "1",
 }
-"""The environment of a served replica: one CPU worker, one torch thread."""
+"""The environment of a served replica: one frontend, one CPU worker, one torch thread."""
 
 
 def junit_cases(path: Path) -> dict[str, str]:

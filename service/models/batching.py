@@ -4,10 +4,25 @@ A :class:`DynamicBatcher` sits in front of one model's ``run_batch`` function (a
 Runtime ``session.run`` over named inputs, say). Each request carries rows along axis 0 of
 every named input. Requests that are *compatible* — the same input names, and for each
 input the same dtype and the same shape after axis 0 — are concatenated along axis 0 in
-arrival order until the batch holds ``max_batch_size`` rows or its oldest request has
-waited ``max_queue_delay_us``; ``run_batch`` then runs **once**, in an executor thread
-(never on the event loop), and each request gets back exactly its own rows of every
-output. Incompatible requests are never merged: each kind forms its own batches.
+arrival order, up to ``max_batch_size`` rows; ``run_batch`` then runs **once**, in an
+executor thread (never on the event loop), and each request gets back exactly its own rows
+of every output. Incompatible requests are never merged: each kind forms its own batches.
+
+When a batch starts: **an idle model runs a request at once**, and only requests that
+arrive while the model is busy are merged (as Triton's dynamic batcher does with a zero
+queue delay). In detail:
+
+- no batch running: the oldest waiting kind starts at once, with up to ``max_batch_size``
+  of its waiting rows (a lone request never waits for company: batching costs it nothing);
+- every one of the ``max_concurrent_batches`` slots busy: requests wait; as a slot frees,
+  the oldest kind starts at once with up to ``max_batch_size`` of its waiting rows;
+- some batch running and a slot free (``max_concurrent_batches > 1`` only): a kind waits
+  for more rows until it holds ``max_batch_size`` rows or its oldest request has waited
+  ``max_queue_delay_us``, then takes the free slot. With one slot (the default) the delay
+  never holds a request back; it then only says whether batching is on.
+
+So load turns into larger batches by itself: while one run computes, the requests that
+arrive pile up and become the next run.
 
 What a caller of :meth:`DynamicBatcher.infer` can get:
 
@@ -36,14 +51,15 @@ Decisions:
   requests always run in arrival order.
 - ``max_queue_delay_us == 0`` or ``max_batch_size == 1`` turns batching off: every
   request runs alone, in arrival order.
+- No timer delays a request to an idle model: a timer fired by the event loop is late by
+  up to a millisecond on Linux's epoll (a 0.5 ms delay acts as about 1.1 ms), which would
+  cost a lone request more than the run itself, and at a steady load the batches form
+  while the model is busy anyway.
 - At most ``max_concurrent_batches`` batches run at once (1 by default, as one model
-  instance); requests arriving meanwhile wait and form the next batch, which is how load
-  turns into larger batches.
+  instance).
 - Concatenating inputs and slicing outputs happen in the executor thread with the run, so
   the loop only admits, groups and settles requests. Outputs are views into the batch's
   arrays (disjoint rows, so no request can see another's).
-- The delay is honoured with the loop's timer, whose resolution is about a millisecond on
-  Linux's epoll: a delay under that acts as about 1 ms.
 - :meth:`DynamicBatcher.close` stops admission, runs everything still waiting without
   further delay, waits for the running batches and shuts down the executor it created.
 
@@ -122,7 +138,7 @@ class _Request:
     rows: int
     key: _Key
     due: float
-    """Loop time by which this request must be in a running batch."""
+    """Loop time past which this request stops waiting for company (when a slot is free)."""
     future: asyncio.Future[Tensors]
     dispatched: bool = False
     """In a batch (or settled): no longer waiting, never removed from a group."""
@@ -252,8 +268,9 @@ class DynamicBatcher:
             ``max_concurrent_batches`` at a time.
         max_batch_size: the most rows merged into one run (>= 1). A single request with
             more rows runs alone, unsplit.
-        max_queue_delay_us: the longest, in microseconds, the oldest waiting request
-            waits for others to join it (>= 0).
+        max_queue_delay_us: 0 turns batching off; else, with ``max_concurrent_batches >
+            1``, the longest, in microseconds, a request waits for others to join it while
+            another batch runs and a slot is free (>= 0). An idle model never waits.
         queue_depth: the most requests waiting at once (>= 1); one more is refused with
             :class:`~service.core.errors.ResourceExhausted`. Requests in a running batch
             do not count.
@@ -320,6 +337,16 @@ class DynamicBatcher:
     def batching(self) -> bool:
         """Whether requests can be merged (``max_batch_size > 1`` and a non-zero delay)."""
         return self._batching
+
+    @property
+    def running(self) -> int:
+        """Batches running now."""
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting now."""
+        return self._waiting
 
     def stats(self) -> BatcherStats:
         return BatcherStats(
@@ -472,9 +499,11 @@ class DynamicBatcher:
         self._pump()
 
     def _ready(self, group: _Group, now: float) -> bool:
+        """Whether ``group`` starts now, given that a slot is free."""
         return (
             self._closing
             or not self._batching
+            or not self._running  # an idle model runs at once
             or group.rows >= self._max_batch_size
             or group.requests[0].due <= now
         )

@@ -84,6 +84,7 @@ def served_requests(metrics_text: str) -> dict[str, float]:
 WORKER_QUEUE = "lossserve_worker_queue_depth"
 """Jobs waiting in a replica's worker queues (not counting the running ones)."""
 MODEL_QUEUE = "lossserve_model_queue_depth"
+MODEL_RUNNING = "lossserve_model_running_batches"
 """Requests waiting in the models' dynamic batchers."""
 
 

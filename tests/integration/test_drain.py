@@ -34,7 +34,15 @@ from service.models.card import BatchingConfig
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import rows, write_model
 
-from ._serving import MODEL_QUEUE, WORKER_QUEUE, batch, loss_body, loss_message, waiting
+from ._serving import (
+    MODEL_QUEUE,
+    MODEL_RUNNING,
+    WORKER_QUEUE,
+    batch,
+    loss_body,
+    loss_message,
+    waiting,
+)
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -212,12 +220,10 @@ def test_a_request_longer_than_the_grace_period_is_cut_off(
 def test_inferences_waiting_past_the_grace_period_answer_unavailable(
     start: Callable[[dict[str, str]], Server], tmp_path: Path
 ) -> None:
-    """A model whose batcher holds each request 20 s for company: at the grace period the
-    waiting predict (REST) and ModelInfer (gRPC) answer a retryable status, not a reset."""
+    """A slow model's run holds its batcher for seconds: at the grace period the predict
+    (REST) and ModelInfer (gRPC) waiting behind it answer a retryable status, not a reset."""
     grace = 1
-    write_model(
-        tmp_path, "slow", batching=BatchingConfig(max_batch_size=64, max_queue_delay_us=20_000_000)
-    )
+    write_model(tmp_path, "slow", hidden=1024, batching=BatchingConfig(max_batch_size=64))
     server = start(
         {"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace), "LOSSSERVE_MODEL_REPOSITORY": str(tmp_path)}
     )
@@ -233,7 +239,10 @@ def test_inferences_waiting_past_the_grace_period_answer_unavailable(
     stub = oip_grpc.GRPCInferenceServiceStub(channel)
 
     url = f"http://{server.http_url}/models/slow/predict"
-    with channel, ThreadPoolExecutor(2) as pool:
+    running = {"instances": rows(20000).tolist()}  # one run of several seconds
+    with channel, ThreadPoolExecutor(3) as pool:
+        first = pool.submit(httpx.post, url, json=running, timeout=60)
+        _wait_until_queued(server, jobs=1, gauge=MODEL_RUNNING)  # the long run has begun
         posted = pool.submit(httpx.post, url, json={"instances": features.tolist()}, timeout=60)
         called = pool.submit(_status, lambda: stub.ModelInfer(infer, timeout=60))
         _wait_until_queued(server, jobs=2, gauge=MODEL_QUEUE)
@@ -242,6 +251,7 @@ def test_inferences_waiting_past_the_grace_period_answer_unavailable(
         code = server.process.wait(timeout=grace + 10)
         exited = time.monotonic()
         response, status = posted.result(), called.result()
+        assert first.result().status_code in (200, 503)  # answered either way, never reset
 
     assert code == 0, "\n".join(_logs(server)[-20:])
     assert exited - signalled < grace + 3

@@ -30,28 +30,35 @@ THRESHOLDS: dict[str, list[float]] = {
     "binary": [0.25],
 }
 Task = Literal["binary", "multiclass", "multilabel"]
+HIDDEN_LAYERS = 4
 
 
 class _Linear(torch.nn.Module):
-    def __init__(self, labels: int, task: Task, seed: int) -> None:
+    def __init__(self, labels: int, task: Task, seed: int, hidden: int = 0) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
-        self.linear = torch.nn.Linear(FEATURES, labels)
+        # ``hidden`` > 0: a slow model, HIDDEN_LAYERS square layers of that width first
+        width = hidden or FEATURES
+        layers: list[torch.nn.Module] = [torch.nn.Linear(FEATURES, width)] if hidden else []
+        layers += [torch.nn.Linear(width, width) for _ in range(HIDDEN_LAYERS if hidden else 0)]
+        self.hidden = torch.nn.Sequential(*layers)
+        self.linear = torch.nn.Linear(width, labels)
         with torch.no_grad():
-            self.linear.weight.copy_(torch.randn(labels, FEATURES, generator=generator))
+            self.linear.weight.copy_(torch.randn(labels, width, generator=generator))
             self.linear.bias.copy_(torch.randn(labels, generator=generator))
         self.task = task
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.linear(features)
+        logits = self.linear(self.hidden(features))
         if self.task == "multiclass":
             return logits, torch.softmax(logits, dim=-1)
         return logits, torch.sigmoid(logits)
 
 
-def export(path: Path, labels: int, task: Task, seed: int) -> None:
-    """``torch.onnx.export`` of a seeded linear classifier with a dynamic batch axis."""
-    module = _Linear(labels, task, seed).eval()
+def export(path: Path, labels: int, task: Task, seed: int, hidden: int = 0) -> None:
+    """``torch.onnx.export`` of a seeded linear classifier with a dynamic batch axis
+    (``hidden`` > 0: behind square hidden layers of that width, to make it slow)."""
+    module = _Linear(labels, task, seed, hidden).eval()
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one, which takes
         # seconds per model; for a linear layer both write the same graph.
@@ -75,13 +82,17 @@ def write_model(
     task: Task = "multiclass",
     seed: int = 0,
     batching: BatchingConfig | None = None,
+    hidden: int = 0,
 ) -> Path:
-    """Export a model and write its card into ``repository/name/version``; return that folder."""
+    """Export a model and write its card into ``repository/name/version``; return that folder.
+
+    ``hidden`` > 0 puts square layers of that width before the classifier: a model whose
+    runs take long (about ``rows * 4 * hidden**2`` multiply-adds)."""
     directory = repository / name / str(version)
     directory.mkdir(parents=True)
     labels = LABELS[task]
     path = directory / "model.onnx"
-    export(path, len(labels), task, seed)
+    export(path, len(labels), task, seed, hidden)
     metrics = SplitMetrics(macro_f1_argmax=0.5, macro_f1_thresholds=0.6, micro_f1_thresholds=0.6)
     ModelCard(
         name=name,

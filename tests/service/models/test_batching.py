@@ -1,9 +1,9 @@
 """The dynamic batcher, with a recording stand-in for the model's ``run_batch``.
 
 Every test runs its own event loop with ``asyncio.run`` under a 10 s guard. Batches are
-made deterministic without clocks: a batch that reaches ``max_batch_size`` starts at once,
-and a model held on a ``threading.Event`` lets requests pile up behind it. The only waits
-on a clock are the delays and deadlines under test.
+made deterministic without clocks: an idle model runs a request at once, and a model held
+on a ``threading.Event`` lets requests pile up behind it, to run as the next batch when it
+is released. The only waits on a clock are the delays and deadlines under test.
 """
 
 from __future__ import annotations
@@ -63,12 +63,15 @@ class Model:
     """``run_batch`` stand-in: returns ``x`` doubled and ``pos`` unchanged, records each call.
 
     With ``hold=True`` its first call waits for ``release`` (so that requests queue behind
-    it); ``fail`` is raised by the first call instead of returning.
+    it); ``fail`` is raised by call number ``fail_call`` (0: the first) instead of returning.
     """
 
-    def __init__(self, *, hold: bool = False, fail: BaseException | None = None) -> None:
+    def __init__(
+        self, *, hold: bool = False, fail: BaseException | None = None, fail_call: int = 0
+    ) -> None:
         self.hold = hold
         self.fail = fail
+        self.fail_call = fail_call
         self.started = threading.Event()
         self.release = threading.Event()
         self.batches: list[Tensors] = []
@@ -77,13 +80,13 @@ class Model:
 
     def __call__(self, inputs: Tensors) -> Tensors:
         with self._lock:
-            first = not self.batches
+            call = len(self.batches)
             self.batches.append(inputs)
             self.threads.append(threading.current_thread().name)
         self.started.set()
-        if first and self.hold and not self.release.wait(5):
+        if call == 0 and self.hold and not self.release.wait(5):
             raise TimeoutError("the test never released the model")
-        if first and self.fail is not None:
+        if call == self.fail_call and self.fail is not None:
             raise self.fail
         return {"y": inputs["x"] * 2, "pos": inputs["pos"].copy()}
 
@@ -97,9 +100,31 @@ class Model:
         return [tag for i, tag in enumerate(column) if i == 0 or column[i - 1] != tag]
 
 
+class HeldFirst:
+    """Wraps a ``run_batch``: the first call (a request sent only to make the model busy)
+    waits for ``release`` and answers ``x`` doubled; every later call goes to ``run_batch``."""
+
+    def __init__(self, run_batch: Callable[[Tensors], Any]) -> None:
+        self.run_batch = run_batch
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, inputs: Tensors) -> Any:
+        if not self.started.is_set():
+            self.started.set()
+            if not self.release.wait(5):
+                raise TimeoutError("the test never released the model")
+            return {"y": inputs["x"] * 2, "pos": inputs["pos"].copy()}
+        return self.run_batch(inputs)
+
+
 def check_own_rows(tag: int, rows: int, outputs: Tensors) -> None:
     np.testing.assert_array_equal(outputs["y"], np.full((rows, 3), 2 * tag, dtype=np.float32))
     np.testing.assert_array_equal(outputs["pos"], np.arange(rows))
+
+
+BUSY = 99
+"""The tag of a request sent only to make the model busy."""
 
 
 # -- construction and input checks --------------------------------------------------------
@@ -170,23 +195,28 @@ def test_nonpositive_timeout_is_exceeded_at_once() -> None:
 # -- merging -------------------------------------------------------------------------------
 
 
-def test_concurrent_requests_are_merged_into_full_batches_off_the_loop() -> None:
+def test_requests_arriving_while_the_model_runs_are_merged_into_full_batches_off_the_loop() -> None:
     async def body() -> None:
-        model = Model()
+        model = Model(hold=True)
         async with DynamicBatcher(
             model, max_batch_size=8, max_queue_delay_us=FOREVER_US, queue_depth=64
         ) as batcher:
-            results = await asyncio.gather(*(batcher.infer(tagged(i, 1)) for i in range(32)))
-            for i, outputs in enumerate(results):
-                check_own_rows(i, 1, outputs)
-            assert model.sizes == [8, 8, 8, 8]
-            assert [model.tags(k) for k in range(4)] == [
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(model.started)
+            tasks = [asyncio.create_task(batcher.infer(tagged(i, 1))) for i in range(32)]
+            await until(lambda: batcher.stats().waiting == 32)
+            model.release.set()
+            check_own_rows(BUSY, 1, await busy)
+            for i, task in enumerate(tasks):
+                check_own_rows(i, 1, await task)
+            assert model.sizes == [1, 8, 8, 8, 8]
+            assert [model.tags(k) for k in range(1, 5)] == [
                 list(range(k * 8, k * 8 + 8)) for k in range(4)
             ]
             assert batcher.stats() == BatcherStats(
-                runs=4,
-                requests=32,
-                rows=32,
+                runs=5,
+                requests=33,
+                rows=33,
                 max_batch_rows=8,
                 max_batch_requests=8,
                 failed_runs=0,
@@ -262,19 +292,63 @@ def test_a_request_larger_than_max_batch_size_runs_alone_unsplit_and_undelayed()
     run_async(body())
 
 
-def test_a_lone_request_runs_after_about_the_delay() -> None:
+def test_a_request_to_an_idle_model_runs_at_once_whatever_the_delay() -> None:
     async def body() -> None:
         model = Model()
+        async with DynamicBatcher(
+            model, max_batch_size=8, max_queue_delay_us=FOREVER_US, queue_depth=4
+        ) as batcher:
+            for i in range(3):  # one after the other: each finds the model idle
+                check_own_rows(i, 2, await batcher.infer(tagged(i, 2), timeout=5))
+            assert batcher.batching
+        assert model.sizes == [2, 2, 2]
+
+    run_async(body())
+
+
+def test_the_requests_waiting_when_a_run_ends_run_next_at_once_whatever_the_delay() -> None:
+    async def body() -> None:
+        model = Model(hold=True)
+        async with DynamicBatcher(
+            model, max_batch_size=8, max_queue_delay_us=FOREVER_US, queue_depth=8
+        ) as batcher:
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(model.started)
+            tasks = [asyncio.create_task(batcher.infer(tagged(i, 1), timeout=5)) for i in range(3)]
+            await until(lambda: batcher.stats().waiting == 3)
+            assert model.sizes == [1]  # nothing started while the model was busy
+            model.release.set()
+            check_own_rows(BUSY, 1, await busy)
+            for i, task in enumerate(tasks):  # three rows of eight: not full, yet not delayed
+                check_own_rows(i, 1, await task)
+        assert model.sizes == [1, 3]
+        assert model.tags(1) == [0, 1, 2]
+
+    run_async(body())
+
+
+def test_with_a_slot_free_beside_a_running_batch_a_request_waits_about_the_delay() -> None:
+    async def body() -> None:
+        model = Model(hold=True)
         delay_s = 0.05
         loop = asyncio.get_running_loop()
         async with DynamicBatcher(
-            model, max_batch_size=8, max_queue_delay_us=int(delay_s * 1e6), queue_depth=4
+            model,
+            max_batch_size=8,
+            max_queue_delay_us=int(delay_s * 1e6),
+            queue_depth=4,
+            max_concurrent_batches=2,
         ) as batcher:
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(model.started)
             start = loop.time()
-            check_own_rows(3, 2, await batcher.infer(tagged(3, 2)))
+            check_own_rows(3, 2, await batcher.infer(tagged(3, 2)))  # in the second slot
             elapsed = loop.time() - start
+            assert not busy.done()
+            model.release.set()
+            check_own_rows(BUSY, 1, await busy)
         assert delay_s * 0.9 <= elapsed < delay_s + 2.0
-        assert model.sizes == [2]
+        assert model.sizes == [1, 2]
 
     run_async(body())
 
@@ -339,19 +413,25 @@ def test_incompatible_shapes_and_dtypes_are_never_merged() -> None:
     ]
 
     async def body() -> None:
-        model = Model()
+        model = Model(hold=True)
         async with DynamicBatcher(
-            model, max_batch_size=64, max_queue_delay_us=20_000, queue_depth=64
+            model, max_batch_size=64, max_queue_delay_us=FOREVER_US, queue_depth=64
         ) as batcher:
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(model.started)
             requests = [kinds[i % 4](i) for i in range(12)]
-            results = await asyncio.gather(*(batcher.infer(inputs) for inputs in requests))
+            tasks = [asyncio.create_task(batcher.infer(inputs)) for inputs in requests]
+            await until(lambda: batcher.stats().waiting == 12)
+            model.release.set()
+            check_own_rows(BUSY, 1, await busy)
+            results = await asyncio.gather(*tasks)
         for inputs, outputs in zip(requests, results, strict=True):
             np.testing.assert_array_equal(outputs["y"], inputs["x"] * 2)
             assert outputs["y"].dtype == inputs["x"].dtype
             assert outputs["pos"].dtype == inputs["pos"].dtype
         # one batch per kind, each merging its three requests, oldest kind first
-        assert model.sizes == [3, 3, 3, 3]
-        assert [model.tags(k) for k in range(4)] == [[k, k + 4, k + 8] for k in range(4)]
+        assert model.sizes == [1, 3, 3, 3, 3]
+        assert [model.tags(k) for k in range(1, 5)] == [[k, k + 4, k + 8] for k in range(4)]
 
     run_async(body())
 
@@ -401,18 +481,23 @@ def test_a_deadline_removes_a_waiting_request_which_never_runs() -> None:
 
 def test_a_deadline_while_running_drops_only_that_request() -> None:
     async def body() -> None:
-        model = Model(hold=True)
+        model = Model(hold=True)  # holds the batch the two requests share
+        gate = HeldFirst(model)
         async with DynamicBatcher(
-            model, max_batch_size=2, max_queue_delay_us=FOREVER_US, queue_depth=4
+            gate, max_batch_size=2, max_queue_delay_us=FOREVER_US, queue_depth=4
         ) as batcher:
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(gate.started)
             patient = asyncio.create_task(batcher.infer(tagged(0, 1)))
-            await until(lambda: batcher.stats().waiting == 1)
-            impatient = asyncio.create_task(batcher.infer(tagged(1, 1), timeout=0.05))
-            await wait_for_thread_event(model.started)  # the second request filled the batch
+            impatient = asyncio.create_task(batcher.infer(tagged(1, 1), timeout=1.0))
+            await until(lambda: batcher.stats().waiting == 2)
+            gate.release.set()
+            await wait_for_thread_event(model.started)  # both run, held
             with pytest.raises(DeadlineExceeded):
                 await impatient
             assert batcher.stats().abandoned == 0 and batcher.stats().running == 1
             model.release.set()
+            check_own_rows(BUSY, 1, await busy)
             check_own_rows(0, 1, await patient)
         assert model.tags(0) == [0, 1]
 
@@ -444,16 +529,24 @@ def test_cancelling_a_waiting_request_removes_it() -> None:
 
 def test_a_request_given_up_but_not_yet_removed_is_not_run() -> None:
     async def body() -> None:
-        model = Model()
+        model = Model(hold=True)
         batcher = DynamicBatcher(
-            model, max_batch_size=8, max_queue_delay_us=FOREVER_US, queue_depth=8
+            model,
+            max_batch_size=8,
+            max_queue_delay_us=FOREVER_US,
+            queue_depth=8,
+            max_concurrent_batches=2,  # the three wait for company beside the busy slot
         )
+        busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+        await wait_for_thread_event(model.started)
         tasks = [asyncio.create_task(batcher.infer(tagged(i, 1))) for i in range(3)]
         await until(lambda: batcher.stats().waiting == 3)
         tasks[1].cancel()  # its coroutine has not run since: the request is still queued
+        model.release.set()
         await batcher.close()  # flushes the queue before anything else runs
-        assert model.tags(0) == [0, 2]
-        assert batcher.stats().abandoned == 1 and batcher.stats().requests == 2
+        assert model.tags(1) == [0, 2]
+        assert batcher.stats().abandoned == 1 and batcher.stats().requests == 3
+        check_own_rows(BUSY, 1, await busy)
         check_own_rows(0, 1, await tasks[0])
         check_own_rows(2, 1, await tasks[2])
         with pytest.raises(asyncio.CancelledError):
@@ -475,18 +568,23 @@ def test_a_model_error_fails_every_request_of_its_batch_and_the_next_batch_runs(
     boom: Exception,
 ) -> None:
     async def body() -> None:
-        model = Model(fail=boom)
+        model = Model(hold=True, fail=boom, fail_call=1)
         async with DynamicBatcher(
             model, max_batch_size=4, max_queue_delay_us=FOREVER_US, queue_depth=8
         ) as batcher:
-            results = await asyncio.gather(
-                *(batcher.infer(tagged(i, 1)) for i in range(4)), return_exceptions=True
-            )
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(model.started)
+            tasks = [asyncio.create_task(batcher.infer(tagged(i, 1))) for i in range(4)]
+            await until(lambda: batcher.stats().waiting == 4)
+            model.release.set()
+            check_own_rows(BUSY, 1, await busy)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
             assert all(result is boom for result in results)
+            assert model.sizes == [1, 4]
             outputs = await asyncio.gather(*(batcher.infer(tagged(i, 1)) for i in range(4, 8)))
             for i, output in enumerate(outputs, start=4):
                 check_own_rows(i, 1, output)
-            assert batcher.stats().failed_runs == 1 and batcher.stats().runs == 2
+            assert batcher.stats().failed_runs == 1
 
     run_async(body())
 
@@ -534,12 +632,17 @@ def test_outputs_without_one_row_per_input_row_are_internal_errors(
     run_batch: Callable[[Tensors], Any], message: str
 ) -> None:
     async def body() -> None:
+        gate = HeldFirst(run_batch)
         async with DynamicBatcher(
-            run_batch, max_batch_size=3, max_queue_delay_us=FOREVER_US, queue_depth=4
+            gate, max_batch_size=3, max_queue_delay_us=FOREVER_US, queue_depth=4
         ) as batcher:
-            results = await asyncio.gather(
-                *(batcher.infer(tagged(i, 1)) for i in range(3)), return_exceptions=True
-            )
+            busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+            await wait_for_thread_event(gate.started)
+            tasks = [asyncio.create_task(batcher.infer(tagged(i, 1))) for i in range(3)]
+            await until(lambda: batcher.stats().waiting == 3)
+            gate.release.set()
+            check_own_rows(BUSY, 1, await busy)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
             assert batcher.stats().failed_runs == 1
         first = results[0]
         assert isinstance(first, Internal)
@@ -554,16 +657,26 @@ def test_outputs_without_one_row_per_input_row_are_internal_errors(
 
 def test_close_runs_the_waiting_requests_now_then_refuses() -> None:
     async def body() -> None:
-        model = Model()
+        model = Model(hold=True)
         batcher = DynamicBatcher(
-            model, max_batch_size=8, max_queue_delay_us=FOREVER_US, queue_depth=8
+            model,
+            max_batch_size=8,
+            max_queue_delay_us=FOREVER_US,
+            queue_depth=8,
+            max_concurrent_batches=2,  # the three wait for company beside the busy slot
         )
+        busy = asyncio.create_task(batcher.infer(tagged(BUSY, 1)))
+        await wait_for_thread_event(model.started)
         tasks = [asyncio.create_task(batcher.infer(tagged(i, 1))) for i in range(3)]
         await until(lambda: batcher.stats().waiting == 3)
-        await batcher.close()
-        for i, task in enumerate(tasks):
+        closing = asyncio.create_task(batcher.close())
+        for i, task in enumerate(tasks):  # run in the free slot, the busy one still held
             check_own_rows(i, 1, await task)
-        assert model.sizes == [3]
+        assert not closing.done()  # waits for the busy batch too
+        model.release.set()
+        await closing
+        check_own_rows(BUSY, 1, await busy)
+        assert model.sizes == [1, 3]
         with pytest.raises(Unavailable, match="closed"):
             await batcher.infer(tagged(9, 1))
         await batcher.close()  # idempotent
