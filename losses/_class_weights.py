@@ -44,6 +44,9 @@ class ClassWeightStrategy(str, Enum):
 
 
 CLASS_WEIGHT_STRATEGIES: tuple[str, ...] = tuple(m.value for m in ClassWeightStrategy)
+
+_SHOWN_ABSENT = 10
+"""Absent classes an error lists (a message stays short whatever the number of classes)."""
 """The strategy names, in a stable order (the ``enum`` of the published schema)."""
 
 
@@ -173,10 +176,13 @@ def _class_counts(
             )
         if not bool((torch.isfinite(n_c) & (n_c >= 0)).all()):
             raise ValueError(f"Expected counts finite and >= 0, got {n_c.tolist()}")
-    absent = torch.nonzero(n_c == 0).flatten().tolist()
-    if absent:
+    absent = torch.nonzero(n_c == 0).flatten()
+    if absent.numel():
+        shown = absent[:_SHOWN_ABSENT].tolist()
+        more = absent.numel() - len(shown)
+        listed = f"{shown}" + (f" and {more} more" if more else "")
         raise ValueError(
-            f"Expected at least one sample of every class, got none for class(es) {absent}; "
+            f"Expected at least one sample of every class, got none for class(es) {listed}; "
             "weights for an absent class are undefined — pass counts for present classes only "
             "or drop the class"
         )

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+import losses
+
 if TYPE_CHECKING:
     from .core.state import ServiceState
 
-__all__ = ["JsonFormatter", "Metrics", "configure_logging"]
+__all__ = ["JsonFormatter", "Metrics", "configure_logging", "loss_label"]
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -34,12 +36,23 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    """Every line the server writes as one JSON object: lossserve's loggers, and uvicorn's
+    and grpc's Python loggers (uvicorn's "Invalid HTTP request received.", say)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("lossserve")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in ("lossserve", "uvicorn", "uvicorn.error", "uvicorn.access", "grpc"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper() if name == "lossserve" else logging.WARNING)
+        logger.propagate = False
+
+
+def loss_label(loss: object) -> str:
+    """A bounded metrics label for a loss the client named: the registry name, ``""`` when
+    none was named, else ``unknown``."""
+    if not loss:
+        return ""
+    return loss if isinstance(loss, str) and loss in losses.names() else "unknown"
 
 
 class Metrics:
@@ -91,9 +104,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.model_running = Gauge(
+            "lossserve_model_running_batches",
+            "Model runs in progress.",
+            ["model"],
+            registry=self.registry,
+        )
+
     def observe(
         self, route: str, loss: str, status: int | str, seconds: float, transport: str = "http"
     ) -> None:
+        """Count one request. ``route`` must come from a bounded set (the app's route
+        templates, the server's RPC names); ``loss`` is whatever the client sent, so only a
+        registry name is kept, anything else counts as ``unknown``."""
+        loss = loss_label(loss)
         self.requests.labels(transport, route, loss, str(status)).inc()
         self.latency.labels(transport, route, loss).observe(seconds)
 
@@ -106,7 +130,9 @@ class Metrics:
             self.worker_replaced.labels(device).set(stats.replaced)
         self.model_info.clear()
         self.model_queue.clear()
+        self.model_running.clear()
         for model in state.models.live_models():
             self.model_info.labels(model.name, str(model.version), model.provider).set(1)
         for model_stats in state.models.stats():
             self.model_queue.labels(model_stats.name).set(model_stats.queued)
+            self.model_running.labels(model_stats.name).set(model_stats.running)

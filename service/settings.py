@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "available_cpus"]
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as ``taskset`` or a cpuset
+    limits it; a CFS quota, such as a Kubernetes CPU limit, does not show here)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -18,16 +27,73 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
     grpc_port: int = Field(50051, ge=0, le=65535)
-    max_body_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Largest request body.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Largest request body, checked from Content-Length before it is read, and "
+        "counted as a chunked or compressed body streams in (once inflated).",
+    )
     max_elements: int = Field(
-        64 * 1024 * 1024, gt=0, description="Largest number of elements in one tensor."
+        16 * 1024 * 1024, gt=0, description="Largest number of elements in one tensor."
+    )
+    max_json_values: int = Field(
+        500_000,
+        gt=0,
+        description="Numbers (more exactly: commas) one JSON document may hold, in a request "
+        "or an answer. Parsing or writing JSON holds the interpreter (about 0.1 us a value), "
+        "so a huge nested list would stall every other request; large tensors go with the "
+        "binary tensor extension (or as b64) instead.",
+    )
+    max_json_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="Largest JSON document (a whole JSON body, or the JSON header of a binary "
+        "one); b64 strings parse at about 500 MB/s, holding the interpreter as they do.",
+    )
+    max_request_memory_bytes: int = Field(
+        512 * 1024 * 1024,
+        gt=0,
+        description="Memory one request may need, estimated from its shapes and params before "
+        "anything is allocated (tensors, autograd, Hessian products, confusion matrices, the "
+        "answer); above it the request is refused with 413 / RESOURCE_EXHAUSTED.",
+    )
+    max_request_work: float = Field(
+        1e10,
+        gt=0,
+        description="Elementary operations one request may need (about 1e9 a second a core), "
+        "estimated the same way; above it the request is refused with 413.",
+    )
+    max_inflight_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Request bodies admitted and not yet answered, per frontend process; a "
+        "request that would pass it is refused with 429 before its body is read.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait for the next piece of a request body (REST) or stream "
+        "message (gRPC streams) before the request is refused.",
     )
     queue_depth: int = Field(8, ge=1, description="Requests waiting per worker before 429.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of each request.")
     devices: list[str] | None = Field(
         None, description="Worker devices; default: every cuda:N torch sees, else cpu."
     )
-    grpc_max_message_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    workers_per_device: int = Field(
+        1, ge=1, description="Worker processes per entry of devices (each runs one job at a time)."
+    )
+    worker_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch threads in each worker process; default: the available CPUs divided "
+        "by the number of worker processes, at least 1.",
+    )
+    grpc_max_message_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Largest gRPC message; larger loss batches go through ComputeLossChunked.",
+    )
     model_repository: Path | None = Field(
         None, description="<repo>/<model>/<version>/{model.onnx,card.json}; None: no models."
     )
@@ -35,7 +101,7 @@ class Settings(BaseSettings):
         None,
         repr=False,
         description="Bearer token of the model repository API (LOSSSERVE_ADMIN_TOKEN); "
-        "None turns that API off.",
+        "None or empty turns that API off.",
     )
     model_threads: int = Field(
         1, ge=0, description="ONNX Runtime intra-op threads per model session (0: ORT's default)."
@@ -57,3 +123,18 @@ class Settings(BaseSettings):
         "nginx's passive checks, which retry a refused connection on another replica).",
     )
     log_level: str = "INFO"
+    frontends: int = Field(
+        default_factory=available_cpus,
+        ge=1,
+        description="Server processes serving REST and gRPC on the same two ports, each with "
+        "its own models, batchers and workers (default: the CPUs the process may use). 1 "
+        "serves from the lossserve process itself. Per process: /metrics, model statistics "
+        "and the model repository API (load / unload) answer for the process that took the "
+        "connection.",
+    )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _no_empty_token(cls, value: str | None) -> str | None:
+        """``LOSSSERVE_ADMIN_TOKEN=`` (empty or blank) means off, never "any token"."""
+        return value if value and value.strip() else None

@@ -17,7 +17,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -28,11 +28,14 @@ from grpc_reflection.v1alpha import reflection
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
+from ..core.admission import Ticket
+from ..core.dataplane import INFERENCE, POOL, DataPlane
 from ..core.errors import ErrorCode, LossServeError
 from ..core.evaluator import EvaluationStream
 from ..core.state import ServiceState
 from ..observability import Metrics
 from . import grpc_convert as convert
+from .grpc_messages import decoded, messages, parser
 from .oip_grpc import INFERENCE_SERVICE, add_inference_servicer
 
 __all__ = [
@@ -69,14 +72,28 @@ ERROR_DETAILS_KEY = "lossserve-error-details"
 
 log = logging.getLogger("lossserve.grpc")
 
+_ADMITTED: dict[str, str] = {
+    "/lossserve.v1.LossService/ComputeLoss": POOL,
+    "/lossserve.v1.LossService/ComputeLossChunked": POOL,
+    "/lossserve.v1.LossService/StreamEvaluate": POOL,
+    "/inference.GRPCInferenceService/ModelInfer": INFERENCE,
+    "/inference.GRPCInferenceService/ModelStreamInfer": INFERENCE,
+}
+"""The RPCs that do work, and the lane each is admitted on before its message is parsed."""
+
+_TOLERANT = {"/inference.GRPCInferenceService/ModelStreamInfer"}
+"""Streams that answer a bad message and go on (Triton's ModelStreamInfer)."""
+
 
 class _Call:
-    """What the servicer tells the interceptor about the RPC in flight (the metrics label)."""
+    """What the servicer and the interceptor share about the RPC in flight: the metrics
+    label, and the admission ticket (None for RPCs that do no work)."""
 
-    __slots__ = ("loss",)
+    __slots__ = ("loss", "ticket")
 
     def __init__(self) -> None:
         self.loss = ""
+        self.ticket: Ticket | None = None
 
 
 _CALL: ContextVar[_Call | None] = ContextVar("lossserve_grpc_call", default=None)
@@ -86,6 +103,16 @@ def _label_loss(loss: str | None) -> None:
     call = _CALL.get()
     if call is not None:
         call.loss = loss or ""
+
+
+def _ticket() -> Ticket | None:
+    """The admission ticket of the RPC in flight."""
+    call = _CALL.get()
+    return None if call is None else call.ticket
+
+
+_PARSE_OFF_LOOP = 1 << 20
+"""Request messages above this size are parsed in a thread, off the loop."""
 
 
 def _failure(
@@ -104,8 +131,9 @@ def _failure(
 class _StatusInterceptor(grpc.aio.ServerInterceptor):
     """Maps errors to statuses and records metrics, once, for every RPC of the server."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, plane: DataPlane) -> None:
         self._metrics = metrics
+        self._plane = plane
 
     async def intercept_service(
         self,
@@ -118,21 +146,95 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
+        lane = _ADMITTED.get(method)
         for kind, factory in _FACTORIES.items():
             behavior = getattr(handler, kind)
-            if behavior is not None:
-                return factory(
-                    self._wrap(behavior, method),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
+            if behavior is None:
+                continue
+            deserializer = handler.request_deserializer
+            if deserializer is not None:
+                deserializer = parser(deserializer, method)
+            if kind.startswith("unary") and deserializer is not None:
+                # admitted on the raw bytes, parsed after (off the loop when large)
+                behavior = self._admit_raw(behavior, lane, deserializer)
+                deserializer = None
+            streams = kind.startswith("stream")
+            return factory(
+                self._wrap(
+                    behavior,
+                    method,
+                    None if kind.startswith("unary") else lane,
+                    None if not streams else method in _TOLERANT,
+                ),
+                request_deserializer=deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
-    def _wrap(self, behavior: Any, method: str) -> Any:
+    def _admit_raw(
+        self, behavior: Any, lane: str | None, parse: Callable[[bytes], Any]
+    ) -> Callable[[bytes, Any], Any]:
+        """``behavior`` taking the raw request: admitted on ``lane`` (when it has one) before
+        the message is parsed, then parsed (in a thread when large)."""
+        plane = self._plane
+
+        async def parsed(raw: bytes) -> Any:
+            if len(raw) > _PARSE_OFF_LOOP:
+                return decoded(await asyncio.to_thread(parse, raw))
+            return decoded(parse(raw))
+
+        if inspect.isasyncgenfunction(behavior):  # unary_stream: nothing to admit
+
+            async def stream(raw: bytes, context: Any) -> AsyncIterator[Any]:
+                request = await parsed(raw)
+                async for response in behavior(request, context):
+                    yield response
+
+            return stream
+
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if lane is None:
+                return await behavior(await parsed(raw), context)
+            call = _CALL.get()
+            ticket = plane.admit(lane, len(raw))
+            if call is not None:
+                call.ticket = ticket
+            with ticket:
+                request = await parsed(raw)
+                del raw
+                return await behavior(request, context)
+
+        return handle
+
+    def _wrap(self, behavior: Any, method: str, lane: str | None, tolerant: bool | None) -> Any:
+        """``lane``: a streaming RPC admitted on it when it starts (count only; its
+        messages are bounded by the message limit and counted by the servicer).
+        ``tolerant``: None for a unary request, else how its client stream is read (see
+        :func:`messages`; each message within ``body_timeout_s`` of the last)."""
+        if tolerant is not None:
+            timeout = self._plane.settings.body_timeout_s
+            inner = behavior
+
+            def with_stream(requests: Any, context: Any) -> Any:
+                return inner(messages(requests, timeout, tolerant=tolerant), context)
+
+            if inspect.isasyncgenfunction(inner):
+
+                async def generator(requests: Any, context: Any) -> AsyncIterator[Any]:
+                    async for response in with_stream(requests, context):
+                        yield response
+
+                behavior = generator
+            else:
+
+                async def coroutine(requests: Any, context: Any) -> Any:
+                    return await with_stream(requests, context)
+
+                behavior = coroutine
         if inspect.isasyncgenfunction(behavior):
-            return self._wrap_generator(behavior, method)
+            return self._wrap_generator(behavior, method, lane)
         if inspect.iscoroutinefunction(behavior):
-            return self._wrap_coroutine(behavior, method)
+            return self._wrap_coroutine(behavior, method, lane)
         return behavior  # a synchronous handler (none is registered here): left alone
 
     def _observe(
@@ -140,7 +242,9 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         elapsed = time.perf_counter() - start
         self._metrics.observe(method, call.loss, status, elapsed, transport="grpc")
-        log.info(
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        log.debug(
             "request",
             extra={
                 "request_id": request_id,
@@ -151,12 +255,16 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             },
         )
 
-    def _wrap_coroutine(self, behavior: Any, method: str) -> Any:
+    def _wrap_coroutine(self, behavior: Any, method: str, lane: str | None) -> Any:
+        plane = self._plane
+
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call, start, status = _Call(), time.perf_counter(), "OK"
             _CALL.set(call)  # each RPC runs in a task of its own, so in a context of its own
             request_id = _echo_request_id(context)
             try:
+                if lane is not None:
+                    call.ticket = plane.admit(lane)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 status = _code_name(context)
@@ -170,11 +278,15 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 metadata = (*metadata, (REQUEST_ID_KEY, request_id))  # abort replaces them
                 await context.abort(code, details, trailing_metadata=metadata)
             finally:
+                if call.ticket is not None:
+                    call.ticket.release()
                 self._observe(method, call, status, start, request_id)
 
         return handle
 
-    def _wrap_generator(self, behavior: Any, method: str) -> Any:
+    def _wrap_generator(self, behavior: Any, method: str, lane: str | None) -> Any:
+        plane = self._plane
+
         async def handle(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
@@ -182,6 +294,8 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             _CALL.set(call)
             request_id = _echo_request_id(context)
             try:
+                if lane is not None:
+                    call.ticket = plane.admit(lane)
                 async with contextlib.aclosing(behavior(request, context)) as responses:
                     async for response in responses:
                         yield response
@@ -197,6 +311,8 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 metadata = (*metadata, (REQUEST_ID_KEY, request_id))  # abort replaces them
                 await context.abort(code, details, trailing_metadata=metadata)
             finally:
+                if call.ticket is not None:
+                    call.ticket.release()
                 self._observe(method, call, status, start, request_id)
 
         return handle
@@ -237,13 +353,8 @@ class LossServicer(pb_grpc.LossServiceServicer):
 
     def __init__(self, state: ServiceState) -> None:
         self._state = state
+        self._plane = state.plane
         self._settings = state.settings
-
-    def _timeout(self, context: grpc.aio.ServicerContext[Any, Any]) -> float:
-        """The client's deadline, capped by the configured request timeout."""
-        limit = self._settings.request_timeout_s
-        remaining: float | None = context.time_remaining()
-        return limit if remaining is None else min(limit, remaining)
 
     async def ListLosses(  # noqa: N802 - the RPC's name
         self,
@@ -261,7 +372,7 @@ class LossServicer(pb_grpc.LossServiceServicer):
             request, max_elements=self._settings.max_elements
         )
         _label_loss(loss_request.loss)
-        result = await self._state.engine.compute(loss_request, timeout=self._timeout(context))
+        result = await self._plane.compute_loss(loss_request, remaining=context.time_remaining())
         return convert.encode_compute_response(result)
 
     async def ComputeLossChunked(  # noqa: N802
@@ -273,11 +384,15 @@ class LossServicer(pb_grpc.LossServiceServicer):
         assembler = convert.ComputeRequestAssembler(
             max_elements=self._settings.max_elements, max_bytes=limit
         )
+        ticket = _ticket()
         async for chunk in request_iterator:
+            started = assembler.loss is not None
             assembler.add(chunk)  # a bad chunk fails here, before the rest is read
+            if not started and ticket is not None:
+                ticket.grow(assembler.declared_bytes)  # 429 when the bodies in flight are full
             _label_loss(assembler.loss)
         loss_request = assembler.finish()
-        result = await self._state.engine.compute(loss_request, timeout=self._timeout(context))
+        result = await self._plane.compute_loss(loss_request, remaining=context.time_remaining())
         chunk_bytes = response_chunk_bytes(assembler.response_chunk_bytes, limit)
         for message in convert.encode_compute_response_chunks(result, chunk_bytes=chunk_bytes):
             yield message
@@ -297,11 +412,15 @@ class LossServicer(pb_grpc.LossServiceServicer):
                 _label_loss(batch.loss)
             if batch_beta is not None:
                 beta = batch_beta
+            self._plane.cost_evaluate(batch)
             # numpy/torch work off the event loop, so that other RPCs go on meanwhile
-            metrics = await asyncio.to_thread(stream.add, batch)
+            remaining = context.time_remaining()
+            metrics = await self._plane.in_thread(stream.add, batch, remaining=remaining)
             batches += 1
             yield convert.encode_update(metrics, batches=batches)
-        final, thresholds = await asyncio.to_thread(stream.finish, beta)
+        final, thresholds = await self._plane.in_thread(
+            stream.finish, beta, remaining=context.time_remaining()
+        )
         yield convert.encode_update(final, batches=batches, thresholds=thresholds)
 
 
@@ -315,17 +434,22 @@ def response_chunk_bytes(asked: int, message_limit: int) -> int:
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def create_grpc_server(state: ServiceState) -> grpc.aio.Server:
+def create_grpc_server(
+    state: ServiceState, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Server:
     """The gRPC server over ``state`` (no port bound: the caller adds one, then starts it).
 
-    Call it in the event loop that will run the server (as grpc.aio requires).
+    ``options`` are added to the channel arguments (``("grpc.so_reuseport", 0)`` for a
+    server that must own its port alone). Call it in the event loop that will run the
+    server (as grpc.aio requires).
     """
     limit = state.settings.grpc_max_message_bytes
     server = grpc.aio.server(
-        interceptors=[_StatusInterceptor(state.metrics)],
+        interceptors=[_StatusInterceptor(state.metrics, state.plane)],
         options=[
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
+            *options,
         ],
     )
     # The generated registration has no annotations (protoc writes no .pyi for *_grpc.py);

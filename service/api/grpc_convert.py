@@ -18,7 +18,6 @@ uses too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from lossserve_client.chunks import Assembler, split
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
 from lossserve_client.tensors import encode_tensor as wire_tensor
 
+from ..core.costs import check_shape
 from ..core.documents import load_json_object
 from ..core.engine import LossInfo
 from ..core.errors import InvalidArgument, PayloadTooLarge
@@ -92,10 +92,7 @@ def decode_tensor(message: pb.Tensor, field: str, *, max_elements: int | None = 
         raise InvalidArgument(
             f"{field}.shape: expected a list of non-negative integers, got {list(shape)}"
         )
-    if max_elements is not None and math.prod(shape) > max_elements:
-        raise PayloadTooLarge(
-            f"{field}: expected at most {max_elements} elements, got {math.prod(shape)}"
-        )
+    check_shape(shape, field, max_elements, empty=True)
     return from_bytes(message.data, shape, message.dtype, field)
 
 
@@ -261,7 +258,7 @@ def encode_metrics(result: EvaluateResult) -> pb.EvaluateMetrics:
     message = pb.EvaluateMetrics(
         task=result.task,
         num_samples=result.num_samples,
-        confusion=[pb.ConfusionRow(counts=row) for row in result.confusion],
+        confusion=[pb.ConfusionRow(counts=row) for row in np.asarray(result.confusion).tolist()],
         per_class=[
             pb.ClassMetrics(
                 label=c.label, support=c.support, precision=c.precision, recall=c.recall, f1=c.f1
@@ -281,7 +278,7 @@ def decode_metrics(message: pb.EvaluateMetrics) -> EvaluateResult:
         task=message.task,
         num_samples=message.num_samples,
         loss=message.loss if message.HasField("loss") else None,
-        confusion=[list(row.counts) for row in message.confusion],
+        confusion=np.array([list(row.counts) for row in message.confusion], dtype=np.int64),
         per_class=[
             ClassMetrics(
                 label=c.label, support=c.support, precision=c.precision, recall=c.recall, f1=c.f1
@@ -349,6 +346,11 @@ class ComputeRequestAssembler:
         )
         self.response_chunk_bytes = 0
         """What the header asked for (0: the server's default)."""
+
+    @property
+    def declared_bytes(self) -> int:
+        """The bytes the header's tensors declare (0 before the header)."""
+        return self._parts.declared_bytes
 
     @property
     def loss(self) -> str | None:

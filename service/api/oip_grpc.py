@@ -18,9 +18,11 @@ import grpc
 from lossserve_client.proto.inference import grpc_service_pb2 as pb
 from lossserve_client.proto.inference import grpc_service_pb2_grpc as pb_grpc
 
+from ..core.dataplane import model_lane
 from ..core.errors import InvalidArgument, LossServeError
 from ..core.state import ServiceState
 from . import oip_grpc_convert as convert
+from .grpc_messages import Undecodable, decoded
 from .oip_rest import EXTENSIONS, SERVER_NAME, server_version
 
 __all__ = ["INFERENCE_SERVICE", "InferenceServicer", "add_inference_servicer"]
@@ -37,13 +39,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, state: ServiceState) -> None:
         self._state = state
         self._models = state.models
+        self._plane = state.plane
         self._settings = state.settings
-
-    def _timeout(self, context: Context) -> float:
-        """The client's deadline, capped by the configured request timeout."""
-        limit = self._settings.request_timeout_s
-        remaining: float | None = context.time_remaining()
-        return limit if remaining is None else min(limit, remaining)
 
     def _authorize(self, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
@@ -88,14 +85,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return convert.encode_stats(self._models.stats(request.name, request.version))
 
     async def _infer(
-        self, request: pb.ModelInferRequest, context: Context
+        self, message: pb.ModelInferRequest | Undecodable, context: Context
     ) -> pb.ModelInferResponse:
+        request = decoded(message)
         if not request.model_name:
             raise InvalidArgument("model_name: expected a model name, got ''")
         infer_request = convert.decode_infer_request(
             request, max_elements=self._settings.max_elements
         )
-        result = await self._models.infer(infer_request, timeout=self._timeout(context))
+        with self._plane.admit(model_lane(request.model_name)):
+            result = await self._plane.infer(infer_request, remaining=context.time_remaining())
         return convert.encode_infer_result(result)
 
     async def ModelInfer(  # noqa: N802

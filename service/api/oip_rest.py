@@ -29,11 +29,11 @@ tritonclient contract tests hold them to the protocol.
 
 from __future__ import annotations
 
-import zlib
+import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -41,18 +41,22 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from ..core.documents import load_json_object
-from ..core.errors import (
-    HTTP_STATUS,
-    ErrorCode,
-    InvalidArgument,
-    LossServeError,
-    PayloadTooLarge,
-)
+from ..core.admission import Ticket
+from ..core.dataplane import model_lane
+from ..core.errors import ErrorCode, InvalidArgument, LossServeError
 from ..core.state import ServiceState
-from ..models.engine import InferRequest, InferResult, ModelStats, RequestedOutput
+from ..models.engine import (
+    OUTPUT_NAMES,
+    InferRequest,
+    InferResult,
+    ModelStats,
+    Prediction,
+    RequestedOutput,
+)
 from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
+from ..settings import Settings
 from . import wire
+from .http import HEADER_LENGTH, error_status, json_response, read_body
 
 __all__ = [
     "EXTENSIONS",
@@ -66,7 +70,6 @@ __all__ = [
     "stats_json",
 ]
 
-HEADER_LENGTH = "Inference-Header-Content-Length"
 SERVER_NAME = "lossserve"
 EXTENSIONS = (
     "binary_tensor_data",
@@ -77,6 +80,8 @@ EXTENSIONS = (
     "statistics",
 )
 """The protocol extensions served (Triton's names), REST and gRPC alike."""
+
+T = TypeVar("T")
 
 _INFER_FIELDS = ("id", "parameters", "inputs", "outputs")
 _INPUT_FIELDS = ("name", "shape", "datatype", "parameters", "data")
@@ -91,19 +96,13 @@ def server_version() -> str:
         return "0+unknown"
 
 
-def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+_json = json_response
 
 
 def oip_error(exc: LossServeError) -> Response:
     """The protocol's error body; a 401 also tells the scheme it wants."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.code is ErrorCode.UNAUTHENTICATED else None
-    return _json({"error": exc.message}, HTTP_STATUS[exc.code], headers)
+    return _json({"error": exc.message}, error_status(exc), headers)
 
 
 class OIPRoute(APIRoute):
@@ -129,46 +128,23 @@ class OIPRoute(APIRoute):
 # -- the body ----------------------------------------------------------------------------
 
 
-def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """A gzip or deflate body, inflated to at most ``limit`` bytes."""
-    kinds = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-    if encoding not in kinds:
-        raise InvalidArgument(
-            f"Content-Encoding: expected gzip, deflate or identity, got {encoding!r}"
-        )
-    inflater = zlib.decompressobj(kinds[encoding])
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise InvalidArgument(
-            f"body: expected {encoding} data, got a decoding error: {exc}"
-        ) from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"body: expected at most {limit} bytes once inflated")
-    return data
+async def _body(
+    request: Request, settings: Settings, ticket: Ticket | None = None
+) -> tuple[dict[str, Any], memoryview | None]:
+    """The JSON document and the binary bytes after it (gzip and deflate accepted)."""
+    return await read_body(
+        request,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout_s,
+        ticket=ticket,
+        compressed=True,
+        max_values=settings.max_json_values,
+        max_json_bytes=settings.max_json_bytes,
+    )
 
 
-async def read_body(request: Request, max_bytes: int) -> tuple[dict[str, Any], memoryview | None]:
-    """The JSON header and, with the binary tensor extension, the bytes after it."""
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {len(body)}")
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        body = _decompress(body, encoding, max_bytes)
-    declared = request.headers.get(HEADER_LENGTH)
-    binary: memoryview | None = None
-    if declared is not None:
-        if not declared.strip().isdigit() or int(declared) > len(body):
-            raise InvalidArgument(
-                f"{HEADER_LENGTH}: expected an integer in [0, {len(body)}] (the body's length), "
-                f"got {declared!r}"
-            )
-        split = int(declared)
-        body, binary = body[:split], memoryview(body)[split:]
-    if not body.strip():
-        return {}, binary
-    return load_json_object(body, "body"), binary
+_OFF_LOOP_BYTES = 1 << 20
+"""Bodies and answers above this size are decoded and encoded in a thread, off the loop."""
 
 
 def _known(document: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
@@ -361,10 +337,31 @@ def stats_json(stats: list[ModelStats]) -> dict[str, Any]:
 
 # -- the routes --------------------------------------------------------------------------
 
+_MANY_ROWS = 256
+"""Answers with more rows than this are built in a thread, off the loop."""
+
+
+def _declared(request: Request) -> int:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else 0
+
+
+async def _inline(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return fn(*args, **kwargs)
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _predictions_json(predictions: list[Prediction]) -> dict[str, Any]:
+    return {"predictions": [asdict(p) for p in predictions]}
+
 
 def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     """The ``/v2`` router (protocol errors) and the predict router (the app's errors)."""
     models = state.models
+    plane = state.plane
     settings = state.settings
     v2 = APIRouter(route_class=OIPRoute, include_in_schema=False)
 
@@ -398,16 +395,24 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         return _json(stats_json(models.stats(model_name, model_version)))
 
     async def infer(request: Request, model_name: str, model_version: str = "") -> Response:
-        document, binary = await read_body(request, settings.max_body_bytes)
-        infer_request, encoding = decode_infer_request(
-            document,
-            binary,
-            model=model_name,
-            version=model_version,
-            max_elements=settings.max_elements,
-        )
-        result = await models.infer(infer_request, timeout=settings.request_timeout_s)
-        return encode_infer_result(result, encoding)
+        with plane.admit(model_lane(model_name), _declared(request)) as ticket:
+            document, binary = await _body(request, settings, ticket)
+            size = len(binary) if binary is not None else _declared(request)
+            decode = _off_loop if size > _OFF_LOOP_BYTES else _inline
+            infer_request, encoding = await decode(
+                decode_infer_request,
+                document,
+                binary,
+                model=model_name,
+                version=model_version,
+                max_elements=settings.max_elements,
+            )
+            names = [o.name for o in infer_request.outputs] or list(OUTPUT_NAMES)
+            plane.check_json_answer(infer_request, {n for n in names if not encoding.binary(n)})
+            result = await plane.infer(infer_request)
+            answer = sum(a.size for a in result.outputs.values()) * 8
+            encode = _off_loop if answer > _OFF_LOOP_BYTES else _inline
+            return await encode(encode_infer_result, result, encoding)
 
     for suffix in ("", "/versions/{model_version}"):
         base = "/v2/models/{model_name}" + suffix
@@ -423,12 +428,12 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     @v2.api_route("/v2/repository/index", methods=["GET", "POST"])
     async def repository_index(request: Request) -> Response:
         authorize(request)
-        document, _ = await read_body(request, settings.max_body_bytes)
+        document, _ = await _body(request, settings)
         ready = _flag(document, "ready", "") or False
         return _json([asdict(entry) for entry in models.index(ready_only=ready)])
 
     async def _repository_body(request: Request) -> None:
-        document, _ = await read_body(request, settings.max_body_bytes)
+        document, _ = await _body(request, settings)
         parameters = _parameters(document.get("parameters"), "")
         unsupported = sorted(k for k in parameters if k != "unload_dependents")
         if unsupported:
@@ -472,13 +477,14 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         summary="Label names after the model's learned thresholds, with every probability",
     )
     async def predict(request: Request, model_name: str) -> Response:
-        document, binary = await read_body(request, settings.max_body_bytes)
-        if binary is not None:
-            raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON instances")
-        _known(document, ("instances",), "")
-        predictions = await models.predict(
-            model_name, document.get("instances"), timeout=settings.request_timeout_s
-        )
-        return _json({"predictions": [asdict(p) for p in predictions]})
+        with plane.admit(model_lane(model_name), _declared(request)) as ticket:
+            document, binary = await _body(request, settings, ticket)
+            if binary is not None:
+                raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON instances")
+            _known(document, ("instances",), "")
+            instances = document.get("instances")
+            predictions = await plane.predict(model_name, instances)
+            many = len(predictions) > _MANY_ROWS
+            return _json(await (_off_loop if many else _inline)(_predictions_json, predictions))
 
     return [v2, predict_router]

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import orjson
-from fastapi import Body, FastAPI, Path, Request, Response
+from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import losses
-
-from ..core.documents import load_json_object
-from ..core.errors import HTTP_STATUS, InvalidArgument, LossServeError, PayloadTooLarge
+from ..core.dataplane import POOL, ClassWeightsRequest
+from ..core.errors import InvalidArgument, LossServeError
 from ..core.state import ServiceState
 from ..core.tensors import (
     BinaryReader,
@@ -33,15 +30,32 @@ from ..core.tensors import (
     encode_lists,
     to_bytes,
 )
-from ..core.types import EvaluateRequest, LossRequest, LossResult, ThresholdsRequest
+from ..core.types import (
+    EvaluateRequest,
+    EvaluateResult,
+    LossRequest,
+    LossResult,
+    ThresholdsRequest,
+    ThresholdsResult,
+)
 from . import wire
+from .http import (
+    CLIENT_CLOSED_REQUEST,
+    HEADER_LENGTH,
+    ObserveMiddleware,
+    error_status,
+    json_response,
+    read_body,
+)
 from .oip_rest import create_oip_routers
 
 __all__ = ["create_app"]
 
 T = TypeVar("T")
-HEADER_LENGTH = "inference-header-content-length"
 log = logging.getLogger("lossserve.http")
+
+_OFF_LOOP_BYTES = 1 << 20
+"""Bodies and answers above this size are decoded and encoded in a thread, off the loop."""
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _HEADER_PARAMETER = {
@@ -82,38 +96,18 @@ def _body_schema(model: type[Any], examples: dict[str, dict[str, Any]]) -> dict[
     }
 
 
-def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+_json = json_response
 
 
 def _error(exc: LossServeError) -> Response:
-    return _json({"error": exc.to_dict()}, HTTP_STATUS[exc.code])
+    return _json({"error": exc.to_dict()}, error_status(exc))
 
 
-async def read_json_body(request: Request, max_bytes: int) -> tuple[Any, BinaryReader | None]:
-    """The JSON header (orjson) and, with the binary extension, a reader over the rest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {declared}")
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {len(body)}")
-    header_length = request.headers.get(HEADER_LENGTH)
-    binary: BinaryReader | None = None
-    if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise InvalidArgument(
-                f"Inference-Header-Content-Length: expected an integer in [0, {len(body)}], "
-                f"got {header_length!r}"
-            )
-        split = int(header_length)
-        body, binary = body[:split], BinaryReader(memoryview(body)[split:])
-    return load_json_object(body, "body"), binary
+async def _off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``: inline for a small body or answer, in a thread for a large one."""
+    if size <= _OFF_LOOP_BYTES:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 def _field(document: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -148,6 +142,7 @@ def _decode(
 def decode_loss_request(
     document: dict[str, Any], binary: BinaryReader | None, max_elements: int
 ) -> tuple[LossRequest, Encoding]:
+    """``POST /loss``'s body, checked against :class:`wire.LossRequestBody`'s fields."""
     known = set(wire.LossRequestBody.model_fields)
     unknown = sorted(set(document) - known)
     if unknown:
@@ -213,10 +208,6 @@ def encode_loss_result(result: LossResult, encoding: Encoding) -> Response:
     )
 
 
-CLIENT_CLOSED_REQUEST = 499
-"""The status logged for a client that went away (nginx's convention); nobody receives it."""
-
-
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     """Await ``work``; a client that disconnects first cancels it, so its queued job is dropped.
 
@@ -240,6 +231,36 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
     return None
 
 
+def _size(request: Request) -> int:
+    """The body's size as declared (0 when chunked: decoded inline, it was counted)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else 0
+
+
+def _answer_size(result: LossResult) -> int:
+    arrays = (result.value, result.grad, result.hessian_diag)
+    return sum(a.nbytes for a in arrays if a is not None)
+
+
+def evaluate_json(result: EvaluateResult) -> dict[str, Any]:
+    """``POST /evaluate``'s answer; the confusion stays an array (orjson writes it)."""
+    body = {f: getattr(result, f) for f in ("task", "num_samples", "loss")}
+    body["confusion"] = result.confusion
+    body["per_class"] = [asdict(c) for c in result.per_class]
+    body["macro_f1"], body["micro_f1"] = result.macro_f1, result.micro_f1
+    return body
+
+
+def thresholds_json(result: ThresholdsResult) -> dict[str, Any]:
+    return {
+        "task": result.task,
+        "kind": result.kind,
+        "values": result.values.tolist(),
+        "before": evaluate_json(result.before),
+        "after": evaluate_json(result.after),
+    }
+
+
 def create_app(state: ServiceState) -> FastAPI:
     """The FastAPI application over ``state``'s core objects."""
     app = FastAPI(
@@ -252,6 +273,7 @@ def create_app(state: ServiceState) -> FastAPI:
     )
     settings = state.settings
     metrics = state.metrics
+    plane = state.plane
 
     @app.exception_handler(LossServeError)
     async def on_error(request: Request, exc: LossServeError) -> Response:
@@ -269,45 +291,28 @@ def create_app(state: ServiceState) -> FastAPI:
         message = f"{request.method} {request.url.path}: {exc.detail}"
         return _json({"error": {"code": code, "message": message, "details": []}}, exc.status_code)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        start = time.perf_counter()
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
+
+    async def body(request: Request, lane: str) -> tuple[dict[str, Any], BinaryReader | None]:
+        """Admit the request on ``lane`` (429 at once when it is full), then read its body;
+        the ticket is released when the request's answer has been sent."""
         declared = request.headers.get("content-length", "")
+        size = int(declared) if declared.isascii() and declared.isdigit() else 0
+        ticket = plane.admit(lane, min(size, settings.max_body_bytes))
+        request.state.ticket = ticket
         try:
-            if declared.isdigit() and int(declared) > settings.max_body_bytes:
-                response = _error(
-                    PayloadTooLarge(
-                        f"body: expected at most {settings.max_body_bytes} bytes, got {declared}"
-                    )
-                )
-            else:
-                response = await call_next(request)
-        except Exception:  # an unexpected bug: a 500, logged, never a crash
-            log.exception("unhandled error", extra={"request_id": request_id})
-            response = _json(
-                {"error": {"code": "INTERNAL", "message": "internal error", "details": []}}, 500
+            document, binary = await read_body(
+                request,
+                max_bytes=settings.max_body_bytes,
+                timeout=settings.body_timeout_s,
+                ticket=ticket,
+                max_values=settings.max_json_values,
+                max_json_bytes=settings.max_json_bytes,
             )
-        elapsed = time.perf_counter() - start
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        loss = request.scope.get("lossserve.loss", "")
-        metrics.observe(path, loss, response.status_code, elapsed)
-        response.headers["X-Request-ID"] = request_id
-        log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1e3, 3),
-                "loss": loss,
-            },
-        )
-        return response
+        except BaseException:
+            ticket.release()
+            raise
+        return document, None if binary is None else BinaryReader(binary)
 
     @app.get(
         "/v2/health/live",
@@ -348,7 +353,8 @@ def create_app(state: ServiceState) -> FastAPI:
     )
     async def prometheus() -> Response:
         metrics.refresh(state)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        text = await asyncio.to_thread(generate_latest, metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/losses",
@@ -389,53 +395,66 @@ def create_app(state: ServiceState) -> FastAPI:
         summary="Value, gradient and Hessian diagonal of a registry loss",
     )
     async def compute_loss(request: Request) -> Response:
-        document, binary = await read_json_body(request, settings.max_body_bytes)
-        loss_request, encoding = decode_loss_request(document, binary, settings.max_elements)
-        request.scope["lossserve.loss"] = loss_request.loss
-        work = state.engine.compute(loss_request, timeout=settings.request_timeout_s)
-        result = await _unless_disconnected(request, work)
-        if result is None:
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
-        return encode_loss_result(result, encoding)
+        document, binary = await body(request, POOL)
+        try:
+            loss_request, encoding = await _off_loop(
+                _size(request), decode_loss_request, document, binary, settings.max_elements
+            )
+            request.scope["lossserve.loss"] = loss_request.loss
+            result = await _unless_disconnected(request, plane.compute_loss(loss_request))
+            if result is None:
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
+            return await _off_loop(_answer_size(result), encode_loss_result, result, encoding)
+        finally:
+            request.state.ticket.release()
 
     @app.post(
         "/class-weights",
         response_model=wire.ClassWeightsResponse,
-        responses=_errors(400, 413),
+        responses=_errors(400, 413, 429),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ClassWeightsBody"},
+                        "examples": wire.CLASS_WEIGHTS_EXAMPLES,
+                    }
+                },
+            }
+        },
         tags=["losses"],
         summary="Per-class weights from labels or counts",
     )
-    async def class_weights(
-        body: Annotated[wire.ClassWeightsBody, Body(openapi_examples=wire.CLASS_WEIGHTS_EXAMPLES)],
-    ) -> Response:
-        limit = settings.max_elements
-        for name, values in (("labels", body.labels), ("counts", body.counts)):
-            if values is not None and len(values) > limit:
-                raise PayloadTooLarge(
-                    f"{name}: expected at most {limit} elements, got {len(values)}"
-                )
-        if body.num_classes is not None and body.num_classes > limit:
-            raise PayloadTooLarge(f"num_classes: expected at most {limit}, got {body.num_classes}")
-        if body.labels and max(body.labels) >= limit:
-            raise PayloadTooLarge(
-                f"labels: expected class indices below {limit}, got {max(body.labels)}"
-            )
+    async def class_weights(request: Request) -> Response:
+        document, binary = await body(request, POOL)
+        request.state.ticket.release()  # no worker: computed here, bounded by its cost
+        if binary is not None:
+            raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON")
+        size = _size(request)
         try:
-            weights = losses.class_weights(
-                body.labels,
-                counts=body.counts,
-                strategy=body.strategy,
-                num_classes=body.num_classes,
-                beta=body.beta,
-            )
-        except (ValueError, TypeError) as exc:
-            raise InvalidArgument(str(exc)) from None
-        return _json({"strategy": body.strategy, "weights": weights.tolist()})
+            parsed = await _off_loop(size, wire.ClassWeightsBody.model_validate, document)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "body"
+            raise InvalidArgument(f"{field}: {first['msg']}") from None
+        weighting = ClassWeightsRequest(
+            strategy=parsed.strategy,
+            labels=parsed.labels,
+            counts=parsed.counts,
+            num_classes=parsed.num_classes,
+            beta=parsed.beta,
+        )
+        weights = await _off_loop(size, plane.class_weights, weighting)
+        return _json({"strategy": parsed.strategy, "weights": weights})
 
-    async def _tensors(
-        request: Request, names: tuple[str, ...], optional: tuple[str, ...], body_model: type[Any]
-    ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray | None]]:
-        document, binary = await read_json_body(request, settings.max_body_bytes)
+    def _tensors(
+        document: dict[str, Any],
+        binary: BinaryReader | None,
+        names: tuple[str, ...],
+        optional: tuple[str, ...],
+        body_model: type[Any],
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
         known = set(body_model.model_fields)
         unknown = sorted(set(document) - known)
         if unknown:
@@ -452,7 +471,7 @@ def create_app(state: ServiceState) -> FastAPI:
             (required if name in names else extra)[name] = array
         if binary is not None:
             binary.finish()
-        return document, required, extra
+        return required, extra
 
     @app.post(
         "/evaluate",
@@ -464,22 +483,33 @@ def create_app(state: ServiceState) -> FastAPI:
         name="evaluate",
     )
     async def evaluate_route(request: Request) -> Response:
-        document, arrays, optional = await _tensors(
-            request, ("logits", "targets"), ("thresholds",), wire.EvaluateBody
-        )
-        loss = _field(document, "loss", str, None)
-        params = _field(document, "params", dict, {})
-        request.scope["lossserve.loss"] = loss or ""
-        result = await state.evaluate(
-            EvaluateRequest(
+        document, binary = await body(request, POOL)
+        try:
+            arrays, optional = await _off_loop(
+                _size(request),
+                _tensors,
+                document,
+                binary,
+                ("logits", "targets"),
+                ("thresholds",),
+                wire.EvaluateBody,
+            )
+            loss = _field(document, "loss", str, None)
+            params = _field(document, "params", dict, {})
+            request.scope["lossserve.loss"] = loss or ""
+            evaluation = EvaluateRequest(
                 logits=arrays["logits"],
                 targets=arrays["targets"],
                 loss=loss,
                 params=params,
                 thresholds=optional["thresholds"],
             )
-        )
-        return _json(asdict(result))
+            result = await _unless_disconnected(request, plane.evaluate(evaluation))
+            if result is None:
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
+            return _json(await _off_loop(result.confusion.size * 8, evaluate_json, result))
+        finally:
+            request.state.ticket.release()
 
     @app.post(
         "/thresholds",
@@ -491,16 +521,26 @@ def create_app(state: ServiceState) -> FastAPI:
         name="fit_thresholds",
     )
     async def thresholds_route(request: Request) -> Response:
-        document, arrays, _ = await _tensors(
-            request, ("scores", "targets"), (), wire.ThresholdsBody
-        )
-        beta = _field(document, "beta", (int, float), 1.0)
-        result = await state.fit_thresholds(
-            ThresholdsRequest(scores=arrays["scores"], targets=arrays["targets"], beta=beta)
-        )
-        body = asdict(result)
-        body["values"] = result.values.tolist()
-        return _json(body)
+        document, binary = await body(request, POOL)
+        try:
+            arrays, _ = await _off_loop(
+                _size(request),
+                _tensors,
+                document,
+                binary,
+                ("scores", "targets"),
+                (),
+                wire.ThresholdsBody,
+            )
+            beta = _field(document, "beta", (int, float), 1.0)
+            fit = ThresholdsRequest(scores=arrays["scores"], targets=arrays["targets"], beta=beta)
+            result = await _unless_disconnected(request, plane.fit_thresholds(fit))
+            if result is None:
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
+            size = result.before.confusion.size * 16
+            return _json(await _off_loop(size, thresholds_json, result))
+        finally:
+            request.state.ticket.release()
 
     for router in create_oip_routers(state):  # /v2 models (OIP) and /models/{name}/predict
         app.include_router(router)
@@ -513,6 +553,7 @@ def create_app(state: ServiceState) -> FastAPI:
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (
+            wire.ClassWeightsBody,
             wire.LossRequestBody,
             wire.EvaluateBody,
             wire.ThresholdsBody,

@@ -8,7 +8,7 @@ import orjson
 
 from .errors import InvalidArgument
 
-__all__ = ["load_json_object"]
+__all__ = ["ascii_count", "load_json_object"]
 
 
 def load_json_object(data: bytes | bytearray | memoryview | str, field: str) -> dict[str, Any]:
@@ -20,3 +20,14 @@ def load_json_object(data: bytes | bytearray | memoryview | str, field: str) -> 
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def ascii_count(text: str) -> int | None:
+    """``text`` as a non-negative integer when it is ASCII digits only (``"42"``), else None.
+
+    ``str.isdigit`` is true for ``"²"`` and ``"١"`` too, which ``int`` then refuses or reads
+    as another number: headers, path segments and folder names are parsed with this instead.
+    """
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import losses
 from losses import Coupling, LossParameterError
 
 from ..workers import WorkerPool
-from .errors import InvalidArgument, NotFound
+from .errors import InvalidArgument, NotFound, field_message
 from .types import LossRequest, LossResult
 
 __all__ = ["LossEngine", "LossInfo"]
@@ -50,9 +51,8 @@ def _spec(name: str, field: str) -> losses.LossSpec:
     try:
         return losses.get(name)
     except (ValueError, TypeError) as exc:
-        raise (
-            NotFound(f"{field}: {exc}") if field == "name" else InvalidArgument(f"{field}: {exc}")
-        ) from None
+        message = field_message(field, exc)
+        raise (NotFound(message) if field == "name" else InvalidArgument(message)) from None
 
 
 class LossEngine:
@@ -73,7 +73,8 @@ class LossEngine:
         return await self.pool.run(job, timeout=timeout, split=split)
 
     def prepare(self, request: LossRequest) -> tuple[Callable[[str], LossResult], Any]:
-        """Validate ``request`` and return the job that computes it (and a splitter)."""
+        """Validate ``request`` and return the job that computes it (and a splitter), both
+        picklable: they run in a worker process."""
         spec = _spec(request.loss, "loss")
         try:
             params = spec.validate(request.params)
@@ -101,50 +102,76 @@ class LossEngine:
                 "return_hessian: the exact Hessian diagonal of a loss that couples the batch "
                 "(scope='batch') costs O((N*C)^2); use scope='sample' or return_grad only"
             )
-        kwargs = dict(params)
-
-        def job(device: str, lo: int = 0, hi: int | None = None) -> LossResult:
-            rows = slice(lo, hi)
-            x = torch.from_numpy(np.ascontiguousarray(logits[rows])).to(device)
-            y = torch.from_numpy(np.ascontiguousarray(targets[rows])).to(device)
-            w = (
-                None
-                if weight is None
-                else torch.from_numpy(np.ascontiguousarray(weight[rows])).to(device)
-            )
-            try:
-                if request.return_grad or request.return_hessian:
-                    d = losses.derivatives(
-                        spec.name,
-                        x,
-                        y,
-                        hessian=request.return_hessian,
-                        reduction=request.reduction,
-                        sample_weight=w,
-                        **kwargs,
-                    )
-                    value, grad, hess = d.value, d.grad, d.hessian_diag
-                else:
-                    with torch.no_grad():
-                        value = losses.compute(
-                            spec.name, x, y, reduction=request.reduction, sample_weight=w, **kwargs
-                        )
-                    grad, hess = None, None
-            except (ValueError, TypeError) as exc:
-                raise InvalidArgument(str(exc)) from None
-            return LossResult(
-                loss=spec.name,
-                reduction=request.reduction,
-                value=_to_numpy(value),
-                grad=None if grad is None else _to_numpy(grad),
-                hessian_diag=None if hess is None else _to_numpy(hess),
-                device=device,
-            )
-
+        job = _LossJob(
+            loss=spec.name,
+            logits=logits,
+            targets=targets,
+            weight=weight,
+            params=dict(params),
+            reduction=request.reduction,
+            return_grad=request.return_grad,
+            return_hessian=request.return_hessian,
+        )
         separable = spec.sample_separable and coupling is not Coupling.BATCH
         splittable = separable and request.reduction in ("none", "sum") and len(logits) > 1
         split = _row_splitter(job, len(logits), request.reduction) if splittable else None
-        return (lambda device: job(device)), split
+        return job, split
+
+
+@dataclass(frozen=True, eq=False)
+class _LossJob:
+    """One validated /loss request as a picklable job: it runs in a worker process.
+
+    Called with the worker's device and optionally a row range ``[lo, hi)`` (what
+    :func:`_row_splitter`'s halves ask for).
+    """
+
+    loss: str
+    logits: np.ndarray
+    targets: np.ndarray
+    weight: np.ndarray | None
+    params: dict[str, Any]
+    reduction: str
+    return_grad: bool
+    return_hessian: bool
+
+    def __call__(self, device: str, lo: int = 0, hi: int | None = None) -> LossResult:
+        rows = slice(lo, hi)
+        x = torch.from_numpy(np.ascontiguousarray(self.logits[rows])).to(device)
+        y = torch.from_numpy(np.ascontiguousarray(self.targets[rows])).to(device)
+        w = (
+            None
+            if self.weight is None
+            else torch.from_numpy(np.ascontiguousarray(self.weight[rows])).to(device)
+        )
+        try:
+            if self.return_grad or self.return_hessian:
+                d = losses.derivatives(
+                    self.loss,
+                    x,
+                    y,
+                    hessian=self.return_hessian,
+                    reduction=self.reduction,
+                    sample_weight=w,
+                    **self.params,
+                )
+                value, grad, hess = d.value, d.grad, d.hessian_diag
+            else:
+                with torch.no_grad():
+                    value = losses.compute(
+                        self.loss, x, y, reduction=self.reduction, sample_weight=w, **self.params
+                    )
+                grad, hess = None, None
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(str(exc)) from None
+        return LossResult(
+            loss=self.loss,
+            reduction=self.reduction,
+            value=_to_numpy(value),
+            grad=None if grad is None else _to_numpy(grad),
+            hessian_diag=None if hess is None else _to_numpy(hess),
+            device=device,
+        )
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -216,48 +243,59 @@ def _check_arrays(
     return logits, targets, weight
 
 
-def _row_splitter(
-    job: Callable[..., LossResult], n: int, reduction: str
-) -> Callable[[Any], tuple[Any, Any, Callable[[LossResult, LossResult], LossResult]]]:
-    """Split a sample-separable job by rows; halves merge exactly (concat or sum).
+def _row_splitter(job: _LossJob, n: int, reduction: str) -> _RowSplitter:
+    """Split a sample-separable job by rows; halves merge exactly (concat or sum)."""
+    return _RowSplitter(n, reduction)
 
-    The pool calls the splitter again on a half that still does not fit, so a half carries
-    its own row range.
+
+@dataclass(frozen=True)
+class _RowSplitter:
+    """Splits a job over ``n`` rows (or a half of one, :class:`_Rows`) into two halves.
+
+    The pool calls it again on a half that still does not fit, so a half carries its own
+    row range. Picklable: it runs in the worker process, where memory runs out.
     """
 
-    def split(part: Any) -> tuple[Any, Any, Callable[[LossResult, LossResult], LossResult]]:
-        lo, hi = (part.lo, part.hi) if isinstance(part, _Rows) else (0, n)
+    n: int
+    reduction: str
+
+    def __call__(
+        self, part: Callable[..., LossResult]
+    ) -> tuple[_Rows, _Rows, Callable[[LossResult, LossResult], LossResult]]:
+        job, lo, hi = (part.job, part.lo, part.hi) if isinstance(part, _Rows) else (part, 0, self.n)
         if hi - lo < 2:
             raise MemoryError("a single row does not fit")
         mid = (lo + hi) // 2
-        return _Rows(job, lo, mid), _Rows(job, mid, hi), _merge(reduction)
-
-    return split
+        return _Rows(job, lo, mid), _Rows(job, mid, hi), _merge(self.reduction)
 
 
+@dataclass(frozen=True)
 class _Rows:
     """The job restricted to rows [lo, hi)."""
 
-    def __init__(self, job: Callable[..., LossResult], lo: int, hi: int) -> None:
-        self.job, self.lo, self.hi = job, lo, hi
+    job: Callable[..., LossResult]
+    lo: int
+    hi: int
 
     def __call__(self, device: str) -> LossResult:
         return self.job(device, self.lo, self.hi)
 
 
 def _merge(reduction: str) -> Callable[[LossResult, LossResult], LossResult]:
-    def cat(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None or b is None else np.concatenate([a, b])
+    return partial(_merge_results, reduction)
 
-    def merge(a: LossResult, b: LossResult) -> LossResult:
-        value = np.concatenate([a.value, b.value]) if reduction == "none" else a.value + b.value
-        return LossResult(
-            loss=a.loss,
-            reduction=a.reduction,
-            value=value,
-            grad=cat(a.grad, b.grad),
-            hessian_diag=cat(a.hessian_diag, b.hessian_diag),
-            device=a.device,
-        )
 
-    return merge
+def _cat(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None or b is None else np.concatenate([a, b])
+
+
+def _merge_results(reduction: str, a: LossResult, b: LossResult) -> LossResult:
+    value = np.concatenate([a.value, b.value]) if reduction == "none" else a.value + b.value
+    return LossResult(
+        loss=a.loss,
+        reduction=a.reduction,
+        value=value,
+        grad=_cat(a.grad, b.grad),
+        hessian_diag=_cat(a.hessian_diag, b.hessian_diag),
+        device=a.device,
+    )

@@ -4,7 +4,8 @@
 
     LossServeError                      code            HTTP  gRPC
     ├── InvalidArgument                 INVALID_ARGUMENT 400  INVALID_ARGUMENT
-    │   └── PayloadTooLarge             PAYLOAD_TOO_LARGE 413 RESOURCE_EXHAUSTED
+    │   ├── PayloadTooLarge             PAYLOAD_TOO_LARGE 413 RESOURCE_EXHAUSTED
+    │   └── BodyTimeout (api.http)      INVALID_ARGUMENT 408  -
     ├── NotFound                        NOT_FOUND        404  NOT_FOUND
     ├── Unauthenticated                 UNAUTHENTICATED  401  UNAUTHENTICATED
     ├── PermissionDenied                PERMISSION_DENIED 403 PERMISSION_DENIED
@@ -13,9 +14,9 @@
     ├── Unavailable                     UNAVAILABLE      503  UNAVAILABLE   (retryable)
     └── Internal                        INTERNAL         500  INTERNAL
 
-The REST layer maps ``code`` to a status with :data:`HTTP_STATUS` in one exception handler;
-the gRPC layer maps it with its own table in one interceptor. Nothing inside ``core`` knows
-either number.
+The HTTP and gRPC numbers are the transports' tables (:data:`service.api.http.HTTP_STATUS`
+in one exception handler, :data:`service.api.grpc.GRPC_STATUS` in one interceptor); nothing
+inside ``core`` knows either number, and every layer may import this module.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
-    "HTTP_STATUS",
     "DeadlineExceeded",
     "ErrorCode",
     "Internal",
@@ -36,6 +36,7 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "field_message",
 ]
 
 
@@ -51,17 +52,12 @@ class ErrorCode(str, Enum):
     INTERNAL = "INTERNAL"
 
 
-HTTP_STATUS: dict[ErrorCode, int] = {
-    ErrorCode.INVALID_ARGUMENT: 400,
-    ErrorCode.PAYLOAD_TOO_LARGE: 413,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.UNAUTHENTICATED: 401,
-    ErrorCode.PERMISSION_DENIED: 403,
-    ErrorCode.RESOURCE_EXHAUSTED: 429,
-    ErrorCode.DEADLINE_EXCEEDED: 504,
-    ErrorCode.UNAVAILABLE: 503,
-    ErrorCode.INTERNAL: 500,
-}
+def field_message(field: str, exc: Exception) -> str:
+    """``"field: message"`` from an exception of the library (whose messages start with a
+    capital, "Expected ..."), in the service's form: one message for one fault on every
+    path."""
+    text = str(exc)
+    return f"{field}: {text[:1].lower()}{text[1:]}"
 
 
 class LossServeError(Exception):

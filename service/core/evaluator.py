@@ -34,7 +34,7 @@ import torch
 import losses
 from losses import LossParameterError, Task
 
-from .errors import InvalidArgument, PayloadTooLarge
+from .errors import InvalidArgument, PayloadTooLarge, field_message
 from .types import (
     ClassMetrics,
     EvaluateRequest,
@@ -290,16 +290,11 @@ def _result(task: Task, counts: I64, num_samples: int, loss: float | None) -> Ev
         task=task.value,
         num_samples=num_samples,
         loss=loss,
-        confusion=[[int(v) for v in row] for row in counts],
+        confusion=np.ascontiguousarray(counts, dtype=np.int64),
         per_class=per_class,
         macro_f1=float(f1.mean()),
         micro_f1=micro,
     )
-
-
-def _field_message(field: str, exc: Exception) -> str:
-    text = str(exc)
-    return f"{field}: {text[:1].lower()}{text[1:]}"
 
 
 def _check_loss(name: object, params: object, task: Task) -> None:
@@ -315,7 +310,7 @@ def _check_loss(name: object, params: object, task: Task) -> None:
     try:
         spec = losses.get(name)
     except ValueError as exc:
-        raise InvalidArgument(_field_message("loss", exc)) from None
+        raise InvalidArgument(field_message("loss", exc)) from None
     if task not in spec.tasks:
         allowed = ", ".join(sorted(t.value for t in spec.tasks))
         raise InvalidArgument(
@@ -344,9 +339,9 @@ def _mean_loss(name: str, params: dict[str, Any], batch: _Batch) -> float:
         with torch.no_grad():
             value = losses.compute(name, logits, targets, reduction="mean", **params)
     except LossParameterError as exc:  # pragma: no cover - _check_loss validated them
-        raise InvalidArgument(_field_message("params", exc)) from None
+        raise InvalidArgument(field_message("params", exc)) from None
     except (ValueError, TypeError) as exc:  # per-class params of the wrong length, etc.
-        raise InvalidArgument(_field_message("params", exc)) from None
+        raise InvalidArgument(field_message("params", exc)) from None
     return float(value.item())
 
 

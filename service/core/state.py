@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -13,8 +14,8 @@ from ..observability import Metrics
 from ..settings import Settings
 from ..workers import WorkerPool, default_devices
 from . import evaluator
+from .dataplane import DataPlane
 from .engine import LossEngine
-from .errors import DeadlineExceeded
 from .types import EvaluateRequest, EvaluateResult, ThresholdsRequest, ThresholdsResult
 
 __all__ = ["ServiceState"]
@@ -34,11 +35,22 @@ class ServiceState:
     draining: bool = False
     """Set by :meth:`drain`: requests are still served, but the server reports not ready."""
     _drain_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
+    plane: DataPlane = field(init=False, repr=False)
+    """The one entry of every transport (admission, cost, deadlines)."""
+
+    def __post_init__(self) -> None:
+        self.plane = DataPlane(self)
 
     @classmethod
     def create(cls, settings: Settings | None = None) -> ServiceState:
         settings = settings or Settings()
-        pool = WorkerPool(settings.devices or default_devices(), queue_depth=settings.queue_depth)
+        pool = WorkerPool(
+            settings.devices or default_devices(),
+            queue_depth=settings.queue_depth,
+            workers_per_device=settings.workers_per_device,
+            threads=settings.worker_threads,
+            preload=("service.core.engine", "service.core.evaluator"),
+        )
         root = settings.model_repository
         return cls(
             settings=settings,
@@ -77,8 +89,8 @@ class ServiceState:
         work finish for at most ``timeout`` seconds (``None``: as long as it takes).
 
         Returns True when all of it finished; False when work was still running at the
-        timeout: its callers got ``Unavailable``, but a thread cannot be interrupted, so
-        the process should not wait for it.
+        timeout: its callers got ``Unavailable`` (the worker processes running it are
+        killed; a batcher's ONNX Runtime thread cannot be, so the process should not wait).
         """
         self.started = False
         loop = asyncio.get_running_loop()
@@ -95,21 +107,23 @@ class ServiceState:
         return finished and not any(s.running or s.queued for s in self.pool.stats())
 
     async def evaluate(self, request: EvaluateRequest) -> EvaluateResult:
-        """Metrics run off the event loop (numpy and torch release the GIL)."""
+        """Metrics run in a worker process: admitted (429 when full), with a deadline, and
+        killed past it."""
         return await self._off_loop(evaluator.evaluate, request)
 
     async def fit_thresholds(self, request: ThresholdsRequest) -> ThresholdsResult:
         return await self._off_loop(evaluator.fit_thresholds, request)
 
     async def _off_loop(self, fn: Callable[[A], R], request: A) -> R:
-        timeout = self.settings.request_timeout_s
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, request), timeout)
-        except TimeoutError:
-            raise DeadlineExceeded(
-                f"request: expected to finish within {timeout:g} s, took longer"
-            ) from None
+        """``fn(request)`` on the worker pool; ``fn`` must be a module-level function."""
+        job = functools.partial(_ignoring_device, fn, request)
+        return await self.pool.run(job, timeout=self.settings.request_timeout_s)
 
     def ready(self) -> bool:
         """Started, not draining, and at least one worker alive."""
         return self.started and not self.draining and any(s.alive for s in self.pool.stats())
+
+
+def _ignoring_device(fn: Callable[[A], R], request: A, device: str) -> R:
+    """A pool job (called with the worker's device) for a function that runs on the CPU."""
+    return fn(request)

@@ -22,7 +22,8 @@ import pybase64
 from lossserve_client.tensors import DTYPES as WIRE_DTYPES
 from lossserve_client.tensors import binary_entry, to_bytes
 
-from .errors import InvalidArgument, PayloadTooLarge
+from .costs import check_shape
+from .errors import InvalidArgument
 
 __all__ = [
     "DTYPES",
@@ -149,10 +150,7 @@ def decode_tensor(
 
 
 def _check_size(shape: tuple[int, ...], field: str, max_elements: int | None) -> None:
-    if max_elements is not None and math.prod(shape) > max_elements:
-        raise PayloadTooLarge(
-            f"{field}: expected at most {max_elements} elements, got {math.prod(shape)}"
-        )
+    check_shape(shape, field, max_elements, empty=True)
 
 
 def encode_lists(array: np.ndarray) -> Any:

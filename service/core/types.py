@@ -67,11 +67,34 @@ class EvaluateResult:
     task: str
     num_samples: int
     loss: float | None
-    confusion: list[list[int]]
-    """Multiclass: C x C (row = true class). Binary/multilabel: per class [tn, fp, fn, tp]."""
+    confusion: np.ndarray
+    """int64. Multiclass: C x C (row = true class). Binary/multilabel: per class
+    [tn, fp, fn, tp] (C x 4). An array, not lists: a large one stays one buffer, encoded
+    by orjson or protobuf without a Python object per count."""
     per_class: list[ClassMetrics]
     macro_f1: float
     micro_f1: float
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EvaluateResult):
+            return NotImplemented
+        return (
+            self.task,
+            self.num_samples,
+            self.loss,
+            self.per_class,
+            self.macro_f1,
+            self.micro_f1,
+        ) == (
+            other.task,
+            other.num_samples,
+            other.loss,
+            other.per_class,
+            other.macro_f1,
+            other.micro_f1,
+        ) and np.array_equal(self.confusion, other.confusion)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

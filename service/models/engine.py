@@ -30,14 +30,21 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 
-from ..core.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from ..core.documents import ascii_count
+from ..core.errors import (
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
+)
 from .batching import DynamicBatcher
 from .oip import datatype_of
 from .repository import OUTPUTS, LoadedModel, ModelRepository, check_model_name
@@ -63,6 +70,7 @@ PLATFORM = "onnxruntime_onnx"
 DECISIONS = "decisions"
 OUTPUT_NAMES = (*OUTPUTS, DECISIONS)
 READY, UNAVAILABLE = "READY", "UNAVAILABLE"
+R = TypeVar("R")
 
 log = logging.getLogger("lossserve.models")
 
@@ -146,6 +154,8 @@ class ModelStats:
     fail_ns: int
     queued: int
     """Requests waiting in the batcher now."""
+    running: int = 0
+    """Model runs in progress now."""
 
 
 def decide(card_task: str, thresholds: np.ndarray, logits: np.ndarray) -> np.ndarray:
@@ -208,9 +218,10 @@ class _Decider:
 def _parse_version(version: str) -> int | None:
     if version == "":
         return None
-    if not version.isdigit() or int(version) < 1:
+    number = ascii_count(version)
+    if number is None or number < 1:
         raise InvalidArgument(f"model version: expected a positive integer, got {version!r}")
-    return int(version)
+    return number
 
 
 class ModelEngine:
@@ -219,7 +230,7 @@ class ModelEngine:
     Args:
         repository: where models come from; ``None`` serves no model (every model is unknown
             and the repository API answers that no repository is configured).
-        admin_token: the bearer token of the repository API; ``None`` switches it off.
+        admin_token: the bearer token of the repository API; ``None`` or empty switches it off.
         timeout: the default deadline of an inference, in seconds.
         max_elements: the most elements one input tensor may have.
     """
@@ -233,7 +244,7 @@ class ModelEngine:
         max_elements: int = 64 * 1024 * 1024,
     ) -> None:
         self.repository = repository
-        self._admin_token = admin_token
+        self._admin_token = admin_token if admin_token and admin_token.strip() else None
         self._timeout = timeout
         self.max_elements = max_elements
         self._slots: dict[str, _Slot] = {}
@@ -393,6 +404,15 @@ class ModelEngine:
             )
         return slot.live
 
+    def admission_limit(self, name: str) -> int | None:
+        """How many requests for ``name`` may be in flight: what its batcher runs and queues
+        (None for a model not served: such a request is answered at once anyway)."""
+        slot = self._slots.get(name)
+        if slot is None or slot.live is None:
+            return None
+        batcher = slot.live.batcher
+        return batcher.queue_depth + batcher.max_batch_size
+
     def model(self, name: str, version: str = "") -> LoadedModel:
         return self._live(name, version).model
 
@@ -497,6 +517,7 @@ class ModelEngine:
                     fail_count=live.fail,
                     fail_ns=live.fail_ns,
                     queued=batcher.waiting,
+                    running=batcher.running,
                 )
             )
         return result
@@ -526,9 +547,16 @@ class ModelEngine:
         if array.shape[0] == 0:
             raise InvalidArgument(f"input {expected!r}: expected at least one row, got 0")
         if array.size > self.max_elements:
-            raise InvalidArgument(
+            raise PayloadTooLarge(
                 f"input {expected!r}: expected at most {self.max_elements} elements, "
                 f"got {array.size}"
+            )
+        finite = np.isfinite(array)
+        if not finite.all():
+            index = [int(i) for i in np.argwhere(~finite)[0]]
+            raise InvalidArgument(
+                f"input {expected!r}: expected finite values, got "
+                f"{array[tuple(index)].item()!r} at index {index}"
             )
         return array
 
@@ -583,12 +611,9 @@ class ModelEngine:
         features = self._check_inputs(model, request.inputs)
         wanted = self._check_outputs(request.outputs)
         outputs = await self._run(live, features, timeout)
-        result: dict[str, np.ndarray] = {}
-        for output in wanted:
-            values = outputs[output.name]
-            if output.classification:
-                values = classify(values, output.classification, model.card.labels)
-            result[output.name] = np.ascontiguousarray(values)
+        result = await _off_loop_if_large(
+            features.shape[0], _select_outputs, outputs, wanted, model.card.labels
+        )
         return InferResult(
             model=model.name, version=str(model.version), id=request.id, outputs=result
         )
@@ -599,7 +624,7 @@ class ModelEngine:
         if not isinstance(instances, list) or not instances:
             raise InvalidArgument("instances: expected a non-empty list of feature rows")
         if len(instances) * width > self.max_elements:
-            raise InvalidArgument(
+            raise PayloadTooLarge(
                 f"instances: expected at most {self.max_elements} values, "
                 f"got {len(instances) * width}"
             )
@@ -635,23 +660,49 @@ class ModelEngine:
         """Label names after the learned decision rule, with every label's probability."""
         live = self._live(name)
         model = live.model
-        rows = self._rows(model, instances)
+        size = len(instances) if isinstance(instances, list) else 0
+        rows = await _off_loop_if_large(size, self._rows, model, instances)
         outputs = await self._run(live, rows, timeout)
-        labels = model.card.labels
-        predictions = []
-        for decision, probabilities in zip(
-            outputs[DECISIONS], outputs["probabilities"], strict=True
-        ):
-            if model.card.task == "multiclass":
-                chosen = [labels[int(decision)]]
-            else:
-                chosen = [labels[i] for i in np.flatnonzero(decision)]
-            predictions.append(
-                Prediction(
-                    labels=chosen,
-                    probabilities={
-                        label: float(p) for label, p in zip(labels, probabilities, strict=True)
-                    },
-                )
+        return await _off_loop_if_large(size, _predictions, model, outputs)
+
+
+_LARGE_ROWS = 256
+"""Requests with more rows than this are parsed and answered in a thread, off the loop."""
+
+
+async def _off_loop_if_large(rows: int, fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)``: inline for a few rows, in a thread (off the event loop) for many."""
+    if rows <= _LARGE_ROWS:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
+
+
+def _select_outputs(
+    outputs: dict[str, np.ndarray], wanted: tuple[RequestedOutput, ...], labels: Sequence[str]
+) -> dict[str, np.ndarray]:
+    result: dict[str, np.ndarray] = {}
+    for output in wanted:
+        values = outputs[output.name]
+        if output.classification:
+            values = classify(values, output.classification, labels)
+        result[output.name] = np.ascontiguousarray(values)
+    return result
+
+
+def _predictions(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list[Prediction]:
+    labels = model.card.labels
+    predictions = []
+    for decision, probabilities in zip(outputs[DECISIONS], outputs["probabilities"], strict=True):
+        if model.card.task == "multiclass":
+            chosen = [labels[int(decision)]]
+        else:
+            chosen = [labels[i] for i in np.flatnonzero(decision)]
+        predictions.append(
+            Prediction(
+                labels=chosen,
+                probabilities={
+                    label: float(p) for label, p in zip(labels, probabilities, strict=True)
+                },
             )
-        return predictions
+        )
+    return predictions

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InvalidArgument, PayloadTooLarge
+from ..core.costs import check_shape
+from ..core.errors import InvalidArgument
 
 __all__ = [
     "BYTES",
@@ -91,11 +92,7 @@ def decode_shape(shape: object, field: str, max_elements: int | None = None) -> 
     ):
         raise InvalidArgument(f"{field}: expected a shape of non-negative integers, got {shape!r}")
     dims = tuple(int(d) for d in shape)
-    if max_elements is not None and math.prod(dims) > max_elements:
-        raise PayloadTooLarge(
-            f"{field}: expected at most {max_elements} elements, got {math.prod(dims)} "
-            f"(shape {list(dims)})"
-        )
+    check_shape(dims, field, max_elements, empty=True)
     return dims
 
 
@@ -193,6 +190,8 @@ def from_elements(values: Any, datatype: str, shape: tuple[int, ...], field: str
         raise InvalidArgument(f"{field}: expected integers for {datatype}, got fractions")
     if raw.size and dtype.kind == "b" and raw.dtype.kind != "b":
         raise InvalidArgument(f"{field}: expected true/false for BOOL, got numbers")
+    if raw.size and dtype.kind != "b" and raw.dtype.kind == "b":
+        raise InvalidArgument(f"{field}: expected numbers for {datatype}, got true/false")
     if raw.size and dtype.kind in "iu":
         info = np.iinfo(dtype)
         if raw.min() < info.min or raw.max() > info.max:
@@ -216,6 +215,7 @@ def decode_json(data: object, datatype: str, shape: tuple[int, ...], field: str)
         data = [data]
     flat: list[Any] = []
     stack: list[Any] = [iter(data)]
+    booleans = datatype == "BOOL"  # JSON true/false: only BOOL takes them (no 1.0 for true)
     while stack:  # flatten without recursion: nesting depth is the client's choice
         for item in stack[-1]:
             if isinstance(item, list):
@@ -225,6 +225,10 @@ def decode_json(data: object, datatype: str, shape: tuple[int, ...], field: str)
                 raise InvalidArgument(
                     f"{field}.data: expected numbers, booleans or strings, "
                     f"got {type(item).__name__}"
+                )
+            if isinstance(item, bool) and not booleans:
+                raise InvalidArgument(
+                    f"{field}.data: expected numbers for {datatype}, got {item!r}"
                 )
             flat.append(item)
         else:

@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import ValidationError
 
+from ..core.documents import ascii_count
 from ..core.errors import InvalidArgument, NotFound
 from .card import MODEL_NAME, ModelCard
 
@@ -63,9 +64,12 @@ _LOGGER_LOCK = threading.Lock()
 def check_model_name(name: object) -> str:
     """``name`` if it is a valid model name (a single safe path segment), else raise."""
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        shown = (
+            repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80]) + "..."
+        )
         raise InvalidArgument(
             "model name: expected 1-64 letters, digits, '_', '.' or '-', starting with a "
-            f"letter or digit, got {name!r}"
+            f"letter or digit, got {shown}"
         )
     return name
 
@@ -104,11 +108,8 @@ def _fail(name: str, version: int | str, reason: str) -> InvalidArgument:
 def _versions(directory: Path) -> list[int]:
     if not directory.is_dir():
         return []
-    return sorted(
-        int(child.name)
-        for child in directory.iterdir()
-        if child.is_dir() and child.name.isdigit() and int(child.name) >= 1
-    )
+    numbers = (ascii_count(child.name) for child in directory.iterdir() if child.is_dir())
+    return sorted(n for n in numbers if n is not None and n >= 1)
 
 
 def _dims_match(card_shape: list[int], graph_shape: list[Any]) -> bool:

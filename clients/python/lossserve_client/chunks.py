@@ -20,7 +20,10 @@ import numpy as np
 from .proto.lossserve.v1 import loss_service_pb2 as pb
 from .tensors import DTYPES
 
-__all__ = ["Assembler", "answer_bytes", "split"]
+__all__ = ["MAX_DIMS", "Assembler", "answer_bytes", "split"]
+
+MAX_DIMS = 8
+"""The most dimensions a tensor may have (the server's limit too)."""
 
 ErrorFactory = Callable[[str], Exception]
 
@@ -89,7 +92,7 @@ def split(
     for field, raw in rest:
         for start in range(0, raw.nbytes, chunk_bytes):
             piece = raw[start : start + chunk_bytes].tobytes()
-            yield wrap(data=pb.TensorChunk(field=field, data=piece))
+            yield wrap(data=pb.TensorChunk(field=field, data=piece, offset=start))
 
 
 class Assembler(Generic[H, C]):
@@ -146,6 +149,17 @@ class Assembler(Generic[H, C]):
                 raise self._invalid(
                     f"{field}.shape: expected a list of non-negative integers, got {list(shape)}"
                 )
+            if len(shape) > MAX_DIMS:
+                raise self._invalid(
+                    f"{field}: expected at most {MAX_DIMS} dimensions, got {len(shape)}"
+                )
+            largest = max((d for d in shape), default=0)
+            if self._max_elements is not None and largest > self._max_elements:
+                # a 0 elsewhere would let the product pass: [2**63 - 1, 0]
+                raise self._too_large(
+                    f"{field}: expected at most {self._max_elements} elements, got a "
+                    f"dimension of {largest}"
+                )
             size = math.prod(shape)
             if self._max_elements is not None and size > self._max_elements:
                 raise self._too_large(
@@ -179,7 +193,17 @@ class Assembler(Generic[H, C]):
             raise self._invalid(
                 f"data.field: expected one of {', '.join(self._fields)}, got {chunk.field!r}"
             )
+        if chunk.HasField("offset") and chunk.offset != self._filled[chunk.field]:
+            raise self._invalid(
+                f"data.offset: expected {self._filled[chunk.field]} for the next piece of "
+                f"{chunk.field}, got {chunk.offset} (a piece out of order, repeated or lost)"
+            )
         self._write(chunk.field, chunk.data)
+
+    @property
+    def declared_bytes(self) -> int:
+        """The bytes the header's tensors declare (0 before the header)."""
+        return sum(buffer.nbytes for buffer in self._buffers.values())
 
     def _write(self, field: str, data: bytes) -> None:
         buffer, start = self._buffers[field], self._filled[field]

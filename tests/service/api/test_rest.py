@@ -137,7 +137,7 @@ GOOD: dict[str, Any] = {"loss": "focal", "logits": LOGITS.tolist(), "targets": T
 @pytest.mark.parametrize(
     ("change", "status", "message"),
     [
-        ({"loss": "focall"}, 400, "loss: Unknown loss 'focall'.*Did you mean 'focal'"),
+        ({"loss": "focall"}, 400, "loss: unknown loss 'focall'.*Did you mean 'focal'"),
         ({"params": {"gamma": -1}}, 400, "gamma: Input should be greater than or equal to 0"),
         ({"params": {"gama": 1}}, 400, "gama: unknown parameter"),
         ({"targets": [0, 1]}, 400, "targets: Expected logits"),

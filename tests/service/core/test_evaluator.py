@@ -68,7 +68,11 @@ def _brute_best(scores: Array, truth: Array, beta: float) -> float:
 
 
 def _same_metrics(a: EvaluateResult, b: EvaluateResult) -> None:
-    assert (a.task, a.num_samples, a.confusion) == (b.task, b.num_samples, b.confusion)
+    assert (a.task, a.num_samples, a.confusion.tolist()) == (
+        b.task,
+        b.num_samples,
+        b.confusion.tolist(),
+    )
     assert a.per_class == b.per_class
     assert a.macro_f1 == pytest.approx(b.macro_f1)
     assert a.micro_f1 == pytest.approx(b.micro_f1)
@@ -90,7 +94,9 @@ def test_binary_matches_sklearn(seed: int) -> None:
         result = evaluate(EvaluateRequest(x, y, thresholds=np.array([t])))
         pred = (x >= t).astype(np.int64)
         assert result.task == "binary"
-        assert result.confusion == [confusion_matrix(y, pred, labels=[0, 1]).ravel().tolist()]
+        assert result.confusion.tolist() == [
+            confusion_matrix(y, pred, labels=[0, 1]).ravel().tolist()
+        ]
         (positive,) = result.per_class
         assert positive.label == 1
         assert positive.support == int(y.sum())
@@ -111,7 +117,7 @@ def test_multiclass_matches_sklearn(seed: int) -> None:
         shift = np.zeros(6) if offsets is None else offsets
         pred = np.argmax(x.astype(np.float64) + shift, axis=1)
         assert result.task == "multiclass"
-        assert result.confusion == confusion_matrix(y, pred, labels=labels).tolist()
+        assert result.confusion.tolist() == confusion_matrix(y, pred, labels=labels).tolist()
         kw: dict[str, Any] = {"labels": labels, "zero_division": 0}
         np.testing.assert_allclose(
             [m.precision for m in result.per_class], precision_score(y, pred, average=None, **kw)
@@ -137,7 +143,7 @@ def test_multilabel_matches_sklearn(seed: int) -> None:
         pred = (x >= (0.0 if thresholds is None else thresholds)).astype(np.int64)
         expected = multilabel_confusion_matrix(y, pred).reshape(4, 4).tolist()
         assert result.task == "multilabel"
-        assert result.confusion == expected
+        assert result.confusion.tolist() == expected
         kw: dict[str, Any] = {"zero_division": 0}
         np.testing.assert_allclose(
             [m.f1 for m in result.per_class], f1_score(y, pred, average=None, **kw)
@@ -155,13 +161,13 @@ def test_multilabel_matches_sklearn(seed: int) -> None:
 def test_thresholds_default_to_zero_and_ties_go_to_the_positive() -> None:
     x = np.array([-1.0, 0.0, 1.0])
     result = evaluate(EvaluateRequest(x, np.array([0, 1, 1])))
-    assert result.confusion == [[1, 0, 0, 2]]  # a logit of exactly 0 predicts positive
+    assert result.confusion.tolist() == [[1, 0, 0, 2]]  # a logit of exactly 0 predicts positive
     # Multiclass argmax ties go to the first class, as numpy's argmax.
     tie = evaluate(EvaluateRequest(np.zeros((2, 3)), np.array([0, 2])))
-    assert tie.confusion == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
+    assert tie.confusion.tolist() == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
     # A scalar threshold applies to every class.
     scalar = evaluate(EvaluateRequest(np.eye(3), np.eye(3, dtype=int), thresholds=np.array(2.0)))
-    assert [row[3] for row in scalar.confusion] == [0, 0, 0]
+    assert [row[3] for row in scalar.confusion.tolist()] == [0, 0, 0]
 
 
 @pytest.mark.parametrize(

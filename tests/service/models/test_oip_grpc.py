@@ -17,8 +17,9 @@ from lossserve_client.proto.inference import grpc_service_pb2_grpc as pb_grpc
 
 from service.api import oip_grpc_convert as convert
 from service.api.grpc import create_grpc_server
+from service.api.http import HTTP_STATUS
 from service.api.rest import create_app
-from service.core.errors import HTTP_STATUS, InvalidArgument
+from service.core.errors import InvalidArgument
 from service.core.state import ServiceState
 from service.models.engine import InferRequest, InferResult, RequestedOutput
 from service.models.oip import BYTES, DATATYPES, datatype_of, encode_raw

@@ -234,14 +234,19 @@ export interface components {
             /**
              * Counts
              * @description Per-class counts; or give labels.
+             * @default null
              */
             counts?: number[] | null;
             /**
              * Labels
              * @description Class indices; or give counts.
+             * @default null
              */
             labels?: number[] | null;
-            /** Num Classes */
+            /**
+             * Num Classes
+             * @default null
+             */
             num_classes?: number | null;
             /**
              * Strategy
@@ -509,6 +514,15 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

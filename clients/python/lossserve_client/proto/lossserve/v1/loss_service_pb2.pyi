@@ -240,21 +240,30 @@ class TensorChunk(_message.Message):
 
     FIELD_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
     field: _builtins.str
     """The name of the header's Tensor field they belong to, e.g. "logits" or "grad"."""
     data: _builtins.bytes
     """Appended to that tensor's data, in order."""
+    offset: _builtins.int
+    """Where data starts in its tensor's bytes. When set, it must equal the bytes that tensor
+    holds so far, else INVALID_ARGUMENT: a reordered, repeated or lost piece is refused
+    instead of assembling a wrong tensor. Every lossserve client sets it.
+    """
     def __init__(
         self,
         *,
         field: _builtins.str = ...,
         data: _builtins.bytes = ...,
+        offset: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_offset", b"_offset", "offset", b"offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "field", b"field"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_offset", b"_offset", "data", b"data", "field", b"field", "offset", b"offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__offset: _TypeAlias = _typing.Literal["offset"]  # noqa: Y015
+    _WhichOneofArgType__offset: _TypeAlias = _typing.Literal["_offset", b"_offset"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__offset) -> _WhichOneofReturnType__offset | None: ...
 
 Global___TensorChunk: _TypeAlias = TensorChunk  # noqa: Y015
 

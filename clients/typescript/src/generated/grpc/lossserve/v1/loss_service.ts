@@ -100,6 +100,12 @@ export interface TensorChunk {
   field: string;
   /** Appended to that tensor's data, in order. */
   data: Buffer;
+  /**
+   * Where data starts in its tensor's bytes. When set, it must equal the bytes that tensor
+   * holds so far, else INVALID_ARGUMENT: a reordered, repeated or lost piece is refused
+   * instead of assembling a wrong tensor. Every lossserve client sets it.
+   */
+  offset?: number | undefined;
 }
 
 /**
@@ -1013,7 +1019,7 @@ export const ComputeLossResponse: MessageFns<ComputeLossResponse> = {
 };
 
 function createBaseTensorChunk(): TensorChunk {
-  return { field: "", data: Buffer.alloc(0) };
+  return { field: "", data: Buffer.alloc(0), offset: undefined };
 }
 
 export const TensorChunk: MessageFns<TensorChunk> = {
@@ -1023,6 +1029,9 @@ export const TensorChunk: MessageFns<TensorChunk> = {
     }
     if (message.data.length !== 0) {
       writer.uint32(18).bytes(message.data);
+    }
+    if (message.offset !== undefined) {
+      writer.uint32(24).int64(message.offset);
     }
     return writer;
   },
@@ -1056,6 +1065,14 @@ export const TensorChunk: MessageFns<TensorChunk> = {
             message.data = Buffer.from(reader.bytes());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1072,6 +1089,7 @@ export const TensorChunk: MessageFns<TensorChunk> = {
     return {
       field: isSet(object.field) ? globalThis.String(object.field) : "",
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : undefined,
     };
   },
 
@@ -1083,6 +1101,9 @@ export const TensorChunk: MessageFns<TensorChunk> = {
     if (message.data.length !== 0) {
       obj.data = base64FromBytes(message.data);
     }
+    if (message.offset !== undefined) {
+      obj.offset = Math.round(message.offset);
+    }
     return obj;
   },
 
@@ -1093,6 +1114,7 @@ export const TensorChunk: MessageFns<TensorChunk> = {
     const message = createBaseTensorChunk();
     message.field = object.field ?? "";
     message.data = object.data ?? Buffer.alloc(0);
+    message.offset = object.offset ?? undefined;
     return message;
   },
 };

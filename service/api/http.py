@@ -1,0 +1,325 @@
+"""What every REST route shares: the status table, the body reader, the request observer.
+
+- :data:`HTTP_STATUS` maps the core's transport-neutral error codes to HTTP statuses (the
+  one table; the gRPC transport has its own).
+- :func:`read_body` reads a request body within its limits before anything parses it: a
+  ``Content-Length`` above ``max_body_bytes`` is refused before one byte is read; a chunked
+  or compressed body is counted as it streams in and as it inflates; each piece must come
+  within ``body_timeout_s`` (a stalled or truncated body answers 408, it never holds the
+  request forever); its bytes are charged to the request's admission ticket.
+- :class:`ObserveMiddleware` (plain ASGI, no per-request task) sets ``X-Request-ID``,
+  records the metrics and logs each request at debug level; a client that went away is
+  one info line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..core.admission import Ticket
+from ..core.documents import ascii_count, load_json_object
+from ..core.errors import ErrorCode, InvalidArgument, LossServeError, PayloadTooLarge
+from ..observability import Metrics
+from .pacing import paced
+
+__all__ = [
+    "CLIENT_CLOSED_REQUEST",
+    "HEADER_LENGTH",
+    "HTTP_STATUS",
+    "BodyTimeout",
+    "ObserveMiddleware",
+    "json_response",
+    "read_body",
+]
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_ARGUMENT: 400,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.RESOURCE_EXHAUSTED: 429,
+    ErrorCode.DEADLINE_EXCEEDED: 504,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+"""The one table from the core's error codes to HTTP statuses."""
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged for a client that went away (nginx's convention); nobody receives it."""
+
+log = logging.getLogger("lossserve.http")
+
+
+class BodyTimeout(InvalidArgument):
+    """The body stopped arriving (a stalled or truncated upload): 408 on REST."""
+
+
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def declared_length(request: Request, max_bytes: int) -> int | None:
+    """``Content-Length`` as a number (None when absent: a chunked body), refused above
+    ``max_bytes`` before the body is read."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    size = ascii_count(declared.strip())
+    if size is None:
+        raise InvalidArgument(f"Content-Length: expected a non-negative integer, got {declared!r}")
+    if size > max_bytes:
+        raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got {size}")
+    return size
+
+
+def _pieces(request: Request, timeout: float) -> AsyncIterator[bytes]:
+    def late() -> BodyTimeout:
+        return BodyTimeout(
+            f"body: expected the rest of the body within {timeout:g} s, got nothing more "
+            "(LOSSSERVE_BODY_TIMEOUT_S)"
+        )
+
+    return paced(request.stream(), timeout, late)
+
+
+_INFLATE = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+async def read_body(
+    request: Request,
+    *,
+    max_bytes: int,
+    timeout: float,
+    ticket: Ticket | None = None,
+    compressed: bool = False,
+    max_values: int = 500_000,
+    max_json_bytes: int = 32 * 1024 * 1024,
+) -> tuple[dict[str, Any], memoryview | None]:
+    """The JSON document and, with the binary tensor extension, the bytes after it.
+
+    An empty body is ``{}``. ``compressed`` accepts ``Content-Encoding: gzip`` or ``deflate``
+    (inflated within ``max_bytes``). The bytes received beyond ``Content-Length`` (a chunked
+    body) are added to ``ticket`` as they come. A JSON document of more than ``max_values``
+    values or ``max_json_bytes`` bytes is refused before it is parsed.
+    """
+    declared = declared_length(request, max_bytes)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    inflater = None
+    if encoding not in ("", "identity"):
+        if not compressed or encoding not in _INFLATE:
+            allowed = "gzip, deflate or identity" if compressed else "identity"
+            raise InvalidArgument(f"Content-Encoding: expected {allowed}, got {encoding!r}")
+        inflater = zlib.decompressobj(_INFLATE[encoding])
+    body = bytearray()
+    received = 0
+    async for piece in _pieces(request, timeout):
+        if not piece:
+            continue
+        received += len(piece)
+        if received > max_bytes:
+            raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes, got more")
+        if inflater is not None:
+            try:
+                piece = inflater.decompress(piece, max_bytes + 1 - len(body))
+            except zlib.error as exc:
+                raise InvalidArgument(
+                    f"body: expected {encoding} data, got a decoding error: {exc}"
+                ) from None
+            if len(body) + len(piece) > max_bytes or inflater.unconsumed_tail:
+                raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes once inflated")
+        if ticket is not None and (declared is None or inflater is not None):
+            ticket.grow(len(piece))
+        body += piece
+    if declared is not None and received < declared:
+        raise InvalidArgument(f"body: expected {declared} bytes (Content-Length), got {received}")
+    return await _split(body, request.headers.get(HEADER_LENGTH), max_values, max_json_bytes)
+
+
+_OFF_LOOP_BYTES = 1 << 20
+"""JSON documents above this size are parsed in a thread (the loop serves others between)."""
+
+
+async def _split(
+    body: bytearray, header_length: str | None, max_values: int, max_json_bytes: int
+) -> tuple[dict[str, Any], memoryview | None]:
+    binary: memoryview | None = None
+    data: bytes | bytearray = body
+    if header_length is not None:
+        split = ascii_count(header_length.strip())
+        if split is None or split > len(body):
+            raise InvalidArgument(
+                f"{HEADER_LENGTH}: expected an integer in [0, {len(body)}] (the body's length), "
+                f"got {header_length!r}"
+            )
+        view = memoryview(body)
+        data, binary = bytes(view[:split]), view[split:]
+    if len(data) <= 64 and not bytes(data).strip():
+        return {}, binary
+    # every JSON value but the last in a list or object is followed by a comma, and base64
+    # has none: the commas bound the values to parse, before one is parsed
+    if len(data) > max_json_bytes:
+        raise PayloadTooLarge(
+            f"body: expected a JSON document of at most {max_json_bytes} bytes, got "
+            f"{len(data)}; send large tensors with the binary tensor extension "
+            "(LOSSSERVE_MAX_JSON_BYTES)"
+        )
+    values = data.count(b",")
+    if values > max_values:
+        raise PayloadTooLarge(
+            f"body: expected at most {max_values} JSON values, got about {values}; send large "
+            "tensors as {shape, dtype, b64} or with the binary tensor extension "
+            "(LOSSSERVE_MAX_JSON_VALUES)"
+        )
+    if len(data) > _OFF_LOOP_BYTES:
+        return await asyncio.to_thread(load_json_object, data, "body"), binary
+    return load_json_object(data, "body"), binary
+
+
+class ObserveMiddleware:
+    """Request ID, metrics and a debug log line for every HTTP request (plain ASGI).
+
+    The route and loss labels come from the scope (``route`` once matched; the loss the
+    route saw, a registry name or ``unknown``); the metrics' label sets stay bounded.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = ""
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                request_id = value.decode("latin-1")[:128]
+                break
+        if not request_id:
+            request_id = uuid.uuid4().hex
+        status = 0
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED_REQUEST
+            log.info(
+                "client disconnected before the answer",
+                extra={"request_id": request_id, "path": scope.get("path", "")},
+            )
+        except Exception:  # an unexpected bug: a 500, logged, never a crash
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if status == 0:
+                status = 500
+                body = orjson.dumps(
+                    {"error": {"code": "INTERNAL", "message": "internal error", "details": []}}
+                )
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - start
+        route = scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        loss = scope.get("lossserve.loss", "")
+        self.metrics.observe(path, loss, status, elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method", ""),
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1e3, 3),
+                    "loss": loss,
+                },
+            )
+
+
+def error_status(exc: LossServeError) -> int:
+    """The HTTP status of ``exc`` (a stalled body is 408)."""
+    return 408 if isinstance(exc, BodyTimeout) else HTTP_STATUS[exc.code]
+
+
+def head_timeout_protocol(timeout: float) -> type[Any]:
+    """uvicorn's httptools protocol, closing a connection whose request head (request line
+    and headers) does not arrive within ``timeout`` seconds with a 408: a client that
+    opens connections and trickles bytes holds none of them for long. uvicorn itself only
+    times out idle keep-alive connections."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeadTimeoutProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.write(
+                    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n"
+                    b"connection: close\r\n\r\n"
+                )
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeadTimeoutProtocol

@@ -1,0 +1,303 @@
+"""DataPlane: the one object every transport calls, for every request that does work.
+
+As MLServer's ``DataPlane`` serves both its servers, the REST routes and the gRPC servicers
+decode a request, call one method here, and encode what it returns. This class owns what
+must not differ between them:
+
+- **admission** (:meth:`DataPlane.admit`): a bounded lane per resource (the worker pool;
+  each model's batcher) and a bound on the request bodies in flight, decided before the
+  body is read, so that overload answers 429 / RESOURCE_EXHAUSTED in microseconds;
+- **cost** (:mod:`service.core.costs`): every request's memory and work estimated from its
+  shapes and params, and refused with 413 / RESOURCE_EXHAUSTED over the budget, before
+  anything is allocated;
+- **deadlines**: the caller's, capped by ``request_timeout_s``; work past it is stopped by
+  the worker pool;
+- **validation** of everything the transports do not already type (shapes, params).
+
+The transports keep only their codecs and their status tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+import losses
+from losses import LossParameterError
+
+from . import costs
+from .admission import Admission, Ticket
+from .errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    field_message,
+)
+from .types import (
+    EvaluateRequest,
+    EvaluateResult,
+    LossRequest,
+    LossResult,
+    ThresholdsRequest,
+    ThresholdsResult,
+)
+
+if TYPE_CHECKING:
+    from ..models.engine import InferRequest, InferResult, Prediction
+    from .state import ServiceState
+
+__all__ = ["INFERENCE", "POOL", "ClassWeightsRequest", "DataPlane", "model_lane"]
+
+R = TypeVar("R")
+
+POOL = "worker pool"
+"""The lane of loss, evaluation and threshold requests."""
+INFERENCE = "inference"
+"""Inference requests whose model is not known before they are parsed (gRPC): their bytes
+count, and each is admitted on its model's lane once parsed."""
+
+
+_MODEL_LANE = "model "
+
+
+def model_lane(name: str) -> str:
+    """The lane of inference requests for model ``name`` (its batcher)."""
+    return f"{_MODEL_LANE}{name}"
+
+
+@dataclass(frozen=True)
+class ClassWeightsRequest:
+    strategy: str
+    labels: list[int] | None = None
+    counts: list[float] | None = None
+    num_classes: int | None = None
+    beta: float = 0.999
+
+
+class DataPlane:
+    """Admission, cost, deadlines and the calls into the engines, for both transports."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self._state = state
+        settings = state.settings
+        self.settings = settings
+        self.budget = costs.Budget(
+            memory=settings.max_request_memory_bytes, work=int(settings.max_request_work)
+        )
+        self.admission = Admission(settings.max_inflight_bytes, self._lane_limit)
+
+    # -- admission ---------------------------------------------------------------------
+
+    def _lane_limit(self, lane: str) -> int | None:
+        if lane == POOL:
+            workers = len(self._state.pool.stats())
+            return workers * (self._state.pool.queue_depth + 1)
+        if lane.startswith(_MODEL_LANE):
+            return self._state.models.admission_limit(lane.removeprefix(_MODEL_LANE))
+        return None
+
+    def admit(self, lane: str, size: int = 0) -> Ticket:
+        """Hold a place on ``lane`` for a request whose body has ``size`` bytes (more can be
+        added as a chunked body streams in); ``ResourceExhausted`` when there is none."""
+        return self.admission.admit(lane, size)
+
+    def deadline(self, remaining: float | None = None) -> float:
+        """The seconds a request may take: the caller's ``remaining``, capped by the
+        configured ``request_timeout_s``."""
+        limit = self.settings.request_timeout_s
+        return limit if remaining is None else max(0.0, min(limit, remaining))
+
+    # -- losses ------------------------------------------------------------------------
+
+    async def compute_loss(
+        self, request: LossRequest, *, remaining: float | None = None
+    ) -> LossResult:
+        """``POST /loss`` and ``ComputeLoss``: costed, then run on the worker pool."""
+        limit = self.settings.max_elements
+        costs.check_shape(request.logits.shape, "logits", limit)
+        costs.check_shape(request.targets.shape, "targets", limit)
+        if request.sample_weight is not None:
+            costs.check_shape(request.sample_weight.shape, "sample_weight", limit)
+        self.budget.check(
+            self._loss_cost(
+                request.loss,
+                request.params,
+                request.logits.shape,
+                request.targets.shape,
+                grad=request.return_grad,
+                hessian=request.return_hessian,
+            )
+        )
+        return await self._state.engine.compute(request, timeout=self.deadline(remaining))
+
+    def _loss_cost(
+        self,
+        loss: object,
+        params: object,
+        logits: tuple[int, ...],
+        targets: tuple[int, ...],
+        *,
+        grad: bool,
+        hessian: bool,
+    ) -> costs.Cost:
+        """The cost of the loss ``loss`` (validated with its ``params``) on these shapes."""
+        if not isinstance(loss, str):
+            raise InvalidArgument(f"loss: expected a loss name, got {type(loss).__name__}")
+        if not isinstance(params, dict):
+            raise InvalidArgument(f"params: expected an object, got {type(params).__name__}")
+        try:
+            spec = losses.get(loss)
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(field_message("loss", exc)) from None
+        try:
+            validated = spec.validate(params)
+        except LossParameterError as exc:
+            raise InvalidArgument(
+                "; ".join(f"params.{f}: {m}" for f, m in exc.errors),
+                details=[{"field": f"params.{f}", "message": m} for f, m in exc.errors],
+            ) from None
+        costs.check_shape(logits, "logits", self.settings.max_elements)
+        if len(logits) not in (1, 2):
+            return costs.Cost(0, 0, "logits")  # the engine refuses the shape, naming it
+        return costs.loss_cost(
+            spec, validated, logits, targets, return_grad=grad, return_hessian=hessian
+        )
+
+    def class_weights(self, request: ClassWeightsRequest) -> list[float]:
+        """``POST /class-weights``: per-class weights (costed by the number of classes)."""
+        labels, counts = request.labels, request.counts
+        limit = self.settings.max_elements
+        for name, values in (("labels", labels), ("counts", counts)):
+            if values is not None and len(values) > limit:
+                raise PayloadTooLarge(
+                    f"{name}: expected at most {limit} elements, got {len(values)}"
+                )
+        classes = request.num_classes
+        if labels:
+            top = max(labels)
+            if top >= limit:
+                raise PayloadTooLarge(f"labels: expected class indices below {limit}, got {top}")
+            classes = max(classes or 0, top + 1)
+        if classes is not None and classes > limit:
+            raise PayloadTooLarge(f"num_classes: expected at most {limit}, got {classes}")
+        self.budget.check(costs.class_weights_cost(len(labels or ()), len(counts or ()), classes))
+        try:
+            weights = losses.class_weights(
+                labels,
+                counts=counts,
+                strategy=request.strategy,
+                num_classes=request.num_classes,
+                beta=request.beta,
+            )
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(str(exc)) from None
+        answer: list[float] = weights.tolist()
+        return answer
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def cost_evaluate(self, request: EvaluateRequest) -> None:
+        """Refuse an evaluation (or one streamed batch of it) over the budget."""
+        self._check_pair(request.logits, request.targets, "logits")
+        cost = costs.evaluate_cost(request.logits.shape, request.targets.shape, loss=False)
+        if request.loss is not None:
+            cost = cost + self._loss_cost(
+                request.loss,
+                request.params,
+                request.logits.shape,
+                request.targets.shape,
+                grad=False,
+                hessian=False,
+            )
+        self.budget.check(cost)
+
+    async def evaluate(
+        self, request: EvaluateRequest, *, remaining: float | None = None
+    ) -> EvaluateResult:
+        """``POST /evaluate``: costed (a ``C x C`` confusion), then run on the worker pool."""
+        self.cost_evaluate(request)
+        return await self._state.evaluate(request)
+
+    async def fit_thresholds(
+        self, request: ThresholdsRequest, *, remaining: float | None = None
+    ) -> ThresholdsResult:
+        """``POST /thresholds``: costed (sweeps, offsets), then run on the worker pool."""
+        self._check_pair(request.scores, request.targets, "scores")
+        self.budget.check(costs.thresholds_cost(request.scores.shape, request.targets.shape))
+        return await self._state.fit_thresholds(request)
+
+    async def in_thread(
+        self, fn: Callable[..., R], *args: Any, remaining: float | None = None
+    ) -> R:
+        """``fn(*args)`` in a thread, within the request's deadline (for work that keeps
+        state across a stream's messages, costed message by message)."""
+        timeout = self.deadline(remaining)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded(
+                f"request: expected to finish within {timeout:g} s, took longer"
+            ) from None
+
+    def _check_pair(self, scores: np.ndarray, targets: np.ndarray, field: str) -> None:
+        limit = self.settings.max_elements
+        costs.check_shape(scores.shape, field, limit)
+        costs.check_shape(targets.shape, "targets", limit)
+
+    # -- models ------------------------------------------------------------------------
+
+    async def infer(self, request: InferRequest, *, remaining: float | None = None) -> InferResult:
+        for name, array in request.inputs.items():
+            costs.check_shape(array.shape, f"input {name!r}", self.settings.max_elements)
+        rows = next(iter(request.inputs.values())).shape[0] if request.inputs else 0
+        features = max((a.size for a in request.inputs.values()), default=0) // max(1, rows)
+        self.budget.check(costs.infer_cost(rows, features, _outputs_per_row(self._state, request)))
+        return await self._state.models.infer(request, timeout=self.deadline(remaining))
+
+    def check_json_answer(self, request: InferRequest, json_outputs: set[str]) -> None:
+        """Refuse an inference whose answer would carry more JSON values than a JSON
+        request may (``max_json_values``): writing them holds the interpreter as parsing
+        does. Outputs asked for as binary data are not counted."""
+        if not json_outputs or not request.inputs:
+            return
+        try:
+            model = self._state.models.model(request.model, request.version)
+        except (NotFound, InvalidArgument):
+            return  # the inference itself says so
+        labels = len(model.card.labels)
+        rows = next(iter(request.inputs.values())).shape[0]
+        asked = {o.name: o.classification for o in request.outputs} or {
+            name: 0 for name in json_outputs
+        }
+        decisions = 1 if model.card.task == "multiclass" else labels
+        per_row = sum(
+            min(asked[name], labels) or (decisions if name == "decisions" else labels)
+            for name in json_outputs
+            if name in asked
+        )
+        values, limit = rows * per_row, self.settings.max_json_values
+        if values > limit:
+            raise PayloadTooLarge(
+                f"outputs: the answer would hold {values} JSON values ({rows} rows), above "
+                f"the limit of {limit} (LOSSSERVE_MAX_JSON_VALUES); ask for the outputs with "
+                "binary_data, or send fewer rows"
+            )
+
+    async def predict(
+        self, name: str, instances: Any, *, remaining: float | None = None
+    ) -> list[Prediction]:
+        return await self._state.models.predict(name, instances, timeout=self.deadline(remaining))
+
+
+def _outputs_per_row(state: ServiceState, request: InferRequest) -> int:
+    """Values per row of every output asked for (labels x 3 when the model is unknown yet)."""
+    try:
+        labels = len(state.models.model(request.model, request.version).card.labels)
+    except (NotFound, InvalidArgument):
+        return 0
+    return 3 * labels + sum(min(o.classification, labels) for o in request.outputs)
