@@ -1021,6 +1021,28 @@ CHUNKED_ERRORS = {
         [pb.ComputeLossRequestChunk(header=pb.ComputeLossRequest(loss="cross_entropy"))],
         r"^logits: required field missing$",
     ),
+    "pieces out of order": (
+        [
+            _header(logits=_empty("logits")),
+            pb.ComputeLossRequestChunk(
+                data=pb.TensorChunk(field="logits", data=bytes(48), offset=48)
+            ),
+        ],
+        r"^data\.offset: expected 0 for the next piece of logits, got 48 \(a piece out of "
+        r"order, repeated or lost\)$",
+    ),
+    "a piece repeated": (
+        [
+            _header(logits=_empty("logits")),
+            pb.ComputeLossRequestChunk(
+                data=pb.TensorChunk(field="logits", data=bytes(48), offset=0)
+            ),
+            pb.ComputeLossRequestChunk(
+                data=pb.TensorChunk(field="logits", data=bytes(48), offset=0)
+            ),
+        ],
+        r"^data\.offset: expected 48 for the next piece of logits, got 0",
+    ),
     # bad input the core finds once the request is whole: the unary path's messages
     "unknown loss": ([_header(loss="focall")], r"^loss: .*focall.*[Dd]id you mean.*focal"),
     "NaN logits": (
