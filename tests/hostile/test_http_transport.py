@@ -1,0 +1,230 @@
+"""Hostile HTTP framing, over plain sockets: bodies above the limit (declared or chunked),
+truncated bodies that stall, clients that disconnect mid-request, odd ``Content-Length``,
+and rejected requests that would grow ``/metrics`` without bound.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from ._harness import (
+    BODY_TIMEOUT_S,
+    CLIENT_TIMEOUT_S,
+    DEADLINE_S,
+    FEATURES,
+    MAX_BODY,
+    SLACK_S,
+    Harness,
+    RawReply,
+    b64,
+    chunked,
+    log_problems,
+    raw_http,
+    request_head,
+)
+
+pytestmark = pytest.mark.slow
+
+POST_ROUTES = [
+    "/loss",
+    "/class-weights",
+    "/evaluate",
+    "/thresholds",
+    "/v2/models/digits/infer",
+    "/models/digits/predict",
+    "/v2/repository/index",
+]
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("path", POST_ROUTES)
+def test_declared_length_above_the_limit_is_refused_before_the_body(
+    hostile: Harness, path: str
+) -> None:
+    head = request_head(path, {**JSON, "Content-Length": str(MAX_BODY + 1)})
+    reply = raw_http(hostile.port, head, wait=DEADLINE_S + SLACK_S)
+    # the repository API may refuse the caller first
+    allowed = (401, 403, 413) if "repository" in path else (413,)
+    assert reply.status in allowed, f"{path}: expected 413 without reading the body; " + (
+        reply.describe()
+    )
+
+
+@pytest.mark.parametrize("path", ["/loss", "/v2/models/digits/infer", "/models/digits/predict"])
+def test_chunked_body_above_the_limit_is_refused(hostile: Harness, path: str) -> None:
+    head = request_head(path, {**JSON, "Transfer-Encoding": "chunked"})
+    reply = raw_http(hostile.port, head, chunked(MAX_BODY + 8 * 1024 * 1024), wait=CLIENT_TIMEOUT_S)
+    assert reply.status is not None and reply.status < 500, reply.describe()
+    assert reply.status == 413, reply.describe()
+    assert reply.elapsed <= DEADLINE_S + SLACK_S, reply.describe()
+
+
+STALL_WAIT_S = BODY_TIMEOUT_S + SLACK_S
+"""A stalled body or request line must be given up on (a 4xx, or the connection closed)
+within the server's body timeout, plus slack."""
+
+
+def _assert_gave_up(reply: RawReply, what: str) -> None:
+    assert reply.status is None or 400 <= reply.status < 500, f"{what}: {reply.describe()}"
+    assert reply.status is not None or reply.closed, (
+        f"{what}: the server still waits (LOSSSERVE_BODY_TIMEOUT_S={BODY_TIMEOUT_S:g}); "
+        f"{reply.describe()}"
+    )
+    assert reply.elapsed <= STALL_WAIT_S, f"{what}: {reply.describe()}"
+
+
+@pytest.mark.parametrize("path", ["/loss", "/v2/models/digits/infer"])
+def test_chunked_body_with_a_huge_chunk_size_is_refused(hostile: Harness, path: str) -> None:
+    head = request_head(path, {**JSON, "Transfer-Encoding": "chunked"})
+    reply = raw_http(hostile.port, head, [b"FFFFFFFFFFFFFFFF\r\n{}"], wait=STALL_WAIT_S + 1)
+    _assert_gave_up(reply, path)
+
+
+@pytest.mark.parametrize("path", ["/loss", "/v2/models/digits/infer", "/models/digits/predict"])
+def test_truncated_body_does_not_hang_the_read(hostile: Harness, path: str) -> None:
+    """Declared 100 000 bytes, sent 10, then silence: the server must give up on the read
+    (answer a 4xx, or close) instead of waiting forever."""
+    head = request_head(path, {**JSON, "Content-Length": "100000"})
+    reply = raw_http(hostile.port, head, [b'{"loss": "'], wait=STALL_WAIT_S + 1)
+    _assert_gave_up(reply, path)
+
+
+def test_stalled_headers_do_not_hang_the_connection(hostile: Harness) -> None:
+    """Half a request line and silence (slowloris): the connection is dropped in time."""
+    reply = raw_http(hostile.port, b"POST /loss HTTP/1.1\r\nHost: 1", wait=STALL_WAIT_S + 1)
+    _assert_gave_up(reply, "a stalled request head")
+
+
+def test_malformed_requests_are_logged_as_json_lines(hostile: Harness) -> None:
+    """Every log line is one JSON object (DESIGN.md), a malformed request's included."""
+    offset = hostile.log_offset()
+    for head in (b"GARBAGE\r\n\r\n", b"POST /loss HTTP/1.1\r\nContent-Length: x\r\n\r\n"):
+        reply = raw_http(hostile.port, head, wait=DEADLINE_S)
+        assert reply.status is None or 400 <= reply.status < 500, reply.describe()
+    time.sleep(0.3)
+    problems = log_problems(hostile.log_since(offset))
+    assert not problems, "log lines that are not JSON records:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "value", [b"\xc2\xb2", "²".encode("latin-1"), "١".encode(), b"-1", b"1e3", b"0x10", b"9" * 30]
+)
+def test_odd_content_length_is_refused(hostile: Harness, value: bytes) -> None:
+    head = request_head("/loss", {**JSON, "Content-Length": value})
+    reply = raw_http(hostile.port, head, [b"{}"], wait=DEADLINE_S + SLACK_S)
+    assert reply.status is not None and 400 <= reply.status < 500, reply.describe()
+
+
+def _heavy_loss_body() -> bytes:
+    """A focal Hessian that takes seconds on one CPU thread (admitted today)."""
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(16, 512)).astype(np.float32)
+    targets = rng.integers(0, 512, 16).astype(np.int64)
+    return orjson.dumps(
+        {
+            "loss": "focal",
+            "logits": b64(logits),
+            "targets": b64(targets),
+            "return_hessian": True,
+        }
+    )
+
+
+def _big_infer_body() -> bytes:
+    rows = np.zeros((4096, FEATURES), np.float32)
+    return orjson.dumps(
+        {
+            "inputs": [
+                {"name": "features", "shape": [4096, FEATURES], "datatype": "FP32",
+                 "data": rows.ravel().tolist()}
+            ]
+        }
+    )  # fmt: skip
+
+
+DISCONNECTS = {
+    "loss-mid-body": ("/loss", 0.5),
+    "infer-mid-body": ("/v2/models/digits/infer", 0.5),
+    "predict-mid-body": ("/models/digits/predict", 0.5),
+    "evaluate-mid-body": ("/evaluate", 0.5),
+    "loss-while-computing": ("/loss", 1.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DISCONNECTS))
+def test_client_disconnect_is_one_log_line_without_traceback(hostile: Harness, case: str) -> None:
+    path, fraction = DISCONNECTS[case]
+    body = _heavy_loss_body() if path == "/loss" else _big_infer_body()
+    sent = body[: int(len(body) * fraction)]
+    offset = hostile.log_offset()
+    head = request_head(path, {**JSON, "Content-Length": str(len(body))})
+    if fraction < 1.0:  # part of the body, then away
+        raw_http(hostile.port, head, [sent], close=True)
+    else:  # the whole body, then away while it computes
+        raw_http(hostile.port, head, [body], wait=0.3)
+    time.sleep(1.5)  # the server notices
+    lines = hostile.log_since(offset)
+    problems = log_problems(lines)
+    assert not problems, f"{case}: the disconnect was logged with a traceback or an error:\n" + (
+        "\n".join(problems)
+    )
+    about = [line for line in lines if "disconnect" in line.lower()]
+    assert len(about) <= 1, f"{case}: the disconnect took {len(about)} lines:\n" + "\n".join(about)
+
+
+def test_rejected_loss_names_do_not_grow_metrics(hostile: Harness) -> None:
+    """3000 rejected requests, each with its own 10 KB loss name (gRPC: test_grpc.py)."""
+    assert hostile.http is not None
+
+    def metrics_size() -> int:
+        size = 0
+        with hostile.http.stream("GET", "/metrics", timeout=CLIENT_TIMEOUT_S) as response:  # type: ignore[union-attr]
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > 64 * 1024 * 1024:
+                    break
+        return size
+
+    before = metrics_size()
+    tail = b'","logits":[[1.0,2.0]],"targets":[0]}'
+    for index in range(3000):
+        name = f"{index:05d}".encode() + b"x" * 10240
+        response = hostile.http.post(
+            "/loss", content=b'{"loss":"' + name + tail, headers=JSON, timeout=CLIENT_TIMEOUT_S
+        )
+        assert 400 <= response.status_code < 500, response.text[:200]
+        if index in (99, 999, 2999):
+            grown = metrics_size() - before
+            assert grown < 256 * 1024, (
+                f"/metrics grew by {grown} bytes after {index + 1} rejected loss names "
+                f"(from {before} bytes)"
+            )
+
+
+def test_metrics_scrape_is_bounded_after_rejections(hostile: Harness) -> None:
+    reply = hostile.get("/metrics")
+    assert reply.status == 200, reply.describe()
+    assert len(reply.body) < 1024 * 1024, f"/metrics is {len(reply.body)} bytes"
+
+
+def test_request_id_header_of_10kb_is_harmless(hostile: Harness) -> None:
+    reply = hostile.post(
+        "/loss", json={"loss": "nope", "logits": [[1.0]], "targets": [0]},
+        headers={"X-Request-ID": "r" * 10240},
+    )  # fmt: skip
+    assert reply.status is not None and 400 <= reply.status < 500, reply.describe()
+
+
+def test_http_client_helper_is_sane(hostile: Harness) -> None:
+    """The suite's own plumbing: a raw-socket request answers like httpx's."""
+    body = orjson.dumps({"loss": "nope", "logits": [[1.0]], "targets": [0]})
+    head = request_head("/loss", {**JSON, "Content-Length": str(len(body))})
+    reply = raw_http(hostile.port, head, [body])
+    assert reply.status == 404 or reply.status == 400, reply.describe()
+    with httpx.Client(base_url=f"http://127.0.0.1:{hostile.port}") as client:
+        assert client.get("/v2/health/live").status_code == 200
