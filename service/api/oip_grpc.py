@@ -40,12 +40,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._state = state
         self._models = state.models
         self._plane = state.plane
+        self._admin = state.admin
         self._settings = state.settings
 
-    def _authorize(self, context: Context) -> None:
-        metadata = dict(context.invocation_metadata() or ())
-        value = metadata.get("authorization")
-        self._models.authorize(value if isinstance(value, str) else None)
+    @staticmethod
+    def _authorization(context: Context) -> str | None:
+        value = dict(context.invocation_metadata() or ()).get("authorization")
+        return value if isinstance(value, str) else None
 
     async def ServerLive(  # noqa: N802 - the RPC's name
         self, request: pb.ServerLiveRequest, context: Context
@@ -116,32 +117,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def RepositoryIndex(  # noqa: N802
         self, request: pb.RepositoryIndexRequest, context: Context
     ) -> pb.RepositoryIndexResponse:
-        self._authorize(context)
-        return convert.encode_index(self._models.index(ready_only=request.ready))
-
-    @staticmethod
-    def _check_parameters(parameters: Any) -> None:
-        unsupported = sorted(key for key in parameters if key != "unload_dependents")
-        if unsupported:
-            raise InvalidArgument(
-                f"parameters.{unsupported[0]}: not supported; lossserve loads models only "
-                "from the repository folder"
-            )
+        index = self._admin.index(self._authorization(context), ready_only=request.ready)
+        return convert.encode_index(index)
 
     async def RepositoryModelLoad(  # noqa: N802
         self, request: pb.RepositoryModelLoadRequest, context: Context
     ) -> pb.RepositoryModelLoadResponse:
-        self._authorize(context)
-        self._check_parameters(request.parameters)
-        await self._models.load(request.model_name)
+        await self._admin.load(self._authorization(context), request.model_name, request.parameters)
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(  # noqa: N802
         self, request: pb.RepositoryModelUnloadRequest, context: Context
     ) -> pb.RepositoryModelUnloadResponse:
-        self._authorize(context)
-        self._check_parameters(request.parameters)
-        await self._models.unload(request.model_name)
+        await self._admin.unload(
+            self._authorization(context), request.model_name, request.parameters
+        )
         return pb.RepositoryModelUnloadResponse()
 
 

@@ -361,6 +361,7 @@ def _predictions_json(predictions: list[Prediction]) -> dict[str, Any]:
 def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     """The ``/v2`` router (protocol errors) and the predict router (the app's errors)."""
     models = state.models
+    admin = state.admin
     plane = state.plane
     settings = state.settings
     v2 = APIRouter(route_class=OIPRoute, include_in_schema=False)
@@ -422,38 +423,33 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         v2.add_api_route(base + "/stats", model_stats, methods=["GET"])
         v2.add_api_route(base + "/infer", infer, methods=["POST"])
 
-    def authorize(request: Request) -> None:
-        models.authorize(request.headers.get("authorization"))
+    def authorization(request: Request) -> str | None:
+        return request.headers.get("authorization")
 
     @v2.api_route("/v2/repository/index", methods=["GET", "POST"])
     async def repository_index(request: Request) -> Response:
-        authorize(request)
+        admin.authorize(authorization(request))
         document, _ = await _body(request, settings)
         ready = _flag(document, "ready", "") or False
-        return _json([asdict(entry) for entry in models.index(ready_only=ready)])
+        index = admin.index(authorization(request), ready_only=ready)
+        return _json([asdict(entry) for entry in index])
 
-    async def _repository_body(request: Request) -> None:
+    async def _parameters_of(request: Request) -> list[str]:
         document, _ = await _body(request, settings)
-        parameters = _parameters(document.get("parameters"), "")
-        unsupported = sorted(k for k in parameters if k != "unload_dependents")
-        if unsupported:
-            raise InvalidArgument(
-                f"parameters.{unsupported[0]}: not supported; lossserve loads models only "
-                "from the repository folder"
-            )
+        return list(_parameters(document.get("parameters"), ""))
 
     @v2.post("/v2/repository/models/{model_name}/load")
     async def load(request: Request, model_name: str) -> Response:
-        authorize(request)
-        await _repository_body(request)
-        await models.load(model_name)
+        admin.authorize(authorization(request))  # before the body is read
+        parameters = await _parameters_of(request)
+        await admin.load(authorization(request), model_name, parameters)
         return _json({})
 
     @v2.post("/v2/repository/models/{model_name}/unload")
     async def unload(request: Request, model_name: str) -> Response:
-        authorize(request)
-        await _repository_body(request)
-        await models.unload(model_name)
+        admin.authorize(authorization(request))
+        parameters = await _parameters_of(request)
+        await admin.unload(authorization(request), model_name, parameters)
         return _json({})
 
     predict_router = APIRouter()

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ..models.admin import RepositoryAdmin
 from ..models.engine import ModelEngine
 from ..models.repository import ModelRepository
 from ..observability import Metrics
@@ -37,9 +38,12 @@ class ServiceState:
     _drain_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
     plane: DataPlane = field(init=False, repr=False)
     """The one entry of every transport (admission, cost, deadlines)."""
+    admin: RepositoryAdmin = field(init=False, repr=False)
+    """The model repository API, beside inference."""
 
     def __post_init__(self) -> None:
         self.plane = DataPlane(self)
+        self.admin = RepositoryAdmin(self.models, self.settings.admin_token)
 
     @classmethod
     def create(cls, settings: Settings | None = None) -> ServiceState:
@@ -58,7 +62,6 @@ class ServiceState:
             engine=LossEngine(pool, max_elements=settings.max_elements),
             models=ModelEngine(
                 ModelRepository(root, threads=settings.model_threads) if root else None,
-                admin_token=settings.admin_token,
                 timeout=settings.request_timeout_s,
                 max_elements=settings.max_elements,
             ),

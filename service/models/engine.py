@@ -26,7 +26,6 @@ version's batcher then drains (requests already queued finish on it).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import math
 import time
@@ -42,8 +41,6 @@ from ..core.errors import (
     InvalidArgument,
     NotFound,
     PayloadTooLarge,
-    PermissionDenied,
-    Unauthenticated,
 )
 from .batching import DynamicBatcher
 from .oip import datatype_of
@@ -230,7 +227,6 @@ class ModelEngine:
     Args:
         repository: where models come from; ``None`` serves no model (every model is unknown
             and the repository API answers that no repository is configured).
-        admin_token: the bearer token of the repository API; ``None`` or empty switches it off.
         timeout: the default deadline of an inference, in seconds.
         max_elements: the most elements one input tensor may have.
     """
@@ -239,12 +235,10 @@ class ModelEngine:
         self,
         repository: ModelRepository | None,
         *,
-        admin_token: str | None = None,
         timeout: float = 30.0,
         max_elements: int = 64 * 1024 * 1024,
     ) -> None:
         self.repository = repository
-        self._admin_token = admin_token if admin_token and admin_token.strip() else None
         self._timeout = timeout
         self.max_elements = max_elements
         self._slots: dict[str, _Slot] = {}
@@ -285,23 +279,6 @@ class ModelEngine:
         return self._lock
 
     # -- the repository API ------------------------------------------------------------
-
-    def authorize(self, authorization: str | None) -> None:
-        """Check an ``Authorization`` value against the admin token (constant time)."""
-        if self._admin_token is None:
-            raise PermissionDenied(
-                "the model repository API is disabled: start the server with "
-                "LOSSSERVE_ADMIN_TOKEN set to enable it"
-            )
-        if not authorization:
-            raise Unauthenticated(
-                "the model repository API needs the header 'Authorization: Bearer <token>'"
-            )
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self._admin_token.encode()
-        ):
-            raise Unauthenticated("the model repository API: the bearer token is not valid")
 
     def _repository(self) -> ModelRepository:
         if self.repository is None:

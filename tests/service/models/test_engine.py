@@ -12,6 +12,7 @@ import pytest
 
 from service.core.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from service.core.state import ServiceState
+from service.models.admin import RepositoryAdmin
 from service.models.engine import (
     InferRequest,
     ModelEngine,
@@ -241,14 +242,15 @@ def test_a_model_broken_at_start_is_listed_with_its_reason(repository: Path) -> 
 
 
 def test_admin_token_checks() -> None:
-    with pytest.raises(PermissionDenied, match="the model repository API is disabled"):
-        ModelEngine(None).authorize("Bearer x")
-    engine = ModelEngine(None, admin_token="t0k")
-    engine.authorize("Bearer t0k")
-    engine.authorize("bearer  t0k ")
-    for bad in (None, "", "t0k", "Basic t0k", "Bearer t0k2"):
+    for off in (None, "", "  "):  # unset or empty: the API is off, never "any token"
+        with pytest.raises(PermissionDenied, match="the model repository API is disabled"):
+            RepositoryAdmin(ModelEngine(None), off).authorize("Bearer ")
+    admin = RepositoryAdmin(ModelEngine(None), "t0k")
+    admin.authorize("Bearer t0k")
+    admin.authorize("bearer  t0k ")
+    for bad in (None, "", "t0k", "Basic t0k", "Bearer t0k2", "Bearer "):
         with pytest.raises(Unauthenticated):
-            engine.authorize(bad)
+            admin.authorize(bad)
 
 
 def test_without_a_repository_nothing_is_served() -> None:
