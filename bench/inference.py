@@ -157,6 +157,8 @@ def running_server(
         **os.environ,
         "LOSSSERVE_DEVICES": '["cpu"]',
         "LOSSSERVE_MODEL_THREADS": str(threads),
+        # one frontend: the stats this reads (rows/run) are one process's
+        "LOSSSERVE_FRONTENDS": os.environ.get("LOSSSERVE_FRONTENDS", "1"),
         "LOSSSERVE_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",

@@ -109,7 +109,16 @@ def running_server(threads: int, queue_depth: int) -> AbstractContextManager[Ser
         "LOSSSERVE_QUEUE_DEPTH": str(queue_depth),
         "LOSSSERVE_REQUEST_TIMEOUT_S": "600",
         "LOSSSERVE_GRPC_MAX_MESSAGE_BYTES": str(GRPC_LIMIT),
-        "LOSSSERVE_LOG_LEVEL": "WARNING",  # one JSON line a request would be noise here
+        # the defaults refuse JSON lists and b64 at 65536 x 128 (they would hold the server
+        # for seconds); raised here, since comparing the encodings is the point
+        "LOSSSERVE_MAX_BODY_BYTES": str(GRPC_LIMIT),
+        "LOSSSERVE_MAX_JSON_BYTES": str(GRPC_LIMIT),
+        "LOSSSERVE_MAX_JSON_VALUES": str(1 << 30),
+        "LOSSSERVE_MAX_ELEMENTS": str(1 << 28),
+        "LOSSSERVE_MAX_INFLIGHT_BYTES": str(2 * GRPC_LIMIT),
+        "LOSSSERVE_FRONTENDS": "1",
+        "LOSSSERVE_WORKER_THREADS": str(threads),
+        "LOSSSERVE_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
