@@ -37,15 +37,15 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, gt=0, description="Largest number of elements in one tensor."
     )
     max_json_values: int = Field(
-        500_000,
+        200_000,
         gt=0,
         description="Numbers (more exactly: commas) one JSON document may hold, in a request "
-        "or an answer. Parsing or writing JSON holds the interpreter (about 0.1 us a value), "
-        "so a huge nested list would stall every other request; large tensors go with the "
-        "binary tensor extension (or as b64) instead.",
+        "or an answer. Parsing or writing JSON holds the interpreter (about 0.2 us a number), "
+        "so a huge nested list would stall every other request: at the default, a parse "
+        "takes at most about 40 ms. Large tensors go with the binary tensor extension.",
     )
     max_json_bytes: int = Field(
-        32 * 1024 * 1024,
+        24 * 1024 * 1024,
         gt=0,
         description="Largest JSON document (a whole JSON body, or the JSON header of a binary "
         "one); b64 strings parse at about 500 MB/s, holding the interpreter as they do.",

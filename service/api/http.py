@@ -112,8 +112,8 @@ async def read_body(
     timeout: float,
     ticket: Ticket | None = None,
     compressed: bool = False,
-    max_values: int = 500_000,
-    max_json_bytes: int = 32 * 1024 * 1024,
+    max_values: int = 200_000,
+    max_json_bytes: int = 24 * 1024 * 1024,
 ) -> tuple[dict[str, Any], memoryview | None]:
     """The JSON document and, with the binary tensor extension, the bytes after it.
 

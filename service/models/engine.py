@@ -585,7 +585,8 @@ class ModelEngine:
         """Run one inference request; see the module docstring for the outputs."""
         live = self._live(request.model, request.version)
         model = live.model
-        features = self._check_inputs(model, request.inputs)
+        rows = max((a.shape[0] for a in request.inputs.values() if a.ndim), default=0)
+        features = await _off_loop_if_large(rows, self._check_inputs, model, request.inputs)
         wanted = self._check_outputs(request.outputs)
         outputs = await self._run(live, features, timeout)
         result = await _off_loop_if_large(

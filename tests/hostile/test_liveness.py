@@ -92,17 +92,17 @@ def hessian_load() -> Callable[[Harness], Reply]:
 
 
 def lists_load() -> Callable[[Harness], Reply]:
-    logits, targets = _multiclass(4500, 100)  # just under LOSSSERVE_MAX_JSON_VALUES
+    logits, targets = _multiclass(1900, 100)  # just under LOSSSERVE_MAX_JSON_VALUES
     return _rest("/loss", _json({"loss": "cross_entropy", "logits": logits, "targets": targets}))
 
 
 def predict_load() -> Callable[[Harness], Reply]:
-    rows = RNG.normal(size=(7_000, FEATURES)).astype(np.float32)  # under the JSON limit
+    rows = RNG.normal(size=(3_000, FEATURES)).astype(np.float32)  # under the JSON limit
     return _rest("/models/digits/predict", _json({"instances": rows}))
 
 
 def infer_json_load() -> Callable[[Harness], Reply]:
-    rows = RNG.normal(size=(7_000, FEATURES)).astype(np.float32)  # under the JSON limit
+    rows = RNG.normal(size=(3_000, FEATURES)).astype(np.float32)  # under the JSON limit
     entry = {"name": "features", "shape": list(rows.shape), "datatype": "FP32", "data": rows}
     return _rest("/v2/models/digits/infer", _json({"inputs": [entry]}))
 
@@ -121,7 +121,7 @@ def infer_binary_load() -> Callable[[Harness], Reply]:
 
 
 def class_weights_load() -> Callable[[Harness], Reply]:
-    labels = RNG.integers(0, 1000, 450_000).tolist()  # under the JSON limit
+    labels = RNG.integers(0, 1000, 190_000).tolist()  # under the JSON limit
     return _rest("/class-weights", _json({"labels": labels, "strategy": "balanced"}))
 
 
@@ -177,11 +177,11 @@ LOADS: dict[str, Callable[[], Callable[[Harness], Any]]] = {
     "rest-evaluate-4096x2048": evaluate_load,
     "rest-thresholds-20000x64": thresholds_load,
     "rest-loss-focal-hessian-16x512": hessian_load,
-    "rest-loss-json-lists-4500x100": lists_load,
-    "rest-predict-7k-rows": predict_load,
-    "rest-infer-json-7k-rows": infer_json_load,
+    "rest-loss-json-lists-1900x100": lists_load,
+    "rest-predict-3k-rows": predict_load,
+    "rest-infer-json-3k-rows": infer_json_load,
     "rest-infer-binary-200k-rows": infer_binary_load,
-    "rest-class-weights-450k-labels": class_weights_load,
+    "rest-class-weights-190k-labels": class_weights_load,
     "rest-metrics-scrapes": metrics_load,
     "grpc-compute-loss-focal-hessian-16x512": grpc_hessian_load,
     "grpc-stream-evaluate-8x2048x256": grpc_stream_load,
