@@ -36,6 +36,7 @@ from ..core.state import ServiceState
 from ..observability import Metrics
 from . import grpc_convert as convert
 from .grpc_messages import decoded, messages, parser
+from .offload import by_size
 from .oip_grpc import INFERENCE_SERVICE, add_inference_servicer
 
 __all__ = [
@@ -111,10 +112,6 @@ def _ticket() -> Ticket | None:
     return None if call is None else call.ticket
 
 
-_PARSE_OFF_LOOP = 1 << 20
-"""Request messages above this size are parsed in a thread, off the loop."""
-
-
 def _failure(
     exc: Exception, method: str
 ) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
@@ -179,9 +176,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         plane = self._plane
 
         async def parsed(raw: bytes) -> Any:
-            if len(raw) > _PARSE_OFF_LOOP:
-                return decoded(await asyncio.to_thread(parse, raw))
-            return decoded(parse(raw))
+            return decoded(await by_size(len(raw), parse, raw))
 
         if inspect.isasyncgenfunction(behavior):  # unary_stream: nothing to admit
 

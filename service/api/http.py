@@ -31,6 +31,7 @@ from ..core.admission import Ticket
 from ..core.documents import ascii_count, load_json_object
 from ..core.errors import ErrorCode, InvalidArgument, LossServeError, PayloadTooLarge
 from ..observability import Metrics
+from .offload import by_size
 from .pacing import paced
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "HTTP_STATUS",
     "BodyTimeout",
     "ObserveMiddleware",
+    "declared_size",
     "json_response",
     "read_body",
 ]
@@ -76,6 +78,12 @@ def json_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+def declared_size(request: Request) -> int:
+    """``Content-Length`` when it is a plain number, else 0 (a chunked body, or one that
+    :func:`read_body` refuses)."""
+    return ascii_count(request.headers.get("content-length", "").strip()) or 0
 
 
 def declared_length(request: Request, max_bytes: int) -> int | None:
@@ -155,10 +163,6 @@ async def read_body(
     return await _split(body, request.headers.get(HEADER_LENGTH), max_values, max_json_bytes)
 
 
-_OFF_LOOP_BYTES = 1 << 20
-"""JSON documents above this size are parsed in a thread (the loop serves others between)."""
-
-
 async def _split(
     body: bytearray, header_length: str | None, max_values: int, max_json_bytes: int
 ) -> tuple[dict[str, Any], memoryview | None]:
@@ -190,9 +194,7 @@ async def _split(
             "tensors as {shape, dtype, b64} or with the binary tensor extension "
             "(LOSSSERVE_MAX_JSON_VALUES)"
         )
-    if len(data) > _OFF_LOOP_BYTES:
-        return await asyncio.to_thread(load_json_object, data, "body"), binary
-    return load_json_object(data, "body"), binary
+    return await by_size(len(data), load_json_object, data, "body"), binary
 
 
 class ObserveMiddleware:

@@ -11,7 +11,6 @@ repository RPCs need the metadata ``authorization: Bearer <LOSSSERVE_ADMIN_TOKEN
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -24,6 +23,7 @@ from ..core.errors import InvalidArgument, LossServeError
 from ..core.state import ServiceState
 from . import oip_grpc_convert as convert
 from .grpc_messages import Undecodable, decoded
+from .offload import by_size
 from .oip_rest import EXTENSIONS, SERVER_NAME, server_version
 
 __all__ = ["INFERENCE_SERVICE", "InferenceServicer", "add_inference_servicer"]
@@ -32,9 +32,6 @@ INFERENCE_SERVICE: str = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].
 """``inference.GRPCInferenceService``."""
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-_OFF_LOOP_BYTES = 1 << 20
-"""Requests and answers with more tensor bytes than this are converted in a thread."""
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -95,19 +92,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request = decoded(message)
         if not request.model_name:
             raise InvalidArgument("model_name: expected a model name, got ''")
-        large = sum(len(raw) for raw in request.raw_input_contents) > _OFF_LOOP_BYTES
-        limit = self._settings.max_elements
-        if large:  # copies of the tensor bytes: in a thread, off the loop
-            infer_request = await asyncio.to_thread(
-                convert.decode_infer_request, request, max_elements=limit
-            )
-        else:
-            infer_request = convert.decode_infer_request(request, max_elements=limit)
+        size = sum(len(raw) for raw in request.raw_input_contents)
+        infer_request = await by_size(  # copies of the tensor bytes: off the loop when large
+            size, convert.decode_infer_request, request, max_elements=self._settings.max_elements
+        )
         with self._plane.admit(model_lane(request.model_name)):
             result = await self._plane.infer(infer_request, remaining=context.time_remaining())
-        if sum(array.nbytes for array in result.outputs.values()) > _OFF_LOOP_BYTES:
-            return await asyncio.to_thread(convert.encode_infer_result, result)
-        return convert.encode_infer_result(result)
+        answer = sum(array.nbytes for array in result.outputs.values())
+        return await by_size(answer, convert.encode_infer_result, result)
 
     async def ModelInfer(  # noqa: N802
         self, request: pb.ModelInferRequest, context: Context

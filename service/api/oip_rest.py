@@ -56,7 +56,8 @@ from ..models.engine import (
 from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
 from ..settings import Settings
 from . import wire
-from .http import HEADER_LENGTH, error_status, json_response, read_body
+from .http import HEADER_LENGTH, declared_size, error_status, json_response, read_body
+from .offload import by_size
 
 __all__ = [
     "EXTENSIONS",
@@ -141,10 +142,6 @@ async def _body(
         max_values=settings.max_json_values,
         max_json_bytes=settings.max_json_bytes,
     )
-
-
-_OFF_LOOP_BYTES = 1 << 20
-"""Bodies and answers above this size are decoded and encoded in a thread, off the loop."""
 
 
 def _known(document: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
@@ -341,19 +338,6 @@ _MANY_ROWS = 256
 """Answers with more rows than this are built in a thread, off the loop."""
 
 
-def _declared(request: Request) -> int:
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else 0
-
-
-async def _inline(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return fn(*args, **kwargs)
-
-
-async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 def _predictions_json(predictions: list[Prediction]) -> dict[str, Any]:
     return {"predictions": [asdict(p) for p in predictions]}
 
@@ -396,11 +380,11 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         return _json(stats_json(models.stats(model_name, model_version)))
 
     async def infer(request: Request, model_name: str, model_version: str = "") -> Response:
-        with plane.admit(model_lane(model_name), _declared(request)) as ticket:
+        with plane.admit(model_lane(model_name), declared_size(request)) as ticket:
             document, binary = await _body(request, settings, ticket)
-            size = len(binary) if binary is not None else _declared(request)
-            decode = _off_loop if size > _OFF_LOOP_BYTES else _inline
-            infer_request, encoding = await decode(
+            size = len(binary) if binary is not None else declared_size(request)
+            infer_request, encoding = await by_size(
+                size,
                 decode_infer_request,
                 document,
                 binary,
@@ -412,8 +396,7 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
             plane.check_json_answer(infer_request, {n for n in names if not encoding.binary(n)})
             result = await plane.infer(infer_request)
             answer = sum(a.size for a in result.outputs.values()) * 8
-            encode = _off_loop if answer > _OFF_LOOP_BYTES else _inline
-            return await encode(encode_infer_result, result, encoding)
+            return await by_size(answer, encode_infer_result, result, encoding)
 
     for suffix in ("", "/versions/{model_version}"):
         base = "/v2/models/{model_name}" + suffix
@@ -473,14 +456,15 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         summary="Label names after the model's learned thresholds, with every probability",
     )
     async def predict(request: Request, model_name: str) -> Response:
-        with plane.admit(model_lane(model_name), _declared(request)) as ticket:
+        with plane.admit(model_lane(model_name), declared_size(request)) as ticket:
             document, binary = await _body(request, settings, ticket)
             if binary is not None:
                 raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON instances")
             _known(document, ("instances",), "")
             instances = document.get("instances")
             predictions = await plane.predict(model_name, instances)
-            many = len(predictions) > _MANY_ROWS
-            return _json(await (_off_loop if many else _inline)(_predictions_json, predictions))
+            if len(predictions) > _MANY_ROWS:
+                return _json(await asyncio.to_thread(_predictions_json, predictions))
+            return _json(_predictions_json(predictions))
 
     return [v2, predict_router]

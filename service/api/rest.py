@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
@@ -43,10 +43,12 @@ from .http import (
     CLIENT_CLOSED_REQUEST,
     HEADER_LENGTH,
     ObserveMiddleware,
+    declared_size,
     error_status,
     json_response,
     read_body,
 )
+from .offload import by_size
 from .oip_rest import create_oip_routers
 
 __all__ = ["create_app"]
@@ -54,8 +56,6 @@ __all__ = ["create_app"]
 T = TypeVar("T")
 log = logging.getLogger("lossserve.http")
 
-_OFF_LOOP_BYTES = 1 << 20
-"""Bodies and answers above this size are decoded and encoded in a thread, off the loop."""
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _HEADER_PARAMETER = {
@@ -101,13 +101,6 @@ _json = json_response
 
 def _error(exc: LossServeError) -> Response:
     return _json({"error": exc.to_dict()}, error_status(exc))
-
-
-async def _off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``: inline for a small body or answer, in a thread for a large one."""
-    if size <= _OFF_LOOP_BYTES:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
 
 
 def _field(document: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -231,12 +224,6 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
     return None
 
 
-def _size(request: Request) -> int:
-    """The body's size as declared (0 when chunked: decoded inline, it was counted)."""
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else 0
-
-
 def _answer_size(result: LossResult) -> int:
     arrays = (result.value, result.grad, result.hessian_diag)
     return sum(a.nbytes for a in arrays if a is not None)
@@ -296,9 +283,7 @@ def create_app(state: ServiceState) -> FastAPI:
     async def body(request: Request, lane: str) -> tuple[dict[str, Any], BinaryReader | None]:
         """Admit the request on ``lane`` (429 at once when it is full), then read its body;
         the ticket is released when the request's answer has been sent."""
-        declared = request.headers.get("content-length", "")
-        size = int(declared) if declared.isascii() and declared.isdigit() else 0
-        ticket = plane.admit(lane, min(size, settings.max_body_bytes))
+        ticket = plane.admit(lane, min(declared_size(request), settings.max_body_bytes))
         request.state.ticket = ticket
         try:
             document, binary = await read_body(
@@ -397,14 +382,14 @@ def create_app(state: ServiceState) -> FastAPI:
     async def compute_loss(request: Request) -> Response:
         document, binary = await body(request, POOL)
         try:
-            loss_request, encoding = await _off_loop(
-                _size(request), decode_loss_request, document, binary, settings.max_elements
+            loss_request, encoding = await by_size(
+                declared_size(request), decode_loss_request, document, binary, settings.max_elements
             )
             request.scope["lossserve.loss"] = loss_request.loss
             result = await _unless_disconnected(request, plane.compute_loss(loss_request))
             if result is None:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
-            return await _off_loop(_answer_size(result), encode_loss_result, result, encoding)
+            return await by_size(_answer_size(result), encode_loss_result, result, encoding)
         finally:
             request.state.ticket.release()
 
@@ -431,9 +416,9 @@ def create_app(state: ServiceState) -> FastAPI:
         request.state.ticket.release()  # no worker: computed here, bounded by its cost
         if binary is not None:
             raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON")
-        size = _size(request)
+        size = declared_size(request)
         try:
-            parsed = await _off_loop(size, wire.ClassWeightsBody.model_validate, document)
+            parsed = await by_size(size, wire.ClassWeightsBody.model_validate, document)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "body"
@@ -445,7 +430,7 @@ def create_app(state: ServiceState) -> FastAPI:
             num_classes=parsed.num_classes,
             beta=parsed.beta,
         )
-        weights = await _off_loop(size, plane.class_weights, weighting)
+        weights = await by_size(size, plane.class_weights, weighting)
         return _json({"strategy": parsed.strategy, "weights": weights})
 
     def _tensors(
@@ -485,8 +470,8 @@ def create_app(state: ServiceState) -> FastAPI:
     async def evaluate_route(request: Request) -> Response:
         document, binary = await body(request, POOL)
         try:
-            arrays, optional = await _off_loop(
-                _size(request),
+            arrays, optional = await by_size(
+                declared_size(request),
                 _tensors,
                 document,
                 binary,
@@ -507,7 +492,7 @@ def create_app(state: ServiceState) -> FastAPI:
             result = await _unless_disconnected(request, plane.evaluate(evaluation))
             if result is None:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
-            return _json(await _off_loop(result.confusion.size * 8, evaluate_json, result))
+            return _json(await by_size(result.confusion.size * 8, evaluate_json, result))
         finally:
             request.state.ticket.release()
 
@@ -523,8 +508,8 @@ def create_app(state: ServiceState) -> FastAPI:
     async def thresholds_route(request: Request) -> Response:
         document, binary = await body(request, POOL)
         try:
-            arrays, _ = await _off_loop(
-                _size(request),
+            arrays, _ = await by_size(
+                declared_size(request),
                 _tensors,
                 document,
                 binary,
@@ -538,7 +523,7 @@ def create_app(state: ServiceState) -> FastAPI:
             if result is None:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
             size = result.before.confusion.size * 16
-            return _json(await _off_loop(size, thresholds_json, result))
+            return _json(await by_size(size, thresholds_json, result))
         finally:
             request.state.ticket.release()
 
