@@ -11,6 +11,7 @@ repository RPCs need the metadata ``authorization: Bearer <LOSSSERVE_ADMIN_TOKEN
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -92,7 +93,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request = decoded(message)
         if not request.model_name:
             raise InvalidArgument("model_name: expected a model name, got ''")
-        size = sum(len(raw) for raw in request.raw_input_contents)
+        # the declared shapes tell the size; reading raw_input_contents here would copy the
+        # bytes on the loop (about 30 ms for 51 MB), as would ByteSize (about 70 ms)
+        size = sum(math.prod(tensor.shape) for tensor in request.inputs) * 4
         infer_request = await by_size(  # copies of the tensor bytes: off the loop when large
             size, convert.decode_infer_request, request, max_elements=self._settings.max_elements
         )
