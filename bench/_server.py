@@ -8,10 +8,19 @@ server's generated ``inference`` protobuf package, and ``bench/loss_service.py``
 
 from __future__ import annotations
 
-import atexit
+import os
+
+# grpc's fork handlers (on unless this says otherwise, read once when grpc loads) restart its
+# poller in a forked child; the child that ``die_with_parent``'s preexec_fn runs in then
+# closes that poller's descriptor before exec and grpc aborts it (-6, "epoll_wait error: Bad
+# file descriptor": 1 in 10 forks while a channel is busy, grpc/grpc#43055). A process that
+# uses grpc and starts servers from here must import this module first (tests/conftest.py
+# sets the same).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import atexit  # after the environment grpc reads
 import contextlib
 import ctypes
-import os
 import signal
 import socket
 import subprocess

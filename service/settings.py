@@ -90,9 +90,12 @@ class Settings(BaseSettings):
         "by the number of worker processes, at least 1.",
     )
     grpc_max_message_bytes: int = Field(
-        64 * 1024 * 1024,
+        16 * 1024 * 1024,
         gt=0,
-        description="Largest gRPC message; larger loss batches go through ComputeLossChunked.",
+        description="Largest gRPC message; larger loss batches go through ComputeLossChunked "
+        "(the Python client chunks above 2 MiB). grpcio copies a received message while it "
+        "holds the interpreter, on the event loop (about 1 ms per MiB here, more on a busy "
+        "machine): this bounds that stall.",
     )
     model_repository: Path | None = Field(
         None, description="<repo>/<model>/<version>/{model.onnx,card.json}; None: no models."

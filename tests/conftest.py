@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before any test module loads grpc: its fork handlers would abort the servers the tests
+# start (see bench/_server.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from collections.abc import Iterator
 
 import pytest

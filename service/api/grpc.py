@@ -25,6 +25,7 @@ import grpc
 import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from lossserve_client.chunks import answer_bytes
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
 from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
@@ -35,9 +36,9 @@ from ..core.evaluator import EvaluationStream
 from ..core.state import ServiceState
 from ..observability import Metrics
 from . import grpc_convert as convert
-from .grpc_messages import decoded, messages, parser
+from .grpc_messages import ANSWER_OVERHEAD, check_answer, decoded, messages, parser
 from .offload import by_size
-from .oip_grpc import INFERENCE_SERVICE, add_inference_servicer
+from .oip_grpc import INFERENCE_SERVICE, PARSERS, add_inference_servicer
 
 __all__ = [
     "ERROR_CODE_KEY",
@@ -148,23 +149,28 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             behavior = getattr(handler, kind)
             if behavior is None:
                 continue
-            deserializer = handler.request_deserializer
-            if deserializer is not None:
-                deserializer = parser(deserializer, method)
-            if kind.startswith("unary") and deserializer is not None:
-                # admitted on the raw bytes, parsed after (off the loop when large)
-                behavior = self._admit_raw(behavior, lane, deserializer)
-                deserializer = None
+            # every request is parsed in our code (off the loop when large), not by grpc
+            parse = handler.request_deserializer
+            if method in PARSERS:
+                parse, descriptor = PARSERS[method]
+                parse = parser(parse, method, descriptor)
+            elif parse is not None:
+                parse = parser(parse, method)
+            if parse is None:  # no handler registered here lacks one
+                return handler
+            if kind.startswith("unary"):
+                # admitted on the raw bytes, parsed after
+                behavior = self._admit_raw(behavior, lane, parse)
             streams = kind.startswith("stream")
             return factory(
                 self._wrap(
                     behavior,
                     method,
                     None if kind.startswith("unary") else lane,
-                    None if not streams else method in _TOLERANT,
+                    None if not streams else (parse, method in _TOLERANT),
                 ),
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
+                request_deserializer=None,
+                response_serializer=_serializer(handler.response_serializer),
             )
         return handler
 
@@ -201,17 +207,24 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _wrap(self, behavior: Any, method: str, lane: str | None, tolerant: bool | None) -> Any:
+    def _wrap(
+        self,
+        behavior: Any,
+        method: str,
+        lane: str | None,
+        stream: tuple[Callable[[bytes], Any], bool] | None,
+    ) -> Any:
         """``lane``: a streaming RPC admitted on it when it starts (count only; its
         messages are bounded by the message limit and counted by the servicer).
-        ``tolerant``: None for a unary request, else how its client stream is read (see
-        :func:`messages`; each message within ``body_timeout_s`` of the last)."""
-        if tolerant is not None:
+        ``stream``: None for a unary request, else how its client stream is read: the
+        parser of its messages and whether a bad one is answered (see :func:`messages`;
+        each message within ``body_timeout_s`` of the last)."""
+        if stream is not None:
             timeout = self._plane.settings.body_timeout_s
-            inner = behavior
+            inner, (parse, tolerant) = behavior, stream
 
             def with_stream(requests: Any, context: Any) -> Any:
-                return inner(messages(requests, timeout, tolerant=tolerant), context)
+                return inner(messages(requests, timeout, parse, tolerant=tolerant), context)
 
             if inspect.isasyncgenfunction(inner):
 
@@ -313,6 +326,18 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         return handle
 
 
+def _serializer(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """``serialize``, letting through an answer a servicer serialized itself (off the loop,
+    with its tensor bytes written without protobuf: see :func:`grpc_messages.bytes_field`)."""
+    if serialize is None:
+        return None
+
+    def serialize_or_pass(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serialize(message)
+
+    return serialize_or_pass
+
+
 def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's ``x-request-id`` (or a new one), sent back in the trailing metadata.
 
@@ -367,6 +392,14 @@ class LossServicer(pb_grpc.LossServiceServicer):
             request, max_elements=self._settings.max_elements
         )
         _label_loss(loss_request.loss)
+        answer = answer_bytes(
+            loss_request.logits.shape,
+            return_grad=loss_request.return_grad,
+            return_hessian=loss_request.return_hessian,
+            reduction=loss_request.reduction,
+        )
+        limit = self._settings.grpc_max_message_bytes
+        check_answer(answer, limit, "use ComputeLossChunked", overhead=ANSWER_OVERHEAD)
         result = await self._plane.compute_loss(loss_request, remaining=context.time_remaining())
         return convert.encode_compute_response(result)
 

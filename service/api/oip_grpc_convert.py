@@ -10,7 +10,7 @@ Python client needs and what ``tests/service/models/test_oip_grpc.py`` round-tri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from ..models.oip import (
     decode_shape,
     encode_raw,
     from_elements,
+    raw_view,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "encode_index",
     "encode_infer_request",
     "encode_infer_result",
+    "encode_infer_result_parts",
     "encode_metadata",
     "encode_stats",
     "parameter_value",
@@ -96,9 +98,15 @@ def _classification(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> 
     return 0
 
 
-def decode_infer_request(request: pb.ModelInferRequest, *, max_elements: int) -> InferRequest:
-    """An inference request from raw contents (or typed contents when there are none)."""
-    raw = request.raw_input_contents
+def decode_infer_request(
+    request: pb.ModelInferRequest,
+    *,
+    max_elements: int,
+    contents: Sequence[bytes | memoryview] | None = None,
+) -> InferRequest:
+    """An inference request from raw contents (or typed contents when there are none).
+    ``contents``: the raw contents when they were taken out of ``request`` on the wire."""
+    raw = request.raw_input_contents if contents is None else contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidArgument(
             f"raw_input_contents: expected one entry per input ({len(request.inputs)}), "
@@ -152,13 +160,25 @@ def encode_infer_request(request: InferRequest) -> pb.ModelInferRequest:
 
 def encode_infer_result(result: InferResult) -> pb.ModelInferResponse:
     """The response for ``result``: every output's bytes in ``raw_output_contents``."""
+    message, contents = encode_infer_result_parts(result)
+    message.raw_output_contents.extend(bytes(content) for content in contents)
+    return message
+
+
+def encode_infer_result_parts(
+    result: InferResult,
+) -> tuple[pb.ModelInferResponse, list[bytes | memoryview]]:
+    """The response for ``result`` without its ``raw_output_contents``, and those (the
+    outputs' bytes, in order; views where the array's memory is already little-endian C
+    order), for a caller that writes them on the wire itself."""
     message = pb.ModelInferResponse(
         model_name=result.model, model_version=result.version, id=result.id
     )
+    contents: list[bytes | memoryview] = []
     for name, array in result.outputs.items():
         message.outputs.add(name=name, datatype=datatype_of(array), shape=list(array.shape))
-        message.raw_output_contents.append(encode_raw(array))
-    return message
+        contents.append(raw_view(array))
+    return message, contents
 
 
 def decode_infer_result(message: pb.ModelInferResponse) -> InferResult:

@@ -250,6 +250,36 @@ def test_message_above_the_configured_limit_is_resource_exhausted() -> None:
     )
 
 
+def test_an_answer_above_the_message_limit_is_refused_before_the_work_naming_the_chunked_rpc() -> (
+    None
+):
+    logits, targets = _multiclass(4096, 32)  # 512 KiB of logits: the request fits
+    request = LossRequest(
+        loss="focal", logits=logits, targets=targets, return_grad=True, return_hessian=True
+    )
+
+    async def scenario(stub: Any, channel: Any, state: ServiceState) -> tuple[Any, str, int]:
+        computed: list[LossRequest] = []
+        compute = state.plane.compute_loss
+
+        async def spy(request: LossRequest, **kwargs: Any) -> LossResult:
+            computed.append(request)
+            return await compute(request, **kwargs)
+
+        state.plane.compute_loss = spy  # type: ignore[method-assign]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ComputeLoss(convert.encode_compute_request(request))
+        return info.value.code(), info.value.details() or "", len(computed)
+
+    code, details, jobs = with_server(scenario, grpc_max_message_bytes=MiB)
+    assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert details == (
+        f"answer: {2 * logits.nbytes + 4} bytes, above the gRPC message limit of {MiB} bytes "
+        "(LOSSSERVE_GRPC_MAX_MESSAGE_BYTES); use ComputeLossChunked"
+    )
+    assert jobs == 0
+
+
 def test_the_engine_timeout_is_the_client_deadline_capped_by_the_setting() -> None:
     seen: list[float | None] = []
 
@@ -866,7 +896,8 @@ def test_compute_loss_chunked_equals_unary_and_losses_derivatives_above_4_mib() 
         raw = [m async for m in stub.ComputeLossChunked(chunks)]
         return unary, chunked, raw
 
-    unary, chunked, raw = with_server(scenario)
+    # the unary answer (16 MiB of gradient and Hessian) needs more than the default limit
+    unary, chunked, raw = with_server(scenario, grpc_max_message_bytes=64 * MiB)
     _assert_results_equal(chunked, unary)
     _assert_results_equal(convert.decode_compute_response_chunks(raw), unary)
     # the answer came as a header and 1 MiB pieces: 8 MiB of grad and 8 MiB of Hessian

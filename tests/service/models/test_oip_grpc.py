@@ -4,6 +4,7 @@ on loopback, and parity with REST (the same bad request, the same code and messa
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -223,3 +224,40 @@ def test_the_same_bad_request_answers_the_same_over_rest_and_grpc(
         assert response.json() == {"error": caught.value.details()}
 
     with_servers(repository, scenario)
+
+
+def test_an_answer_above_the_message_limit_is_resource_exhausted_naming_the_setting(
+    repository: Path,
+) -> None:
+    # 16 rows of 4 features ask about 300 bytes; the answer (logits, probabilities and
+    # labels of each row) is about 700: above a 512-byte limit, which the request is not
+    features = rows(16)
+    limit = 512
+    assert _request(features).ByteSize() < limit
+
+    async def scenario(
+        stub: Any, _: httpx.AsyncClient, state: ServiceState
+    ) -> tuple[grpc.aio.AioRpcError, list[pb.ModelStreamInferResponse]]:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ModelInfer(_request(features))
+
+        async def requests() -> AsyncIterator[pb.ModelInferRequest]:
+            yield _request(features)
+            yield _request(features[:1])
+
+        return info.value, [answer async for answer in stub.ModelStreamInfer(requests())]
+
+    error, answers = with_servers(repository, scenario, grpc_max_message_bytes=limit)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    pattern = (
+        r"answer: (\d+) bytes, above the gRPC message limit of 512 bytes "
+        r"\(LOSSSERVE_GRPC_MAX_MESSAGE_BYTES\); send fewer rows in a request"
+    )
+    match = re.fullmatch(pattern, error.details() or "")
+    assert match is not None, error.details()
+    result = InferResult("tiny", "2", "", reference(repository / "tiny" / "2", features))
+    assert int(match.group(1)) == convert.encode_infer_result(result).ByteSize()
+    # the stream answers the error and goes on with the next request
+    assert re.fullmatch(pattern, answers[0].error_message), answers[0].error_message
+    assert answers[1].HasField("infer_response")
+    assert not answers[1].error_message
