@@ -40,6 +40,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
 from ..core.admission import Ticket
 from ..core.dataplane import model_lane
@@ -63,6 +64,7 @@ __all__ = [
     "EXTENSIONS",
     "HEADER_LENGTH",
     "SERVER_NAME",
+    "DirectRoute",
     "OIPRoute",
     "OutputEncoding",
     "create_oip_routers",
@@ -124,6 +126,21 @@ class OIPRoute(APIRoute):
                 return oip_error(InvalidArgument(f"{where}: {first['msg']}"))
 
         return route
+
+
+class DirectRoute(OIPRoute):
+    """An OIP route the app may serve straight from its ASGI call (:meth:`serve`), without
+    FastAPI's request machinery (middleware stack, dependency solving, validation: about
+    half the CPU of a small inference). Its endpoint takes the ``Request`` and its path
+    parameters, as strings, and nothing else; through FastAPI it answers the same."""
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a request this route matched (``scope`` holds its ``path_params``)."""
+        try:
+            response = await self.endpoint(Request(scope, receive), **scope["path_params"])
+        except LossServeError as exc:
+            response = oip_error(exc)
+        await response(scope, receive, send)
 
 
 # -- the body ----------------------------------------------------------------------------
@@ -404,7 +421,7 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         v2.add_api_route(base + "/ready", model_ready, methods=["GET"])
         v2.add_api_route(base + "/config", model_config, methods=["GET"])
         v2.add_api_route(base + "/stats", model_stats, methods=["GET"])
-        v2.add_api_route(base + "/infer", infer, methods=["POST"])
+        v2.add_api_route(base + "/infer", infer, methods=["POST"], route_class_override=DirectRoute)
 
     def authorization(request: Request) -> str | None:
         return request.headers.get("authorization")

@@ -17,6 +17,8 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.dataplane import POOL, ClassWeightsRequest
 from ..core.errors import InvalidArgument, LossServeError
@@ -49,7 +51,7 @@ from .http import (
     read_body,
 )
 from .offload import by_size
-from .oip_rest import create_oip_routers
+from .oip_rest import DirectRoute, create_oip_routers
 
 __all__ = ["create_app"]
 
@@ -248,9 +250,33 @@ def thresholds_json(result: ThresholdsResult) -> dict[str, Any]:
     }
 
 
+class _App(FastAPI):
+    """FastAPI, serving its :class:`DirectRoute` routes (OIP inference: the hot path) from
+    its ASGI call, with the request ID and metrics of every route; the rest as FastAPI does.
+    """
+
+    direct: tuple[DirectRoute, ...] = ()
+    observed: ASGIApp | None = None
+    """``direct`` routes' server, inside :class:`ObserveMiddleware`."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.observed is not None:
+            for route in self.direct:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    await self.observed(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+async def _serve_direct(scope: Scope, receive: Receive, send: Send) -> None:
+    await scope["route"].serve(scope, receive, send)
+
+
 def create_app(state: ServiceState) -> FastAPI:
     """The FastAPI application over ``state``'s core objects."""
-    app = FastAPI(
+    app = _App(
         title="lossserve",
         version="0.1.0",
         description="Losses, derivatives, evaluation and thresholds for imbalanced classification.",
@@ -527,8 +553,11 @@ def create_app(state: ServiceState) -> FastAPI:
         finally:
             request.state.ticket.release()
 
-    for router in create_oip_routers(state):  # /v2 models (OIP) and /models/{name}/predict
+    routers = create_oip_routers(state)  # /v2 models (OIP) and /models/{name}/predict
+    for router in routers:
         app.include_router(router)
+    app.direct = tuple(r for router in routers for r in router.routes if isinstance(r, DirectRoute))
+    app.observed = ObserveMiddleware(_serve_direct, metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

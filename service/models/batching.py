@@ -5,8 +5,10 @@ Runtime ``session.run`` over named inputs, say). Each request carries rows along
 every named input. Requests that are *compatible* — the same input names, and for each
 input the same dtype and the same shape after axis 0 — are concatenated along axis 0 in
 arrival order, up to ``max_batch_size`` rows; ``run_batch`` then runs **once**, in an
-executor thread (never on the event loop), and each request gets back exactly its own rows
-of every output. Incompatible requests are never merged: each kind forms its own batches.
+executor thread, and each request gets back exactly its own rows of every output. Only a
+run measured to take less than ``inline_below_s`` (tens of microseconds for a small model)
+runs on the event loop instead. Incompatible requests are never merged: each kind forms
+its own batches.
 
 When a batch starts: **an idle model runs a request at once**, and only requests that
 arrive while the model is busy are merged (as Triton's dynamic batcher does with a zero
@@ -173,6 +175,8 @@ class _Outcome:
     outputs: list[Tensors] = field(default_factory=list)
     """One output dict per request, in batch order (empty when ``error`` is set)."""
     error: BaseException | None = None
+    seconds: float = 0.0
+    """How long the run took (with the concatenation and the split)."""
 
 
 def _execute(run_batch: RunBatch, inputs: list[Tensors], rows: list[int]) -> _Outcome:
@@ -182,10 +186,12 @@ def _execute(run_batch: RunBatch, inputs: list[Tensors], rows: list[int]) -> _Ou
     (``TimeoutError``, ``CancelledError``), and cannot hold others (``StopIteration``); as a
     value, the caller gets the very object ``run_batch`` raised.
     """
+    start = time.perf_counter()
     try:
-        return _Outcome(outputs=_run_and_split(run_batch, inputs, rows))
+        outputs = _run_and_split(run_batch, inputs, rows)
     except BaseException as error:  # handed to every request of the batch
-        return _Outcome(error=error)
+        return _Outcome(error=error, seconds=time.perf_counter() - start)
+    return _Outcome(outputs=outputs, seconds=time.perf_counter() - start)
 
 
 def _run_and_split(run_batch: RunBatch, inputs: list[Tensors], rows: list[int]) -> list[Tensors]:
@@ -265,7 +271,7 @@ class DynamicBatcher:
     Args:
         run_batch: runs the model on named inputs (axis 0 = rows) and returns named
             outputs with one row per input row. Called in ``executor``'s threads, at most
-            ``max_concurrent_batches`` at a time.
+            ``max_concurrent_batches`` at a time (or on the loop: ``inline_below_s``).
         max_batch_size: the most rows merged into one run (>= 1). A single request with
             more rows runs alone, unsplit.
         max_queue_delay_us: 0 turns batching off; else, with ``max_concurrent_batches >
@@ -278,6 +284,10 @@ class DynamicBatcher:
             ``max_concurrent_batches`` threads that :meth:`close` shuts down. A given
             executor is left running.
         max_concurrent_batches: the most batches running at once (>= 1, default 1).
+        inline_below_s: a batch whose run is predicted (from the runs so far, per row) to
+            take less than this many seconds runs on the event loop, not in a thread: for a
+            small model the thread's two hand-offs cost more than the run. 0 (the
+            default): every run in the executor.
 
     Raises:
         ValueError: an argument out of range.
@@ -292,8 +302,14 @@ class DynamicBatcher:
         queue_depth: int,
         executor: Executor | None = None,
         max_concurrent_batches: int = 1,
+        inline_below_s: float = 0.0,
     ) -> None:
         self._run_batch = run_batch
+        if inline_below_s < 0:
+            raise ValueError(f"expected inline_below_s >= 0, got {inline_below_s}")
+        self._inline_below_s = inline_below_s
+        self._seconds_per_row: float | None = None
+        """The runs' seconds per row, a moving average (None before the first run)."""
         self._max_batch_size = _check_count("max_batch_size", max_batch_size, 1)
         self._delay = _check_count("max_queue_delay_us", max_queue_delay_us, 0) / 1e6
         self._queue_depth = _check_count("queue_depth", queue_depth, 1)
@@ -572,7 +588,12 @@ class DynamicBatcher:
         self._max_batch_rows = max(self._max_batch_rows, sum(rows))
         self._max_batch_requests = max(self._max_batch_requests, len(batch))
         self._running += 1
-        job = partial(_execute, self._run_batch, [request.inputs for request in batch], rows)
+        inputs = [request.inputs for request in batch]
+        if self._runs_inline(sum(rows)):
+            self._running -= 1
+            self._settle(batch, _execute(self._run_batch, inputs, rows))
+            return
+        job = partial(_execute, self._run_batch, inputs, rows)
         try:
             done = loop.run_in_executor(self._executor, job)
         except RuntimeError as error:  # the executor was shut down under us
@@ -585,12 +606,29 @@ class DynamicBatcher:
             return
         done.add_done_callback(partial(self._finished, batch))
 
+    def _runs_inline(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` runs on the loop: its runs are measured, and one of
+        ``rows`` is predicted to take under ``inline_below_s`` (a thread's hand-offs cost
+        more than such a run; a longer one would hold every other request)."""
+        per_row = self._seconds_per_row
+        return per_row is not None and rows * per_row < self._inline_below_s
+
     def _finished(self, batch: list[_Request], done: asyncio.Future[_Outcome]) -> None:
         self._running -= 1
         if done.cancelled():
             outcome = _Outcome(error=Unavailable("the model's executor cancelled the run"))
         else:
             outcome = done.result()
+        self._settle(batch, outcome)
+        self._pump()
+
+    def _settle(self, batch: list[_Request], outcome: _Outcome) -> None:
+        """Answer the requests of a batch that ran, and learn how long its rows took."""
+        rows = sum(request.rows for request in batch)
+        if outcome.seconds > 0 and rows:
+            per_row = outcome.seconds / rows
+            previous = self._seconds_per_row
+            self._seconds_per_row = per_row if previous is None else 0.8 * previous + 0.2 * per_row
         error = outcome.error
         if isinstance(error, (StopIteration, asyncio.CancelledError)):
             # a future cannot carry StopIteration, and CancelledError would read as the
@@ -607,7 +645,6 @@ class DynamicBatcher:
             for request, outputs in zip(batch, outcome.outputs, strict=True):
                 if not request.future.done():
                     request.future.set_result(outputs)
-        self._pump()
 
     def _notify_if_idle(self) -> None:
         if (

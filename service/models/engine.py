@@ -196,6 +196,12 @@ class _Slot:
     version: str = ""
 
 
+INLINE_RUN_S = 200e-6
+"""A model run predicted to take less than this runs on the event loop: a thread's two
+hand-offs (about 50 µs of CPU each way on a busy loop) cost more than such a run, and 0.2
+ms holds the other requests less than parsing one JSON body does."""
+
+
 @dataclass
 class _Decider:
     """The batcher's ``run_batch``: the graph, then the decisions, in the executor thread."""
@@ -313,6 +319,7 @@ class ModelEngine:
                     max_batch_size=batching.max_batch_size,
                     max_queue_delay_us=batching.max_queue_delay_us,
                     queue_depth=batching.queue_depth,
+                    inline_below_s=INLINE_RUN_S,
                 ),
             )
             old = slot.live if slot is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -144,6 +145,7 @@ def test_exports_are_sorted_and_present() -> None:
         ({"queue_depth": 0}, r"expected queue_depth .* >= 1, got 0"),
         ({"max_concurrent_batches": 0}, r"expected max_concurrent_batches .* >= 1, got 0"),
         ({"max_batch_size": 2.5}, r"expected max_batch_size .*, got 2.5"),
+        ({"inline_below_s": -1e-3}, r"expected inline_below_s >= 0, got -0.001"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict[str, Any], message: str) -> None:
@@ -725,5 +727,73 @@ def test_outputs_are_numpy_arrays_of_the_callers_rows_only() -> None:
         out_a: npt.NDArray[Any] = a["sum"]
         np.testing.assert_array_equal(out_a, [[2], [2], [2]])
         np.testing.assert_array_equal(b["sum"], [[10]])
+
+    run_async(body())
+
+
+class Timed(Model):
+    """``Model`` whose run of ``rows`` rows takes ``seconds_per_row * rows`` (a busy wait:
+    what the batcher measures is wall time)."""
+
+    def __init__(self, seconds_per_row: float) -> None:
+        super().__init__()
+        self.seconds_per_row = seconds_per_row
+
+    def __call__(self, inputs: Tensors) -> Tensors:
+        end = time.perf_counter() + self.seconds_per_row * len(inputs["pos"])
+        while time.perf_counter() < end:
+            pass
+        return super().__call__(inputs)
+
+
+def test_runs_measured_short_run_on_the_loop_and_longer_ones_in_the_executor() -> None:
+    async def body() -> None:
+        model = Timed(seconds_per_row=20e-6)
+        async with DynamicBatcher(
+            model, max_batch_size=64, max_queue_delay_us=0, queue_depth=8, inline_below_s=1e-3
+        ) as batcher:
+            for tag, rows in enumerate([1, 1, 2, 2000, 1], start=1):
+                check_own_rows(tag, rows, await batcher.infer(tagged(tag, rows)))
+        loop_thread = threading.current_thread().name
+        # the first run is not measured yet: a thread; 2,000 rows at 20 us are 40 ms
+        assert [name == loop_thread for name in model.threads] == [
+            False,
+            True,
+            True,
+            False,
+            True,
+        ]
+
+    run_async(body())
+
+
+def test_without_inline_below_s_every_run_is_in_the_executor() -> None:
+    async def body() -> None:
+        model = Model()
+        async with DynamicBatcher(
+            model, max_batch_size=4, max_queue_delay_us=0, queue_depth=4
+        ) as batcher:
+            for tag in range(5):
+                check_own_rows(tag, 1, await batcher.infer(tagged(tag, 1)))
+        assert all(name.startswith("lossserve-batch") for name in model.threads), model.threads
+
+    run_async(body())
+
+
+def test_a_model_that_turns_slow_goes_back_to_the_executor() -> None:
+    async def body() -> None:
+        model = Timed(seconds_per_row=10e-6)
+        async with DynamicBatcher(
+            model, max_batch_size=4, max_queue_delay_us=0, queue_depth=4, inline_below_s=1e-3
+        ) as batcher:
+            for tag in range(3):
+                await batcher.infer(tagged(tag, 1))
+            model.seconds_per_row = 20e-3  # on the loop once, measured, then a thread
+            for tag in range(3, 12):
+                await batcher.infer(tagged(tag, 1))
+        loop_thread = threading.current_thread().name
+        on_loop = [name == loop_thread for name in model.threads]
+        assert on_loop[:4] == [False, True, True, True]
+        assert not any(on_loop[4:]), on_loop
 
     run_async(body())

@@ -310,3 +310,66 @@ def test_predict_returns_labels_and_the_apps_error_body(repository: Path) -> Non
         assert unknown.json()["error"]["message"] == "unknown model 'nosuch'"
 
     with_client(repository, scenario)
+
+
+def test_inference_served_directly_answers_as_through_fastapi(repository: Path) -> None:
+    """The app serves ``/v2/models/{m}[/versions/{v}]/infer`` from its ASGI call (its hot
+    path skips FastAPI's machinery); FastAPI's own route for it must answer the same bytes,
+    statuses and headers, and both count in the route's metrics."""
+    features = rows(3)
+    good = {"inputs": [json_input(features)]}
+    calls: list[tuple[str, str, Any, dict[str, str]]] = [
+        ("POST", "/v2/models/tiny/infer", good, {}),
+        ("POST", "/v2/models/tiny/versions/2/infer", good, {"x-request-id": "given"}),
+        ("POST", "/v2/models/tiny/versions/9/infer", good, {}),
+        ("POST", "/v2/models/nope/infer", good, {}),
+        ("POST", "/v2/models/tiny/infer", {"inputs": [json_input(features, "other")]}, {}),
+        ("POST", "/v2/models/tiny/infer", "not json", {}),
+        ("GET", "/v2/models/tiny/infer", None, {}),  # not the direct route's method: 405
+    ]
+
+    async def scenario(client: httpx.AsyncClient, state: ServiceState) -> list[Any]:
+        app = client._transport.app  # type: ignore[attr-defined]
+        answers = []
+        served = app.observed
+        seen: list[str] = []
+
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope["path"])
+            await served(scope, receive, send)
+
+        for direct in (True, False):
+            observed = app.observed
+            app.observed = counted if direct else None  # None: all through FastAPI's routes
+            try:
+                for method, path, body, headers in calls:
+                    content = body if isinstance(body, str) else json.dumps(body)
+                    response = await client.request(
+                        method, path, content=None if body is None else content, headers=headers
+                    )
+                    answers.append(
+                        (
+                            response.status_code,
+                            response.content,
+                            response.headers.get("content-type"),
+                            response.headers.get("x-request-id") == "given",
+                        )
+                    )
+            finally:
+                app.observed = observed
+        metrics = (await client.get("/metrics")).text
+        return [answers, metrics, seen]
+
+    answers, metrics, seen = with_client(repository, scenario)
+    assert seen == [path for method, path, *_ in calls if method == "POST"]
+    direct, fastapi = answers[: len(calls)], answers[len(calls) :]
+    assert direct == fastapi
+    assert [status for status, *_ in direct] == [200, 200, 404, 404, 400, 400, 405]
+    assert direct[1][3] and not direct[0][3]
+    label = 'route="/v2/models/{model_name}/infer",status="200",transport="http"'
+    count = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("lossserve_requests_total{") and label in line
+    )
+    assert count.endswith(" 2.0"), count
