@@ -446,9 +446,10 @@ class LossServicer(pb_grpc.LossServiceServicer):
             metrics = await self._plane.in_thread(stream.add, batch, remaining=remaining)
             batches += 1
             yield convert.encode_update(metrics, batches=batches)
-        final, thresholds = await self._plane.in_thread(
-            stream.finish, beta, remaining=context.time_remaining()
+        final, fit = await self._plane.in_thread(
+            stream.close, beta, remaining=context.time_remaining()
         )
+        thresholds = await self._plane.fit_stream(fit)
         yield convert.encode_update(final, batches=batches, thresholds=thresholds)
 
 

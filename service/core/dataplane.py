@@ -38,6 +38,7 @@ from .errors import (
     PayloadTooLarge,
     field_message,
 )
+from .evaluator import StreamFit
 from .types import (
     EvaluateRequest,
     EvaluateResult,
@@ -230,6 +231,12 @@ class DataPlane:
         self._check_pair(request.scores, request.targets, "scores")
         self.budget.check(costs.thresholds_cost(request.scores.shape, request.targets.shape))
         return await self._state.fit_thresholds(request)
+
+    async def fit_stream(self, fit: StreamFit) -> ThresholdsResult:
+        """The thresholds at the end of ``StreamEvaluate``: costed as ``/thresholds`` on
+        every batch, then run on the worker pool (stopped at the deadline)."""
+        self.budget.check(costs.thresholds_cost(*fit.shapes))
+        return await self._state.fit_stream(fit)
 
     async def in_thread(
         self, fn: Callable[..., R], *args: Any, remaining: float | None = None

@@ -45,8 +45,10 @@ from .types import (
 
 __all__ = [
     "EvaluationStream",
+    "StreamFit",
     "best_threshold",
     "evaluate",
+    "fit_stream",
     "fit_thresholds",
     "task_from_shapes",
 ]
@@ -691,6 +693,17 @@ class EvaluationStream:
         Raises:
             InvalidArgument: no batch was added, or a bad ``beta``.
         """
+        final, fit = self.close(beta)
+        return final, fit_stream(fit)
+
+    def close(self, beta: float = 1.0) -> tuple[EvaluateResult, StreamFit]:
+        """End the stream: the final metrics, and what :func:`fit_stream` fits thresholds
+        on (every batch; a job for a worker process, where a fit past its deadline can be
+        stopped).
+
+        Raises:
+            InvalidArgument: no batch was added, or a bad ``beta``.
+        """
         checked_beta = _check_beta(beta)
         if self._task is None or self._counts is None:
             raise InvalidArgument("stream: expected at least one batch, got none")
@@ -699,4 +712,23 @@ class EvaluationStream:
         truth = np.concatenate(self._truth)
         self._scores, self._truth = [scores], [truth]
         batch = _Batch(self._task, self._num_classes, scores, truth)
-        return self._current(self._task, self._counts), _fit(batch, checked_beta)
+        return self._current(self._task, self._counts), StreamFit(batch, checked_beta)
+
+
+@dataclass(frozen=True)
+class StreamFit:
+    """What a closed :class:`EvaluationStream` fits thresholds on: its batches, checked."""
+
+    batch: _Batch
+    beta: float
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The scores' and targets' shapes, as ``/thresholds`` would have them."""
+        scores = self.batch.scores.shape
+        return scores, scores if self.batch.task is not Task.MULTICLASS else scores[:1]
+
+
+def fit_stream(fit: StreamFit) -> ThresholdsResult:
+    """:func:`fit_thresholds` on a closed stream's batches."""
+    return _fit(fit.batch, fit.beta)

@@ -117,6 +117,9 @@ class ServiceState:
     async def fit_thresholds(self, request: ThresholdsRequest) -> ThresholdsResult:
         return await self._off_loop(evaluator.fit_thresholds, request)
 
+    async def fit_stream(self, fit: evaluator.StreamFit) -> ThresholdsResult:
+        return await self._off_loop(evaluator.fit_stream, fit)
+
     async def _off_loop(self, fn: Callable[[A], R], request: A) -> R:
         """``fn(request)`` on the worker pool; ``fn`` must be a module-level function."""
         job = functools.partial(_ignoring_device, fn, request)

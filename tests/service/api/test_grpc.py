@@ -555,6 +555,28 @@ def test_stream_evaluate_over_three_batches_equals_one_shot(task: str) -> None:
     assert thresholds.after.macro_f1 >= thresholds.before.macro_f1
 
 
+def test_the_streams_final_threshold_fit_is_costed_on_every_batch_and_refused_over_budget() -> None:
+    # each 4000 x 20 batch is cheap to evaluate (~1e6 operations); fitting multiclass
+    # offsets on all three (12,000 rows) is ~3e8, above a budget of 1e8
+    logits, targets = _multiclass(12_000, 20, seed=3)
+    batches = [
+        convert.encode_evaluate_batch(EvaluateRequest(logits=logits[lo:hi], targets=targets[lo:hi]))
+        for lo, hi in itertools.pairwise([0, 4000, 8000, 12_000])
+    ]
+    error = _stream(batches, max_request_work=1e8)
+    assert isinstance(error, grpc.aio.AioRpcError), error
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert re.fullmatch(
+        r"request: needs an estimated [0-9.e+]+ operations \(scores: multiclass offsets, up to "
+        r"\d+ sweeps of 20 line searches\), above the limit of 1e\+08 per request "
+        r"\(LOSSSERVE_MAX_REQUEST_WORK\); send a smaller batch",
+        error.details() or "",
+    ), error.details()
+    # within the budget the same stream answers its thresholds (fitted in a worker process)
+    updates = _stream(batches, max_request_work=1e10)
+    assert isinstance(updates, list) and updates[-1].HasField("thresholds")
+
+
 def _assert_metrics_equal(actual: EvaluateResult, expected: EvaluateResult) -> None:
     assert actual.loss == pytest.approx(expected.loss, rel=1e-6)
     assert actual == EvaluateResult(**{**vars(expected), "loss": actual.loss})
