@@ -47,6 +47,8 @@ class JobMessage:
     """``(job, split)``, packed."""
     result: str
     """The name of the segment the result goes into, when it is large."""
+    warm_result: str | None = None
+    """The worker's warm segment for results, used instead when the result fits it."""
 
 
 def main(conn: Connection, device: str, threads: int, max_split_depth: int) -> None:
@@ -79,15 +81,15 @@ def _serve(conn: Connection, message: JobMessage, device: str, max_split_depth: 
         job, split = _transport.unpack(message.job)
         value = _call(job, split, device, 0, max_split_depth)
     except Exception as exc:
-        return _reply(("error", exc, traceback.format_exc()), message.result)
+        return _reply(("error", exc, traceback.format_exc()), message)
     except BaseException as exc:  # WorkerCrash, SystemExit, ...: this worker is gone
         with contextlib.suppress(Exception):
             conn.send_bytes(pickle.dumps(("crashed", f"{type(exc).__name__}: {exc}"[:200])))
         os._exit(CRASH_EXIT_STATUS)
-    return _reply(("ok", value), message.result)
+    return _reply(("ok", value), message)
 
 
-def _reply(outcome: tuple[Any, ...], segment: str) -> bytes:
+def _reply(outcome: tuple[Any, ...], message: JobMessage) -> bytes:
     try:
         header, raws = _transport.dump(outcome)
         if outcome[0] == "error":  # it must also load on the other side
@@ -97,7 +99,11 @@ def _reply(outcome: tuple[Any, ...], segment: str) -> bytes:
         what = type(outcome[1]).__name__
         error = Internal(f"the job's {kind} ({what}) cannot be sent back: {exc}"[:500])
         header, raws = _transport.dump(("error", error, "".join(traceback.format_exception(exc))))
-    return pickle.dumps(("done", _transport.pack(header, raws, segment)), protocol=5)
+    if message.warm_result is not None and _transport.fits_warm(header, raws):
+        packed = _transport.pack(header, raws, message.warm_result, warm=True)
+    else:
+        packed = _transport.pack(header, raws, message.result)
+    return pickle.dumps(("done", packed), protocol=5)
 
 
 def _call(

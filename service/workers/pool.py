@@ -305,6 +305,7 @@ class _Worker:
         self.queue_depth = queue_depth
         self.queue: deque[_Item] = deque()
         self.running: _Item | None = None
+        self._warm_names: tuple[str, str] | None = None
         self.completed = 0
         self.failed = 0
         self.replaced = 0
@@ -457,17 +458,22 @@ class _Worker:
     async def _execute(self, item: _Item, child: _Child) -> None:
         inbound: str | None = None
         outbound = _transport.new_name("o")
+        warm_in, warm_out = self._warm()
         try:
-            if _transport.size_of(item.header, item.raws) > _transport.INLINE_BYTES:
+            if _transport.size_of(item.header, item.raws) <= _transport.INLINE_BYTES:
+                packed = _transport.pack(item.header, item.raws, None)
+            elif _transport.fits_warm(item.header, item.raws):
+                packed = await asyncio.to_thread(
+                    _transport.pack, item.header, item.raws, warm_in, warm=True
+                )
+            else:
                 inbound = _transport.new_name("i")
                 packed = await asyncio.to_thread(_transport.pack, item.header, item.raws, inbound)
-            else:
-                packed = _transport.pack(item.header, item.raws, None)
             item.raws = []
             if item.future.done():  # its caller gave up meanwhile
                 return
             item.sent = True
-            message = pickle.dumps(_child.JobMessage(packed, outbound), protocol=5)
+            message = pickle.dumps(_child.JobMessage(packed, outbound, warm_out), protocol=5)
             try:
                 reply = await child.request(message)
             except _ChildExited as exc:
@@ -484,8 +490,8 @@ class _Worker:
             try:
                 if result.segment is None:
                     outcome = _transport.unpack(result)
-                else:
-                    outcome = await asyncio.to_thread(_transport.unpack, result)
+                else:  # out of the warm segment before the next job writes it
+                    outcome = await asyncio.to_thread(_transport.unpack, result, copy=result.warm)
             except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
                 self.failed += 1
                 _settle(item.future, error=exc)
@@ -503,6 +509,13 @@ class _Worker:
             for name in (inbound, outbound):
                 if name is not None:
                     _transport.forget(name)
+
+    def _warm(self) -> tuple[str, str]:
+        """This worker's warm segments (its jobs', its results'), named on first use; they
+        outlive its processes and are removed when the worker closes."""
+        if self._warm_names is None:
+            self._warm_names = (_transport.new_name("wi"), _transport.new_name("wo"))
+        return self._warm_names
 
     def _fail(self, item: _Item, reason: str) -> None:
         _settle(
@@ -553,6 +566,10 @@ class _Worker:
                 await self._task
         if self._child is not None:
             await self._child.stop()
+        if self._warm_names is not None:
+            for name in self._warm_names:
+                _transport.forget(name)
+            self._warm_names = None
         self._notify_if_idle()
 
 

@@ -520,28 +520,44 @@ def test_the_loss_engine_jobs_and_splitter_run_in_the_worker() -> None:
 # -- tensors across the boundary ---------------------------------------------------------
 
 
+def warm_segments() -> list[str]:
+    """This process's warm segments (one for jobs, one for results, per worker)."""
+    return sorted(name for name in segments() if name.endswith(("wi", "wo")))
+
+
 def test_large_arrays_reach_the_worker_in_shared_memory_without_a_copy() -> None:
-    big = np.arange(8 * 1024 * 1024, dtype=np.float32)  # 32 MiB
+    big = np.arange(8 * 1024 * 1024, dtype=np.float32)  # 32 MiB: the warm segment
+    huge = np.zeros(20 * 1024 * 1024, dtype=np.float32)  # 80 MiB: a segment of its own
     small = np.arange(16, dtype=np.float32)
 
     async def body() -> None:
         async with pool_of(["cpu"], queue_depth=1) as pool:
             where, writable, total = await pool.run(functools.partial(jobs.inspect, big))
-            assert where.startswith("/dev/shm/lossserve-"), where
+            assert where.startswith("/dev/shm/lossserve-") and where.endswith("wi"), where
             assert writable
             assert total == float(big.sum(dtype=np.float64))
+            where, writable, total = await pool.run(functools.partial(jobs.inspect, huge))
+            assert where.startswith("/dev/shm/lossserve-") and where.endswith("i"), where
+            assert (writable, total) == (True, 0.0)
             # Small ones travel in the pipe, and are writable too.
             where, writable, total = await pool.run(functools.partial(jobs.inspect, small))
             assert not where.startswith("/dev/shm/")
             assert (writable, total) == (True, 120.0)
 
-            # The same way back: a large result is a view of the (unlinked) segment.
+            # The way back: a result from the warm segment is copied out (the next job
+            # writes that segment); a larger one is a view of its own (unlinked) segment.
             result = await pool.run(functools.partial(jobs.ones, 4 * 1024 * 1024))
-            assert jobs.mapping_of(result).startswith("/dev/shm/lossserve-")
-            assert jobs.mapping_of(result).endswith("(deleted)")
+            assert not jobs.mapping_of(result).startswith("/dev/shm/")
             assert result.flags.writeable and result.shape == (4 * 1024 * 1024,)
             assert float(result.sum()) == 4 * 1024 * 1024
-            assert segments() == []
+            again = await pool.run(functools.partial(jobs.ones, 1024 * 1024))
+            assert float(result.sum()) == 4 * 1024 * 1024 and float(again.sum()) == 1024 * 1024
+            larger = await pool.run(functools.partial(jobs.ones, 20 * 1024 * 1024))
+            assert jobs.mapping_of(larger).endswith("(deleted)")
+            assert float(larger.sum()) == 20 * 1024 * 1024
+            # only the worker's two warm segments are left while it runs
+            assert sorted(segments()) == warm_segments() and len(warm_segments()) == 2
+        assert segments() == []
 
     run_async(body())
 
@@ -579,7 +595,8 @@ def test_results_with_arrays_come_back_right() -> None:
             assert got["fortran"].flags.f_contiguous
             assert got["large"].flags.writeable
             got["large"][0, 0] = 1.0  # the caller owns it
-            assert segments() == []
+            assert sorted(segments()) == warm_segments()
+        assert segments() == []
 
     run_async(body())
 
@@ -605,7 +622,7 @@ def test_shared_memory_segments_are_unlinked_after_success_error_and_kill(files:
             with pytest.raises(asyncio.CancelledError):
                 await long
             assert (await pool.run(functools.partial(jobs.inspect, big)))[2] == 0.0
-            assert segments() == []
+            assert sorted(segments()) == warm_segments()
 
     run_async(body())
     assert segments() == []
