@@ -1,9 +1,10 @@
 """Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``); translation only.
 
 The servicer converts messages with :mod:`service.api.oip_grpc_convert` and calls the same
-:class:`~service.models.engine.ModelEngine` as the REST routes. Errors are raised as the
-core's :class:`~service.core.errors.LossServeError` and turned into gRPC statuses, with the
-same messages REST sends, by the server's one interceptor (:mod:`service.api.grpc`).
+:class:`~service.core.dataplane.DataPlane` (and repository admin) as the REST routes.
+Errors are raised as the core's :class:`~service.core.errors.LossServeError` and turned into
+gRPC statuses, with the same messages REST sends, by the server's one interceptor
+(:mod:`service.api.grpc`).
 ``ModelStreamInfer`` answers each request of the stream in order; a request that fails
 answers a response with ``error_message`` set, and the stream goes on (as Triton does). The
 repository RPCs need the metadata ``authorization: Bearer <LOSSSERVE_ADMIN_TOKEN>``.
@@ -98,8 +99,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """``inference.GRPCInferenceService`` over the model engine of ``state``."""
 
     def __init__(self, state: ServiceState) -> None:
-        self._state = state
-        self._models = state.models
         self._plane = state.plane
         self._admin = state.admin
         self._settings = state.settings
@@ -117,12 +116,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerReady(  # noqa: N802
         self, request: pb.ServerReadyRequest, context: Context
     ) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self._state.ready())
+        return pb.ServerReadyResponse(ready=self._plane.server_ready())
 
     async def ModelReady(  # noqa: N802
         self, request: pb.ModelReadyRequest, context: Context
     ) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=self._models.is_ready(request.name, request.version))
+        return pb.ModelReadyResponse(ready=self._plane.model_ready(request.name, request.version))
 
     async def ServerMetadata(  # noqa: N802
         self, request: pb.ServerMetadataRequest, context: Context
@@ -134,17 +133,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(  # noqa: N802
         self, request: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
-        return convert.encode_metadata(self._models.metadata(request.name, request.version))
+        return convert.encode_metadata(self._plane.model_metadata(request.name, request.version))
 
     async def ModelConfig(  # noqa: N802
         self, request: pb.ModelConfigRequest, context: Context
     ) -> pb.ModelConfigResponse:
-        return convert.encode_config(self._models.config(request.name, request.version))
+        return convert.encode_config(self._plane.model_config(request.name, request.version))
 
     async def ModelStatistics(  # noqa: N802
         self, request: pb.ModelStatisticsRequest, context: Context
     ) -> pb.ModelStatisticsResponse:
-        return convert.encode_stats(self._models.stats(request.name, request.version))
+        return convert.encode_stats(self._plane.model_stats(request.name, request.version))
 
     async def _infer(
         self, message: InferMessage | Undecodable, context: Context, *, stream: bool

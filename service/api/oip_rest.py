@@ -1,8 +1,9 @@
 """Open Inference Protocol v2 over REST, and ``POST /models/{name}/predict``; translation only.
 
 The routes decode JSON (and the binary tensor extension) into the domain types of
-:mod:`service.models.engine`, call the state's :class:`~service.models.engine.ModelEngine`,
-and encode its answers. Under ``/v2`` every error answers the protocol's
+:mod:`service.models.engine`, call the state's :class:`~service.core.dataplane.DataPlane`
+(the repository API: its :class:`~service.models.admin.RepositoryAdmin`), and encode the
+answers. Under ``/v2`` every error answers the protocol's
 ``{"error": "message"}`` with the status of its transport-neutral code (400 bad input, 401 /
 403 for the repository API, 404 unknown model or version, 429 full queue), so that
 tritonclient and other OIP clients read it; ``/models/{name}/predict`` is the project's own
@@ -361,7 +362,6 @@ def _predictions_json(predictions: list[Prediction]) -> dict[str, Any]:
 
 def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     """The ``/v2`` router (protocol errors) and the predict router (the app's errors)."""
-    models = state.models
     admin = state.admin
     plane = state.plane
     settings = state.settings
@@ -375,10 +375,10 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
 
     @v2.get("/v2/models/stats")
     async def all_stats() -> Response:
-        return _json(stats_json(models.stats()))
+        return _json(stats_json(plane.model_stats()))
 
     async def model_metadata(model_name: str, model_version: str = "") -> Response:
-        metadata = models.metadata(model_name, model_version)
+        metadata = plane.model_metadata(model_name, model_version)
         body = asdict(metadata)
         for key in ("inputs", "outputs"):
             for tensor in body[key]:
@@ -387,14 +387,14 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         return _json(body)
 
     async def model_ready(model_name: str, model_version: str = "") -> Response:
-        ready = models.is_ready(model_name, model_version)
+        ready = plane.model_ready(model_name, model_version)
         return _json({"name": model_name, "ready": ready}, 200 if ready else 503)
 
     async def model_config(model_name: str, model_version: str = "") -> Response:
-        return _json(models.config(model_name, model_version))
+        return _json(plane.model_config(model_name, model_version))
 
     async def model_stats(model_name: str, model_version: str = "") -> Response:
-        return _json(stats_json(models.stats(model_name, model_version)))
+        return _json(stats_json(plane.model_stats(model_name, model_version)))
 
     async def infer(request: Request, model_name: str, model_version: str = "") -> Response:
         with plane.admit(model_lane(model_name), declared_size(request)) as ticket:

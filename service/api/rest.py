@@ -346,7 +346,7 @@ def create_app(state: ServiceState) -> FastAPI:
         name="server_ready",
     )
     async def ready() -> Response:
-        is_ready = state.ready()
+        is_ready = plane.server_ready()
         return _json({"ready": is_ready}, 200 if is_ready else 503)
 
     @app.get(

@@ -49,7 +49,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ..models.engine import InferRequest, InferResult, Prediction
+    from ..models.engine import InferRequest, InferResult, ModelMetadata, ModelStats, Prediction
     from .state import ServiceState
 
 __all__ = ["INFERENCE", "POOL", "ClassWeightsRequest", "DataPlane", "model_lane"]
@@ -265,6 +265,24 @@ class DataPlane:
         features = max((a.size for a in request.inputs.values()), default=0) // max(1, rows)
         self.budget.check(costs.infer_cost(rows, features, _outputs_per_row(self._state, request)))
         return await self._state.models.infer(request, timeout=self.deadline(remaining))
+
+    # Reads of the served models (cheap, constant-size: no admission, no cost)
+
+    def server_ready(self) -> bool:
+        """Started, not draining, and at least one worker alive."""
+        return self._state.ready()
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        return self._state.models.is_ready(name, version)
+
+    def model_metadata(self, name: str, version: str = "") -> ModelMetadata:
+        return self._state.models.metadata(name, version)
+
+    def model_config(self, name: str, version: str = "") -> dict[str, Any]:
+        return self._state.models.config(name, version)
+
+    def model_stats(self, name: str = "", version: str = "") -> list[ModelStats]:
+        return self._state.models.stats(name, version)
 
     def check_json_answer(self, request: InferRequest, json_outputs: set[str]) -> None:
         """Refuse an inference whose answer would carry more JSON values than a JSON
