@@ -27,16 +27,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 import losses
-from losses import LossParameterError
 
 from . import costs
 from .admission import Admission, Ticket
+from .engine import validate_loss
 from .errors import (
     DeadlineExceeded,
     InvalidArgument,
     NotFound,
     PayloadTooLarge,
-    field_message,
 )
 from .evaluator import StreamFit
 from .types import (
@@ -124,49 +123,36 @@ class DataPlane:
         costs.check_shape(request.targets.shape, "targets", limit)
         if request.sample_weight is not None:
             costs.check_shape(request.sample_weight.shape, "sample_weight", limit)
+        validated = validate_loss(request.loss, request.params)  # here only
         self.budget.check(
             self._loss_cost(
-                request.loss,
-                request.params,
+                validated,
                 request.logits.shape,
                 request.targets.shape,
                 grad=request.return_grad,
                 hessian=request.return_hessian,
             )
         )
-        return await self._state.engine.compute(request, timeout=self.deadline(remaining))
+        return await self._state.engine.compute(
+            request, timeout=self.deadline(remaining), validated=validated
+        )
 
     def _loss_cost(
         self,
-        loss: object,
-        params: object,
+        validated: tuple[losses.LossSpec, Any],
         logits: tuple[int, ...],
         targets: tuple[int, ...],
         *,
         grad: bool,
         hessian: bool,
     ) -> costs.Cost:
-        """The cost of the loss ``loss`` (validated with its ``params``) on these shapes."""
-        if not isinstance(loss, str):
-            raise InvalidArgument(f"loss: expected a loss name, got {type(loss).__name__}")
-        if not isinstance(params, dict):
-            raise InvalidArgument(f"params: expected an object, got {type(params).__name__}")
-        try:
-            spec = losses.get(loss)
-        except (ValueError, TypeError) as exc:
-            raise InvalidArgument(field_message("loss", exc)) from None
-        try:
-            validated = spec.validate(params)
-        except LossParameterError as exc:
-            raise InvalidArgument(
-                "; ".join(f"params.{f}: {m}" for f, m in exc.errors),
-                details=[{"field": f"params.{f}", "message": m} for f, m in exc.errors],
-            ) from None
+        """The cost of a loss (as :func:`validate_loss` returned it) on these shapes."""
+        spec, params = validated
         costs.check_shape(logits, "logits", self.settings.max_elements)
         if len(logits) not in (1, 2):
             return costs.Cost(0, 0, "logits")  # the engine refuses the shape, naming it
         return costs.loss_cost(
-            spec, validated, logits, targets, return_grad=grad, return_hessian=hessian
+            spec, params, logits, targets, return_grad=grad, return_hessian=hessian
         )
 
     def class_weights(self, request: ClassWeightsRequest) -> list[float]:
@@ -208,8 +194,7 @@ class DataPlane:
         cost = costs.evaluate_cost(request.logits.shape, request.targets.shape, loss=False)
         if request.loss is not None:
             cost = cost + self._loss_cost(
-                request.loss,
-                request.params,
+                validate_loss(request.loss, request.params),
                 request.logits.shape,
                 request.targets.shape,
                 grad=False,

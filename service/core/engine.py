@@ -17,7 +17,11 @@ from ..workers import WorkerPool
 from .errors import InvalidArgument, NotFound, field_message
 from .types import LossRequest, LossResult
 
-__all__ = ["LossEngine", "LossInfo"]
+__all__ = [
+    "LossEngine",
+    "LossInfo",
+    "validate_loss",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -55,6 +59,24 @@ def _spec(name: str, field: str) -> losses.LossSpec:
         raise (NotFound(message) if field == "name" else InvalidArgument(message)) from None
 
 
+def validate_loss(loss: object, params: object) -> tuple[losses.LossSpec, Any]:
+    """The registry's loss named ``loss`` and its validated ``params`` (the loss's own
+    parameters object), or :class:`InvalidArgument` naming the field: the one check of a
+    loss and its parameters, wherever a request names one."""
+    if not isinstance(loss, str):
+        raise InvalidArgument(f"loss: expected a loss name, got {type(loss).__name__}")
+    if not isinstance(params, dict):
+        raise InvalidArgument(f"params: expected an object, got {type(params).__name__}")
+    spec = _spec(loss, "loss")
+    try:
+        return spec, spec.validate(params)
+    except LossParameterError as exc:
+        raise InvalidArgument(
+            "; ".join(f"params.{f}: {m}" for f, m in exc.errors),
+            details=[{"field": f"params.{f}", "message": m} for f, m in exc.errors],
+        ) from None
+
+
 class LossEngine:
     """Validates loss requests, runs them on the worker pool, and describes the registry."""
 
@@ -68,21 +90,25 @@ class LossEngine:
     def describe(self, name: str) -> LossInfo:
         return _info(_spec(name, "name"))
 
-    async def compute(self, request: LossRequest, *, timeout: float | None = None) -> LossResult:
-        job, split = self.prepare(request)
+    async def compute(
+        self,
+        request: LossRequest,
+        *,
+        timeout: float | None = None,
+        validated: tuple[losses.LossSpec, Any] | None = None,
+    ) -> LossResult:
+        """``request`` on the worker pool; ``validated``: its loss and parameters as
+        :func:`validate_loss` returned them (checked already: not checked again)."""
+        job, split = self.prepare(request, validated)
         return await self.pool.run(job, timeout=timeout, split=split)
 
-    def prepare(self, request: LossRequest) -> tuple[Callable[[str], LossResult], Any]:
-        """Validate ``request`` and return the job that computes it (and a splitter), both
-        picklable: they run in a worker process."""
-        spec = _spec(request.loss, "loss")
-        try:
-            params = spec.validate(request.params)
-        except LossParameterError as exc:
-            raise InvalidArgument(
-                "; ".join(f"params.{f}: {m}" for f, m in exc.errors),
-                details=[{"field": f"params.{f}", "message": m} for f, m in exc.errors],
-            ) from None
+    def prepare(
+        self, request: LossRequest, validated: tuple[losses.LossSpec, Any] | None = None
+    ) -> tuple[Callable[[str], LossResult], Any]:
+        """Validate ``request`` (its loss and parameters unless ``validated`` holds them)
+        and return the job that computes it (and a splitter), both picklable: they run in
+        a worker process."""
+        spec, params = validated or validate_loss(request.loss, request.params)
         if request.reduction not in _REDUCTIONS:
             raise InvalidArgument(
                 f"reduction: expected one of {', '.join(_REDUCTIONS)}, got {request.reduction!r}"

@@ -286,9 +286,11 @@ def test_the_engine_timeout_is_the_client_deadline_capped_by_the_setting() -> No
     async def scenario(stub: Any, channel: Any, state: ServiceState) -> None:
         compute = state.engine.compute
 
-        async def spy(request: LossRequest, *, timeout: float | None = None) -> LossResult:
+        async def spy(
+            request: LossRequest, *, timeout: float | None = None, **kwargs: Any
+        ) -> LossResult:
             seen.append(timeout)
-            return await compute(request, timeout=timeout)
+            return await compute(request, timeout=timeout, **kwargs)
 
         state.engine.compute = spy  # type: ignore[method-assign]
         await stub.ComputeLoss(_request())  # no deadline: the setting
