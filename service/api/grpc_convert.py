@@ -85,25 +85,32 @@ def encode_tensor(array: np.ndarray) -> pb.Tensor:
     return wire_tensor(array)
 
 
-def decode_tensor(message: pb.Tensor, field: str, *, max_elements: int | None = None) -> np.ndarray:
-    """The tensor of ``message`` (a read-only view of its bytes); the byte count must match."""
+def decode_tensor(
+    message: pb.Tensor, field: str, *, max_elements: int | None = None, copy: bool = True
+) -> np.ndarray:
+    """The tensor of ``message`` (an array of its own, or without ``copy`` a read-only
+    view of its bytes, for a request whose work runs in a worker process); the byte count
+    must match."""
     shape = tuple(int(d) for d in message.shape)
     if any(d < 0 for d in shape):
         raise InvalidArgument(
             f"{field}.shape: expected a list of non-negative integers, got {list(shape)}"
         )
     check_shape(shape, field, max_elements, empty=True)
-    return from_bytes(message.data, shape, message.dtype, field)
+    return from_bytes(message.data, shape, message.dtype, field, copy=copy)
 
 
-def _optional_tensor(message: Any, field: str, *, max_elements: int | None) -> np.ndarray | None:
+def _optional_tensor(
+    message: Any, field: str, *, max_elements: int | None, copy: bool = True
+) -> np.ndarray | None:
     if not message.HasField(field):
         return None
-    return decode_tensor(getattr(message, field), field, max_elements=max_elements)
+    return decode_tensor(getattr(message, field), field, max_elements=max_elements, copy=copy)
 
 
 def _required_tensor(message: Any, field: str, *, max_elements: int | None) -> np.ndarray:
-    array = _optional_tensor(message, field, max_elements=max_elements)
+    """A request's tensor: a read-only view of the message's bytes."""
+    array = _optional_tensor(message, field, max_elements=max_elements, copy=False)
     if array is None:
         raise InvalidArgument(f"{field}: required field missing")
     return array
@@ -189,7 +196,9 @@ def decode_compute_request(
         params=decode_params(message.params_json),
         logits=_required_tensor(message, "logits", max_elements=max_elements),
         targets=_required_tensor(message, "targets", max_elements=max_elements),
-        sample_weight=_optional_tensor(message, "sample_weight", max_elements=max_elements),
+        sample_weight=_optional_tensor(
+            message, "sample_weight", max_elements=max_elements, copy=False
+        ),
         reduction=message.reduction or "mean",
         return_grad=message.return_grad,
         return_hessian=message.return_hessian,
@@ -249,7 +258,7 @@ def decode_evaluate_batch(
         targets=_required_tensor(message, "targets", max_elements=max_elements),
         loss=message.loss or None,
         params=decode_params(message.params_json),
-        thresholds=_optional_tensor(message, "thresholds", max_elements=max_elements),
+        thresholds=_optional_tensor(message, "thresholds", max_elements=max_elements, copy=False),
     )
     return request, (message.beta if message.HasField("beta") else None)
 

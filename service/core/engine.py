@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -144,6 +145,17 @@ class LossEngine:
         return job, split
 
 
+def _tensor(array: np.ndarray, device: str) -> torch.Tensor:
+    """A job's array as a tensor, without a copy. The arrays of a request arrive read-only
+    (views of its bytes, and pickle keeps the flag across the process boundary), though the
+    memory under them in the worker (its shared-memory segment, or the pipe message) is the
+    job's own: torch's warning about writes to read-only memory does not apply (and no
+    loss writes to its input)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
 @dataclass(frozen=True, eq=False)
 class _LossJob:
     """One validated /loss request as a picklable job: it runs in a worker process.
@@ -163,13 +175,9 @@ class _LossJob:
 
     def __call__(self, device: str, lo: int = 0, hi: int | None = None) -> LossResult:
         rows = slice(lo, hi)
-        x = torch.from_numpy(np.ascontiguousarray(self.logits[rows])).to(device)
-        y = torch.from_numpy(np.ascontiguousarray(self.targets[rows])).to(device)
-        w = (
-            None
-            if self.weight is None
-            else torch.from_numpy(np.ascontiguousarray(self.weight[rows])).to(device)
-        )
+        x = _tensor(self.logits[rows], device)
+        y = _tensor(self.targets[rows], device)
+        w = None if self.weight is None else _tensor(self.weight[rows], device)
         try:
             if self.return_grad or self.return_hessian:
                 d = losses.derivatives(

@@ -67,9 +67,10 @@ def _shape(value: object, field: str) -> tuple[int, ...]:
 
 
 def from_bytes(
-    data: bytes | memoryview, shape: tuple[int, ...], dtype: str, field: str
+    data: bytes | memoryview, shape: tuple[int, ...], dtype: str, field: str, *, copy: bool = True
 ) -> np.ndarray:
-    """Read little-endian ``data`` as a tensor of ``shape``; the byte count must match."""
+    """Read little-endian ``data`` as a tensor of ``shape``; the byte count must match.
+    ``copy``: an array of its own; else a read-only view of ``data``."""
     kind = _dtype(dtype, field)
     expected = math.prod(shape) * kind.itemsize
     if len(data) != expected:
@@ -77,8 +78,11 @@ def from_bytes(
             f"{field}: expected {expected} bytes for shape {list(shape)} of {dtype}, "
             f"got {len(data)}"
         )
-    # One copy into a writable buffer: torch.from_numpy refuses read-only arrays with a warning.
-    array: np.ndarray = np.frombuffer(bytearray(data), dtype=kind).reshape(shape)
+    view = np.frombuffer(data, dtype=kind).reshape(shape)
+    # A copy is writable (torch.from_numpy warns on a read-only array) and numpy's copy lets
+    # other threads run; a request's tensors need none: their work runs in a worker
+    # process, which gets them writable through shared memory.
+    array: np.ndarray = view.copy() if copy else view
     return array
 
 
@@ -96,7 +100,8 @@ def decode_tensor(
     binary: BinaryReader | None = None,
     max_elements: int | None = None,
 ) -> tuple[np.ndarray, Encoding]:
-    """Decode one tensor field of a JSON body; return it with the encoding it came in."""
+    """Decode one tensor field of a request's JSON body (bytes: read-only views); return it
+    with the encoding it came in."""
     if isinstance(value, dict):
         keys = set(value)
         shape = _shape(value.get("shape"), field)
@@ -110,7 +115,7 @@ def decode_tensor(
                 data = pybase64.b64decode(raw, validate=True)
             except ValueError:
                 raise InvalidArgument(f"{field}.b64: expected valid base64") from None
-            return from_bytes(data, shape, str(dtype), field), Encoding.B64
+            return from_bytes(data, shape, str(dtype), field, copy=False), Encoding.B64
         if "binary_data_size" in keys and keys <= {"shape", "dtype", "binary_data_size"}:
             if binary is None:
                 raise InvalidArgument(
@@ -122,7 +127,8 @@ def decode_tensor(
                 raise InvalidArgument(
                     f"{field}.binary_data_size: expected a non-negative integer, got {size!r}"
                 )
-            return from_bytes(binary.take(size, field), shape, str(dtype), field), Encoding.BINARY
+            taken = binary.take(size, field)
+            return from_bytes(taken, shape, str(dtype), field, copy=False), Encoding.BINARY
         raise InvalidArgument(
             f"{field}: expected nested lists, {{shape, dtype, b64}} or "
             f"{{shape, dtype, binary_data_size}}, got an object with keys {sorted(keys)}"
