@@ -14,7 +14,7 @@ leaving the rest (small) to protobuf, and :func:`bytes_field` writes one on the 
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -98,33 +98,14 @@ def split_bytes(
     data = memoryview(raw)
     rest: list[memoryview] = []
     values: list[memoryview] = []
-    i, fields = 0, 0
     try:
-        while i < len(data):
-            fields += 1
-            if fields > max_fields:
+        for count, (field, start, end, value) in enumerate(_fields(data), start=1):
+            if count > max_fields or end > len(data):
                 return None
-            start = i
-            key, i = _varint(data, i)
-            wire = key & 7
-            if wire == 0:
-                _, i = _varint(data, i)
-            elif wire in (1, 5):
-                i += 8 if wire == 1 else 4
-            elif wire == 2:
-                length, i = _varint(data, i)
-                if key >> 3 == number:
-                    if i + length > len(data):
-                        return None
-                    values.append(data[i : i + length])
-                    i += length
-                    continue
-                i += length
+            if field == number and value is not None:
+                values.append(value)
             else:
-                return None
-            if i > len(data):
-                return None
-            rest.append(data[start:i])
+                rest.append(data[start:end])
     except ValueError:
         return None
     return b"".join(rest), values
@@ -166,35 +147,46 @@ def _varint(data: memoryview, i: int) -> tuple[int, int]:
     raise ValueError("truncated varint")
 
 
+def _fields(data: memoryview) -> Iterator[tuple[int, int, int, memoryview | None]]:
+    """The top-level fields of the message ``data`` on the wire, in order: its number, where
+    it starts and ends (an end past the data: truncated), and a length-delimited field's
+    value (None for the others). ``ValueError`` at a truncated varint or a wire type other
+    than varint, fixed64, length-delimited or fixed32 (groups are left to protobuf)."""
+    i = 0
+    while i < len(data):
+        start = i
+        key, i = _varint(data, i)
+        wire = key & 7
+        value = None
+        if wire == 0:
+            _, i = _varint(data, i)
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, i = _varint(data, i)
+            value, i = data[i : i + length], i + length
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield key >> 3, start, i, value
+
+
 def _not_utf8(descriptor: Descriptor, data: memoryview, prefix: str = "") -> str | None:
     """The path of the first string field in ``data`` (a ``descriptor`` message on the wire)
     whose bytes are not UTF-8; None when there is none or the wire format is broken."""
-    i = 0
     try:
-        while i < len(data):
-            key, i = _varint(data, i)
-            number, wire = key >> 3, key & 7
-            if wire == 0:
-                _, i = _varint(data, i)
-            elif wire in (1, 5):
-                i += 8 if wire == 1 else 4
-            elif wire == 2:
-                length, i = _varint(data, i)
-                chunk, i = data[i : i + length], i + length
-                field = descriptor.fields_by_number.get(number)
-                if field is None:
-                    continue
-                if field.type == FieldDescriptor.TYPE_STRING:
-                    try:
-                        codecs.decode(chunk, "utf-8")
-                    except UnicodeDecodeError:
-                        return prefix + field.name
-                elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type:
-                    found = _not_utf8(field.message_type, chunk, f"{prefix}{field.name}.")
-                    if found is not None:
-                        return found
-            else:
-                return None
+        for number, _, _, chunk in _fields(data):
+            field = descriptor.fields_by_number.get(number)
+            if chunk is None or field is None:
+                continue
+            if field.type == FieldDescriptor.TYPE_STRING:
+                try:
+                    codecs.decode(chunk, "utf-8")
+                except UnicodeDecodeError:
+                    return prefix + field.name
+            elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type:
+                found = _not_utf8(field.message_type, chunk, f"{prefix}{field.name}.")
+                if found is not None:
+                    return found
     except ValueError:
         return None
     return None
