@@ -15,7 +15,7 @@ import losses
 from losses import Coupling, LossParameterError
 
 from ..workers import WorkerPool
-from .errors import InvalidArgument, NotFound, field_message
+from .errors import InvalidArgument, NotFound, field_message, invalid_params
 from .types import LossRequest, LossResult
 
 __all__ = [
@@ -72,10 +72,7 @@ def validate_loss(loss: object, params: object) -> tuple[losses.LossSpec, Any]:
     try:
         return spec, spec.validate(params)
     except LossParameterError as exc:
-        raise InvalidArgument(
-            "; ".join(f"params.{f}: {m}" for f, m in exc.errors),
-            details=[{"field": f"params.{f}", "message": m} for f, m in exc.errors],
-        ) from None
+        raise invalid_params(exc.errors) from None
 
 
 class LossEngine:

@@ -21,6 +21,7 @@ inside ``core`` knows either number, and every layer may import this module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "field_message",
+    "invalid_params",
 ]
 
 
@@ -124,3 +126,12 @@ class Unavailable(LossServeError):
 
 class Internal(LossServeError):
     code = ErrorCode.INTERNAL
+
+
+def invalid_params(errors: Sequence[tuple[str, str]]) -> InvalidArgument:
+    """The error for a loss's parameters that failed validation (``(field, message)``
+    pairs, as ``losses.LossParameterError.errors``): every one named, under ``params.``."""
+    return InvalidArgument(
+        "; ".join(f"params.{field}: {message}" for field, message in errors),
+        details=[{"field": f"params.{field}", "message": message} for field, message in errors],
+    )

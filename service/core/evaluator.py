@@ -34,7 +34,7 @@ import torch
 import losses
 from losses import LossParameterError, Task
 
-from .errors import InvalidArgument, PayloadTooLarge, field_message
+from .errors import InvalidArgument, PayloadTooLarge, field_message, invalid_params
 from .types import (
     ClassMetrics,
     EvaluateRequest,
@@ -321,9 +321,7 @@ def _check_loss(name: object, params: object, task: Task) -> None:
     try:
         spec.validate(params)
     except LossParameterError as exc:
-        messages = [f"params.{field}: {message}" for field, message in exc.errors]
-        details = [{"field": f"params.{field}", "message": m} for field, m in exc.errors]
-        raise InvalidArgument("; ".join(messages), details=details) from None
+        raise invalid_params(exc.errors) from None
 
 
 def _mean_loss(name: str, params: dict[str, Any], batch: _Batch) -> float:

@@ -81,7 +81,8 @@ def from_bytes(
     view = np.frombuffer(data, dtype=kind).reshape(shape)
     # A copy is writable (torch.from_numpy warns on a read-only array) and numpy's copy lets
     # other threads run; a request's tensors need none: their work runs in a worker
-    # process, which gets them writable through shared memory.
+    # process, which gets them through shared memory (still flagged read-only: see
+    # service.core.engine._tensor).
     array: np.ndarray = view.copy() if copy else view
     return array
 
