@@ -108,13 +108,7 @@ def _warm(name: str) -> mmap.mmap:
     """The mapping of the warm segment ``name`` (created at :data:`WARM_BYTES`)."""
     memory = _WARM.get(name)
     if memory is None:
-        fd = cast(int, _posixshmem.shm_open(name, os.O_RDWR | os.O_CREAT, mode=0o600))
-        try:
-            if os.fstat(fd).st_size < WARM_BYTES:
-                os.ftruncate(fd, WARM_BYTES)
-            memory = _WARM[name] = mmap.mmap(fd, WARM_BYTES)
-        finally:
-            os.close(fd)
+        memory = _WARM[name] = _map(name, at_least=WARM_BYTES)
     return memory
 
 
@@ -187,13 +181,19 @@ def unpack(packed: Packed, *, copy: bool = False) -> Any:
     return pickle.loads(header, buffers=buffers)
 
 
-def _map(name: str, *, create: int = 0) -> mmap.mmap:
-    """Map the segment ``name``, creating it with ``create`` bytes when that is not 0."""
-    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+def _map(name: str, *, create: int = 0, at_least: int = 0) -> mmap.mmap:
+    """Map the segment ``name``: a new one of ``create`` bytes when that is not 0, else the
+    one of that name, created or grown to ``at_least`` bytes when it has fewer."""
+    if create:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+    else:
+        flags = os.O_RDWR | (os.O_CREAT if at_least else 0)
     fd = cast(int, _posixshmem.shm_open(name, flags, mode=0o600))
     try:
-        if create:
-            os.ftruncate(fd, create)
-        return mmap.mmap(fd, create or os.fstat(fd).st_size)
+        current = 0 if create else os.fstat(fd).st_size
+        size = create or max(at_least, current)
+        if size > current:
+            os.ftruncate(fd, size)
+        return mmap.mmap(fd, size)
     finally:
         os.close(fd)
