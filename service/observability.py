@@ -60,6 +60,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str, str, int | str], tuple[Any, Any]] = {}
+        """The labelled request counter and histogram of each label set seen."""
         self.requests = Counter(
             "lossserve_requests",
             "Requests by route, loss and status.",
@@ -117,9 +119,16 @@ class Metrics:
         """Count one request. ``route`` must come from a bounded set (the app's route
         templates, the server's RPC names); ``loss`` is whatever the client sent, so only a
         registry name is kept, anything else counts as ``unknown``."""
-        loss = loss_label(loss)
-        self.requests.labels(transport, route, loss, str(status)).inc()
-        self.latency.labels(transport, route, loss).observe(seconds)
+        label = loss_label(loss)
+        key = (transport, route, label, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(transport, route, label, str(status)),
+                self.latency.labels(transport, route, label),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def refresh(self, state: ServiceState) -> None:
         """Read the worker gauges from the pool at scrape time."""

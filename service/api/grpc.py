@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, cast
@@ -347,7 +347,7 @@ def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     unary answer leaves in one batch: headers, message and status together.
     """
     given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_KEY)
-    request_id = given if isinstance(given, str) and given else uuid.uuid4().hex
+    request_id = given if isinstance(given, str) and given else os.urandom(16).hex()
     context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
     return request_id
 

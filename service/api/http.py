@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -219,7 +219,7 @@ class ObserveMiddleware:
                 request_id = value.decode("latin-1")[:128]
                 break
         if not request_id:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         status = 0
         header = (b"x-request-id", request_id.encode("latin-1"))
 

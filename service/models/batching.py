@@ -410,6 +410,8 @@ class DynamicBatcher:
             raise ResourceExhausted(
                 f"the model's queue is full ({self._queue_depth} requests waiting); retry later"
             )
+        if not self._running and not self._waiting and self._runs_inline(rows):
+            return self._run_now(inputs, rows)
         now = loop.time()
         request = _Request(
             inputs=dict(inputs),
@@ -574,6 +576,24 @@ class DynamicBatcher:
             del self._groups[key]
         return batch
 
+    def _run_now(self, inputs: Mapping[str, npt.NDArray[Any]], rows: int) -> Tensors:
+        """Run one request on the loop while the model is idle: what :meth:`_dispatch`
+        does for a batch of one that runs inline, without its future, timer and queue."""
+        self._count_run([rows])
+        outcome = _execute(self._run_batch, [dict(inputs)], [rows])
+        error = self._learn(rows, outcome)
+        if error is not None:
+            raise error
+        return outcome.outputs[0]
+
+    def _count_run(self, rows: list[int]) -> None:
+        total = sum(rows)
+        self._runs += 1
+        self._requests += len(rows)
+        self._rows += total
+        self._max_batch_rows = max(self._max_batch_rows, total)
+        self._max_batch_requests = max(self._max_batch_requests, len(rows))
+
     def _dispatch(self, key: _Key) -> None:
         loop = self._bound_loop()
         batch = self._take(key)
@@ -582,11 +602,7 @@ class DynamicBatcher:
         rows = [request.rows for request in batch]
         for request in batch:
             request.dispatched = True
-        self._runs += 1
-        self._requests += len(batch)
-        self._rows += sum(rows)
-        self._max_batch_rows = max(self._max_batch_rows, sum(rows))
-        self._max_batch_requests = max(self._max_batch_requests, len(batch))
+        self._count_run(rows)
         self._running += 1
         inputs = [request.inputs for request in batch]
         if self._runs_inline(sum(rows)):
@@ -622,22 +638,28 @@ class DynamicBatcher:
         self._settle(batch, outcome)
         self._pump()
 
-    def _settle(self, batch: list[_Request], outcome: _Outcome) -> None:
-        """Answer the requests of a batch that ran, and learn how long its rows took."""
-        rows = sum(request.rows for request in batch)
+    def _learn(self, rows: int, outcome: _Outcome) -> BaseException | None:
+        """Learn how long a run's rows took; the error to answer its requests with, if any."""
         if outcome.seconds > 0 and rows:
             per_row = outcome.seconds / rows
             previous = self._seconds_per_row
             self._seconds_per_row = per_row if previous is None else 0.8 * previous + 0.2 * per_row
         error = outcome.error
+        if error is None:
+            return None
+        self._failed_runs += 1
         if isinstance(error, (StopIteration, asyncio.CancelledError)):
             # a future cannot carry StopIteration, and CancelledError would read as the
             # caller's own cancellation
             failure = Internal(f"the model raised {error!r}")
             failure.__cause__ = error
-            error = failure
+            return failure
+        return error
+
+    def _settle(self, batch: list[_Request], outcome: _Outcome) -> None:
+        """Answer the requests of a batch that ran."""
+        error = self._learn(sum(request.rows for request in batch), outcome)
         if error is not None:
-            self._failed_runs += 1
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(error)

@@ -187,6 +187,15 @@ class _Live:
     fail_ns: int = 0
     rows: int = 0
     last_inference_ms: int = 0
+    thresholds: np.ndarray = field(init=False)
+    """The card's decision thresholds, as the rule takes them."""
+
+    def __post_init__(self) -> None:
+        self.thresholds = np.asarray(self.model.card.thresholds, dtype=np.float32)
+
+    def decide(self, logits: np.ndarray) -> np.ndarray:
+        """The model's decisions for ``logits`` (computed for the requests that ask)."""
+        return decide(self.model.card.task, self.thresholds, logits)
 
 
 @dataclass
@@ -200,22 +209,6 @@ INLINE_RUN_S = 200e-6
 """A model run predicted to take less than this runs on the event loop: a thread's two
 hand-offs (about 50 µs of CPU each way on a busy loop) cost more than such a run, and 0.2
 ms holds the other requests less than parsing one JSON body does."""
-
-
-@dataclass
-class _Decider:
-    """The batcher's ``run_batch``: the graph, then the decisions, in the executor thread."""
-
-    model: LoadedModel
-    thresholds: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.thresholds = np.asarray(self.model.card.thresholds, dtype=np.float32)
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.model.run(inputs)
-        outputs[DECISIONS] = decide(self.model.card.task, self.thresholds, outputs["logits"])
-        return outputs
 
 
 def _parse_version(version: str) -> int | None:
@@ -315,7 +308,7 @@ class ModelEngine:
             live = _Live(
                 model=model,
                 batcher=DynamicBatcher(
-                    _Decider(model),
+                    model.run,
                     max_batch_size=batching.max_batch_size,
                     max_queue_delay_us=batching.max_queue_delay_us,
                     queue_depth=batching.queue_depth,
@@ -596,9 +589,7 @@ class ModelEngine:
         features = await _off_loop_if_large(rows, self._check_inputs, model, request.inputs)
         wanted = self._check_outputs(request.outputs)
         outputs = await self._run(live, features, timeout)
-        result = await _off_loop_if_large(
-            features.shape[0], _select_outputs, outputs, wanted, model.card.labels
-        )
+        result = await _off_loop_if_large(features.shape[0], _select_outputs, live, outputs, wanted)
         return InferResult(
             model=model.name, version=str(model.version), id=request.id, outputs=result
         )
@@ -648,7 +639,7 @@ class ModelEngine:
         size = len(instances) if isinstance(instances, list) else 0
         rows = await _off_loop_if_large(size, self._rows, model, instances)
         outputs = await self._run(live, rows, timeout)
-        return await _off_loop_if_large(size, _predictions, model, outputs)
+        return await _off_loop_if_large(size, _predictions, live, outputs)
 
 
 _LARGE_ROWS = 256
@@ -663,21 +654,26 @@ async def _off_loop_if_large(rows: int, fn: Callable[..., R], *args: Any) -> R:
 
 
 def _select_outputs(
-    outputs: dict[str, np.ndarray], wanted: tuple[RequestedOutput, ...], labels: Sequence[str]
+    live: _Live, outputs: dict[str, np.ndarray], wanted: tuple[RequestedOutput, ...]
 ) -> dict[str, np.ndarray]:
     result: dict[str, np.ndarray] = {}
     for output in wanted:
-        values = outputs[output.name]
+        if output.name == DECISIONS:
+            values = live.decide(outputs["logits"])
+        else:
+            values = outputs[output.name]
         if output.classification:
-            values = classify(values, output.classification, labels)
+            values = classify(values, output.classification, live.model.card.labels)
         result[output.name] = np.ascontiguousarray(values)
     return result
 
 
-def _predictions(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list[Prediction]:
+def _predictions(live: _Live, outputs: dict[str, np.ndarray]) -> list[Prediction]:
+    model = live.model
     labels = model.card.labels
     predictions = []
-    for decision, probabilities in zip(outputs[DECISIONS], outputs["probabilities"], strict=True):
+    decisions = live.decide(outputs["logits"])
+    for decision, probabilities in zip(decisions, outputs["probabilities"], strict=True):
         if model.card.task == "multiclass":
             chosen = [labels[int(decision)]]
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,8 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 
 _BY_DTYPE = {dtype: name for name, dtype in DATATYPES.items() if name != BYTES}
 _LENGTH = struct.Struct("<I")
+_LITTLE_ORDERS = ("<", "|", "=") if sys.byteorder == "little" else ("<", "|")
+"""The ``dtype.byteorder`` values of little-endian data on this machine."""
 
 
 def check_datatype(datatype: object, field: str) -> str:
@@ -72,7 +75,7 @@ def datatype_of(array: np.ndarray) -> str:
     """The protocol's name for ``array``'s dtype (an object array is ``BYTES``)."""
     if array.dtype == object:
         return BYTES
-    name = _BY_DTYPE.get(array.dtype.newbyteorder("<"))
+    name = _BY_DTYPE.get(array.dtype) or _BY_DTYPE.get(array.dtype.newbyteorder("<"))
     if name is None:
         raise InvalidArgument(f"dtype {array.dtype} has no Open Inference Protocol datatype")
     return name
@@ -161,7 +164,9 @@ def raw_view(array: np.ndarray) -> bytes | memoryview:
             chunks.append(_LENGTH.pack(len(value)) + value)
         return b"".join(chunks)
     datatype_of(array)  # refuses a dtype the protocol cannot name
-    ordered = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    ordered = array
+    if not array.flags.c_contiguous or array.dtype.byteorder not in _LITTLE_ORDERS:
+        ordered = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
     return ordered.reshape(-1).view(np.uint8).data
 
 
