@@ -125,6 +125,13 @@ class Settings(BaseSettings):
         "balancers that poll readiness stop routing first (Kubernetes: a few seconds; 0 behind "
         "nginx's passive checks, which retry a refused connection on another replica).",
     )
+    strict_readiness: bool = Field(
+        True,
+        description="Report ready (REST /v2/health/ready, gRPC ServerReady and health) only "
+        "while every model of the repository that the server tried to load is served, as "
+        "Triton's --strict-readiness: a model that failed to load keeps a replica out of a "
+        "load balancer instead of answering NOT_FOUND. false: ready once started.",
+    )
     log_level: str = "INFO"
     frontends: int = Field(
         default_factory=available_cpus,

@@ -199,8 +199,8 @@ class PredictBody(BaseModel):
 
 class PredictionBody(BaseModel):
     labels: list[str] = Field(
-        description="The labels the learned decision rule picks: one for a multiclass "
-        "model, any number for a multilabel one."
+        description="The labels the learned decision rule picks: one for a binary or "
+        "multiclass model, any number for a multilabel one."
     )
     probabilities: dict[str, float] = Field(description="Every label's probability.")
 

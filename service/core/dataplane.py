@@ -254,7 +254,8 @@ class DataPlane:
     # Reads of the served models (cheap, constant-size: no admission, no cost)
 
     def server_ready(self) -> bool:
-        """Started, not draining, and at least one worker alive."""
+        """Started, not draining, at least one worker alive, and (strict readiness) every
+        model of the repository served."""
         return self._state.ready()
 
     def model_ready(self, name: str, version: str = "") -> bool:
@@ -279,12 +280,12 @@ class DataPlane:
             model = self._state.models.model(request.model, request.version)
         except (NotFound, InvalidArgument):
             return  # the inference itself says so
-        labels = len(model.card.labels)
+        labels = model.card.columns
         rows = next(iter(request.inputs.values())).shape[0]
         asked = {o.name: o.classification for o in request.outputs} or {
             name: 0 for name in json_outputs
         }
-        decisions = 1 if model.card.task == "multiclass" else labels
+        decisions = 1 if model.card.class_index else labels
         per_row = sum(
             min(asked[name], labels) or (decisions if name == "decisions" else labels)
             for name in json_outputs
@@ -307,7 +308,7 @@ class DataPlane:
 def _outputs_per_row(state: ServiceState, request: InferRequest) -> int:
     """Values per row of every output asked for (labels x 3 when the model is unknown yet)."""
     try:
-        labels = len(state.models.model(request.model, request.version).card.labels)
+        labels = state.models.model(request.model, request.version).card.columns
     except (NotFound, InvalidArgument):
         return 0
     return 3 * labels + sum(min(o.classification, labels) for o in request.outputs)

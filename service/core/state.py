@@ -126,8 +126,14 @@ class ServiceState:
         return await self.pool.run(job, timeout=self.settings.request_timeout_s)
 
     def ready(self) -> bool:
-        """Started, not draining, and at least one worker alive."""
-        return self.started and not self.draining and any(s.alive for s in self.pool.stats())
+        """Started, not draining, at least one worker alive, and (``strict_readiness``)
+        no model of the repository failed to load."""
+        return (
+            self.started
+            and not self.draining
+            and any(s.alive for s in self.pool.stats())
+            and not (self.settings.strict_readiness and self.models.failed())
+        )
 
 
 def _ignoring_device(fn: Callable[[A], R], request: A, device: str) -> R:

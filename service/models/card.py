@@ -59,7 +59,9 @@ class BatchingConfig(BaseModel):
 
 class ModelCard(BaseModel):
     """The model's card; ``thresholds`` are per-class logit thresholds (binary, multilabel)
-    or additive logit offsets (multiclass), as ``POST /thresholds`` fits them."""
+    or additive logit offsets (multiclass), as ``POST /thresholds`` fits them: one per
+    column of the model's outputs (:attr:`columns`). A binary model has two labels,
+    ``[negative, positive]``, and one column, the positive class's logit."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=MODEL_NAME.pattern)
@@ -81,6 +83,23 @@ class ModelCard(BaseModel):
     created_at: str = Field(description="ISO 8601, UTC.")
     dataset: str
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+
+    @property
+    def columns(self) -> int:
+        """The columns of ``logits`` and ``probabilities``: one for a binary model (the
+        positive class, ``labels[1]``; ``labels[0]`` is the negative one), else one per label."""
+        return 1 if self.task == "binary" else len(self.labels)
+
+    @property
+    def column_labels(self) -> list[str]:
+        """The label of each column of ``logits`` and ``probabilities``."""
+        return self.labels[1:] if self.task == "binary" else self.labels
+
+    @property
+    def class_index(self) -> bool:
+        """Whether ``decisions`` is one class index a row (binary, multiclass) rather than
+        one 0/1 a label (multilabel)."""
+        return self.task != "multilabel"
 
     def write(self, directory: Path) -> Path:
         path = directory / "card.json"

@@ -8,10 +8,12 @@ only translate.
 
 Every model answers three outputs for a batch of feature rows:
 
-- ``logits`` and ``probabilities`` (FP32, ``[batch, labels]``) from the ONNX graph;
+- ``logits`` and ``probabilities`` (FP32, ``[batch, columns]``) from the ONNX graph: one
+  column per label, except a binary model's one column, its positive class (``labels[1]``);
 - ``decisions`` (INT64) after the card's learned decision rule: for a multiclass model the
-  class index ``argmax(logits + offsets)`` (``[batch]``); for a binary or multilabel model
-  the multi-hot ``logits >= thresholds`` (``[batch, labels]``).
+  class index ``argmax(logits + offsets)`` (``[batch]``); for a binary model the class index
+  ``logits >= threshold`` (``[batch]``: 1 the positive class); for a multilabel model the
+  multi-hot ``logits >= thresholds`` (``[batch, labels]``).
 
 Triton's classification extension: an output requested with ``classification: k`` (or
 ``class_count: k``) answers, instead of its values, the top ``k`` classes of each row by
@@ -123,7 +125,8 @@ class InferResult:
 @dataclass(frozen=True)
 class Prediction:
     labels: list[str]
-    """The labels the learned decision rule picks (one for multiclass, any number else)."""
+    """The labels the learned decision rule picks (one for binary and multiclass, any
+    number for multilabel)."""
     probabilities: dict[str, float]
 
 
@@ -159,6 +162,8 @@ def decide(card_task: str, thresholds: np.ndarray, logits: np.ndarray) -> np.nda
     """The learned decision rule on a batch of logits (see the module docstring)."""
     if card_task == "multiclass":
         decisions: np.ndarray = np.argmax(logits + thresholds, axis=1).astype(np.int64)
+    elif card_task == "binary":
+        decisions = (logits[:, 0] >= thresholds[0]).astype(np.int64)
     else:
         decisions = (logits >= thresholds).astype(np.int64)
     return decisions
@@ -203,6 +208,8 @@ class _Slot:
     live: _Live | None = None
     reason: str = ""
     version: str = ""
+    failed: bool = False
+    """Its last load failed and no version of it is served."""
 
 
 INLINE_RUN_S = 200e-6
@@ -297,11 +304,13 @@ class ModelEngine:
                 model = await asyncio.to_thread(repository.open, name)
             except (InvalidArgument, NotFound) as exc:
                 if slot is not None and slot.live is None:
-                    slot.reason = exc.message
+                    slot.reason, slot.failed = exc.message, True
                 elif slot is None and repository.contains(name):
                     versions = repository.versions(name)
                     self._slots[name] = _Slot(
-                        reason=exc.message, version=str(versions[-1]) if versions else ""
+                        reason=exc.message,
+                        version=str(versions[-1]) if versions else "",
+                        failed=True,
                     )
                 raise
             batching = model.card.batching
@@ -333,9 +342,13 @@ class ModelEngine:
             if slot is None or slot.live is None:
                 self._unknown(name)
                 raise NotFound(f"model {name!r} is not loaded")
-            live, slot.live, slot.reason = slot.live, None, "unloaded"
+            live, slot.live, slot.reason, slot.failed = slot.live, None, "unloaded", False
             log.info("model unloaded", extra={"model": name, "version": live.model.version})
         await live.batcher.close()
+
+    def failed(self) -> list[str]:
+        """The models whose last load failed and that no version of serves."""
+        return sorted(name for name, slot in self._slots.items() if slot.failed)
 
     def index(self, *, ready_only: bool = False) -> list[IndexEntry]:
         """Every model of the repository and every model served, with its state."""
@@ -409,8 +422,8 @@ class ModelEngine:
     def metadata(self, name: str, version: str = "") -> ModelMetadata:
         model = self.model(name, version)
         card = model.card
-        labels = len(card.labels)
-        decisions = (-1,) if card.task == "multiclass" else (-1, labels)
+        labels = card.columns
+        decisions = (-1,) if card.class_index else (-1, labels)
         return ModelMetadata(
             name=name,
             versions=(str(model.version),),
@@ -434,10 +447,10 @@ class ModelEngine:
         """The model's configuration in Triton's JSON form (``inference.ModelConfig``)."""
         model = self.model(name, version)
         card = model.card
-        labels = len(card.labels)
+        labels = card.columns
         features = card.input.shape[1:]
         decisions: dict[str, Any] = {"name": DECISIONS, "data_type": "TYPE_INT64"}
-        if card.task == "multiclass":  # one index per row: Triton writes [1] reshaped to []
+        if card.class_index:  # one index per row: Triton writes [1] reshaped to []
             decisions.update(dims=[1], reshape={"shape": []})
         else:
             decisions.update(dims=[labels])
@@ -663,18 +676,21 @@ def _select_outputs(
         else:
             values = outputs[output.name]
         if output.classification:
-            values = classify(values, output.classification, live.model.card.labels)
+            values = classify(values, output.classification, live.model.card.column_labels)
         result[output.name] = np.ascontiguousarray(values)
     return result
 
 
 def _predictions(live: _Live, outputs: dict[str, np.ndarray]) -> list[Prediction]:
-    model = live.model
-    labels = model.card.labels
+    card = live.model.card
+    labels = card.labels
     predictions = []
     decisions = live.decide(outputs["logits"])
-    for decision, probabilities in zip(decisions, outputs["probabilities"], strict=True):
-        if model.card.task == "multiclass":
+    every = outputs["probabilities"]
+    if card.task == "binary":  # the positive class's column: the negative one's is 1 - p
+        every = np.concatenate([1 - every, every], axis=1)
+    for decision, probabilities in zip(decisions, every, strict=True):
+        if card.class_index:
             chosen = [labels[int(decision)]]
         else:
             chosen = [labels[i] for i in np.flatnonzero(decision)]

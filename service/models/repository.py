@@ -89,10 +89,6 @@ class LoadedModel:
     def input_name(self) -> str:
         return self.card.input.name
 
-    @property
-    def num_labels(self) -> int:
-        return len(self.card.labels)
-
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``logits`` and ``probabilities`` for a batch of feature rows (float32)."""
         logits, probabilities = self.session.run(
@@ -204,12 +200,20 @@ class ModelRepository:
             )
         if len(card.labels) < 1:
             raise _fail(name, version, f"{CARD_FILE} has no labels")
-        if len(card.thresholds) != len(card.labels):
+        if card.task == "binary" and len(card.labels) != 2:
             raise _fail(
                 name,
                 version,
-                f"{CARD_FILE} has {len(card.thresholds)} thresholds, expected one per label "
-                f"({len(card.labels)})",
+                f"{CARD_FILE} has {len(card.labels)} labels for a binary task, expected 2 "
+                "([negative, positive])",
+            )
+        if len(card.thresholds) != card.columns:
+            each = "one (the positive class)" if card.task == "binary" else "one per label"
+            raise _fail(
+                name,
+                version,
+                f"{CARD_FILE} has {len(card.thresholds)} thresholds, expected {each} "
+                f"({card.columns})",
             )
         return card
 
@@ -278,7 +282,7 @@ class ModelRepository:
                 f"{CARD_FILE}: expected input shape [-1, features], got {spec.shape}",
             )
         outputs = {o.name: o for o in session.get_outputs()}
-        labels = len(card.labels)
+        labels = card.columns
         for output in OUTPUTS:
             if output not in outputs:
                 raise _fail(
@@ -293,5 +297,6 @@ class ModelRepository:
                     name,
                     version,
                     f"output {output!r} of {MODEL_FILE} has shape {shape}, expected "
-                    f"[batch, {labels}] (one column per label)",
+                    f"[batch, {labels}] (one column per label; a binary model's one "
+                    "column is its positive class)",
                 )

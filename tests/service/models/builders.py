@@ -22,7 +22,7 @@ FEATURES = 4
 LABELS: dict[str, list[str]] = {
     "multiclass": ["cat", "dog", "bird"],
     "multilabel": ["red", "green", "blue"],
-    "binary": ["spam"],
+    "binary": ["ham", "spam"],  # [negative, positive]: one output column, spam's
 }
 THRESHOLDS: dict[str, list[float]] = {
     "multiclass": [0.0, 0.75, -0.5],  # additive logit offsets
@@ -92,7 +92,7 @@ def write_model(
     directory.mkdir(parents=True)
     labels = LABELS[task]
     path = directory / "model.onnx"
-    export(path, len(labels), task, seed, hidden)
+    export(path, 1 if task == "binary" else len(labels), task, seed, hidden)
     metrics = SplitMetrics(macro_f1_argmax=0.5, macro_f1_thresholds=0.6, micro_f1_thresholds=0.6)
     ModelCard(
         name=name,
@@ -126,6 +126,8 @@ def reference(directory: Path, rows: np.ndarray) -> dict[str, np.ndarray]:
     thresholds = np.asarray(card.thresholds, dtype=np.float32)
     if card.task == "multiclass":
         decisions = np.argmax(logits + thresholds, axis=1).astype(np.int64)
+    elif card.task == "binary":  # the class index: 1 where the positive logit passes
+        decisions = (logits[:, 0] >= thresholds[0]).astype(np.int64)
     else:
         decisions = (logits >= thresholds).astype(np.int64)
     return {"logits": logits, "probabilities": probabilities, "decisions": decisions}

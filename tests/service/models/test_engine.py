@@ -234,11 +234,29 @@ def test_a_model_broken_at_start_is_listed_with_its_reason(repository: Path) -> 
         entry = next(e for e in state.models.index() if e.name == "spam")
         assert (entry.version, entry.state) == ("1", "UNAVAILABLE")
         assert entry.reason == "failed to load model 'spam' version 1: card.json is missing"
-        assert state.ready()  # the other models serve
         with pytest.raises(NotFound, match=r"is not available: failed to load model 'spam'"):
             await state.models.infer(InferRequest("spam", {"features": rows(1)}))
+        # strict readiness, as Triton's: not ready while a model of the repository fails
+        assert state.models.failed() == ["spam"] and not state.ready()
+        write_model(repository, "spam", 2, task="binary", seed=4)  # a good version: loaded
+        await state.models.load("spam")
+        assert state.models.failed() == [] and state.ready()
+        await state.models.unload("spam")  # unloaded on purpose: not a failure
+        assert state.ready()
 
     with_state(repository, scenario)
+
+
+def test_without_strict_readiness_a_broken_model_leaves_the_server_ready(
+    repository: Path,
+) -> None:
+    (repository / "spam" / "1" / "card.json").unlink()
+
+    async def scenario(state: ServiceState) -> None:
+        assert state.models.failed() == ["spam"]
+        assert state.ready()  # the other models serve
+
+    with_state(repository, scenario, strict_readiness=False)
 
 
 def test_admin_token_checks() -> None:

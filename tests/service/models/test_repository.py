@@ -21,7 +21,7 @@ def test_opens_the_latest_version_with_a_reported_provider(repository: Path) -> 
     assert store.names() == ["spam", "tags", "tiny"]
     assert store.versions("tiny") == [1, 2]
     model = store.open("tiny")
-    assert (model.name, model.version, model.input_name, model.num_labels) == (
+    assert (model.name, model.version, model.input_name, model.card.columns) == (
         "tiny",
         2,
         "features",
@@ -122,6 +122,31 @@ def test_the_graph_must_match_the_card(
         InvalidArgument, match=r"^failed to load model 'tiny' version 2: " + message
     ):
         ModelRepository(repository).open("tiny")
+
+
+def test_a_binary_model_has_two_labels_and_one_column(repository: Path) -> None:
+    model = ModelRepository(repository).open("spam")
+    assert model.card.labels == ["ham", "spam"]
+    assert (model.card.columns, model.card.column_labels) == (1, ["spam"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"labels": ["spam"]}, r"card.json has 1 labels for a binary task, expected 2 "
+         r"\(\[negative, positive\]\)"),
+        ({"thresholds": [0.0, 0.0]}, r"card.json has 2 thresholds, expected one \(the positive "
+         r"class\) \(1\)"),
+        ({"task": "multilabel"}, r"card.json has 1 thresholds, expected one per label \(2\)"),
+    ],
+)  # fmt: skip
+def test_a_binary_card_must_match_its_one_column(
+    repository: Path, change: dict[str, object], message: str
+) -> None:
+    _rewrite_card(repository / "spam" / "1", **change)
+    prefix = r"^failed to load model 'spam' version 1: "
+    with pytest.raises(InvalidArgument, match=prefix + message):
+        ModelRepository(repository).open("spam")
 
 
 def test_a_file_that_is_not_onnx_is_refused(repository: Path) -> None:

@@ -426,7 +426,7 @@ export interface components {
         PredictionBody: {
             /**
              * Labels
-             * @description The labels the learned decision rule picks: one for a multiclass model, any number for a multilabel one.
+             * @description The labels the learned decision rule picks: one for a binary or multiclass model, any number for a multilabel one.
              */
             labels: string[];
             /**

@@ -18,8 +18,8 @@ T = TypeVar("T", bound="PredictionBody")
 class PredictionBody:
     """
     Attributes:
-        labels (list[str]): The labels the learned decision rule picks: one for a multiclass model, any number for a
-            multilabel one.
+        labels (list[str]): The labels the learned decision rule picks: one for a binary or multiclass model, any number
+            for a multilabel one.
         probabilities (PredictionBodyProbabilities): Every label's probability.
     """
 

@@ -1,0 +1,180 @@
+"""Every task kind, end to end, as a user runs it: ``lossserve train`` on a built-in dataset
+and on a CSV file, ``lossserve serve`` over the repository it wrote, then the model's
+decisions through tritonclient (http and grpc), ``POST /models/{m}/predict`` and the
+TypeScript client's predict, each held to in-process ONNX Runtime on the same file with the
+card's thresholds (:func:`tests.service.models.builders.reference`, which does not use the
+server's code).
+
+One repository holds the six models (three kinds x two sources) and one server serves them
+all; the rows are the built-in dataset's test split, which the CSV model was also trained
+on the columns of.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from bench._server import Server, running_server
+from service.models.card import ModelCard
+from service.training.datasets import Dataset, load_dataset
+from tests.processes import SERVICE_ENV
+from tests.service.models.builders import reference
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).with_name("task_kinds")
+CLIENT = ROOT / "clients" / "typescript"
+KINDS = {
+    "binary": ("breast-cancer-imbalanced", "binary_cross_entropy"),
+    "multiclass": ("digits-lt", "cross_entropy"),
+    "multilabel": ("multilabel-synth", "multilabel_categorical_crossentropy"),
+}
+SOURCES = ("builtin", "csv")
+ROWS = 40
+
+
+@dataclass(frozen=True)
+class Served:
+    server: Server
+    repository: Path
+    rows: dict[str, np.ndarray]
+    """The feature rows sent to each kind's models."""
+
+
+def write_csv(dataset: Dataset, path: Path) -> list[str]:
+    """The dataset's three splits as a user's CSV: the features, then the label as its
+    class name (binary, multiclass) or one 0/1 column per label (multilabel); returns the
+    label columns, as ``--label`` takes them."""
+    features = np.concatenate([dataset.split(s).features for s in ("train", "validation", "test")])
+    targets = np.concatenate([dataset.split(s).targets for s in ("train", "validation", "test")])
+    multilabel = dataset.task.value == "multilabel"
+    label_columns = [f"is_{name}" for name in dataset.labels] if multilabel else ["label"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*dataset.feature_names, *label_columns])
+        for row, target in zip(features, targets, strict=True):
+            labels = [int(t) for t in target] if multilabel else [dataset.labels[int(target)]]
+            writer.writerow([repr(float(v)) for v in row] + labels)
+    return label_columns
+
+
+def train(repository: Path, name: str, dataset: str, loss: str, *extra: str) -> None:
+    command = [sys.executable, "-m", "service.cli", "train", "--dataset", dataset]
+    command += ["--loss", loss, "--name", name, "--model-repository", str(repository)]
+    command += ["--epochs", "30", "--quiet", *extra]
+    done = subprocess.run(
+        command, cwd=ROOT, env=SERVICE_ENV, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    work = tmp_path_factory.mktemp("task-kinds")
+    repository = work / "models"
+    rows = {}
+    for kind, (builtin, loss) in KINDS.items():
+        dataset = load_dataset(builtin)
+        assert dataset.task.value == kind
+        rows[kind] = dataset.test.features[:ROWS]
+        train(repository, f"{kind}-builtin", builtin, loss)
+        path = work / f"{kind}.csv"
+        label_columns = write_csv(dataset, path)
+        train(repository, f"{kind}-csv", str(path), loss, "--label", ",".join(label_columns))
+    with running_server(
+        ["--model-repository", str(repository)], SERVICE_ENV, ["/v2/health/ready"]
+    ) as server:
+        yield Served(server, repository, rows)
+
+
+@pytest.fixture(scope="module")
+def typescript_client() -> Path:
+    """The TypeScript client, compiled (``npm run build``)."""
+    npm = shutil.which("npm")
+    if npm is None or not (CLIENT / "node_modules").is_dir():
+        pytest.fail("the TypeScript client needs npm and `npm ci --prefix clients/typescript`")
+    built = subprocess.run(
+        [npm, "run", "build"], cwd=CLIENT, capture_output=True, text=True, timeout=300
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    return CLIENT / "dist" / "src" / "index.js"
+
+
+def chosen_labels(card: ModelCard, decisions: np.ndarray) -> list[list[str]]:
+    """What ``/predict`` should answer for the reference decisions: a class index a row
+    (binary, multiclass) names one label; a multilabel row names every label it marks."""
+    if card.task == "multilabel":
+        return [[card.labels[i] for i in np.flatnonzero(row)] for row in decisions]
+    return [[card.labels[int(index)]] for index in decisions]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_trained_model_is_served_with_the_cards_decisions(
+    served: Served, typescript_client: Path, kind: str, source: str, tmp_path: Path
+) -> None:
+    model = f"{kind}-{source}"
+    directory = served.repository / model / "1"
+    card = ModelCard.read(directory)
+    assert card.task == kind
+    rows = served.rows[kind]
+    expected = reference(directory, rows)["decisions"]
+    if kind == "multilabel":
+        assert expected.shape == (len(rows), len(card.labels))
+    else:  # one class index a row, each of them seen
+        assert expected.shape == (len(rows),)
+
+    # tritonclient, http and grpc
+    rows_file = tmp_path / "rows.npy"
+    np.save(rows_file, rows)
+    server = served.server
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "triton_decisions.py"),
+            server.http_url,
+            server.grpc_url,
+            model,
+            str(rows_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    triton = json.loads(done.stdout)
+    for protocol in ("http", "grpc"):
+        np.testing.assert_array_equal(np.asarray(triton[protocol]), expected, err_msg=protocol)
+
+    # POST /models/{m}/predict, from Python and from the TypeScript client
+    labels = chosen_labels(card, expected)
+    answer = httpx.post(
+        f"http://{server.http_url}/models/{model}/predict",
+        json={"instances": rows.tolist()},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert [p["labels"] for p in predictions] == labels
+    for prediction in predictions:
+        assert sorted(prediction["probabilities"]) == sorted(card.labels)
+    rows_json = tmp_path / "rows.json"
+    rows_json.write_text(json.dumps(rows.tolist()))
+    node = subprocess.run(
+        ["node", str(HERE / "predict.mjs"), f"http://{server.http_url}", model, str(rows_json)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert node.returncode == 0, node.stderr
+    assert [p["labels"] for p in json.loads(node.stdout)] == labels
