@@ -279,6 +279,8 @@ def encode_metrics(result: EvaluateResult) -> pb.EvaluateMetrics:
     )
     if result.loss is not None:
         message.loss = result.loss
+    if result.f1_positive is not None:
+        message.f1_positive = result.f1_positive
     return message
 
 
@@ -296,6 +298,7 @@ def decode_metrics(message: pb.EvaluateMetrics) -> EvaluateResult:
         ],
         macro_f1=message.macro_f1,
         micro_f1=message.micro_f1,
+        f1_positive=message.f1_positive if message.HasField("f1_positive") else None,
     )
 
 

@@ -237,6 +237,7 @@ def evaluate_json(result: EvaluateResult) -> dict[str, Any]:
     body["confusion"] = result.confusion
     body["per_class"] = [asdict(c) for c in result.per_class]
     body["macro_f1"], body["micro_f1"] = result.macro_f1, result.micro_f1
+    body["f1_positive"] = result.f1_positive
     return body
 
 

@@ -168,9 +168,18 @@ class EvaluateResponse(BaseModel):
     num_samples: int
     loss: float | None
     confusion: list[list[int]]
-    per_class: list[ClassMetricsBody]
-    macro_f1: float
-    micro_f1: float
+    per_class: list[ClassMetricsBody] = Field(
+        description="Every class, as scikit-learn's average=None (a binary task: 0 and 1)."
+    )
+    macro_f1: float = Field(
+        description="scikit-learn's average='macro': the mean F1 of every class (both, binary)."
+    )
+    micro_f1: float = Field(
+        description="scikit-learn's average='micro' (a binary task: the accuracy)."
+    )
+    f1_positive: float | None = Field(
+        None, description="A binary task's positive-class F1 (average='binary'); else null."
+    )
 
 
 class ThresholdsBody(BaseModel):

@@ -17,9 +17,11 @@ Thresholds are in the units of the scores given (default 0: a logit of 0 is a pr
 of 0.5); for multiclass they are per-class additive offsets (default 0: plain argmax).
 
 Metrics follow scikit-learn with ``zero_division=0``: a precision, recall or F1 whose
-denominator is 0 is 0. Binary is the positive class alone (one "class", label 1, whose
-macro and micro F1 are its F1: sklearn's ``average="binary"``); multiclass and multilabel
-average over all ``C`` classes of the logits, present in the data or not.
+denominator is 0 is 0. ``macro_f1`` and ``micro_f1`` mean what sklearn's ``average="macro"``
+and ``"micro"`` mean: over both classes of a binary task (labels 0 and 1; micro is then the
+accuracy), over all ``C`` classes of the logits for multiclass and multilabel, present in
+the data or not. A binary task's positive-class F1 (sklearn's ``average="binary"``) is
+``f1_positive``. A binary confusion stays one row ``[tn, fp, fn, tp]``.
 """
 
 from __future__ import annotations
@@ -269,6 +271,12 @@ def _result(task: Task, counts: I64, num_samples: int, loss: float | None) -> Ev
         support = counts.sum(axis=1)
         predicted = counts.sum(axis=0)
         micro = float(tp.sum() / num_samples)
+    elif task is Task.BINARY:  # both classes: the negative one's tp is the tn
+        tn, fp, fn, tp1 = counts[0]
+        tp = np.array([tn, tp1])
+        support = np.array([tn + fp, tp1 + fn])
+        predicted = np.array([tn + fn, tp1 + fp])
+        micro = float((tn + tp1) / num_samples)
     else:
         tp = counts[:, 3]
         support = tp + counts[:, 2]
@@ -277,7 +285,7 @@ def _result(task: Task, counts: I64, num_samples: int, loss: float | None) -> Ev
     precision = _ratio(tp, predicted)
     recall = _ratio(tp, support)
     f1 = _ratio(2 * tp, support + predicted)
-    labels = [1] if task is Task.BINARY else list(range(len(tp)))
+    labels = list(range(len(tp)))
     per_class = [
         ClassMetrics(
             label=label,
@@ -296,6 +304,7 @@ def _result(task: Task, counts: I64, num_samples: int, loss: float | None) -> Ev
         per_class=per_class,
         macro_f1=float(f1.mean()),
         micro_f1=micro,
+        f1_positive=float(f1[1]) if task is Task.BINARY else None,
     )
 
 
@@ -568,7 +577,8 @@ def fit_thresholds(request: ThresholdsRequest) -> ThresholdsResult:
     Binary and multilabel: for each class the threshold maximising F-beta
     (``beta = request.beta``, 1 by default) by an exact sweep over every cut between
     distinct scores, so ``score >= threshold`` reproduces the best cut (``values`` is
-    ``(C,)``, ``(1,)`` for binary). Multiclass: additive offsets maximising macro-F1 (not
+    ``(C,)``, ``(1,)`` for binary: the positive class's F-beta, ``f1_positive`` at beta 1,
+    not the macro over both classes). Multiclass: additive offsets maximising macro-F1 (not
     F-beta) by coordinate ascent with exact line searches, never worse than offsets 0 on
     this data. ``before`` are the metrics at thresholds/offsets 0, ``after`` at the fitted
     ones, both as :func:`evaluate` computes them.

@@ -72,8 +72,11 @@ class EvaluateResult:
     [tn, fp, fn, tp] (C x 4). An array, not lists: a large one stays one buffer, encoded
     by orjson or protobuf without a Python object per count."""
     per_class: list[ClassMetrics]
+    """Every class (both of a binary task: 0 and 1), as sklearn's ``average=None``."""
     macro_f1: float
     micro_f1: float
+    f1_positive: float | None = None
+    """A binary task's positive-class F1 (sklearn's ``average="binary"``); else None."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EvaluateResult):
@@ -85,6 +88,7 @@ class EvaluateResult:
             self.per_class,
             self.macro_f1,
             self.micro_f1,
+            self.f1_positive,
         ) == (
             other.task,
             other.num_samples,
@@ -92,6 +96,7 @@ class EvaluateResult:
             other.per_class,
             other.macro_f1,
             other.micro_f1,
+            other.f1_positive,
         ) and np.array_equal(self.confusion, other.confusion)
 
     __hash__ = None  # type: ignore[assignment]

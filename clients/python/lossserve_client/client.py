@@ -349,6 +349,7 @@ def _metrics(body: dict[str, Any]) -> Metrics:
         per_class=[ClassMetrics(**c) for c in body["per_class"]],
         macro_f1=float(body["macro_f1"]),
         micro_f1=float(body["micro_f1"]),
+        f1_positive=body.get("f1_positive"),
     )
 
 
@@ -572,6 +573,7 @@ def _grpc_metrics(message: pb.EvaluateMetrics) -> Metrics:
         ],
         macro_f1=message.macro_f1,
         micro_f1=message.micro_f1,
+        f1_positive=message.f1_positive if message.HasField("f1_positive") else None,
     )
 
 

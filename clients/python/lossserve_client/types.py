@@ -92,8 +92,13 @@ class Metrics:
     loss: float | None
     confusion: list[list[int]]
     per_class: list[ClassMetrics]
+    """Every class (a binary task: 0 and 1)."""
     macro_f1: float
+    """scikit-learn's ``average="macro"``: both classes of a binary task."""
     micro_f1: float
+    """scikit-learn's ``average="micro"`` (a binary task: the accuracy)."""
+    f1_positive: float | None = None
+    """A binary task's positive-class F1 (``average="binary"``); else None."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import (
+    accuracy_score,
     confusion_matrix,
     f1_score,
     multilabel_confusion_matrix,
@@ -97,13 +98,22 @@ def test_binary_matches_sklearn(seed: int) -> None:
         assert result.confusion.tolist() == [
             confusion_matrix(y, pred, labels=[0, 1]).ravel().tolist()
         ]
-        (positive,) = result.per_class
-        assert positive.label == 1
-        assert positive.support == int(y.sum())
-        assert positive.precision == pytest.approx(precision_score(y, pred, zero_division=0))
-        assert positive.recall == pytest.approx(recall_score(y, pred, zero_division=0))
-        f1 = f1_score(y, pred, zero_division=0)
-        assert (positive.f1, result.macro_f1, result.micro_f1) == pytest.approx((f1, f1, f1))
+        kw: dict[str, Any] = {"labels": [0, 1], "zero_division": 0}
+        assert [m.label for m in result.per_class] == [0, 1]
+        assert [m.support for m in result.per_class] == np.bincount(y, minlength=2).tolist()
+        np.testing.assert_allclose(
+            [m.precision for m in result.per_class], precision_score(y, pred, average=None, **kw)
+        )
+        np.testing.assert_allclose(
+            [m.recall for m in result.per_class], recall_score(y, pred, average=None, **kw)
+        )
+        np.testing.assert_allclose(
+            [m.f1 for m in result.per_class], f1_score(y, pred, average=None, **kw)
+        )
+        assert result.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", **kw))
+        assert result.micro_f1 == pytest.approx(f1_score(y, pred, average="micro", **kw))
+        assert result.micro_f1 == pytest.approx(accuracy_score(y, pred))
+        assert result.f1_positive == pytest.approx(f1_score(y, pred, zero_division=0))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -131,6 +141,7 @@ def test_multiclass_matches_sklearn(seed: int) -> None:
         assert [m.support for m in result.per_class] == np.bincount(y, minlength=6).tolist()
         assert result.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", **kw))
         assert result.micro_f1 == pytest.approx(f1_score(y, pred, average="micro", **kw))
+        assert result.f1_positive is None
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -269,9 +280,9 @@ def test_fbeta_beta_two_trades_precision_for_recall() -> None:
     assert two.values.tolist() == [2.5]  # top 6: F2 = 15/18 beats top 2 (10/14)
     assert best_threshold(scores, targets, 1.0) == pytest.approx((6.5, 0.8))
     assert best_threshold(scores, targets, 2.0) == pytest.approx((2.5, 15 / 18))
-    assert one.after.per_class[0].recall == pytest.approx(2 / 3)
-    assert two.after.per_class[0].recall == 1.0
-    assert one.after.per_class[0].precision == 1.0
+    assert one.after.per_class[1].recall == pytest.approx(2 / 3)  # the positive class
+    assert two.after.per_class[1].recall == 1.0
+    assert one.after.per_class[1].precision == 1.0
 
 
 def test_extreme_cuts_lie_just_outside_the_scores() -> None:
@@ -303,8 +314,10 @@ def test_binary_fit_improves_f1_on_imbalanced_data() -> None:
     x, y = _binary(np.random.default_rng(4), n=500)
     result = fit_thresholds(ThresholdsRequest(x, y))
     assert result.task == "binary" and result.values.shape == (1,)
-    assert result.after.macro_f1 > result.before.macro_f1
-    assert result.after.macro_f1 == pytest.approx(_brute_best(x, y.astype(bool), 1.0))
+    # the threshold maximises the positive class's F-beta, reported as f1_positive
+    assert result.after.f1_positive is not None and result.before.f1_positive is not None
+    assert result.after.f1_positive > result.before.f1_positive
+    assert result.after.f1_positive == pytest.approx(_brute_best(x, y.astype(bool), 1.0))
 
 
 # ---------------------------------------------------------------- multiclass offsets

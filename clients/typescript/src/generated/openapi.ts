@@ -304,15 +304,29 @@ export interface components {
         EvaluateResponse: {
             /** Confusion */
             confusion: number[][];
+            /**
+             * F1 Positive
+             * @description A binary task's positive-class F1 (average='binary'); else null.
+             */
+            f1_positive?: number | null;
             /** Loss */
             loss: number | null;
-            /** Macro F1 */
+            /**
+             * Macro F1
+             * @description scikit-learn's average='macro': the mean F1 of every class (both, binary).
+             */
             macro_f1: number;
-            /** Micro F1 */
+            /**
+             * Micro F1
+             * @description scikit-learn's average='micro' (a binary task: the accuracy).
+             */
             micro_f1: number;
             /** Num Samples */
             num_samples: number;
-            /** Per Class */
+            /**
+             * Per Class
+             * @description Every class, as scikit-learn's average=None (a binary task: 0 and 1).
+             */
             per_class: components["schemas"]["ClassMetricsBody"][];
             /** Task */
             task: string;

@@ -7,6 +7,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from typing_extensions import Self
 
+from ..types import UNSET, Unset
+
 if TYPE_CHECKING:
     from ..models.class_metrics_body import ClassMetricsBody
 
@@ -20,11 +22,12 @@ class EvaluateResponse:
     Attributes:
         confusion (list[list[int]]):
         loss (float | None):
-        macro_f1 (float):
-        micro_f1 (float):
+        macro_f1 (float): scikit-learn's average='macro': the mean F1 of every class (both, binary).
+        micro_f1 (float): scikit-learn's average='micro' (a binary task: the accuracy).
         num_samples (int):
-        per_class (list[ClassMetricsBody]):
+        per_class (list[ClassMetricsBody]): Every class, as scikit-learn's average=None (a binary task: 0 and 1).
         task (str):
+        f1_positive (float | None | Unset): A binary task's positive-class F1 (average='binary'); else null.
     """
 
     confusion: list[list[int]]
@@ -34,6 +37,7 @@ class EvaluateResponse:
     num_samples: int
     per_class: list[ClassMetricsBody]
     task: str
+    f1_positive: float | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +63,12 @@ class EvaluateResponse:
 
         task = self.task
 
+        f1_positive: float | None | Unset
+        if isinstance(self.f1_positive, Unset):
+            f1_positive = UNSET
+        else:
+            f1_positive = self.f1_positive
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -72,6 +82,8 @@ class EvaluateResponse:
                 "task": task,
             }
         )
+        if f1_positive is not UNSET:
+            field_dict["f1_positive"] = f1_positive
 
         return field_dict
 
@@ -109,6 +121,15 @@ class EvaluateResponse:
 
         task = d.pop("task")
 
+        def _parse_f1_positive(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        f1_positive = _parse_f1_positive(d.pop("f1_positive", UNSET))
+
         evaluate_response = cls(
             confusion=confusion,
             loss=loss,
@@ -117,6 +138,7 @@ class EvaluateResponse:
             num_samples=num_samples,
             per_class=per_class,
             task=task,
+            f1_positive=f1_positive,
         )
 
         evaluate_response.additional_properties = d

@@ -445,13 +445,19 @@ class EvaluateMetrics(_message.Message):
     PER_CLASS_FIELD_NUMBER: _builtins.int
     MACRO_F1_FIELD_NUMBER: _builtins.int
     MICRO_F1_FIELD_NUMBER: _builtins.int
+    F1_POSITIVE_FIELD_NUMBER: _builtins.int
     task: _builtins.str
     """binary, multiclass or multilabel."""
     num_samples: _builtins.int
     loss: _builtins.float
     """The mean loss; unset when no loss was asked for."""
     macro_f1: _builtins.float
+    """As scikit-learn's average="macro" and "micro": over both classes of a binary task
+    (micro is then the accuracy), over every class otherwise.
+    """
     micro_f1: _builtins.float
+    f1_positive: _builtins.float
+    """A binary task's positive-class F1 (scikit-learn's average="binary"); unset otherwise."""
     @_builtins.property
     def confusion(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfusionRow]:
         """Multiclass: C x C (row = true class). Binary/multilabel: per class [tn, fp, fn, tp]."""
@@ -468,13 +474,19 @@ class EvaluateMetrics(_message.Message):
         per_class: _abc.Iterable[Global___ClassMetrics] | None = ...,
         macro_f1: _builtins.float = ...,
         micro_f1: _builtins.float = ...,
+        f1_positive: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_loss", b"_loss", "loss", b"loss"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_f1_positive", b"_f1_positive", "_loss", b"_loss", "f1_positive", b"f1_positive", "loss", b"loss"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_loss", b"_loss", "confusion", b"confusion", "loss", b"loss", "macro_f1", b"macro_f1", "micro_f1", b"micro_f1", "num_samples", b"num_samples", "per_class", b"per_class", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_f1_positive", b"_f1_positive", "_loss", b"_loss", "confusion", b"confusion", "f1_positive", b"f1_positive", "loss", b"loss", "macro_f1", b"macro_f1", "micro_f1", b"micro_f1", "num_samples", b"num_samples", "per_class", b"per_class", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__f1_positive: _TypeAlias = _typing.Literal["f1_positive"]  # noqa: Y015
+    _WhichOneofArgType__f1_positive: _TypeAlias = _typing.Literal["_f1_positive", b"_f1_positive"]  # noqa: Y015
     _WhichOneofReturnType__loss: _TypeAlias = _typing.Literal["loss"]  # noqa: Y015
     _WhichOneofArgType__loss: _TypeAlias = _typing.Literal["_loss", b"_loss"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__f1_positive) -> _WhichOneofReturnType__f1_positive | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__loss) -> _WhichOneofReturnType__loss | None: ...
 
 Global___EvaluateMetrics: _TypeAlias = EvaluateMetrics  # noqa: Y015

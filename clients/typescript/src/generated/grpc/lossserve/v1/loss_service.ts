@@ -179,8 +179,14 @@ export interface EvaluateMetrics {
   /** Multiclass: C x C (row = true class). Binary/multilabel: per class [tn, fp, fn, tp]. */
   confusion: ConfusionRow[];
   perClass: ClassMetrics[];
+  /**
+   * As scikit-learn's average="macro" and "micro": over both classes of a binary task
+   * (micro is then the accuracy), over every class otherwise.
+   */
   macroF1: number;
   microF1: number;
+  /** A binary task's positive-class F1 (scikit-learn's average="binary"); unset otherwise. */
+  f1Positive?: number | undefined;
 }
 
 export interface Thresholds {
@@ -1693,7 +1699,16 @@ export const ConfusionRow: MessageFns<ConfusionRow> = {
 };
 
 function createBaseEvaluateMetrics(): EvaluateMetrics {
-  return { task: "", numSamples: 0, loss: undefined, confusion: [], perClass: [], macroF1: 0, microF1: 0 };
+  return {
+    task: "",
+    numSamples: 0,
+    loss: undefined,
+    confusion: [],
+    perClass: [],
+    macroF1: 0,
+    microF1: 0,
+    f1Positive: undefined,
+  };
 }
 
 export const EvaluateMetrics: MessageFns<EvaluateMetrics> = {
@@ -1718,6 +1733,9 @@ export const EvaluateMetrics: MessageFns<EvaluateMetrics> = {
     }
     if (message.microF1 !== 0) {
       writer.uint32(57).double(message.microF1);
+    }
+    if (message.f1Positive !== undefined) {
+      writer.uint32(65).double(message.f1Positive);
     }
     return writer;
   },
@@ -1791,6 +1809,14 @@ export const EvaluateMetrics: MessageFns<EvaluateMetrics> = {
             message.microF1 = reader.double();
             continue;
           }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.f1Positive = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1830,6 +1856,11 @@ export const EvaluateMetrics: MessageFns<EvaluateMetrics> = {
         : isSet(object.micro_f1)
         ? globalThis.Number(object.micro_f1)
         : 0,
+      f1Positive: isSet(object.f1Positive)
+        ? globalThis.Number(object.f1Positive)
+        : isSet(object.f1_positive)
+        ? globalThis.Number(object.f1_positive)
+        : undefined,
     };
   },
 
@@ -1856,6 +1887,9 @@ export const EvaluateMetrics: MessageFns<EvaluateMetrics> = {
     if (message.microF1 !== 0) {
       obj.microF1 = floatToJson(message.microF1);
     }
+    if (message.f1Positive !== undefined) {
+      obj.f1Positive = floatToJson(message.f1Positive);
+    }
     return obj;
   },
 
@@ -1871,6 +1905,7 @@ export const EvaluateMetrics: MessageFns<EvaluateMetrics> = {
     message.perClass = object.perClass?.map((e) => ClassMetrics.fromPartial(e)) || [];
     message.macroF1 = object.macroF1 ?? 0;
     message.microF1 = object.microF1 ?? 0;
+    message.f1Positive = object.f1Positive ?? undefined;
     return message;
   },
 };
