@@ -475,9 +475,12 @@ def _train(args: argparse.Namespace) -> int:
         label=args.label,
         features=args.features,
         split_column=args.split_column,
+        drop=args.drop,
         quiet=args.quiet,
     )
     result = train(config)
+    for note in result.notes:
+        print(note, file=sys.stderr)
     card, seconds = result.card, result.seconds
     print(
         f"{card.name} version {card.version} ({card.task}, {card.loss}): test macro-F1 "
@@ -574,6 +577,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="COL[,COL...]",
         help="user file: the feature columns (default: all others)",
+    )
+    fit.add_argument(
+        "--drop",
+        type=_columns,
+        default=None,
+        metavar="COL[,COL...]",
+        help="user file: columns to leave out (columns that look like IDs are left out "
+        "anyway, with a message)",
     )
     fit.add_argument(
         "--split-column",

@@ -280,7 +280,7 @@ class DataPlane:
             model = self._state.models.model(request.model, request.version)
         except (NotFound, InvalidArgument):
             return  # the inference itself says so
-        labels = model.card.columns
+        labels = model.card.output_columns
         rows = next(iter(request.inputs.values())).shape[0]
         asked = {o.name: o.classification for o in request.outputs} or {
             name: 0 for name in json_outputs
@@ -308,7 +308,7 @@ class DataPlane:
 def _outputs_per_row(state: ServiceState, request: InferRequest) -> int:
     """Values per row of every output asked for (labels x 3 when the model is unknown yet)."""
     try:
-        labels = state.models.model(request.model, request.version).card.columns
+        labels = state.models.model(request.model, request.version).card.output_columns
     except (NotFound, InvalidArgument):
         return 0
     return 3 * labels + sum(min(o.classification, labels) for o in request.outputs)

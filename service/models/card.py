@@ -12,11 +12,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "CATEGORICAL_INPUT",
     "MODEL_NAME",
+    "NUMERIC_INPUT",
     "BatchingConfig",
+    "ColumnSpec",
     "InputSpec",
     "ModelCard",
     "SplitMetrics",
@@ -40,6 +43,21 @@ class InputSpec(BaseModel):
     name: str = "features"
     shape: list[int] = Field(description="-1 for the dynamic batch axis, e.g. [-1, 64].")
     dtype: Literal["float32"] = "float32"
+
+
+class ColumnSpec(BaseModel):
+    """One raw column of a model trained on a user's table (its preprocessing is inside
+    the ONNX graph): a number (an empty cell is NaN) or a category (a string; an empty
+    cell is ``""``; a category not in ``categories`` counts as none of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["number", "category"]
+    categories: list[str] = Field(default_factory=list, description="Seen in training.")
+
+
+NUMERIC_INPUT = "numeric"
+CATEGORICAL_INPUT = "categorical"
 
 
 class SplitMetrics(BaseModel):
@@ -73,7 +91,15 @@ class ModelCard(BaseModel):
     architecture: Literal["linear", "mlp"]
     thresholds: list[float]
     threshold_kind: Literal["thresholds", "offsets"]
-    input: InputSpec
+    input: InputSpec | None = Field(
+        None, description="The one FP32 input of a model on numeric features; else null."
+    )
+    columns: list[ColumnSpec] = Field(
+        default_factory=list,
+        description="A model on raw table columns: its inputs are 'numeric' (FP32, the "
+        "number columns in this order, NaN a missing cell) and 'categorical' (BYTES, the "
+        "category columns), each [batch, columns], the ones it has.",
+    )
     feature_names: list[str]
     outputs: list[str] = Field(default_factory=lambda: ["logits", "probabilities"])
     validation: SplitMetrics
@@ -84,14 +110,31 @@ class ModelCard(BaseModel):
     dataset: str
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
 
+    @model_validator(mode="after")
+    def _one_kind_of_input(self) -> ModelCard:
+        if (self.input is None) == (not self.columns):
+            raise ValueError("expected either input or columns")
+        return self
+
+    def inputs(self) -> list[tuple[str, str, list[int]]]:
+        """The model's inputs as ``(name, OIP datatype, shape)``."""
+        if self.input is not None:
+            return [(self.input.name, "FP32", list(self.input.shape))]
+        numbers = sum(1 for c in self.columns if c.kind == "number")
+        categories = len(self.columns) - numbers
+        inputs = [(NUMERIC_INPUT, "FP32", [-1, numbers])] if numbers else []
+        if categories:
+            inputs.append((CATEGORICAL_INPUT, "BYTES", [-1, categories]))
+        return inputs
+
     @property
-    def columns(self) -> int:
+    def output_columns(self) -> int:
         """The columns of ``logits`` and ``probabilities``: one for a binary model (the
         positive class, ``labels[1]``; ``labels[0]`` is the negative one), else one per label."""
         return 1 if self.task == "binary" else len(self.labels)
 
     @property
-    def column_labels(self) -> list[str]:
+    def output_labels(self) -> list[str]:
         """The label of each column of ``logits`` and ``probabilities``."""
         return self.labels[1:] if self.task == "binary" else self.labels
 

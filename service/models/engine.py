@@ -45,7 +45,8 @@ from ..core.errors import (
     PayloadTooLarge,
 )
 from .batching import DynamicBatcher
-from .oip import datatype_of
+from .card import CATEGORICAL_INPUT, NUMERIC_INPUT, ColumnSpec, ModelCard
+from .oip import config_type, datatype_of
 from .repository import OUTPUTS, LoadedModel, ModelRepository, check_model_name
 
 __all__ = [
@@ -422,13 +423,13 @@ class ModelEngine:
     def metadata(self, name: str, version: str = "") -> ModelMetadata:
         model = self.model(name, version)
         card = model.card
-        labels = card.columns
+        labels = card.output_columns
         decisions = (-1,) if card.class_index else (-1, labels)
         return ModelMetadata(
             name=name,
             versions=(str(model.version),),
             platform=PLATFORM,
-            inputs=(TensorSpec(card.input.name, "FP32", tuple(card.input.shape)),),
+            inputs=tuple(TensorSpec(n, t, tuple(shape)) for n, t, shape in card.inputs()),
             outputs=(
                 TensorSpec("logits", "FP32", (-1, labels)),
                 TensorSpec("probabilities", "FP32", (-1, labels)),
@@ -447,8 +448,7 @@ class ModelEngine:
         """The model's configuration in Triton's JSON form (``inference.ModelConfig``)."""
         model = self.model(name, version)
         card = model.card
-        labels = card.columns
-        features = card.input.shape[1:]
+        labels = card.output_columns
         decisions: dict[str, Any] = {"name": DECISIONS, "data_type": "TYPE_INT64"}
         if card.class_index:  # one index per row: Triton writes [1] reshaped to []
             decisions.update(dims=[1], reshape={"shape": []})
@@ -460,7 +460,10 @@ class ModelEngine:
             "backend": "onnxruntime",
             "version_policy": {"latest": {"num_versions": 1}},
             "max_batch_size": card.batching.max_batch_size,
-            "input": [{"name": card.input.name, "data_type": "TYPE_FP32", "dims": features}],
+            "input": [
+                {"name": n, "data_type": config_type(t), "dims": shape[1:]}
+                for n, t, shape in card.inputs()
+            ],
             "output": [
                 {"name": "logits", "data_type": "TYPE_FP32", "dims": [labels]},
                 {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [labels]},
@@ -514,41 +517,50 @@ class ModelEngine:
 
     # -- inference ---------------------------------------------------------------------
 
-    def _check_inputs(self, model: LoadedModel, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        expected = model.input_name
+    def _check_inputs(
+        self, model: LoadedModel, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The request's inputs as the model runs them, checked against its card: every
+        input, its datatype and shape, the same rows in each; numbers finite (a model on
+        raw columns takes NaN as a missing cell); BYTES elements UTF-8, as str."""
+        expected = model.card.inputs()
+        names = [name for name, _, _ in expected]
         for name in inputs:
-            if name != expected:
+            if name not in names:
+                has = f"one input, {names[0]!r}" if len(names) == 1 else f"the inputs {names}"
+                raise InvalidArgument(f"unexpected input {name!r}: model {model.name!r} has {has}")
+        checked: dict[str, np.ndarray] = {}
+        rows: int | None = None
+        for name, want, shape in expected:
+            if name not in inputs:
+                raise InvalidArgument(f"missing input {name!r} of model {model.name!r}")
+            array = inputs[name]
+            datatype = datatype_of(array)
+            if datatype != want:
+                raise InvalidArgument(f"input {name!r}: expected datatype {want}, got {datatype}")
+            if array.ndim != len(shape) or any(
+                w not in (-1, have) for w, have in zip(shape, array.shape, strict=False)
+            ):
                 raise InvalidArgument(
-                    f"unexpected input {name!r}: model {model.name!r} has one input, {expected!r}"
+                    f"input {name!r}: expected shape {shape}, got {list(array.shape)}"
                 )
-        if expected not in inputs:
-            raise InvalidArgument(f"missing input {expected!r} of model {model.name!r}")
-        array = inputs[expected]
-        datatype = datatype_of(array)
-        if datatype != "FP32":
-            raise InvalidArgument(f"input {expected!r}: expected datatype FP32, got {datatype}")
-        shape = model.card.input.shape
-        if array.ndim != len(shape) or any(
-            want not in (-1, have) for want, have in zip(shape, array.shape, strict=False)
-        ):
-            raise InvalidArgument(
-                f"input {expected!r}: expected shape {shape}, got {list(array.shape)}"
+            if array.shape[0] == 0:
+                raise InvalidArgument(f"input {name!r}: expected at least one row, got 0")
+            if rows is not None and array.shape[0] != rows:
+                raise InvalidArgument(
+                    f"input {name!r}: expected {rows} rows, as the other inputs, got "
+                    f"{array.shape[0]}"
+                )
+            rows = array.shape[0]
+            if array.size > self.max_elements:
+                raise PayloadTooLarge(
+                    f"input {name!r}: expected at most {self.max_elements} elements, "
+                    f"got {array.size}"
+                )
+            checked[name] = (
+                _strings(name, array) if want == "BYTES" else _finite(name, array, model.card)
             )
-        if array.shape[0] == 0:
-            raise InvalidArgument(f"input {expected!r}: expected at least one row, got 0")
-        if array.size > self.max_elements:
-            raise PayloadTooLarge(
-                f"input {expected!r}: expected at most {self.max_elements} elements, "
-                f"got {array.size}"
-            )
-        finite = np.isfinite(array)
-        if not finite.all():
-            index = [int(i) for i in np.argwhere(~finite)[0]]
-            raise InvalidArgument(
-                f"input {expected!r}: expected finite values, got "
-                f"{array[tuple(index)].item()!r} at index {index}"
-            )
-        return array
+        return checked
 
     @staticmethod
     def _check_outputs(outputs: tuple[RequestedOutput, ...]) -> tuple[RequestedOutput, ...]:
@@ -576,13 +588,13 @@ class ModelEngine:
         return outputs
 
     async def _run(
-        self, live: _Live, features: np.ndarray, timeout: float | None
+        self, live: _Live, inputs: dict[str, np.ndarray], timeout: float | None
     ) -> dict[str, np.ndarray]:
         start = time.perf_counter_ns()
+        rows = next(iter(inputs.values())).shape[0]
         try:
             outputs = await live.batcher.infer(
-                {live.model.input_name: features},
-                timeout=self._timeout if timeout is None else timeout,
+                inputs, timeout=self._timeout if timeout is None else timeout
             )
         except Exception:
             live.fail += 1
@@ -590,7 +602,7 @@ class ModelEngine:
             raise
         live.success += 1
         live.success_ns += time.perf_counter_ns() - start
-        live.rows += features.shape[0]
+        live.rows += rows
         live.last_inference_ms = int(time.time() * 1000)
         return outputs
 
@@ -599,25 +611,30 @@ class ModelEngine:
         live = self._live(request.model, request.version)
         model = live.model
         rows = max((a.shape[0] for a in request.inputs.values() if a.ndim), default=0)
-        features = await _off_loop_if_large(rows, self._check_inputs, model, request.inputs)
+        inputs = await _off_loop_if_large(rows, self._check_inputs, model, request.inputs)
         wanted = self._check_outputs(request.outputs)
-        outputs = await self._run(live, features, timeout)
-        result = await _off_loop_if_large(features.shape[0], _select_outputs, live, outputs, wanted)
+        outputs = await self._run(live, inputs, timeout)
+        result = await _off_loop_if_large(rows, _select_outputs, live, outputs, wanted)
         return InferResult(
             model=model.name, version=str(model.version), id=request.id, outputs=result
         )
 
-    def _rows(self, model: LoadedModel, instances: object) -> np.ndarray:
-        """KServe v1 ``instances``: feature rows as lists, or objects keyed by feature name."""
-        width = model.card.input.shape[1]
+    def _rows(self, model: LoadedModel, instances: object) -> dict[str, np.ndarray]:
+        """KServe v1 ``instances`` as the model's inputs: feature rows as lists, or objects
+        keyed by feature name; for a model on raw columns, objects keyed by column name
+        (numbers, strings for categories; null or an absent key for an empty cell)."""
+        card = model.card
         if not isinstance(instances, list) or not instances:
             raise InvalidArgument("instances: expected a non-empty list of feature rows")
+        names = card.feature_names
+        width = len(names) if card.columns else card.inputs()[0][2][1]
         if len(instances) * width > self.max_elements:
             raise PayloadTooLarge(
                 f"instances: expected at most {self.max_elements} values, "
                 f"got {len(instances) * width}"
             )
-        names = model.card.feature_names
+        if card.columns:
+            return _column_rows(card.columns, instances)
         rows = np.empty((len(instances), width), dtype=np.float32)
         for index, instance in enumerate(instances):
             where = f"instances[{index}]"
@@ -641,7 +658,7 @@ class ModelEngine:
                         f"{where}[{column}]: expected a finite float32 number, got {value!r}"
                     )
             rows[index] = instance
-        return rows
+        return {card.inputs()[0][0]: rows}
 
     async def predict(
         self, name: str, instances: object, *, timeout: float | None = None
@@ -650,8 +667,8 @@ class ModelEngine:
         live = self._live(name)
         model = live.model
         size = len(instances) if isinstance(instances, list) else 0
-        rows = await _off_loop_if_large(size, self._rows, model, instances)
-        outputs = await self._run(live, rows, timeout)
+        inputs = await _off_loop_if_large(size, self._rows, model, instances)
+        outputs = await self._run(live, inputs, timeout)
         return await _off_loop_if_large(size, _predictions, live, outputs)
 
 
@@ -666,6 +683,86 @@ async def _off_loop_if_large(rows: int, fn: Callable[..., R], *args: Any) -> R:
     return await asyncio.to_thread(fn, *args)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(name: str, array: np.ndarray, card: ModelCard) -> np.ndarray:
+    """``array`` when its numbers are finite (NaN allowed, as a missing cell, for a model on
+    raw columns, whose graph imputes it); else :class:`InvalidArgument` at the first."""
+    finite = np.isfinite(array)
+    if card.columns:
+        finite |= np.isnan(array)
+    if not finite.all():
+        index = [int(i) for i in np.argwhere(~finite)[0]]
+        what = "finite values or NaN (a missing cell)" if card.columns else "finite values"
+        raise InvalidArgument(
+            f"input {name!r}: expected {what}, got {array[tuple(index)].item()!r} at index {index}"
+        )
+    return array
+
+
+def _strings(name: str, array: np.ndarray) -> np.ndarray:
+    """A BYTES tensor as str objects (what ONNX Runtime takes); UTF-8 or refused."""
+    out = np.empty(array.shape, dtype=object)
+    flat_in, flat_out = array.reshape(-1), out.reshape(-1)
+    for index, value in enumerate(flat_in):
+        if isinstance(value, str):
+            flat_out[index] = value
+            continue
+        try:
+            flat_out[index] = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            position = [int(i) for i in np.unravel_index(index, array.shape)]
+            raise InvalidArgument(
+                f"input {name!r}: expected UTF-8 strings, got {bytes(value)[:40]!r} at index "
+                f"{position}"
+            ) from None
+    return out
+
+
+def _column_rows(columns: Sequence[ColumnSpec], instances: list[Any]) -> dict[str, np.ndarray]:
+    """Rows as objects keyed by column name, as a raw-column model's inputs."""
+    numbers = [c.name for c in columns if c.kind == "number"]
+    categories = [c.name for c in columns if c.kind == "category"]
+    known = set(numbers) | set(categories)
+    numeric = np.full((len(instances), len(numbers)), np.nan, dtype=np.float32)
+    categorical = np.full((len(instances), len(categories)), "", dtype=object)
+    for index, instance in enumerate(instances):
+        where = f"instances[{index}]"
+        if not isinstance(instance, dict):
+            raise InvalidArgument(
+                f"{where}: expected an object keyed by column name ({sorted(known)}), got "
+                f"{type(instance).__name__}"
+            )
+        extra = sorted(set(instance) - known)
+        if extra:
+            raise InvalidArgument(
+                f"{where}: unexpected columns {extra}; expected some of {sorted(known)}"
+            )
+        for column, name in enumerate(numbers):
+            value = instance.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidArgument(f"{where}.{name}: expected a number or null, got {value!r}")
+            if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+                raise InvalidArgument(
+                    f"{where}.{name}: expected a finite float32 number or null, got {value!r}"
+                )
+            numeric[index, column] = value
+        for column, name in enumerate(categories):
+            value = instance.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{where}.{name}: expected a string or null, got {value!r}")
+            categorical[index, column] = value.strip()
+    inputs = {NUMERIC_INPUT: numeric} if numbers else {}
+    if categories:
+        inputs[CATEGORICAL_INPUT] = categorical
+    return inputs
+
+
 def _select_outputs(
     live: _Live, outputs: dict[str, np.ndarray], wanted: tuple[RequestedOutput, ...]
 ) -> dict[str, np.ndarray]:
@@ -676,7 +773,7 @@ def _select_outputs(
         else:
             values = outputs[output.name]
         if output.classification:
-            values = classify(values, output.classification, live.model.card.column_labels)
+            values = classify(values, output.classification, live.model.card.output_labels)
         result[output.name] = np.ascontiguousarray(values)
     return result
 

@@ -56,7 +56,8 @@ CPU = "CPUExecutionProvider"
 OUTPUTS = ("logits", "probabilities")
 """The graph outputs every served model must have, each of shape [batch, labels]."""
 
-_ORT_TYPES = {"float32": "tensor(float)"}
+_ORT_TYPES = {"FP32": ("tensor(float)", "float32"), "BYTES": ("tensor(string)", "string")}
+"""An input's ONNX Runtime type, and its type's name in the card, by OIP datatype."""
 log = logging.getLogger("lossserve.models")
 _LOGGER_LOCK = threading.Lock()
 
@@ -86,14 +87,12 @@ class LoadedModel:
     """The execution provider the session runs on (``session.get_providers()[0]``)."""
 
     @property
-    def input_name(self) -> str:
-        return self.card.input.name
+    def input_names(self) -> list[str]:
+        return [name for name, _, _ in self.card.inputs()]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``logits`` and ``probabilities`` for a batch of feature rows (float32)."""
-        logits, probabilities = self.session.run(
-            list(OUTPUTS), {self.input_name: inputs[self.input_name]}
-        )
+        """``logits`` and ``probabilities`` for a batch of rows (the card's inputs)."""
+        logits, probabilities = self.session.run(list(OUTPUTS), inputs)
         return {"logits": np.asarray(logits), "probabilities": np.asarray(probabilities)}
 
 
@@ -207,13 +206,13 @@ class ModelRepository:
                 f"{CARD_FILE} has {len(card.labels)} labels for a binary task, expected 2 "
                 "([negative, positive])",
             )
-        if len(card.thresholds) != card.columns:
+        if len(card.thresholds) != card.output_columns:
             each = "one (the positive class)" if card.task == "binary" else "one per label"
             raise _fail(
                 name,
                 version,
                 f"{CARD_FILE} has {len(card.thresholds)} thresholds, expected {each} "
-                f"({card.columns})",
+                f"({card.output_columns})",
             )
         return card
 
@@ -251,38 +250,40 @@ class ModelRepository:
         name: str, version: int, card: ModelCard, session: ort.InferenceSession
     ) -> None:
         inputs = session.get_inputs()
-        spec = card.input
+        expected = card.inputs()
+        names = [spec[0] for spec in expected]
         described = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
-        if len(inputs) != 1 or inputs[0].name != spec.name:
+        if [i.name for i in inputs] != names:
+            wanted = f"one input {names[0]!r}" if len(names) == 1 else f"inputs {names}"
             raise _fail(
                 name,
                 version,
-                f"{MODEL_FILE} has inputs [{described}], expected one input {spec.name!r} "
-                f"({CARD_FILE})",
+                f"{MODEL_FILE} has inputs [{described}], expected {wanted} ({CARD_FILE})",
             )
-        graph = inputs[0]
-        if graph.type != _ORT_TYPES[spec.dtype]:
-            raise _fail(
-                name,
-                version,
-                f"input {spec.name!r} of {MODEL_FILE} is {graph.type}, expected "
-                f"{_ORT_TYPES[spec.dtype]} ({spec.dtype} in {CARD_FILE})",
-            )
-        if not _dims_match(spec.shape, list(graph.shape)):
-            raise _fail(
-                name,
-                version,
-                f"input {spec.name!r} of {MODEL_FILE} has shape {graph.shape}, expected "
-                f"{spec.shape} ({CARD_FILE}; -1 is the dynamic batch axis)",
-            )
-        if len(spec.shape) != 2 or spec.shape[0] != -1:
-            raise _fail(
-                name,
-                version,
-                f"{CARD_FILE}: expected input shape [-1, features], got {spec.shape}",
-            )
+        for graph, (input_name, datatype, shape) in zip(inputs, expected, strict=True):
+            ort_type, card_type = _ORT_TYPES[datatype]
+            if graph.type != ort_type:
+                raise _fail(
+                    name,
+                    version,
+                    f"input {input_name!r} of {MODEL_FILE} is {graph.type}, expected "
+                    f"{ort_type} ({card_type} in {CARD_FILE})",
+                )
+            if not _dims_match(shape, list(graph.shape)):
+                raise _fail(
+                    name,
+                    version,
+                    f"input {input_name!r} of {MODEL_FILE} has shape {graph.shape}, expected "
+                    f"{shape} ({CARD_FILE}; -1 is the dynamic batch axis)",
+                )
+            if len(shape) != 2 or shape[0] != -1:
+                raise _fail(
+                    name,
+                    version,
+                    f"{CARD_FILE}: expected input shape [-1, features], got {shape}",
+                )
         outputs = {o.name: o for o in session.get_outputs()}
-        labels = card.columns
+        labels = card.output_columns
         for output in OUTPUTS:
             if output not in outputs:
                 raise _fail(

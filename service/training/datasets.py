@@ -32,6 +32,7 @@ User files (CSV, Parquet, NPZ) name their feature and label columns; see :func:`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ import numpy as np
 import numpy.typing as npt
 
 from losses import Task
+
+from .tabular import Tabular, categories, classify_column, fit_tabular, id_like, numbers
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -100,6 +103,11 @@ class Dataset:
     train: Split
     validation: Split
     test: Split
+    tabular: Tabular | None = None
+    """A user file's raw columns and their fitted preprocessing, when it has categories
+    or empty cells (``features`` are then the preprocessed ones)."""
+    notes: tuple[str, ...] = ()
+    """What loading decided that the user should hear (columns left out as IDs)."""
 
     @property
     def num_features(self) -> int:
@@ -201,8 +209,10 @@ def _assemble(
 ) -> Dataset:
     x = np.ascontiguousarray(features, dtype=np.float32)
     y = np.ascontiguousarray(targets, dtype=np.int64)
-    parts = [Split(x[assignment == k], y[assignment == k]) for k in range(len(SPLITS))]
-    return Dataset(name, task, labels, feature_names, *parts)
+    train, validation, test = (
+        Split(x[assignment == k], y[assignment == k]) for k in range(len(SPLITS))
+    )
+    return Dataset(name, task, labels, feature_names, train, validation, test)
 
 
 # ---------------------------------------------------------------------------- built-in
@@ -364,15 +374,6 @@ def _read_columns(path: Path) -> dict[str, npt.NDArray[Any]]:
     return columns
 
 
-def _column(columns: Mapping[str, npt.NDArray[Any]], name: str, role: str, path: Path) -> Any:
-    if name not in columns:
-        available = ", ".join(repr(c) for c in columns) or "none"
-        raise ValueError(
-            f"{role} column {name!r}: not found in {path.name}; expected one of: {available}"
-        )
-    return columns[name]
-
-
 def _first_missing(values: npt.NDArray[Any]) -> int | None:
     """The first row that holds no value: None (an empty cell), NaN, or a blank string."""
     if values.dtype == object or values.dtype.kind == "U":
@@ -517,6 +518,7 @@ def load_file(
     label: Sequence[str],
     features: Sequence[str] | None = None,
     split_column: str | None = None,
+    drop: Sequence[str] = (),
 ) -> Dataset:
     """A user's CSV, Parquet or NPZ file as a :class:`Dataset`.
 
@@ -526,16 +528,23 @@ def load_file(
         label: one column of class labels (numbers or strings; 2 classes make a binary
             task whose positive class is the larger value, more make a multiclass task), or
             several 0/1 columns, one per label (multilabel).
-        features: the feature columns, numeric; default every column but the label and
-            split columns.
+        features: the feature columns; default every column but the label, split and
+            ``drop`` columns and those that look like IDs (see
+            :func:`~service.training.tabular.id_like`; each one left out is in ``notes``).
         split_column: a column of ``train``/``validation``/``test`` per row; default a
             stratified 60/20/20 split (seed fixed).
+        drop: columns to leave out.
+
+    Feature columns hold numbers or strings (categories), with empty cells or not. A file
+    with categories or empty cells gets a preprocessing fitted on its training split
+    (:mod:`service.training.tabular`), exported in front of the network.
 
     Raises:
-        ValueError: naming the column: not found, non-numeric or non-finite features,
-            missing labels, fewer than 2 classes, a bad split value, a class (or a label's
-            positives) missing from one of the splits. Rows are counted from 0, the first
-            data row (a CSV's header is not a row).
+        ValueError: every problem of the file at once, one a line, naming the column:
+            not found, a mix of numbers and strings, infinite numbers, missing labels,
+            fewer than 2 classes, a bad split value, a class (or a label's positives)
+            missing from one of the splits. Rows are counted from 0, the first data row
+            (a CSV's header is not a row).
     """
     if not label:
         raise ValueError("label: expected the label column(s) of a user file, got none")
@@ -546,38 +555,91 @@ def load_file(
     if not path.is_file():
         raise ValueError(f"dataset: expected an existing file, got {str(path)!r}")
     columns = _read_columns(path)
-    label_values = [_column(columns, name, "label", path) for name in label]
-    reserved = {*label, *([split_column] if split_column else [])}
-    feature_columns = (
-        list(features) if features else [name for name in columns if name not in reserved]
-    )
-    if not feature_columns:
-        raise ValueError(f"features: expected at least one feature column in {path.name}, got none")
-    overlap = sorted(reserved.intersection(feature_columns))
+    problems: list[str] = []
+    available = ", ".join(repr(c) for c in columns) or "none"
+    named = [("label", n) for n in label] + [("split", n) for n in [split_column] if n]
+    named += [("dropped", n) for n in drop] + [("feature", n) for n in features or ()]
+    for role, name in named:
+        if name not in columns:
+            problems.append(
+                f"{role} column {name!r}: not found in {path.name}; expected one of: {available}"
+            )
+    reserved = {*label, *([split_column] if split_column else []), *drop}
+    overlap = sorted(reserved.intersection(features or ()))
     if overlap:
-        raise ValueError(
-            f"feature column {overlap[0]!r}: expected features apart from the label and split "
-            f"columns, got it in both"
+        problems.append(
+            f"feature column {overlap[0]!r}: expected features apart from the label, split "
+            "and dropped columns, got it in both"
         )
-    names: list[str] = []
-    blocks: list[F32] = []
-    for name in feature_columns:
-        block_names, block = _feature_block(name, _column(columns, name, "feature", path))
-        names += block_names
-        blocks.append(block)
-    lengths = {b.shape[0] for b in blocks} | {v.shape[0] for v in label_values}
+    chosen = [n for n in (features or columns) if n in columns and n not in reserved]
+    if not chosen and not problems:
+        problems.append(f"features: expected at least one feature column in {path.name}, got none")
+    lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
         raise ValueError(
             f"columns: expected the same number of rows in every column, got {sorted(lengths)}"
         )
-    x = np.concatenate(blocks, axis=1)
-    if x.shape[0] == 0:
-        raise ValueError(f"dataset: expected at least one row in {path.name}, got none")
 
-    if len(label) == 1:
-        task, labels, y = _single_label(label[0], label_values[0])
-    else:
-        task, labels, y = Task.MULTILABEL, list(label), _multi_label(label, label_values)
+    numeric: list[tuple[str, npt.NDArray[np.float32]]] = []
+    categorical: list[tuple[str, npt.NDArray[np.object_]]] = []
+    notes: list[str] = []
+    for name in chosen:
+        values = columns[name]
+        if values.ndim == 2:  # an NPZ block: numbers, complete
+            try:
+                block_names, block = _feature_block(name, values)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            numeric += [(n, block[:, i]) for i, n in enumerate(block_names)]
+            continue
+        if values.ndim != 1:
+            problems.append(
+                f"feature column {name!r}: expected one value (1-D) or a block of values "
+                f"(2-D) per row, got an array of shape {values.shape}"
+            )
+            continue
+        kind = classify_column(values)
+        if kind is None:
+            problems.append(f"feature column {name!r}: expected numbers or strings, got both")
+            continue
+        if not features and id_like(name, kind, values):
+            notes.append(
+                f"column {name!r} left out: it looks like an ID (a different value in every "
+                "row); name it in --features to keep it"
+            )
+            continue
+        if kind == "category":
+            categorical.append((name, categories(values)))
+            continue
+        column = numbers(values)
+        infinite = np.flatnonzero(np.isinf(column))
+        if infinite.size:
+            problems.append(
+                f"feature column {name!r}: expected finite numbers or empty cells, got "
+                f"{float(column[infinite[0]])!r} at row {int(infinite[0])}"
+            )
+        numeric.append((name, column))
+    if not numeric and not categorical and chosen and not problems:
+        problems.append(f"features: every feature column of {path.name} was left out as an ID")
+
+    task: Task | None = None
+    labels: list[str] = []
+    y = np.zeros(0, dtype=np.int64)
+    if all(name in columns for name in label):
+        try:
+            if len(label) == 1:
+                task, labels, y = _single_label(label[0], columns[label[0]])
+            else:
+                blocks = [columns[name] for name in label]
+                task, labels, y = Task.MULTILABEL, list(label), _multi_label(label, blocks)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError("\n".join(problems))
+    assert task is not None
+    if y.shape[0] == 0:
+        raise ValueError(f"dataset: expected at least one row in {path.name}, got none")
 
     if split_column is None:
         assignment = (
@@ -586,7 +648,7 @@ def load_file(
             else stratified_split(y, seed=_DATA_SEED)
         )
     else:
-        raw = _column(columns, split_column, "split", path)
+        raw = columns[split_column]
         values = np.array([_class_name(v) if v is not None else "" for v in raw])
         bad = ~np.isin(values, SPLITS)
         if bad.any():
@@ -597,7 +659,17 @@ def load_file(
             )
         assignment = np.array([SPLITS.index(v) for v in values], dtype=np.int64)
     _check_every_split(task, labels, y, assignment, label[0])
-    return _assemble(path.name, task, labels, names, x, y, assignment)
+    complete = all(not np.isnan(column).any() for _, column in numeric)
+    if not categorical and complete:
+        x = np.stack([column for _, column in numeric], axis=1)
+        dataset = _assemble(path.name, task, labels, [n for n, _ in numeric], x, y, assignment)
+        return dataclasses.replace(dataset, notes=tuple(notes))
+    tabular = fit_tabular(numeric, categorical, assignment, SPLITS)
+    x = np.empty((len(y), len(tabular.feature_names)), dtype=np.float32)
+    for k, split in enumerate(SPLITS):
+        x[assignment == k] = tabular.transform(tabular.splits[split])
+    dataset = _assemble(path.name, task, labels, tabular.feature_names, x, y, assignment)
+    return dataclasses.replace(dataset, tabular=tabular, notes=tuple(notes))
 
 
 def load_dataset(
@@ -606,10 +678,11 @@ def load_dataset(
     label: Sequence[str] | None = None,
     features: Sequence[str] | None = None,
     split_column: str | None = None,
+    drop: Sequence[str] | None = None,
 ) -> Dataset:
     """A built-in dataset by name, or a user file (see :func:`load_file`) by path."""
     if isinstance(dataset, str) and dataset in BUILTIN_DATASETS:
-        if label or features or split_column:
+        if label or features or split_column or drop:
             raise ValueError(
                 f"dataset {dataset!r}: expected no label, feature or split columns for a "
                 f"built-in dataset, got some"
@@ -621,4 +694,6 @@ def load_dataset(
             f"dataset: expected one of {', '.join(BUILTIN_DATASETS)} or a "
             f"{', '.join(_SUFFIXES)} file, got {str(dataset)!r}"
         )
-    return load_file(path, label=label or (), features=features, split_column=split_column)
+    return load_file(
+        path, label=label or (), features=features, split_column=split_column, drop=drop or ()
+    )

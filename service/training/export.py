@@ -27,6 +27,7 @@ from losses import Task
 
 from ..models.card import MODEL_NAME, ModelCard, sha256_of
 from .model import Classifier, ExportedClassifier
+from .tabular import Tabular, attach
 
 __all__ = [
     "INPUT_NAME",
@@ -113,12 +114,18 @@ def export_onnx(model: Classifier, task: Task, path: Path) -> None:
 
 
 def verify_onnx(
-    path: Path, model: Classifier, task: Task, features: npt.NDArray[np.float32]
+    path: Path,
+    model: Classifier,
+    task: Task,
+    features: npt.NDArray[np.float32],
+    feed: dict[str, np.ndarray] | None = None,
 ) -> float:
     """Run ``path`` with ONNX Runtime (CPU) on ``features`` and compare with torch.
 
-    Runs the whole batch and its first row alone (the dynamic batch axis). Returns the
-    largest absolute difference over both outputs.
+    ``feed``: the model's raw inputs for the same rows, when it takes raw columns (its
+    preprocessing then runs in ONNX Runtime, torch gets ``features``). Runs the whole batch
+    and its first row alone (the dynamic batch axis). Returns the largest absolute
+    difference over both outputs.
 
     Raises:
         ExportError: the difference exceeds :data:`MAX_ONNX_DIFFERENCE`, or the model's
@@ -131,17 +138,20 @@ def verify_onnx(
     session = ort.InferenceSession(
         str(path), sess_options=options, providers=["CPUExecutionProvider"]
     )
+    if feed is None:
+        feed = {INPUT_NAME: np.ascontiguousarray(features, dtype=np.float32)}
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
-    if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
+    if inputs != list(feed) or outputs != list(OUTPUT_NAMES):
         raise ExportError(
-            f"onnx: expected input {[INPUT_NAME]} and outputs {list(OUTPUT_NAMES)}, got "
+            f"onnx: expected inputs {list(feed)} and outputs {list(OUTPUT_NAMES)}, got "
             f"{inputs} and {outputs}"
         )
     wrapper = ExportedClassifier(model, task).eval()
     worst = 0.0
-    for batch in (features, features[:1]):
-        got = session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+    for rows in (len(features), 1):
+        batch = features[:rows]
+        got = session.run(None, {name: value[:rows] for name, value in feed.items()})
         with torch.inference_mode():
             expected = wrapper(torch.from_numpy(np.ascontiguousarray(batch)))
         for name, ort_out, torch_out in zip(OUTPUT_NAMES, got, expected, strict=True):
@@ -178,11 +188,13 @@ def publish(
     task: Task,
     test_features: npt.NDArray[np.float32],
     card: Callable[[int, str, float], ModelCard],
+    tabular: Tabular | None = None,
 ) -> tuple[Path, ModelCard]:
     """Export, verify and add ``model`` to ``repository`` as the next version of ``name``.
 
-    ``card(version, sha256, onnx_tolerance)`` builds the card. Returns the version folder
-    and the card written there.
+    ``card(version, sha256, onnx_tolerance)`` builds the card. ``tabular``: the data's
+    preprocessing, exported in front of the network (the model then takes the raw columns,
+    checked on the raw test rows). Returns the version folder and the card written there.
 
     Raises:
         ValueError: a bad model name.
@@ -196,7 +208,15 @@ def publish(
     try:
         onnx_path = staging / _MODEL_FILE
         export_onnx(model, task, onnx_path)
-        tolerance = verify_onnx(onnx_path, model, task, test_features)
+        feed = None
+        if tabular is not None:
+            import onnx
+
+            joined = attach(tabular.preprocessing_onnx(), onnx.load(str(onnx_path)))
+            onnx.checker.check_model(joined)
+            onnx.save(joined, str(onnx_path))
+            feed = tabular.splits["test"].feed()
+        tolerance = verify_onnx(onnx_path, model, task, test_features, feed)
         digest = sha256_of(onnx_path)
         for _ in range(1000):
             version = next_version(model_dir)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models.card import InputSpec, ModelCard, SplitMetrics
+from ..models.card import ColumnSpec, InputSpec, ModelCard, SplitMetrics
 from .datasets import Dataset, load_dataset
 from .export import OUTPUT_NAMES, check_model_name, publish
 from .thresholds import DecisionRule, fit_decision_rule, split_metrics
@@ -36,6 +36,7 @@ class TrainConfig(BaseModel):
     label: list[str] | None = None
     features: list[str] | None = None
     split_column: str | None = None
+    drop: list[str] | None = None
     quiet: bool = False
 
 
@@ -48,6 +49,8 @@ class TrainResult:
     fit: FitResult
     rule: DecisionRule
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """What loading the data decided (columns left out as IDs)."""
 
     @property
     def model_path(self) -> Path:
@@ -101,6 +104,7 @@ def train(config: TrainConfig) -> TrainResult:
         label=config.label,
         features=config.features,
         split_column=config.split_column,
+        drop=config.drop,
     )
     loss = resolve_loss(dataset, config.loss, config.params, class_weights=config.class_weights)
     seconds["load"] = time.perf_counter() - started
@@ -121,6 +125,15 @@ def train(config: TrainConfig) -> TrainResult:
     )
     seconds["thresholds"] = time.perf_counter() - mark
 
+    tabular = dataset.tabular
+    columns = []
+    if tabular is not None:
+        columns = [ColumnSpec(name=name, kind="number") for name in tabular.numeric]
+        columns += [
+            ColumnSpec(name=name, kind="category", categories=seen)
+            for name, seen in zip(tabular.categorical, tabular.categories, strict=True)
+        ]
+
     def card(version: int, sha256: str, tolerance: float) -> ModelCard:
         return ModelCard(
             name=config.name,
@@ -132,8 +145,9 @@ def train(config: TrainConfig) -> TrainResult:
             architecture=config.options.architecture,
             thresholds=[float(v) for v in rule.values],
             threshold_kind="offsets" if rule.kind == "offsets" else "thresholds",
-            input=InputSpec(shape=[-1, dataset.num_features]),
-            feature_names=dataset.feature_names,
+            input=None if tabular else InputSpec(shape=[-1, dataset.num_features]),
+            columns=columns,
+            feature_names=[c.name for c in columns] if tabular else dataset.feature_names,
             outputs=list(OUTPUT_NAMES),
             validation=validation,
             test=test,
@@ -145,8 +159,14 @@ def train(config: TrainConfig) -> TrainResult:
 
     mark = time.perf_counter()
     directory, written = publish(
-        config.repository, config.name, result.model, dataset.task, dataset.test.features, card
+        config.repository,
+        config.name,
+        result.model,
+        dataset.task,
+        dataset.test.features,
+        card,
+        tabular,
     )
     seconds["export"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started
-    return TrainResult(directory, written, result, rule, seconds)
+    return TrainResult(directory, written, result, rule, seconds, dataset.notes)

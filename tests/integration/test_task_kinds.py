@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from bench._server import Server, running_server
@@ -40,6 +41,7 @@ KINDS = {
     "multilabel": ("multilabel-synth", "multilabel_categorical_crossentropy"),
 }
 SOURCES = ("builtin", "csv")
+CPU = "CPUExecutionProvider"
 ROWS = 40
 
 
@@ -49,6 +51,8 @@ class Served:
     repository: Path
     rows: dict[str, np.ndarray]
     """The feature rows sent to each kind's models."""
+    table: Path
+    """A user's table: an ID column, a string label, two categorical columns, empty cells."""
 
 
 def write_csv(dataset: Dataset, path: Path) -> list[str]:
@@ -66,6 +70,29 @@ def write_csv(dataset: Dataset, path: Path) -> list[str]:
             labels = [int(t) for t in target] if multilabel else [dataset.labels[int(target)]]
             writer.writerow([repr(float(v)) for v in row] + labels)
     return label_columns
+
+
+TABLE_HEADER = ["customer_id", "age", "income", "country", "plan", "churned"]
+
+
+def write_table(path: Path, rows: int = 400, seed: int = 0) -> Path:
+    """A CSV as users have them: an ID column, two numeric and two categorical columns
+    with about 5% of their cells empty, and a yes/no label."""
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TABLE_HEADER)
+        for index in range(rows):
+            age, income = rng.normal(40, 10), rng.normal(5, 1)
+            country, plan = rng.choice(["US", "FR", "DE", "JP"]), rng.choice(["basic", "pro"])
+            score = 0.08 * (age - 40) + 1.5 * (plan == "pro") + (country == "JP")
+            churned = "yes" if score + rng.normal() > 1.2 else "no"
+            cells = [f"C-{index:05d}", f"{age:.1f}", f"{income:.2f}", country, plan, churned]
+            for column in (1, 2, 3, 4):
+                if rng.random() < 0.05:
+                    cells[column] = ""
+            writer.writerow(cells)
+    return path
 
 
 def train(repository: Path, name: str, dataset: str, loss: str, *extra: str) -> None:
@@ -91,10 +118,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         path = work / f"{kind}.csv"
         label_columns = write_csv(dataset, path)
         train(repository, f"{kind}-csv", str(path), loss, "--label", ",".join(label_columns))
+    table = write_table(work / "customers.csv")
+    train(repository, "table-csv", str(table), "binary_cross_entropy", "--label", "churned")
     with running_server(
         ["--model-repository", str(repository)], SERVICE_ENV, ["/v2/health/ready"]
     ) as server:
-        yield Served(server, repository, rows)
+        yield Served(server, repository, rows, table)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +137,25 @@ def typescript_client() -> Path:
     )
     assert built.returncode == 0, built.stdout + built.stderr
     return CLIENT / "dist" / "src" / "index.js"
+
+
+def check_tritonclient(
+    server: Server,
+    model: str,
+    inputs: dict[str, np.ndarray],
+    expected: np.ndarray,
+    tmp_path: Path,
+) -> None:
+    """The model's decisions through tritonclient, http and grpc, equal ``expected``."""
+    path = tmp_path / "inputs.npz"
+    np.savez(path, **{n: a.astype(str) if a.dtype == object else a for n, a in inputs.items()})
+    command = [sys.executable, str(HERE / "triton_decisions.py"), server.http_url]
+    command += [server.grpc_url, model, str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    triton = json.loads(done.stdout)
+    for protocol in ("http", "grpc"):
+        np.testing.assert_array_equal(np.asarray(triton[protocol]), expected, err_msg=protocol)
 
 
 def chosen_labels(card: ModelCard, decisions: np.ndarray) -> list[list[str]]:
@@ -134,27 +182,8 @@ def test_trained_model_is_served_with_the_cards_decisions(
     else:  # one class index a row, each of them seen
         assert expected.shape == (len(rows),)
 
-    # tritonclient, http and grpc
-    rows_file = tmp_path / "rows.npy"
-    np.save(rows_file, rows)
     server = served.server
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "triton_decisions.py"),
-            server.http_url,
-            server.grpc_url,
-            model,
-            str(rows_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    triton = json.loads(done.stdout)
-    for protocol in ("http", "grpc"):
-        np.testing.assert_array_equal(np.asarray(triton[protocol]), expected, err_msg=protocol)
+    check_tritonclient(server, model, {"features": rows}, expected, tmp_path)
 
     # POST /models/{m}/predict, from Python and from the TypeScript client
     labels = chosen_labels(card, expected)
@@ -178,3 +207,55 @@ def test_trained_model_is_served_with_the_cards_decisions(
     )
     assert node.returncode == 0, node.stderr
     assert [p["labels"] for p in json.loads(node.stdout)] == labels
+
+
+def test_a_users_table_is_served_on_its_raw_columns(served: Served, tmp_path: Path) -> None:
+    """The table trains with one command (the ID column left out, the strings one-hot
+    encoded and the empty cells imputed inside the ONNX graph), and its raw rows, empty
+    cells and an unseen category included, get the same decisions over tritonclient http
+    and grpc and /predict as in-process ONNX Runtime with the card's threshold."""
+    model = "table-csv"
+    directory = served.repository / model / "1"
+    card = ModelCard.read(directory)
+    assert card.task == "binary" and card.labels == ["no", "yes"]
+    assert [(c.name, c.kind) for c in card.columns] == [
+        ("age", "number"),
+        ("income", "number"),
+        ("country", "category"),
+        ("plan", "category"),
+    ]
+    assert card.columns[3].categories == ["", "basic", "pro"]
+    with served.table.open(newline="") as handle:
+        records = list(csv.DictReader(handle))[:60]
+    records[0]["country"] = "Atlantis"  # never seen in training
+    numeric = np.array(
+        [[float(r[c]) if r[c] else np.nan for c in ("age", "income")] for r in records],
+        dtype=np.float32,
+    )
+    categorical = np.array([[r["country"], r["plan"]] for r in records], dtype=object)
+    assert np.isnan(numeric).any() and (categorical == "").any()
+    session = ort.InferenceSession(str(directory / "model.onnx"), providers=[CPU])
+    (logits,) = session.run(["logits"], {"numeric": numeric, "categorical": categorical})
+    expected = (logits[:, 0] >= card.thresholds[0]).astype(np.int64)
+    assert 0 < expected.sum() < len(expected)  # both classes decided
+
+    check_tritonclient(
+        served.server, model, {"numeric": numeric, "categorical": categorical}, expected, tmp_path
+    )
+    instances = [
+        {
+            "age": float(r["age"]) if r["age"] else None,
+            "income": float(r["income"]) if r["income"] else None,
+            "country": r["country"] or None,
+            "plan": r["plan"] or None,
+        }
+        for r in records
+    ]
+    answer = httpx.post(
+        f"http://{served.server.http_url}/models/{model}/predict",
+        json={"instances": instances},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    labels = [p["labels"] for p in answer.json()["predictions"]]
+    assert labels == [[card.labels[int(d)]] for d in expected]

@@ -21,7 +21,7 @@ def test_opens_the_latest_version_with_a_reported_provider(repository: Path) -> 
     assert store.names() == ["spam", "tags", "tiny"]
     assert store.versions("tiny") == [1, 2]
     model = store.open("tiny")
-    assert (model.name, model.version, model.input_name, model.card.columns) == (
+    assert (model.name, model.version, model.input_name, model.card.output_columns) == (
         "tiny",
         2,
         "features",
@@ -127,7 +127,7 @@ def test_the_graph_must_match_the_card(
 def test_a_binary_model_has_two_labels_and_one_column(repository: Path) -> None:
     model = ModelRepository(repository).open("spam")
     assert model.card.labels == ["ham", "spam"]
-    assert (model.card.columns, model.card.column_labels) == (1, ["spam"])
+    assert (model.card.output_columns, model.card.output_labels) == (1, ["spam"])
 
 
 @pytest.mark.parametrize(

@@ -125,31 +125,83 @@ def test_missing_feature_column(tmp_path: Path, suffix: str) -> None:
         load_file(path, label=["y"], features=["f1", "f9"])
 
 
-def test_non_numeric_feature(tmp_path: Path, suffix: str) -> None:
+def test_text_feature_is_a_category(tmp_path: Path, suffix: str) -> None:
     columns = _table()
     columns["colour"] = np.array(["red", "green"] * 30)
     path = _write(columns, tmp_path / f"d{suffix}")
-    with pytest.raises(ValueError, match="feature column 'colour': expected numbers, got"):
-        load_file(path, label=["y"], features=["f1", "colour"])
+    dataset = load_file(path, label=["y"], features=["f1", "colour"])
+    assert dataset.tabular is not None
+    assert (dataset.tabular.numeric, dataset.tabular.categorical) == (["f1"], ["colour"])
+    assert dataset.tabular.categories == [["green", "red"]]
+    assert dataset.feature_names == ["f1", "colour=green", "colour=red"]
+    # one-hot of the raw column, in the rows' order; f1 imputed and standardised
+    train = dataset.tabular.splits["train"]
+    np.testing.assert_array_equal(
+        dataset.train.features[:, 2], (train.categorical[:, 0] == "red").astype(np.float32)
+    )
+    assert abs(float(dataset.train.features[:, 0].mean())) < 1e-5
 
 
-def test_non_finite_feature(tmp_path: Path) -> None:
+def test_empty_cells_are_imputed_on_the_training_split(tmp_path: Path) -> None:
     columns = _table()
-    columns["f1"][7] = np.nan
+    columns["f1"] = columns["f1"].astype(object)
+    columns["f1"][7] = None
+    columns["colour"] = np.array(["red", "green", None] * 20, dtype=object)
+    path = _write(columns, tmp_path / "d.parquet")
+    dataset = load_file(path, label=["y"], split_column="split")
+    tabular = dataset.tabular
+    assert tabular is not None and tabular.categories == [["", "green", "red"]]
+    raw = tabular.splits["train"]
+    assert np.isnan(raw.numeric[:, 0]).sum() == 1  # row 7 is a training row
+    median = float(np.nanmedian(raw.numeric[:, 0]))
+    imputer = tabular.numeric_pipeline[0]
+    assert float(imputer.statistics_[0]) == pytest.approx(median)
+    assert np.isfinite(dataset.train.features).all()
+
+
+def test_infinite_numbers_are_refused(tmp_path: Path) -> None:
+    columns = _table()
+    columns["f1"][7] = np.inf
     path = _write(columns, tmp_path / "d.parquet")
     with pytest.raises(
-        ValueError, match="feature column 'f1': expected finite numbers, got nan at row 7"
-    ):
-        load_file(path, label=["y"])
-
-
-def test_empty_feature_cell(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "a,y\n1.0,x\n,x\n2.0,z\n")
-    with pytest.raises(
         ValueError,
-        match="feature column 'a': expected a number in every row, got an empty cell at row 1",
+        match="feature column 'f1': expected finite numbers or empty cells, got inf at row 7",
     ):
         load_file(path, label=["y"])
+
+
+def test_every_problem_of_a_file_at_once(tmp_path: Path) -> None:
+    columns = _table()
+    columns["f1"][3] = -np.inf
+    columns["y"] = columns["y"].astype(object)
+    columns["y"][5] = None
+    path = _write(columns, tmp_path / "d.parquet")
+    with pytest.raises(ValueError, match="dropped column") as caught:
+        load_file(path, label=["y"], drop=["nosuch"])
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("dropped column 'nosuch': not found in d.parquet")
+    assert lines[1] == (
+        "feature column 'f1': expected finite numbers or empty cells, got -inf at row 3"
+    )
+    assert lines[2] == "label column 'y': expected a label in every row, got none at row 5"
+
+
+def test_id_like_columns_are_left_out_with_a_note(tmp_path: Path) -> None:
+    columns = _table()
+    columns["customer"] = np.array([f"c{i:04d}" for i in range(60)])
+    columns["row_id"] = np.arange(60) + 1000
+    columns["count"] = np.arange(60)  # all different, but not named like an ID: kept
+    path = _write(columns, tmp_path / "d.csv")
+    dataset = load_file(path, label=["y"], split_column="split", drop=["f3"])
+    assert dataset.feature_names == ["f1", "f2", "count"]
+    assert [n.split(":")[0] for n in dataset.notes] == [
+        "column 'customer' left out",
+        "column 'row_id' left out",
+    ]
+    # named in --features, an ID-like column is kept
+    kept = load_file(path, label=["y"], split_column="split", features=["f1", "row_id"])
+    assert kept.feature_names == ["f1", "row_id"] and kept.notes == ()
 
 
 def test_missing_label_value(tmp_path: Path) -> None:
@@ -249,9 +301,3 @@ def test_multilabel_label_without_positives(tmp_path: Path) -> None:
         r"samples\)",
     ):
         load_file(path, label=["cat", "dog"], features=["f1"])
-
-
-def test_text_feature_with_empty_cells(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "a,y\nred,x\n,x\nblue,z\n")
-    with pytest.raises(ValueError, match="feature column 'a': expected numbers, got str 'red'"):
-        load_file(path, label=["y"])
