@@ -25,6 +25,9 @@ $(NODE_STAMP): $(TS)/package.json $(TS)/package-lock.json
 	touch $(NODE_STAMP)
 
 MODELS ?= models
+# The ports `make run` serves on, e.g. make run HTTP_PORT=8080 GRPC_PORT=50052
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 50051
 
 # On a fresh clone ./models is empty: train the two demo models first (about 30 s), then
 # serve them. digits uses the loss that won `lossserve experiment digits-lt`
@@ -37,7 +40,7 @@ run: $(STAMP)
 	    --loss multilabel_categorical_crossentropy --name multilabel \
 	    --model-repository $(MODELS); \
 	fi
-	$(VENV)/bin/lossserve serve --host 127.0.0.1 --http-port 8000 --grpc-port 50051 \
+	$(VENV)/bin/lossserve serve --host 127.0.0.1 --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) \
 	  --model-repository $(MODELS)
 
 # Every generated file, in dependency order: the OpenAPI document (from the app), the Python

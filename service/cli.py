@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -16,12 +17,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import uvicorn
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .observability import configure_logging
 from .settings import Settings
@@ -38,6 +41,8 @@ _ANSWER_S = 1
 
 _FRONTEND_FLAG = "--frontend-socket"
 """Internal: a frontend started by the supervisor, given its HTTP socket's descriptor."""
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _HttpServer(uvicorn.Server):
@@ -425,28 +430,55 @@ def _params(value: str) -> dict[str, Any]:
 
 
 def _add_training_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--architecture", choices=("linear", "mlp"), default="mlp")
-    command.add_argument("--hidden", type=int, default=128, help="units per hidden layer (mlp)")
-    command.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping)")
+    command.add_argument(
+        "--architecture",
+        choices=("linear", "mlp"),
+        default="mlp",
+        help="a linear model, or an MLP with two hidden layers (default: %(default)s)",
+    )
+    command.add_argument(
+        "--hidden", type=int, default=128, help="units per hidden layer, mlp (default: %(default)s)"
+    )
+    command.add_argument(
+        "--epochs", type=int, default=200, help="most epochs, early stopping (default: %(default)s)"
+    )
     command.add_argument(
         "--patience",
         type=int,
         default=20,
-        help="epochs without a better validation macro-F1 before stopping",
+        help="epochs without a better validation macro-F1 before stopping (default: %(default)s)",
     )
-    command.add_argument("--batch-size", type=int, default=64)
-    command.add_argument("--learning-rate", type=float, default=1e-3)
-    command.add_argument("--weight-decay", type=float, default=1e-4)
     command.add_argument(
-        "--threads", type=int, default=1, help="torch threads while training (0: torch's default)"
+        "--batch-size", type=int, default=64, help="rows per minibatch (default: %(default)s)"
     )
-    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="AdamW learning rate (default: %(default)s)",
+    )
+    command.add_argument(
+        "--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: %(default)s)"
+    )
+    command.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads while training, 0: torch's default (default: %(default)s)",
+    )
+    command.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (default: a bar on stderr when it is a terminal)",
+    )
 
 
 def _training_options(args: argparse.Namespace, seed: int = 0) -> TrainOptions:
     from .training import TrainOptions
 
-    return TrainOptions(
+    return _validated(
+        TrainOptions,
+        _flag,
         architecture=args.architecture,
         hidden=args.hidden,
         epochs=args.epochs,
@@ -462,12 +494,15 @@ def _training_options(args: argparse.Namespace, seed: int = 0) -> TrainOptions:
 def _train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, train
 
-    config = TrainConfig(
+    repository = args.model_repository or _settings({}).model_repository or Path("models")
+    config = _validated(
+        TrainConfig,
+        lambda field: "--model-repository" if field == "repository" else _flag(field),
         dataset=args.dataset,
         loss=args.loss,
         params=args.params,
         name=args.name,
-        repository=args.model_repository or Settings().model_repository or Path("models"),
+        repository=repository,
         class_weights=args.class_weights,
         options=_training_options(args, args.seed),
         beta=args.beta,
@@ -517,14 +552,125 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+class _InputError(ValueError):
+    """Bad values given to a command, one problem a line, each naming its flag (or
+    environment variable)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def _flag(field: str) -> str:
+    """The flag of a field of the same name: ``batch_size`` -> ``--batch-size``."""
+    return "--" + field.replace("_", "-")
+
+
+def _env(field: str) -> str:
+    """The environment variable of a :class:`Settings` field."""
+    return f"LOSSSERVE_{field.upper()}"
+
+
+def _noun(model: type[BaseModel], field: str) -> str:
+    annotation = model.model_fields[field].annotation if field in model.model_fields else None
+    kinds = {annotation, *get_args(annotation)}
+    if float in kinds:
+        return "a number"
+    return "an integer" if int in kinds else "a value"
+
+
+_BOUNDS = {
+    "greater_than": (">", "gt"),
+    "greater_than_equal": (">=", "ge"),
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
+}
+
+
+def _problem(model: type[BaseModel], error: ErrorDetails, name: Callable[[str], str]) -> str:
+    """One line of a pydantic error: ``--epochs: expected an integer >= 1, got 0``."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    kind, ctx, got = error["type"], error.get("ctx", {}), error["input"]
+    if kind in _BOUNDS:
+        sign, key = _BOUNDS[kind]
+        expected = f"{_noun(model, field)} {sign} {ctx[key]}"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        expected = "an integer"
+    elif kind in ("float_parsing", "float_type", "finite_number"):
+        expected = "a finite number" if kind == "finite_number" else "a number"
+    elif kind == "literal_error":
+        expected = str(ctx["expected"])
+    elif kind == "missing":
+        return f"{name(field)}: expected a value, got none"
+    else:  # pydantic's own words: "Value error, ...", "Input should be ..."
+        message = error["msg"]
+        return f"{name(field)}: {message[:1].lower()}{message[1:]}, got {got!r}"
+    return f"{name(field)}: expected {expected}, got {got!r}"
+
+
+def _validated(model: type[_Model], flag_of: Callable[[str], str], /, **values: Any) -> _Model:
+    """``model(**values)``; :class:`_InputError` with one line per problem otherwise, each
+    naming the flag that ``flag_of`` gives for its field."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise _InputError([_problem(model, error, flag_of) for error in exc.errors()]) from None
+
+
+def _settings(flags: Mapping[str, Any]) -> Settings:
+    """:class:`Settings` from the environment, with ``flags`` (field: value) over it; a bad
+    value is named by its flag, or else by its environment variable."""
+    return _validated(Settings, lambda f: _flag(f) if f in flags else _env(f), **flags)
+
+
+def _default(field: str) -> Any:
+    """A :class:`Settings` field's own default, for the help."""
+    return Settings.model_fields[field].default
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("lossserve")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lossserve", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve the REST and gRPC APIs")
-    run.add_argument("--host", default=None)
-    run.add_argument("--http-port", type=int, default=None)
-    run.add_argument("--grpc-port", type=int, default=None)
-    run.add_argument("--model-repository", type=Path, default=None)
+    run = commands.add_parser(
+        "serve",
+        help="serve the REST and gRPC APIs",
+        description="Serve the REST and gRPC APIs. Every setting also reads LOSSSERVE_<NAME> "
+        "from the environment; a flag given here wins over it.",
+    )
+    run.add_argument(
+        "--host",
+        default=None,
+        help=f"address to listen on (default: LOSSSERVE_HOST, else {_default('host')})",
+    )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="REST port, 0: any free port "
+        f"(default: LOSSSERVE_HTTP_PORT, else {_default('http_port')})",
+    )
+    run.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="gRPC port, 0: any free port "
+        f"(default: LOSSSERVE_GRPC_PORT, else {_default('grpc_port')})",
+    )
+    run.add_argument(
+        "--model-repository",
+        type=Path,
+        default=None,
+        help="folder of <model>/<version>/{model.onnx,card.json} to serve "
+        "(default: LOSSSERVE_MODEL_REPOSITORY, else none: no models)",
+    )
     run.add_argument(
         "--frontends",
         type=int,
@@ -544,16 +690,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument(
         "--dataset",
         required=True,
-        help="digits-lt, breast-cancer-imbalanced, multilabel-synth, or a .csv/.parquet/.npz file",
+        help="digits-lt, breast-cancer-imbalanced, multilabel-synth, or a .csv/.parquet/.npz file "
+        "(required)",
     )
-    fit.add_argument("--loss", required=True, help="a registry loss name (GET /losses)")
-    fit.add_argument("--params", type=_params, default={}, help="the loss's params as JSON")
-    fit.add_argument("--name", required=True, help="the model's name in the repository")
+    fit.add_argument("--loss", required=True, help="a registry loss name, GET /losses (required)")
+    fit.add_argument(
+        "--params",
+        type=_params,
+        default={},
+        help="the loss's params as a JSON object (default: {}, the loss's defaults)",
+    )
+    fit.add_argument("--name", required=True, help="the model's name in the repository (required)")
     fit.add_argument(
         "--model-repository",
         type=Path,
         default=None,
-        help="default: LOSSSERVE_MODEL_REPOSITORY, else ./models",
+        help="where to write the model (default: LOSSSERVE_MODEL_REPOSITORY, else ./models)",
     )
     fit.add_argument(
         "--class-weights",
@@ -561,15 +713,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="STRATEGY",
         help="balanced, inverse, inverse_sqrt, effective_number or log_ratio: "
         "fills weight (cross_entropy), alpha (focal) or pos_weight "
-        "(binary_cross_entropy)",
+        "(binary_cross_entropy) (default: none, unweighted)",
     )
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds initialisation and shuffling (default: %(default)s)",
+    )
     fit.add_argument(
         "--label",
         type=_columns,
         default=None,
         metavar="COL[,COL...]",
-        help="user file: the label column, or several 0/1 columns (multilabel)",
+        help="user file: the label column, or several 0/1 columns (multilabel); required "
+        "for a user file, not allowed for a built-in dataset (default: none)",
     )
     fit.add_argument(
         "--features",
@@ -584,7 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="COL[,COL...]",
         help="user file: columns to leave out (columns that look like IDs are left out "
-        "anyway, with a message)",
+        "anyway, with a message) (default: none)",
     )
     fit.add_argument(
         "--split-column",
@@ -592,11 +750,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="COL",
         help="user file: a train/validation/test column (default: a stratified 60/20/20 split)",
     )
-    fit.add_argument("--beta", type=float, default=1.0, help="F-beta of the thresholds")
+    fit.add_argument(
+        "--beta", type=float, default=1.0, help="F-beta of the thresholds (default: %(default)s)"
+    )
     fit.add_argument(
         "--refit-thresholds",
         action="store_true",
-        help="fit thresholds for losses whose threshold is 0 by design (ZLPR, circle) too",
+        help="fit thresholds for losses whose threshold is 0 by design (ZLPR, circle) too "
+        "(default: off, their threshold stays 0)",
     )
     _add_training_options(fit)
 
@@ -609,19 +770,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment.add_argument(
         "dataset", help="digits-lt, breast-cancer-imbalanced or multilabel-synth"
     )
-    experiment.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    experiment.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="SEED",
+        help="train each variant once per seed (default: 0 1 2)",
+    )
     experiment.add_argument(
         "--losses",
         type=_columns,
         default=None,
         metavar="NAME[,NAME...]",
-        help="a subset of the variants, e.g. cross_entropy,focal",
+        help="a subset of the variants, e.g. cross_entropy,focal (default: every variant of "
+        "the dataset's task)",
     )
     experiment.add_argument(
         "--output",
         type=Path,
         default=None,
-        help="also write the Markdown table here, e.g. docs/results.md",
+        help="also write the Markdown table here, e.g. docs/results.md (default: stdout only)",
     )
     _add_training_options(experiment)
 
@@ -630,10 +799,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = _train if args.command == "train" else _experiment
         try:
             return command(args)
+        except _InputError as exc:
+            return _usage_error(args.command, exc)
         except ValueError as exc:  # the caller's input: pydantic's ValidationError included
             print(f"lossserve {args.command}: error: {exc}", file=sys.stderr)
             return 2
-    overrides = {
+    flags = {
         key: value
         for key, value in {
             "host": args.host,
@@ -645,11 +816,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None
     }
     try:
-        settings = Settings(**overrides)
-    except ValueError as exc:
+        settings = _settings(flags)
+    except _InputError as exc:
+        return _usage_error("serve", exc)
+    except ValueError as exc:  # pydantic-settings' SettingsError: an unparsable variable
         print(f"lossserve serve: error: {exc}", file=sys.stderr)
         return 2
     return _serve_command(settings, args.frontend_socket)
+
+
+def _usage_error(command: str, exc: _InputError) -> int:
+    """Each problem on its own line, as argparse reports a bad flag; status 2 as argparse."""
+    for problem in exc.problems:
+        print(f"lossserve {command}: error: {problem}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

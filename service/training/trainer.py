@@ -230,7 +230,7 @@ def fit(
     returned. ``options.seed`` fixes the initialisation and the shuffling (torch's global
     RNG is left as it was); ``options.threads`` sets torch's intra-op threads for the
     duration (restored afterwards). A tqdm bar (stderr) shows the running loss and the
-    validation macro-F1 per epoch unless ``quiet``.
+    validation macro-F1 per epoch unless ``quiet`` or stderr is not a terminal.
 
     Raises:
         RuntimeError: the training loss became NaN or infinite.
@@ -287,7 +287,7 @@ def _fit(
         total=opts.epochs,
         desc=description or loss.name,
         unit="epoch",
-        disable=quiet,
+        disable=True if quiet else None,  # None: off unless stderr is a terminal
         leave=True,
         dynamic_ncols=True,
     )

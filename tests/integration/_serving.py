@@ -6,6 +6,8 @@ the Python client's :mod:`lossserve_client.tensors`.
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,3 +98,26 @@ def waiting(metrics_text: str, gauge: str) -> float:
         if family.name == gauge
         for sample in family.samples
     )
+
+
+TABLE_HEADER = ["customer_id", "age", "income", "country", "plan", "churned"]
+
+
+def write_table(path: Path, rows: int = 400, seed: int = 0) -> Path:
+    """A CSV as users have them: an ID column, two numeric and two categorical columns
+    with about 5% of their cells empty, and a yes/no label."""
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TABLE_HEADER)
+        for index in range(rows):
+            age, income = rng.normal(40, 10), rng.normal(5, 1)
+            country, plan = rng.choice(["US", "FR", "DE", "JP"]), rng.choice(["basic", "pro"])
+            score = 0.08 * (age - 40) + 1.5 * (plan == "pro") + (country == "JP")
+            churned = "yes" if score + rng.normal() > 1.2 else "no"
+            cells = [f"C-{index:05d}", f"{age:.1f}", f"{income:.2f}", country, plan, churned]
+            for column in (1, 2, 3, 4):
+                if rng.random() < 0.05:
+                    cells[column] = ""
+            writer.writerow(cells)
+    return path

@@ -17,6 +17,7 @@ import torch
 
 import losses
 from bench._server import start_server, stop_server, wait_ready
+from tests.integration._serving import write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,3 +88,32 @@ def test_metrics_and_health_on_the_real_server(server: tuple[int, int]) -> None:
     base = f"http://127.0.0.1:{http_port}"
     assert httpx.get(f"{base}/v2/health/live").json() == {"live": True}
     assert "lossserve_worker_alive" in httpx.get(f"{base}/metrics").text
+
+
+def test_readme_table_example(tmp_path: Path) -> None:
+    """The README's table example as written: train on a CSV with an ID column, strings and
+    empty cells, serve the repository it wrote, predict raw rows with curl."""
+    write_table(tmp_path / "customers.csv")
+    train, predict = _example("table").split("\n", 1)
+    command = train.replace("lossserve", f"{sys.executable} -m service.cli", 1)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    trained = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "column 'customer_id' left out" in trained.stderr
+    env["LOSSSERVE_DEVICES"] = '["cpu"]'
+    with tempfile.TemporaryFile() as log:
+        running = start_server(["--model-repository", str(tmp_path / "models")], env, log)
+        try:
+            wait_ready(running, ["/v2/health/ready"], timeout=60)
+            command = predict.replace("localhost:8000", f"127.0.0.1:{running.http_port}")
+            result = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+        finally:
+            stop_server(running)
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(result.stdout)["predictions"]
+    assert len(predictions) == 2
+    for prediction in predictions:
+        assert len(prediction["labels"]) == 1 and prediction["labels"][0] in ("no", "yes")
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)

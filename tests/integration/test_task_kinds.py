@@ -29,6 +29,7 @@ import pytest
 from bench._server import Server, running_server
 from service.models.card import ModelCard
 from service.training.datasets import Dataset, load_dataset
+from tests.integration._serving import write_table
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import reference
 
@@ -70,29 +71,6 @@ def write_csv(dataset: Dataset, path: Path) -> list[str]:
             labels = [int(t) for t in target] if multilabel else [dataset.labels[int(target)]]
             writer.writerow([repr(float(v)) for v in row] + labels)
     return label_columns
-
-
-TABLE_HEADER = ["customer_id", "age", "income", "country", "plan", "churned"]
-
-
-def write_table(path: Path, rows: int = 400, seed: int = 0) -> Path:
-    """A CSV as users have them: an ID column, two numeric and two categorical columns
-    with about 5% of their cells empty, and a yes/no label."""
-    rng = np.random.default_rng(seed)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(TABLE_HEADER)
-        for index in range(rows):
-            age, income = rng.normal(40, 10), rng.normal(5, 1)
-            country, plan = rng.choice(["US", "FR", "DE", "JP"]), rng.choice(["basic", "pro"])
-            score = 0.08 * (age - 40) + 1.5 * (plan == "pro") + (country == "JP")
-            churned = "yes" if score + rng.normal() > 1.2 else "no"
-            cells = [f"C-{index:05d}", f"{age:.1f}", f"{income:.2f}", country, plan, churned]
-            for column in (1, 2, 3, 4):
-                if rng.random() < 0.05:
-                    cells[column] = ""
-            writer.writerow(cells)
-    return path
 
 
 def train(repository: Path, name: str, dataset: str, loss: str, *extra: str) -> None:

@@ -21,10 +21,10 @@ def test_opens_the_latest_version_with_a_reported_provider(repository: Path) -> 
     assert store.names() == ["spam", "tags", "tiny"]
     assert store.versions("tiny") == [1, 2]
     model = store.open("tiny")
-    assert (model.name, model.version, model.input_name, model.card.output_columns) == (
+    assert (model.name, model.version, model.input_names, model.card.output_columns) == (
         "tiny",
         2,
-        "features",
+        ["features"],
         3,
     )
     assert model.provider == model.session.get_providers()[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,26 @@ def test_train_user_csv(
     assert card.input.shape == [-1, 3]
     assert card.loss_params["label_smoothing"] == 0.1
     assert card.dataset == str(data)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_progress_bar_only_on_a_terminal(
+    terminal: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --quiet the bar shows on a terminal, and stays out of a log or a pipe."""
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    argv = ["train", "--dataset", "breast-cancer-imbalanced", "--loss", "binary_cross_entropy",
+            "--name", "breast", "--model-repository", str(tmp_path), "--architecture", "linear",
+            "--epochs", "2", "--patience", "2"]  # fmt: skip
+    assert main(argv) == 0
+    shown = "2/2 [" in stderr.getvalue()  # tqdm's "n/total [elapsed<remaining, rate]"
+    assert shown == terminal
 
 
 @pytest.mark.parametrize(
