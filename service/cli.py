@@ -620,7 +620,10 @@ def _validated(model: type[_Model], flag_of: Callable[[str], str], /, **values: 
 def _settings(flags: Mapping[str, Any]) -> Settings:
     """:class:`Settings` from the environment, with ``flags`` (field: value) over it; a bad
     value is named by its flag, or else by its environment variable."""
-    return _validated(Settings, lambda f: _flag(f) if f in flags else _env(f), **flags)
+    named = {"model_poll_s": "--poll-interval"}
+    return _validated(
+        Settings, lambda f: named.get(f, _flag(f)) if f in flags else _env(f), **flags
+    )
 
 
 def _default(field: str) -> Any:
@@ -677,6 +680,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="server processes on the same ports (default: LOSSSERVE_FRONTENDS, else the "
         "CPUs this process may use; 1: serve from this process)",
+    )
+    run.add_argument(
+        "--model-control",
+        choices=("explicit", "poll"),
+        default=None,
+        help="poll: load new versions and models of the repository and unload removed ones "
+        "every --poll-interval seconds, as Triton's --model-control-mode=poll; explicit: load "
+        "at start, change through the repository API (default: LOSSSERVE_MODEL_CONTROL, else "
+        "explicit)",
+    )
+    run.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between two looks at the repository with --model-control poll "
+        "(default: LOSSSERVE_MODEL_POLL_S, else 5)",
     )
     run.add_argument(_FRONTEND_FLAG, type=int, default=None, help=argparse.SUPPRESS)
 
@@ -812,6 +832,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "grpc_port": args.grpc_port,
             "model_repository": args.model_repository,
             "frontends": args.frontends,
+            "model_control": args.model_control,
+            "model_poll_s": args.poll_interval,
         }.items()
         if value is not None
     }

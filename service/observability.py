@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 import losses
 
 if TYPE_CHECKING:
     from .core.state import ServiceState
+    from .models.engine import ModelStats
 
-__all__ = ["JsonFormatter", "Metrics", "configure_logging", "loss_label"]
+__all__ = ["JsonFormatter", "Metrics", "configure_logging", "loss_label", "status_name"]
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -55,11 +67,116 @@ def loss_label(loss: object) -> str:
     return loss if isinstance(loss, str) and loss in losses.names() else "unknown"
 
 
+_HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    408: "DEADLINE_EXCEEDED",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def status_name(status: int | str) -> str:
+    """One name for a request's outcome on both transports: a gRPC status code's name as
+    it is, an HTTP status as the gRPC code it maps to (2xx ``OK``; as gRPC's own HTTP
+    mapping, 400 ``INVALID_ARGUMENT``, 429 ``RESOURCE_EXHAUSTED``, 499 ``CANCELLED``, 503
+    ``UNAVAILABLE``...; any other ``UNKNOWN``)."""
+    if isinstance(status, str):
+        return status
+    if 200 <= status < 300:
+        return "OK"
+    return _HTTP_CODES.get(status, "UNKNOWN")
+
+
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class _ModelCollector(Collector):
+    """Each served model's counters at the last scrape (Triton's ``nv_inference_*``, with
+    queue and compute time as cumulative microsecond counters and the rows per run as a
+    histogram), from the same numbers as ``/v2/models/{m}/stats``."""
+
+    def __init__(self) -> None:
+        self.stats: list[ModelStats] = []
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "version"]
+        families = {
+            "requests": CounterMetricFamily(
+                "lossserve_model_requests",
+                "Inference requests by outcome (success, failure).",
+                labels=[*labels, "outcome"],
+            ),
+            "rows": CounterMetricFamily(
+                "lossserve_model_inference_rows", "Rows inferred.", labels=labels
+            ),
+            "runs": CounterMetricFamily(
+                "lossserve_model_executions",
+                "Model runs (merged requests run once).",
+                labels=labels,
+            ),
+            "request_us": CounterMetricFamily(
+                "lossserve_model_request_duration_us",
+                "Microseconds the successful requests took in the model (queue and run).",
+                labels=labels,
+            ),
+            "queue_us": CounterMetricFamily(
+                "lossserve_model_queue_duration_us",
+                "Microseconds the requests waited in the batcher for their run.",
+                labels=labels,
+            ),
+            "compute_us": CounterMetricFamily(
+                "lossserve_model_compute_infer_duration_us",
+                "Microseconds of the runs the requests were in.",
+                labels=labels,
+            ),
+        }
+        sizes = HistogramMetricFamily(
+            "lossserve_model_batch_size", "Rows a model run.", labels=labels
+        )
+        for item in self.stats:
+            key = [item.name, item.version]
+            families["requests"].add_metric([*key, "success"], item.success_count)
+            families["requests"].add_metric([*key, "failure"], item.fail_count)
+            families["rows"].add_metric(key, item.inference_count)
+            families["runs"].add_metric(key, item.execution_count)
+            families["request_us"].add_metric(key, item.success_ns / 1e3)
+            families["queue_us"].add_metric(key, item.queue_ns / 1e3)
+            families["compute_us"].add_metric(key, item.compute_ns / 1e3)
+            buckets, total, count = [], 0.0, 0
+            for bound in _BATCH_BUCKETS:
+                count_here = sum(b.count for b in item.batch_stats if b.batch_size <= bound)
+                buckets.append((str(bound), count_here))
+            count = sum(b.count for b in item.batch_stats)
+            total = float(sum(b.batch_size * b.count for b in item.batch_stats))
+            buckets.append(("+Inf", count))
+            sizes.add_metric(key, buckets, total)
+        yield from families.values()
+        yield sizes
+
+
 class Metrics:
     """The service's metrics in a registry of its own (one per app, so tests can isolate)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_* (CPU, memory, file descriptors) and python_* (version, GC), as every
+        # Prometheus client's default registry has them
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.models = _ModelCollector()
+        self.registry.register(self.models)
         self._children: dict[tuple[str, str, str, int | str], tuple[Any, Any]] = {}
         """The labelled request counter and histogram of each label set seen."""
         self.requests = Counter(
@@ -120,6 +237,7 @@ class Metrics:
         templates, the server's RPC names); ``loss`` is whatever the client sent, so only a
         registry name is kept, anything else counts as ``unknown``."""
         label = loss_label(loss)
+        status = status_name(status)
         key = (transport, route, label, status)
         children = self._children.get(key)
         if children is None:
@@ -131,17 +249,19 @@ class Metrics:
         children[1].observe(seconds)
 
     def refresh(self, state: ServiceState) -> None:
-        """Read the worker gauges from the pool at scrape time."""
-        for index, stats in enumerate(state.pool.stats()):
-            device = f"{stats.device}#{index}"
-            self.queue_depth.labels(device).set(stats.queued)
-            self.worker_alive.labels(device).set(1 if stats.alive else 0)
-            self.worker_replaced.labels(device).set(stats.replaced)
+        """Read the worker gauges and the models' counters at scrape time."""
+        for index, worker in enumerate(state.pool.stats()):
+            device = f"{worker.device}#{index}"
+            self.queue_depth.labels(device).set(worker.queued)
+            self.worker_alive.labels(device).set(1 if worker.alive else 0)
+            self.worker_replaced.labels(device).set(worker.replaced)
         self.model_info.clear()
         self.model_queue.clear()
         self.model_running.clear()
         for model in state.models.live_models():
             self.model_info.labels(model.name, str(model.version), model.provider).set(1)
-        for model_stats in state.models.stats():
+        stats = state.models.stats()
+        for model_stats in stats:
             self.model_queue.labels(model_stats.name).set(model_stats.queued)
             self.model_running.labels(model_stats.name).set(model_stats.running)
+        self.models.stats = stats

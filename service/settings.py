@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -124,6 +125,17 @@ class Settings(BaseSettings):
         "not ready (REST 503, gRPC NOT_SERVING) before refusing new connections, so that load "
         "balancers that poll readiness stop routing first (Kubernetes: a few seconds; 0 behind "
         "nginx's passive checks, which retry a refused connection on another replica).",
+    )
+    model_control: Literal["explicit", "poll"] = Field(
+        "explicit",
+        description="As Triton's --model-control-mode: 'poll' loads new versions and new "
+        "models of the repository, and unloads removed ones, every model_poll_s seconds "
+        "(in-flight requests finish on the version they started on; the repository API's "
+        "load and unload are then refused); 'explicit' loads the repository at start and "
+        "changes only through the repository API.",
+    )
+    model_poll_s: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between two looks at the repository (poll)."
     )
     strict_readiness: bool = Field(
         True,

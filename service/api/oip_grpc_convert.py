@@ -231,6 +231,14 @@ def encode_stats(stats: list[ModelStats]) -> pb.ModelStatisticsResponse:
         entry.inference_stats.success.ns = item.success_ns
         entry.inference_stats.fail.count = item.fail_count
         entry.inference_stats.fail.ns = item.fail_ns
+        entry.inference_stats.queue.count = item.queue_count
+        entry.inference_stats.queue.ns = item.queue_ns
+        entry.inference_stats.compute_infer.count = item.compute_count
+        entry.inference_stats.compute_infer.ns = item.compute_ns
+        for batch in item.batch_stats:
+            added = entry.batch_stats.add(batch_size=batch.batch_size)
+            added.compute_infer.count = batch.count
+            added.compute_infer.ns = batch.ns
     return message
 
 

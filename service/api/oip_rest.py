@@ -338,12 +338,20 @@ def stats_json(stats: list[ModelStats]) -> dict[str, Any]:
                 "inference_stats": {
                     "success": duration(s.success_count, s.success_ns),
                     "fail": duration(s.fail_count, s.fail_ns),
-                    "queue": duration(0, 0),
+                    "queue": duration(s.queue_count, s.queue_ns),
                     "compute_input": duration(0, 0),
-                    "compute_infer": duration(0, 0),
+                    "compute_infer": duration(s.compute_count, s.compute_ns),
                     "compute_output": duration(0, 0),
                 },
-                "batch_stats": [],
+                "batch_stats": [
+                    {
+                        "batch_size": b.batch_size,
+                        "compute_input": duration(0, 0),
+                        "compute_infer": duration(b.count, b.ns),
+                        "compute_output": duration(0, 0),
+                    }
+                    for b in s.batch_stats
+                ],
             }
             for s in stats
         ]

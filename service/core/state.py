@@ -64,6 +64,7 @@ class ServiceState:
                 ModelRepository(root, threads=settings.model_threads) if root else None,
                 timeout=settings.request_timeout_s,
                 max_elements=settings.max_elements,
+                poll_s=settings.model_poll_s if settings.model_control == "poll" else None,
             ),
         )
 

@@ -54,6 +54,7 @@ class RepositoryAdmin:
         self, authorization: str | None, name: str, parameters: Iterable[str] = ()
     ) -> LoadedModel:
         self.authorize(authorization)
+        self._check_explicit()
         _check_parameters(parameters)
         return await self._models.load(name)
 
@@ -61,8 +62,17 @@ class RepositoryAdmin:
         self, authorization: str | None, name: str, parameters: Iterable[str] = ()
     ) -> None:
         self.authorize(authorization)
+        self._check_explicit()
         _check_parameters(parameters)
         await self._models.unload(name)
+
+    def _check_explicit(self) -> None:
+        if self._models.poll_s is not None:
+            raise PermissionDenied(
+                "the repository API cannot load or unload models while the server polls the "
+                "repository (LOSSSERVE_MODEL_CONTROL=poll): add or remove version folders "
+                "instead, or serve with LOSSSERVE_MODEL_CONTROL=explicit"
+            )
 
 
 def _check_parameters(parameters: Iterable[str]) -> None:

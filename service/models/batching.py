@@ -132,6 +132,14 @@ class BatcherStats:
     """Requests waiting now."""
     running: int
     """Batches running now."""
+    queue_ns: int = 0
+    """Nanoseconds the requests sent to ``run_batch`` waited for their run, summed."""
+    compute_ns: int = 0
+    """Nanoseconds of the runs each request sent to ``run_batch`` was in, summed over the
+    requests (Triton's ``compute_infer``)."""
+    batch_sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Rows a run -> (runs, their nanoseconds); sizes above ``max_batch_size`` (a request
+    that runs alone) are counted at the next power of two, so the keys stay few."""
 
 
 @dataclass(eq=False)
@@ -142,6 +150,8 @@ class _Request:
     due: float
     """Loop time past which this request stops waiting for company (when a slot is free)."""
     future: asyncio.Future[Tensors]
+    enqueued: float = 0.0
+    """Loop time it arrived."""
     dispatched: bool = False
     """In a batch (or settled): no longer waiting, never removed from a group."""
     expired: bool = False
@@ -330,6 +340,9 @@ class DynamicBatcher:
         self._idle: asyncio.Future[None] | None = None
         self._runs = 0
         self._requests = 0
+        self._queue_ns = 0
+        self._compute_ns = 0
+        self._batch_sizes: dict[int, tuple[int, int]] = {}
         self._rows = 0
         self._max_batch_rows = 0
         self._max_batch_requests = 0
@@ -376,6 +389,9 @@ class DynamicBatcher:
             abandoned=self._abandoned,
             waiting=self._waiting,
             running=self._running,
+            queue_ns=self._queue_ns,
+            compute_ns=self._compute_ns,
+            batch_sizes=dict(self._batch_sizes),
         )
 
     async def infer(
@@ -419,6 +435,7 @@ class DynamicBatcher:
             key=key,
             due=now + self._delay,
             future=loop.create_future(),
+            enqueued=now,
         )
         group = self._groups.get(key)
         if group is None:
@@ -581,7 +598,7 @@ class DynamicBatcher:
         does for a batch of one that runs inline, without its future, timer and queue."""
         self._count_run([rows])
         outcome = _execute(self._run_batch, [dict(inputs)], [rows])
-        error = self._learn(rows, outcome)
+        error = self._learn([rows], outcome)
         if error is not None:
             raise error
         return outcome.outputs[0]
@@ -600,8 +617,10 @@ class DynamicBatcher:
         if not batch:
             return
         rows = [request.rows for request in batch]
+        now = loop.time()
         for request in batch:
             request.dispatched = True
+            self._queue_ns += round(max(0.0, now - request.enqueued) * 1e9)
         self._count_run(rows)
         self._running += 1
         inputs = [request.inputs for request in batch]
@@ -638,8 +657,15 @@ class DynamicBatcher:
         self._settle(batch, outcome)
         self._pump()
 
-    def _learn(self, rows: int, outcome: _Outcome) -> BaseException | None:
-        """Learn how long a run's rows took; the error to answer its requests with, if any."""
+    def _learn(self, batch: list[int], outcome: _Outcome) -> BaseException | None:
+        """Count a run of requests of ``batch`` rows each and learn how long its rows took;
+        the error to answer its requests with, if any."""
+        rows = sum(batch)
+        ns = round(outcome.seconds * 1e9)
+        self._compute_ns += ns * len(batch)
+        size = rows if rows <= self._max_batch_size else 1 << (rows - 1).bit_length()
+        runs, total = self._batch_sizes.get(size, (0, 0))
+        self._batch_sizes[size] = (runs + 1, total + ns)
         if outcome.seconds > 0 and rows:
             per_row = outcome.seconds / rows
             previous = self._seconds_per_row
@@ -658,7 +684,7 @@ class DynamicBatcher:
 
     def _settle(self, batch: list[_Request], outcome: _Outcome) -> None:
         """Answer the requests of a batch that ran."""
-        error = self._learn(sum(request.rows for request in batch), outcome)
+        error = self._learn([request.rows for request in batch], outcome)
         if error is not None:
             for request in batch:
                 if not request.future.done():

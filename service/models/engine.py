@@ -28,11 +28,13 @@ version's batcher then drains (requests already queued finish on it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -53,6 +55,7 @@ __all__ = [
     "DECISIONS",
     "OUTPUT_NAMES",
     "PLATFORM",
+    "BatchStat",
     "IndexEntry",
     "InferRequest",
     "InferResult",
@@ -157,6 +160,21 @@ class ModelStats:
     """Requests waiting in the batcher now."""
     running: int = 0
     """Model runs in progress now."""
+    queue_count: int = 0
+    queue_ns: int = 0
+    """Requests that reached a run, and their time waiting for it, summed."""
+    compute_count: int = 0
+    compute_ns: int = 0
+    """Requests that reached a run, and their runs' time, summed (``compute_infer``)."""
+    batch_stats: tuple[BatchStat, ...] = ()
+    """Per rows a run: the runs and their time."""
+
+
+@dataclass(frozen=True)
+class BatchStat:
+    batch_size: int
+    count: int
+    ns: int
 
 
 def decide(card_task: str, thresholds: np.ndarray, logits: np.ndarray) -> np.ndarray:
@@ -244,12 +262,19 @@ class ModelEngine:
         *,
         timeout: float = 30.0,
         max_elements: int = 64 * 1024 * 1024,
+        poll_s: float | None = None,
     ) -> None:
         self.repository = repository
         self._timeout = timeout
         self.max_elements = max_elements
+        self.poll_s = poll_s
+        """Seconds between two :meth:`poll` calls once started; None: never polls."""
         self._slots: dict[str, _Slot] = {}
         self._lock: asyncio.Lock | None = None
+        self._seen: dict[str, tuple[int, float]] = {}
+        """Each model's latest version on disk and its files' newest mtime, at its last load
+        attempt: a model whose load failed is retried when they change."""
+        self._poller: asyncio.Task[None] | None = None
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -266,6 +291,53 @@ class ModelEngine:
                         "model failed to load", extra={"model": name, "reason": exc.message}
                     )
         self.started = True
+        if self.poll_s is not None and self.repository is not None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    async def _poll_forever(self) -> None:
+        assert self.poll_s is not None
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self.poll()
+            except Exception:  # a look at the disk that failed: logged, tried again next time
+                log.exception("polling the model repository failed")
+
+    async def poll(self) -> None:
+        """Bring the served models in line with the repository folder, as Triton's poll
+        mode does: a model with a newer version than the one served, or new, is loaded (the
+        old version's queued requests finish on it); a model whose folder or versions are
+        gone is unloaded; a model whose load failed is tried again once its files change."""
+        repository = self._repository()
+        on_disk = set(repository.names())
+        for name in sorted(on_disk):
+            versions = repository.versions(name)
+            if not versions:
+                if self._served(name) is not None:
+                    await self._unload_gone(name)
+                continue
+            signature = (versions[-1], _newest_mtime(repository.root / name / str(versions[-1])))
+            if self._served(name) == versions[-1] or self._seen.get(name) == signature:
+                continue
+            try:
+                await self.load(name)
+            except (InvalidArgument, NotFound) as exc:
+                log.warning("model failed to load", extra={"model": name, "reason": exc.message})
+        for name in sorted(set(self._slots) - on_disk):
+            if self._served(name) is not None:
+                await self._unload_gone(name)
+            else:
+                del self._slots[name]
+                self._seen.pop(name, None)
+
+    def _served(self, name: str) -> int | None:
+        slot = self._slots.get(name)
+        return slot.live.model.version if slot is not None and slot.live is not None else None
+
+    async def _unload_gone(self, name: str) -> None:
+        await self.unload(name)
+        self._slots.pop(name, None)  # gone from the repository: not listed any more
+        self._seen.pop(name, None)
 
     def abort(self, message: str) -> None:
         """Answer every inference still waiting or running with ``Unavailable`` now."""
@@ -275,6 +347,11 @@ class ModelEngine:
 
     async def stop(self) -> None:
         self.started = False
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
         for slot in self._slots.values():
             if slot.live is not None:
                 await slot.live.batcher.close()
@@ -301,6 +378,10 @@ class ModelEngine:
         check_model_name(name)
         async with self._guard():
             slot = self._slots.get(name)
+            versions = repository.versions(name)
+            if versions:
+                directory = repository.root / name / str(versions[-1])
+                self._seen[name] = (versions[-1], _newest_mtime(directory))
             try:
                 model = await asyncio.to_thread(repository.open, name)
             except (InvalidArgument, NotFound) as exc:
@@ -511,6 +592,14 @@ class ModelEngine:
                     fail_ns=live.fail_ns,
                     queued=batcher.waiting,
                     running=batcher.running,
+                    queue_count=batcher.requests,
+                    queue_ns=batcher.queue_ns,
+                    compute_count=batcher.requests,
+                    compute_ns=batcher.compute_ns,
+                    batch_stats=tuple(
+                        BatchStat(size, runs, ns)
+                        for size, (runs, ns) in sorted(batcher.batch_sizes.items())
+                    ),
                 )
             )
         return result
@@ -670,6 +759,14 @@ class ModelEngine:
         inputs = await _off_loop_if_large(size, self._rows, model, instances)
         outputs = await self._run(live, inputs, timeout)
         return await _off_loop_if_large(size, _predictions, live, outputs)
+
+
+def _newest_mtime(directory: Path) -> float:
+    """The newest modification time of a version folder and its files (0 when unreadable)."""
+    try:
+        return max([directory.stat().st_mtime, *(p.stat().st_mtime for p in directory.iterdir())])
+    except OSError:
+        return 0.0
 
 
 _LARGE_ROWS = 256

@@ -16,7 +16,15 @@ from service.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 FLAGS = {
-    "serve": {"--host", "--http-port", "--grpc-port", "--model-repository", "--frontends"},
+    "serve": {
+        "--host",
+        "--http-port",
+        "--grpc-port",
+        "--model-repository",
+        "--frontends",
+        "--model-control",
+        "--poll-interval",
+    },
     "train": {
         "--dataset", "--loss", "--params", "--name", "--model-repository", "--class-weights",
         "--seed", "--label", "--features", "--drop", "--split-column", "--beta",
@@ -143,6 +151,10 @@ def test_version_not_installed(
         (
             ["serve", "--http-port", "70000"],
             ["lossserve serve: error: --http-port: expected an integer <= 65535, got 70000"],
+        ),
+        (
+            ["serve", "--poll-interval", "0"],
+            ["lossserve serve: error: --poll-interval: expected a number > 0.0, got 0.0"],
         ),
     ],
 )

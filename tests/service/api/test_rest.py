@@ -226,7 +226,7 @@ def test_request_id_is_echoed_and_metrics_count_requests() -> None:
         assert len(generated.headers["X-Request-ID"]) == 32
         text = (await client.get("/metrics")).text
         assert (
-            'lossserve_requests_total{loss="focal",route="/loss",status="200",transport="http"} 1.0'
+            'lossserve_requests_total{loss="focal",route="/loss",status="OK",transport="http"} 1.0'
             in text
         )
         assert "lossserve_worker_alive" in text

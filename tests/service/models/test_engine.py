@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from service.models.engine import (
 )
 
 from .builders import LABELS, reference, rows, write_model
-from .conftest import with_state
+from .conftest import TOKEN, with_state
 
 
 @pytest.mark.parametrize(("model", "version"), [("tiny", "2"), ("tags", "1"), ("spam", "1")])
@@ -298,3 +299,62 @@ def test_concurrent_requests_each_get_their_own_rows(repository: Path) -> None:
         assert stats.execution_count < 24  # merged by the dynamic batcher
 
     with_state(repository, scenario)
+
+
+async def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the timeout"
+        await asyncio.sleep(0.02)
+
+
+def _listed(state: ServiceState) -> list[str]:
+    return [entry.name for entry in state.models.index()]
+
+
+def test_poll_follows_the_repository_folder(repository: Path) -> None:
+    """Triton's poll mode: new versions and new models are loaded, removed ones unloaded, a
+    version that fails to load leaves the served one serving and is retried once its files
+    change; the repository API's load and unload are refused meanwhile."""
+
+    async def scenario(state: ServiceState) -> None:
+        models = state.models
+        assert models.model("tiny").version == 2
+        # written file by file, as a copy would: the first looks may see it half written
+        write_model(repository, "tiny", 3, seed=5)
+        await _eventually(lambda: models.model("tiny").version == 3)
+        result = await models.infer(InferRequest("tiny", {"features": rows(3)}))
+        expected = reference(repository / "tiny" / "3", rows(3))
+        np.testing.assert_allclose(result.outputs["logits"], expected["logits"], rtol=1e-5)
+
+        write_model(repository, "fresh", 1, task="multilabel", seed=6)
+        await _eventually(lambda: models.is_ready("fresh") if "fresh" in _listed(state) else False)
+
+        shutil.rmtree(repository / "tags")
+        await _eventually(lambda: "tags" not in _listed(state))
+        with pytest.raises(NotFound, match="unknown model 'tags'"):
+            await models.infer(InferRequest("tags", {"features": rows(1)}))
+
+        broken = write_model(repository, "tiny", 4, seed=7)
+        (broken / "card.json").write_text("{}")
+        await asyncio.sleep(0.3)  # several polls: the failure is not retried without a change
+        assert models.model("tiny").version == 3
+        write_model(repository, "tiny", 5, seed=8)
+        await _eventually(lambda: models.model("tiny").version == 5)
+
+        for call in (state.admin.load, state.admin.unload):
+            with pytest.raises(PermissionDenied, match="LOSSSERVE_MODEL_CONTROL=poll"):
+                await call(f"Bearer {TOKEN}", "tiny")
+
+    with_state(repository, scenario, model_control="poll", model_poll_s=0.05, admin_token=TOKEN)
+
+
+def test_explicit_control_does_not_poll(repository: Path) -> None:
+    async def scenario(state: ServiceState) -> None:
+        write_model(repository, "tiny", 3, seed=5)
+        await asyncio.sleep(0.3)
+        assert state.models.model("tiny").version == 2
+        await state.admin.load(f"Bearer {TOKEN}", "tiny")
+        assert state.models.model("tiny").version == 3
+
+    with_state(repository, scenario, model_poll_s=0.05, admin_token=TOKEN)

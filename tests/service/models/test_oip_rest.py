@@ -366,10 +366,53 @@ def test_inference_served_directly_answers_as_through_fastapi(repository: Path) 
     assert direct == fastapi
     assert [status for status, *_ in direct] == [200, 200, 404, 404, 400, 400, 405]
     assert direct[1][3] and not direct[0][3]
-    label = 'route="/v2/models/{model_name}/infer",status="200",transport="http"'
+    label = 'route="/v2/models/{model_name}/infer",status="OK",transport="http"'
     count = next(
         line
         for line in metrics.splitlines()
         if line.startswith("lossserve_requests_total{") and label in line
     )
     assert count.endswith(" 2.0"), count
+
+
+def test_stats_and_metrics_count_queue_compute_and_batch_sizes(repository: Path) -> None:
+    """Triton's statistics fields and the per-model Prometheus counters come from the same
+    numbers: requests that reached a run, their queue and run time, rows a run."""
+
+    async def scenario(client: httpx.AsyncClient, state: ServiceState) -> None:
+        for count in (1, 3, 1):
+            body = {"inputs": [json_input(rows(count))]}
+            response = await client.post("/v2/models/tiny/infer", json=body)
+            assert response.status_code == 200
+        narrow = {"inputs": [json_input(np.zeros((1, 3), np.float32))]}
+        failed = await client.post("/v2/models/tiny/infer", json=narrow)
+        assert failed.status_code == 400  # refused before the batcher: not a run
+        stats = (await client.get("/v2/models/tiny/stats")).json()["model_stats"][0]
+        inference = stats["inference_stats"]
+        assert inference["success"]["count"] == 3
+        assert inference["queue"]["count"] == inference["compute_infer"]["count"] == 3
+        assert inference["compute_infer"]["ns"] > 0 and inference["queue"]["ns"] >= 0
+        sizes = {b["batch_size"]: b["compute_infer"]["count"] for b in stats["batch_stats"]}
+        assert sizes == {1: 2, 3: 1}
+        assert sum(sizes.values()) == stats["execution_count"]
+        metrics = (await client.get("/metrics")).text
+        model = 'model="tiny",version="2"'
+        success = 'model="tiny",outcome="success",version="2"'
+        assert f"lossserve_model_requests_total{{{success}}} 3.0" in metrics
+        assert f"lossserve_model_inference_rows_total{{{model}}} 5.0" in metrics
+        assert f'lossserve_model_batch_size_bucket{{le="2",{model}}} 2.0' in metrics
+        assert f'lossserve_model_batch_size_bucket{{le="4",{model}}} 3.0' in metrics
+        assert f"lossserve_model_batch_size_count{{{model}}} 3.0" in metrics
+        assert f"lossserve_model_batch_size_sum{{{model}}} 5.0" in metrics
+        compute = float(
+            next(
+                line.split()[-1]
+                for line in metrics.splitlines()
+                if line.startswith(f"lossserve_model_compute_infer_duration_us_total{{{model}}}")
+            )
+        )
+        assert compute == pytest.approx(inference["compute_infer"]["ns"] / 1e3)
+        assert "process_cpu_seconds_total" in metrics and "python_info" in metrics
+        assert 'status="INVALID_ARGUMENT",transport="http"' in metrics
+
+    with_client(repository, scenario)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -176,14 +179,21 @@ def test_standardisation_is_in_the_model(digits: Dataset, tiny: TrainOptions) ->
     assert np.allclose(model.inv_scale.numpy()[~constant], 1.0 / std[~constant], rtol=1e-5)
 
 
-def test_progress_bar(
-    digits: Dataset, tiny: TrainOptions, capsys: pytest.CaptureFixture[str]
-) -> None:
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar(digits: Dataset, tiny: TrainOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+    stderr = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
     fit(digits, resolve_loss(digits, "cross_entropy"), tiny, quiet=False, description="demo")
-    err = capsys.readouterr().err
+    err = stderr.getvalue()
     assert "demo" in err and "val_macro_f1=" in err and "loss=" in err
+    stderr.seek(0)
+    stderr.truncate()
     fit(digits, resolve_loss(digits, "cross_entropy"), tiny, quiet=True)
-    assert capsys.readouterr().err == ""
+    assert stderr.getvalue() == ""
 
 
 def test_bad_options() -> None:

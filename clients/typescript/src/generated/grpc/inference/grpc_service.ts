@@ -461,7 +461,18 @@ export interface ModelStatistics {
   inferenceCount: number;
   /** Model runs (a batch of merged requests is one run). */
   executionCount: number;
-  inferenceStats: InferStatistics | undefined;
+  inferenceStats:
+    | InferStatistics
+    | undefined;
+  /** Per rows a run (Triton's numbering): the runs and their time. */
+  batchStats: InferBatchStatistics[];
+}
+
+export interface InferBatchStatistics {
+  batchSize: number;
+  computeInput: StatisticDuration | undefined;
+  computeInfer: StatisticDuration | undefined;
+  computeOutput: StatisticDuration | undefined;
 }
 
 export interface ModelStatisticsResponse {
@@ -5377,7 +5388,15 @@ export const InferStatistics: MessageFns<InferStatistics> = {
 };
 
 function createBaseModelStatistics(): ModelStatistics {
-  return { name: "", version: "", lastInference: 0, inferenceCount: 0, executionCount: 0, inferenceStats: undefined };
+  return {
+    name: "",
+    version: "",
+    lastInference: 0,
+    inferenceCount: 0,
+    executionCount: 0,
+    inferenceStats: undefined,
+    batchStats: [],
+  };
 }
 
 export const ModelStatistics: MessageFns<ModelStatistics> = {
@@ -5399,6 +5418,9 @@ export const ModelStatistics: MessageFns<ModelStatistics> = {
     }
     if (message.inferenceStats !== undefined) {
       InferStatistics.encode(message.inferenceStats, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.batchStats) {
+      InferBatchStatistics.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -5464,6 +5486,14 @@ export const ModelStatistics: MessageFns<ModelStatistics> = {
             message.inferenceStats = InferStatistics.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.batchStats.push(InferBatchStatistics.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5500,6 +5530,11 @@ export const ModelStatistics: MessageFns<ModelStatistics> = {
         : isSet(object.inference_stats)
         ? InferStatistics.fromJSON(object.inference_stats)
         : undefined,
+      batchStats: globalThis.Array.isArray(object?.batchStats)
+        ? object.batchStats.map((e: any) => InferBatchStatistics.fromJSON(e))
+        : globalThis.Array.isArray(object?.batch_stats)
+        ? object.batch_stats.map((e: any) => InferBatchStatistics.fromJSON(e))
+        : [],
     };
   },
 
@@ -5523,6 +5558,9 @@ export const ModelStatistics: MessageFns<ModelStatistics> = {
     if (message.inferenceStats !== undefined) {
       obj.inferenceStats = InferStatistics.toJSON(message.inferenceStats);
     }
+    if (message.batchStats?.length) {
+      obj.batchStats = message.batchStats.map((e) => InferBatchStatistics.toJSON(e));
+    }
     return obj;
   },
 
@@ -5538,6 +5576,146 @@ export const ModelStatistics: MessageFns<ModelStatistics> = {
     message.executionCount = object.executionCount ?? 0;
     message.inferenceStats = (object.inferenceStats !== undefined && object.inferenceStats !== null)
       ? InferStatistics.fromPartial(object.inferenceStats)
+      : undefined;
+    message.batchStats = object.batchStats?.map((e) => InferBatchStatistics.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseInferBatchStatistics(): InferBatchStatistics {
+  return { batchSize: 0, computeInput: undefined, computeInfer: undefined, computeOutput: undefined };
+}
+
+export const InferBatchStatistics: MessageFns<InferBatchStatistics> = {
+  encode(message: InferBatchStatistics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchSize !== 0) {
+      writer.uint32(8).uint64(message.batchSize);
+    }
+    if (message.computeInput !== undefined) {
+      StatisticDuration.encode(message.computeInput, writer.uint32(18).fork()).join();
+    }
+    if (message.computeInfer !== undefined) {
+      StatisticDuration.encode(message.computeInfer, writer.uint32(26).fork()).join();
+    }
+    if (message.computeOutput !== undefined) {
+      StatisticDuration.encode(message.computeOutput, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InferBatchStatistics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInferBatchStatistics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchSize = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.computeInput = StatisticDuration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.computeInfer = StatisticDuration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.computeOutput = StatisticDuration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InferBatchStatistics {
+    return {
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      computeInput: isSet(object.computeInput)
+        ? StatisticDuration.fromJSON(object.computeInput)
+        : isSet(object.compute_input)
+        ? StatisticDuration.fromJSON(object.compute_input)
+        : undefined,
+      computeInfer: isSet(object.computeInfer)
+        ? StatisticDuration.fromJSON(object.computeInfer)
+        : isSet(object.compute_infer)
+        ? StatisticDuration.fromJSON(object.compute_infer)
+        : undefined,
+      computeOutput: isSet(object.computeOutput)
+        ? StatisticDuration.fromJSON(object.computeOutput)
+        : isSet(object.compute_output)
+        ? StatisticDuration.fromJSON(object.compute_output)
+        : undefined,
+    };
+  },
+
+  toJSON(message: InferBatchStatistics): unknown {
+    const obj: any = {};
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.computeInput !== undefined) {
+      obj.computeInput = StatisticDuration.toJSON(message.computeInput);
+    }
+    if (message.computeInfer !== undefined) {
+      obj.computeInfer = StatisticDuration.toJSON(message.computeInfer);
+    }
+    if (message.computeOutput !== undefined) {
+      obj.computeOutput = StatisticDuration.toJSON(message.computeOutput);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InferBatchStatistics>, I>>(base?: I): InferBatchStatistics {
+    return InferBatchStatistics.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InferBatchStatistics>, I>>(object: I): InferBatchStatistics {
+    const message = createBaseInferBatchStatistics();
+    message.batchSize = object.batchSize ?? 0;
+    message.computeInput = (object.computeInput !== undefined && object.computeInput !== null)
+      ? StatisticDuration.fromPartial(object.computeInput)
+      : undefined;
+    message.computeInfer = (object.computeInfer !== undefined && object.computeInfer !== null)
+      ? StatisticDuration.fromPartial(object.computeInfer)
+      : undefined;
+    message.computeOutput = (object.computeOutput !== undefined && object.computeOutput !== null)
+      ? StatisticDuration.fromPartial(object.computeOutput)
       : undefined;
     return message;
   },
