@@ -429,6 +429,48 @@ def _params(value: str) -> dict[str, Any]:
     return params
 
 
+def _add_data_columns(command: argparse.ArgumentParser) -> None:
+    """A user file's columns: label, features, dropped, split (``train``, ``experiment``)."""
+    command.add_argument(
+        "--label",
+        type=_columns,
+        default=None,
+        metavar="COL[,COL...]",
+        help="user file: the label column, or several 0/1 columns (multilabel); required "
+        "for a user file, not allowed for a built-in dataset (default: none)",
+    )
+    command.add_argument(
+        "--features",
+        type=_columns,
+        default=None,
+        metavar="COL[,COL...]",
+        help="user file: the feature columns (default: all others)",
+    )
+    command.add_argument(
+        "--drop",
+        type=_columns,
+        default=None,
+        metavar="COL[,COL...]",
+        help="user file: columns to leave out (columns that look like IDs are left out "
+        "anyway, with a message) (default: none)",
+    )
+    command.add_argument(
+        "--split-column",
+        default=None,
+        metavar="COL",
+        help="user file: a train/validation/test column (default: a stratified 60/20/20 split)",
+    )
+
+
+def _data_columns(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "label": args.label,
+        "features": args.features,
+        "split_column": args.split_column,
+        "drop": args.drop,
+    }
+
+
 def _add_training_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--architecture",
@@ -507,10 +549,7 @@ def _train(args: argparse.Namespace) -> int:
         options=_training_options(args, args.seed),
         beta=args.beta,
         refit_thresholds=args.refit_thresholds,
-        label=args.label,
-        features=args.features,
-        split_column=args.split_column,
-        drop=args.drop,
+        **_data_columns(args),
         quiet=args.quiet,
     )
     result = train(config)
@@ -542,6 +581,7 @@ def _experiment(args: argparse.Namespace) -> int:
         variants=args.losses,
         quiet=args.quiet,
         log=log,
+        **_data_columns(args),
     )
     text = result.markdown()
     print(text)
@@ -741,35 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="seeds initialisation and shuffling (default: %(default)s)",
     )
-    fit.add_argument(
-        "--label",
-        type=_columns,
-        default=None,
-        metavar="COL[,COL...]",
-        help="user file: the label column, or several 0/1 columns (multilabel); required "
-        "for a user file, not allowed for a built-in dataset (default: none)",
-    )
-    fit.add_argument(
-        "--features",
-        type=_columns,
-        default=None,
-        metavar="COL[,COL...]",
-        help="user file: the feature columns (default: all others)",
-    )
-    fit.add_argument(
-        "--drop",
-        type=_columns,
-        default=None,
-        metavar="COL[,COL...]",
-        help="user file: columns to leave out (columns that look like IDs are left out "
-        "anyway, with a message) (default: none)",
-    )
-    fit.add_argument(
-        "--split-column",
-        default=None,
-        metavar="COL",
-        help="user file: a train/validation/test column (default: a stratified 60/20/20 split)",
-    )
+    _add_data_columns(fit)
     fit.add_argument(
         "--beta", type=float, default=1.0, help="F-beta of the thresholds (default: %(default)s)"
     )
@@ -783,13 +795,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     experiment = commands.add_parser(
         "experiment",
-        help="compare losses on a built-in dataset over seeds",
+        help="compare losses on a dataset over seeds",
         description="Train the same model with each loss over several seeds and print test "
         "macro-F1 (plain and with learned thresholds) beside LogisticRegression.",
     )
     experiment.add_argument(
-        "dataset", help="digits-lt, breast-cancer-imbalanced or multilabel-synth"
+        "dataset",
+        help="digits-lt, breast-cancer-imbalanced, multilabel-synth, or a .csv/.parquet/.npz "
+        "file with --label",
     )
+    _add_data_columns(experiment)
     experiment.add_argument(
         "--seeds",
         type=int,

@@ -12,8 +12,10 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -275,6 +277,31 @@ async def _serve_direct(scope: Scope, receive: Receive, send: Send) -> None:
     await scope["route"].serve(scope, receive, send)
 
 
+_DOCS_ASSETS = "/docs/assets"
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``GET /docs``: Swagger UI over the OpenAPI document, every asset served from the
+    ``swagger-ui-bundle`` package under ``/docs/assets``."""
+    import swagger_ui_bundle
+
+    app.mount(
+        _DOCS_ASSETS,
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="docs-assets",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+
 def create_app(state: ServiceState) -> FastAPI:
     """The FastAPI application over ``state``'s core objects."""
     app = _App(
@@ -284,7 +311,12 @@ def create_app(state: ServiceState) -> FastAPI:
         # operationId = the route function's name (compute_loss, predict, ...): the names
         # the generated clients give their calls
         generate_unique_id_function=_operation_id,
+        # /docs from the Swagger UI that swagger-ui-bundle ships (below), not from a CDN:
+        # it works offline and behind egress rules; no ReDoc (a CDN script only)
+        docs_url=None,
+        redoc_url=None,
     )
+    _add_docs(app)
     settings = state.settings
     metrics = state.metrics
     plane = state.plane

@@ -215,8 +215,15 @@ def run_experiment(
     variants: Sequence[str] | None = None,
     quiet: bool = True,
     log: Callable[[str], None] | None = None,
+    label: Sequence[str] | None = None,
+    features: Sequence[str] | None = None,
+    split_column: str | None = None,
+    drop: Sequence[str] | None = None,
 ) -> ExperimentResult:
     """Train every variant of the dataset's task (or those named) once per seed.
+
+    ``dataset``: a built-in name, or a user file with its columns (``label``, ``features``,
+    ``split_column``, ``drop``) as :func:`~service.training.datasets.load_dataset` takes them.
 
     Raises:
         ValueError: an unknown dataset or variant name, or no seeds.
@@ -224,7 +231,9 @@ def run_experiment(
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
     started = time.perf_counter()
-    data = load_dataset(dataset)
+    data = load_dataset(
+        dataset, label=label, features=features, split_column=split_column, drop=drop
+    )
     available = VARIANTS[data.task]
     chosen = list(available)
     if variants is not None:

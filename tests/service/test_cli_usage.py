@@ -34,7 +34,7 @@ FLAGS = {
     "experiment": {
         "--seeds", "--losses", "--output", "--architecture", "--hidden", "--epochs",
         "--patience", "--batch-size", "--learning-rate", "--weight-decay", "--threads",
-        "--quiet",
+        "--quiet", "--label", "--features", "--drop", "--split-column",
     },
 }  # fmt: skip
 """Every flag a user may give, per command (the supervisor's internal flag is not one)."""

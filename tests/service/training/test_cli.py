@@ -155,6 +155,22 @@ def test_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert " ± " in text  # two seeds: mean ± std
 
 
+def test_experiment_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _csv(tmp_path / "animals.csv")
+    argv = [
+        "experiment", str(data),
+        "--label", "kind",
+        "--seeds", "0",
+        "--losses", "cross_entropy",
+        "--epochs", "2",
+        "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "## animals.csv: test macro-F1" in out
+    assert "| MLP | cross_entropy | - | " in out
+
+
 def test_experiment_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "digits-lt", "--losses", "focal,hinge", "--quiet"]) == 2
     assert "losses: expected names among cross_entropy" in capsys.readouterr().err
