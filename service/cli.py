@@ -736,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="SECONDS",
         help="seconds between two looks at the repository with --model-control poll "
-        "(default: LOSSSERVE_MODEL_POLL_S, else 5)",
+        f"(default: LOSSSERVE_MODEL_POLL_S, else {_default('model_poll_s'):g})",
     )
     run.add_argument(_FRONTEND_FLAG, type=int, default=None, help=argparse.SUPPRESS)
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .core.state import ServiceState
     from .models.engine import ModelStats
 
-__all__ = ["JsonFormatter", "Metrics", "configure_logging", "loss_label", "status_name"]
+__all__ = ["JsonFormatter", "Metrics", "configure_logging", "loss_label"]
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -65,37 +65,6 @@ def loss_label(loss: object) -> str:
     if not loss:
         return ""
     return loss if isinstance(loss, str) and loss in losses.names() else "unknown"
-
-
-_HTTP_CODES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    405: "UNIMPLEMENTED",
-    408: "DEADLINE_EXCEEDED",
-    413: "RESOURCE_EXHAUSTED",
-    415: "INVALID_ARGUMENT",
-    422: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-
-def status_name(status: int | str) -> str:
-    """One name for a request's outcome on both transports: a gRPC status code's name as
-    it is, an HTTP status as the gRPC code it maps to (2xx ``OK``; as gRPC's own HTTP
-    mapping, 400 ``INVALID_ARGUMENT``, 429 ``RESOURCE_EXHAUSTED``, 499 ``CANCELLED``, 503
-    ``UNAVAILABLE``...; any other ``UNKNOWN``)."""
-    if isinstance(status, str):
-        return status
-    if 200 <= status < 300:
-        return "OK"
-    return _HTTP_CODES.get(status, "UNKNOWN")
 
 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -158,7 +127,7 @@ class _ModelCollector(Collector):
                 count_here = sum(b.count for b in item.batch_stats if b.batch_size <= bound)
                 buckets.append((str(bound), count_here))
             count = sum(b.count for b in item.batch_stats)
-            total = float(sum(b.batch_size * b.count for b in item.batch_stats))
+            total = float(item.batch_rows)
             buckets.append(("+Inf", count))
             sizes.add_metric(key, buckets, total)
         yield from families.values()
@@ -177,7 +146,7 @@ class Metrics:
         GCCollector(registry=self.registry)
         self.models = _ModelCollector()
         self.registry.register(self.models)
-        self._children: dict[tuple[str, str, str, int | str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         """The labelled request counter and histogram of each label set seen."""
         self.requests = Counter(
             "lossserve_requests",
@@ -231,13 +200,13 @@ class Metrics:
         )
 
     def observe(
-        self, route: str, loss: str, status: int | str, seconds: float, transport: str = "http"
+        self, route: str, loss: str, status: str, seconds: float, transport: str = "http"
     ) -> None:
         """Count one request. ``route`` must come from a bounded set (the app's route
         templates, the server's RPC names); ``loss`` is whatever the client sent, so only a
-        registry name is kept, anything else counts as ``unknown``."""
+        registry name is kept, anything else counts as ``unknown``. ``status``: a gRPC status
+        code's name, on both transports (:func:`service.api.http.status_name`)."""
         label = loss_label(loss)
-        status = status_name(status)
         key = (transport, route, label, status)
         children = self._children.get(key)
         if children is None:

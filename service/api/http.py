@@ -43,6 +43,7 @@ __all__ = [
     "declared_size",
     "json_response",
     "read_body",
+    "status_name",
 ]
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -57,6 +58,35 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL: 500,
 }
 """The one table from the core's error codes to HTTP statuses."""
+
+_HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    408: "DEADLINE_EXCEEDED",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def status_name(status: int) -> str:
+    """An HTTP status as the gRPC status code the same outcome answers over gRPC (2xx
+    ``OK``; as gRPC's own HTTP mapping, 400 ``INVALID_ARGUMENT``, 429 ``RESOURCE_EXHAUSTED``,
+    499 ``CANCELLED``, 503 ``UNAVAILABLE``...; any other ``UNKNOWN``): the metrics' status
+    label, one name per outcome on both transports."""
+    if 200 <= status < 300:
+        return "OK"
+    return _HTTP_CODES.get(status, "UNKNOWN")
+
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 CLIENT_CLOSED_REQUEST = 499
@@ -260,7 +290,7 @@ class ObserveMiddleware:
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
         loss = scope.get("lossserve.loss", "")
-        self.metrics.observe(path, loss, status, elapsed)
+        self.metrics.observe(path, loss, status_name(status), elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request",

@@ -201,8 +201,11 @@ class PredictBody(BaseModel):
     """``POST /models/{model_name}/predict``: feature rows, as KServe's v1 ``instances``."""
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[list[float]] = Field(
-        description="Feature rows, each as long as the model's input (see its card)."
+    instances: list[list[float]] | list[dict[str, float | str | None]] = Field(
+        description="Feature rows, each as long as the model's input (see its card), or "
+        "objects keyed by feature name. A model trained on a table takes objects keyed by "
+        "column name (its card's columns): numbers, strings for categories, null or an "
+        "absent key for an empty cell."
     )
 
 

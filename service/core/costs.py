@@ -246,7 +246,15 @@ def class_weights_cost(labels: int, counts: int, num_classes: int | None) -> Cos
     return Cost(memory, labels + classes * 10, f"{field}: weights for {classes} classes")
 
 
-def infer_cost(rows: int, features: int, outputs: int) -> Cost:
-    """One inference: the inputs, every output (``outputs`` values a row), the answer."""
+_STRING = 3 * _PY_OBJECT + 3 * 8
+"""A BYTES element as the model runs it: the bytes object decoded, the str made of it,
+ONNX Runtime's copy, and a pointer in each of their arrays."""
+
+
+def infer_cost(rows: int, features: int, outputs: int, *, strings: int = 0) -> Cost:
+    """One inference: the inputs (``strings`` of their elements BYTES), every output
+    (``outputs`` values a row), the answer."""
     memory = rows * (features * _FLOAT * 2 + outputs * (_FLOAT * 3 + _JSON_NUMBER))
-    return Cost(memory, rows * (features + outputs) * 4, f"inputs: inference on {rows} rows")
+    memory += strings * _STRING
+    work = rows * (features + outputs) * 4 + strings * 100
+    return Cost(memory, work, f"inputs: inference on {rows} rows")

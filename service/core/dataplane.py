@@ -245,10 +245,14 @@ class DataPlane:
 
     async def infer(self, request: InferRequest, *, remaining: float | None = None) -> InferResult:
         for name, array in request.inputs.items():
+            if array.ndim == 0:
+                raise InvalidArgument(f"input {name!r}: expected a shape [rows, ...], got []")
             costs.check_shape(array.shape, f"input {name!r}", self.settings.max_elements)
         rows = next(iter(request.inputs.values())).shape[0] if request.inputs else 0
         features = max((a.size for a in request.inputs.values()), default=0) // max(1, rows)
-        self.budget.check(costs.infer_cost(rows, features, _outputs_per_row(self._state, request)))
+        strings = sum(a.size for a in request.inputs.values() if a.dtype == object)
+        outputs = _outputs_per_row(self._state, request)
+        self.budget.check(costs.infer_cost(rows, features, outputs, strings=strings))
         return await self._state.models.infer(request, timeout=self.deadline(remaining))
 
     # Reads of the served models (cheap, constant-size: no admission, no cost)
@@ -276,6 +280,8 @@ class DataPlane:
         does. Outputs asked for as binary data are not counted."""
         if not json_outputs or not request.inputs:
             return
+        if any(array.ndim == 0 for array in request.inputs.values()):
+            return  # the inference itself refuses it
         try:
             model = self._state.models.model(request.model, request.version)
         except (NotFound, InvalidArgument):

@@ -23,6 +23,7 @@ __all__ = [
     "InputSpec",
     "ModelCard",
     "SplitMetrics",
+    "category",
     "sha256_of",
 ]
 
@@ -58,6 +59,12 @@ class ColumnSpec(BaseModel):
 
 NUMERIC_INPUT = "numeric"
 CATEGORICAL_INPUT = "categorical"
+
+
+def category(value: str) -> str:
+    """A category as training saw it: an empty or blank cell is ``""``; any other string
+    is itself (not stripped), on every path (training, ``/predict``, BYTES tensors)."""
+    return value if value.strip() else ""
 
 
 class SplitMetrics(BaseModel):
@@ -113,7 +120,8 @@ class ModelCard(BaseModel):
     @model_validator(mode="after")
     def _one_kind_of_input(self) -> ModelCard:
         if (self.input is None) == (not self.columns):
-            raise ValueError("expected either input or columns")
+            got = "both" if self.input is not None else "neither"
+            raise ValueError(f"expected either input or columns, got {got}")
         return self
 
     def inputs(self) -> list[tuple[str, str, list[int]]]:

@@ -47,7 +47,7 @@ from ..core.errors import (
     PayloadTooLarge,
 )
 from .batching import DynamicBatcher
-from .card import CATEGORICAL_INPUT, NUMERIC_INPUT, ColumnSpec, ModelCard
+from .card import CATEGORICAL_INPUT, NUMERIC_INPUT, ColumnSpec, ModelCard, category
 from .oip import config_type, datatype_of
 from .repository import OUTPUTS, LoadedModel, ModelRepository, check_model_name
 
@@ -167,7 +167,10 @@ class ModelStats:
     compute_ns: int = 0
     """Requests that reached a run, and their runs' time, summed (``compute_infer``)."""
     batch_stats: tuple[BatchStat, ...] = ()
-    """Per rows a run: the runs and their time."""
+    """Per rows a run: the runs and their time (a run above ``max_batch_size`` rows, a
+    request that ran alone, is counted at the next power of two)."""
+    batch_rows: int = 0
+    """Rows sent to runs, summed (the batch-size histogram's sum)."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,8 @@ class ModelEngine:
             and the repository API answers that no repository is configured).
         timeout: the default deadline of an inference, in seconds.
         max_elements: the most elements one input tensor may have.
+        poll_s: once started, look at the repository this often (:meth:`poll`); None:
+            only :meth:`load` and :meth:`unload` change what is served.
     """
 
     def __init__(
@@ -292,12 +297,11 @@ class ModelEngine:
                     )
         self.started = True
         if self.poll_s is not None and self.repository is not None:
-            self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+            self._poller = asyncio.get_running_loop().create_task(self._poll_forever(self.poll_s))
 
-    async def _poll_forever(self) -> None:
-        assert self.poll_s is not None
+    async def _poll_forever(self, every: float) -> None:
         while True:
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(every)
             try:
                 await self.poll()
             except Exception:  # a look at the disk that failed: logged, tried again next time
@@ -312,9 +316,12 @@ class ModelEngine:
         on_disk = set(repository.names())
         for name in sorted(on_disk):
             versions = repository.versions(name)
-            if not versions:
+            if not versions:  # an empty folder (a training that failed): nothing to serve
                 if self._served(name) is not None:
                     await self._unload_gone(name)
+                elif name in self._slots:
+                    del self._slots[name]
+                    self._seen.pop(name, None)
                 continue
             signature = (versions[-1], _newest_mtime(repository.root / name / str(versions[-1])))
             if self._served(name) == versions[-1] or self._seen.get(name) == signature:
@@ -596,6 +603,7 @@ class ModelEngine:
                     queue_ns=batcher.queue_ns,
                     compute_count=batcher.requests,
                     compute_ns=batcher.compute_ns,
+                    batch_rows=batcher.rows,
                     batch_stats=tuple(
                         BatchStat(size, runs, ns)
                         for size, (runs, ns) in sorted(batcher.batch_sizes.items())
@@ -799,15 +807,16 @@ def _finite(name: str, array: np.ndarray, card: ModelCard) -> np.ndarray:
 
 
 def _strings(name: str, array: np.ndarray) -> np.ndarray:
-    """A BYTES tensor as str objects (what ONNX Runtime takes); UTF-8 or refused."""
+    """A BYTES tensor as str objects (what ONNX Runtime takes), each a category as training
+    saw it (:func:`~service.models.card.category`); UTF-8 or refused."""
     out = np.empty(array.shape, dtype=object)
     flat_in, flat_out = array.reshape(-1), out.reshape(-1)
     for index, value in enumerate(flat_in):
         if isinstance(value, str):
-            flat_out[index] = value
+            flat_out[index] = category(value)
             continue
         try:
-            flat_out[index] = bytes(value).decode("utf-8")
+            flat_out[index] = category(bytes(value).decode("utf-8"))
         except UnicodeDecodeError:
             position = [int(i) for i in np.unravel_index(index, array.shape)]
             raise InvalidArgument(
@@ -853,7 +862,7 @@ def _column_rows(columns: Sequence[ColumnSpec], instances: list[Any]) -> dict[st
                 continue
             if not isinstance(value, str):
                 raise InvalidArgument(f"{where}.{name}: expected a string or null, got {value!r}")
-            categorical[index, column] = value.strip()
+            categorical[index, column] = category(value)
     inputs = {NUMERIC_INPUT: numeric} if numbers else {}
     if categories:
         inputs[CATEGORICAL_INPUT] = categorical

@@ -186,6 +186,8 @@ class ModelRepository:
             card = ModelCard.read(directory)
         except FileNotFoundError:
             raise _fail(name, version, f"{CARD_FILE} is missing") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(name, version, f"{CARD_FILE} cannot be read ({exc})") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "card"

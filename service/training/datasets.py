@@ -635,9 +635,8 @@ def load_file(
                 task, labels, y = Task.MULTILABEL, list(label), _multi_label(label, blocks)
         except ValueError as exc:
             problems.append(str(exc))
-    if problems:
+    if problems or task is None:
         raise ValueError("\n".join(problems))
-    assert task is not None
     if y.shape[0] == 0:
         raise ValueError(f"dataset: expected at least one row in {path.name}, got none")
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..models.card import CATEGORICAL_INPUT, NUMERIC_INPUT, category
+
 __all__ = [
     "CATEGORICAL_INPUT",
     "NUMERIC_INPUT",
@@ -33,8 +35,6 @@ __all__ = [
     "fit_tabular",
 ]
 
-NUMERIC_INPUT = "numeric"
-CATEGORICAL_INPUT = "categorical"
 PREPROCESSED = "preprocessed"
 """The preprocessing graph's output, joined to the network's ``features`` input."""
 _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$", re.IGNORECASE)
@@ -88,7 +88,7 @@ def categories(values: npt.NDArray[Any]) -> Objects:
         if _is_missing(value):
             out[i] = ""
         else:
-            out[i] = value.decode() if isinstance(value, bytes) else str(value).strip()
+            out[i] = category(value.decode() if isinstance(value, bytes) else str(value))
     return out
 
 

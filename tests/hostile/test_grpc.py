@@ -411,6 +411,7 @@ INFER_CASES = [
     InferCase("shape-negative-product", lambda: infer(shape=[-2, -FEATURES]), "features"),
     InferCase("shape-0-by-N", lambda: infer(raw=b"", shape=[0, FEATURES]), "features"),
     InferCase("shape-N-by-0", lambda: infer(raw=b"", shape=[2, 0]), "features"),
+    InferCase("shape-scalar", lambda: infer(raw=ROWS.tobytes()[:4], shape=[]), "features"),
     InferCase("raw-byte-count", lambda: infer(raw=ROWS.tobytes()[:-2]), "features"),
     InferCase("raw-count-mismatch", lambda: oip.ModelInferRequest(
         model_name="digits", inputs=infer().inputs, raw_input_contents=[b"", b""]),

@@ -101,6 +101,7 @@ OIP_CASES = [
          lambda: infer_json(ROWS.ravel().tolist(), shape=["١", FEATURES]), "features"),
     Case("shape-float", INFER,
          lambda: infer_json(ROWS.ravel().tolist(), shape=[2.0, FEATURES]), "features"),
+    Case("shape-scalar", INFER, lambda: infer_json(1.0, shape=[]), "features"),
     Case("shape-3d", INFER,
          lambda: infer_json(ROWS.ravel().tolist(), shape=[2, 1, FEATURES]), "features"),
     Case("data-count-short", INFER, lambda: infer_json(ROWS.ravel().tolist()[:-1]), "features"),

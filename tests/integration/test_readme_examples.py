@@ -12,14 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
 import losses
 from bench._server import start_server, stop_server, wait_ready
+from service.models.card import ModelCard
 from tests.integration._serving import write_table
 
 ROOT = Path(__file__).resolve().parents[2]
+CPU = "CPUExecutionProvider"
 
 
 def _example(name: str) -> str:
@@ -113,7 +117,23 @@ def test_readme_table_example(tmp_path: Path) -> None:
             stop_server(running)
     assert result.returncode == 0, result.stderr
     predictions = json.loads(result.stdout)["predictions"]
-    assert len(predictions) == 2
-    for prediction in predictions:
-        assert len(prediction["labels"]) == 1 and prediction["labels"][0] in ("no", "yes")
-        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    # the same rows through in-process ONNX Runtime and the card's threshold
+    body = re.search(r"-d '(.*)'", predict, re.S)
+    assert body, predict
+    sent = json.loads(body[1])["instances"]
+    directory = tmp_path / "models" / "churn" / "1"
+    card = ModelCard.read(directory)
+    numbers = [c.name for c in card.columns if c.kind == "number"]
+    categories = [c.name for c in card.columns if c.kind == "category"]
+    feed = {
+        "numeric": np.array(
+            [[np.nan if r.get(n) is None else r[n] for n in numbers] for r in sent], np.float32
+        ),
+        "categorical": np.array([[r.get(n) or "" for n in categories] for r in sent], object),
+    }
+    session = ort.InferenceSession(str(directory / "model.onnx"), providers=[CPU])
+    logits, probabilities = session.run(["logits", "probabilities"], feed)
+    decisions = logits[:, 0] >= card.thresholds[0]
+    assert [p["labels"] for p in predictions] == [[card.labels[int(d)]] for d in decisions]
+    positive = [p["probabilities"][card.labels[1]] for p in predictions]
+    np.testing.assert_allclose(positive, probabilities[:, 0], rtol=1e-5)

@@ -237,3 +237,89 @@ def test_a_users_table_is_served_on_its_raw_columns(served: Served, tmp_path: Pa
     assert answer.status_code == 200, answer.text
     labels = [p["labels"] for p in answer.json()["predictions"]]
     assert labels == [[card.labels[int(d)]] for d in expected]
+
+
+TABLE_ROW = {"age": 40.0, "income": 5.0, "country": "US", "plan": "pro"}
+
+
+@pytest.mark.parametrize(
+    ("instances", "message"),
+    [
+        ([[40.0, 5.0, "US", "pro"]], "instances[0]: expected an object keyed by column name"),
+        ([{**TABLE_ROW, "customer_id": "C-1"}], "instances[0]: unexpected columns ['customer_id']"),
+        ([{**TABLE_ROW, "age": "forty"}], "instances[0].age: expected a number or null"),
+        ([{**TABLE_ROW, "age": True}], "instances[0].age: expected a number or null"),
+        ([{**TABLE_ROW, "income": 1e39}], "instances[0].income: expected a finite float32"),
+        ([{**TABLE_ROW, "plan": 3}], "instances[0].plan: expected a string or null, got 3"),
+    ],
+)
+def test_a_table_models_bad_rows_are_refused(
+    served: Served, instances: list[object], message: str
+) -> None:
+    answer = httpx.post(
+        f"http://{served.server.http_url}/models/table-csv/predict",
+        json={"instances": instances},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]["message"], answer.text
+
+
+def _table_infer(inputs: list[dict[str, object]]) -> dict[str, object]:
+    return {"inputs": inputs}
+
+
+NUMERIC = {"name": "numeric", "datatype": "FP32", "shape": [1, 2], "data": [40.0, 5.0]}
+CATEGORICAL = {"name": "categorical", "datatype": "BYTES", "shape": [1, 2], "data": ["US", "pro"]}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ([NUMERIC], "missing input 'categorical' of model 'table-csv'"),
+        (
+            [NUMERIC, {**CATEGORICAL, "shape": [2, 2], "data": ["US", "pro"] * 2}],
+            "input 'categorical': expected 1 rows, as the other inputs, got 2",
+        ),
+        (
+            [{**NUMERIC, "datatype": "BYTES", "data": ["40", "5"]}, CATEGORICAL],
+            "input 'numeric': expected datatype FP32, got BYTES",
+        ),
+        (
+            [NUMERIC, {**CATEGORICAL, "shape": [1, 3], "data": ["US", "pro", "x"]}],
+            "input 'categorical': expected shape [-1, 2], got [1, 3]",
+        ),
+    ],
+)
+def test_a_table_models_bad_tensors_are_refused(
+    served: Served, inputs: list[dict[str, object]], message: str
+) -> None:
+    answer = httpx.post(
+        f"http://{served.server.http_url}/v2/models/table-csv/infer",
+        json=_table_infer(inputs),
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == message
+
+
+def test_a_table_models_strings_must_be_utf8(served: Served) -> None:
+    numbers = np.array([40.0, 5.0], dtype="<f4").tobytes()
+    strings = b"".join(len(v).to_bytes(4, "little") + v for v in (b"\xff\xfe", b"pro"))
+    entries = [
+        {**entry, "parameters": {"binary_data_size": len(raw)}}
+        for entry, raw in ((NUMERIC, numbers), (CATEGORICAL, strings))
+    ]
+    for entry in entries:  # binary entries carry no data field
+        del entry["data"]
+    header = json.dumps({"inputs": entries}).encode()
+    answer = httpx.post(
+        f"http://{served.server.http_url}/v2/models/table-csv/infer",
+        content=header + numbers + strings,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith(
+        "input 'categorical': expected UTF-8 strings, got b'\\xff\\xfe' at index [0, 0]"
+    )

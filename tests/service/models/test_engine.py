@@ -21,6 +21,7 @@ from service.models.engine import (
     classify,
     decide,
 )
+from service.models.repository import LoadedModel
 
 from .builders import LABELS, reference, rows, write_model
 from .conftest import TOKEN, with_state
@@ -335,9 +336,20 @@ def test_poll_follows_the_repository_folder(repository: Path) -> None:
         with pytest.raises(NotFound, match="unknown model 'tags'"):
             await models.infer(InferRequest("tags", {"features": rows(1)}))
 
-        broken = write_model(repository, "tiny", 4, seed=7)
+        assert models.repository is not None
+        opened: list[str] = []
+        open_model = models.repository.open
+
+        def counting(name: str) -> LoadedModel:
+            opened.append(name)
+            return open_model(name)
+
+        models.repository.open = counting  # type: ignore[method-assign]
+        broken = write_model(repository.parent / "elsewhere", "tiny", 4, seed=7)
         (broken / "card.json").write_text("{}")
-        await asyncio.sleep(0.3)  # several polls: the failure is not retried without a change
+        broken.rename(repository / "tiny" / "4")  # at once, as a trained version arrives
+        await asyncio.sleep(0.5)  # ten polls: one failed load, not retried without a change
+        assert opened == ["tiny"]
         assert models.model("tiny").version == 3
         write_model(repository, "tiny", 5, seed=8)
         await _eventually(lambda: models.model("tiny").version == 5)

@@ -416,3 +416,19 @@ def test_stats_and_metrics_count_queue_compute_and_batch_sizes(repository: Path)
         assert 'status="INVALID_ARGUMENT",transport="http"' in metrics
 
     with_client(repository, scenario)
+
+
+def test_bytes_inputs_are_costed_as_the_strings_they_become(repository: Path) -> None:
+    """A BYTES element becomes Python objects (bytes, str) and ONNX Runtime's copy: ~150
+    bytes of memory for a 2-byte element, not the 8 a number costs."""
+
+    async def scenario(client: httpx.AsyncClient, _: ServiceState) -> None:
+        count = 8_000  # 64 KB as floats; about 1.2 MB as strings
+        entry = {"name": "features", "shape": [count // 4, 4], "datatype": "BYTES"}
+        response = await client.post(
+            "/v2/models/tiny/infer", json={"inputs": [{**entry, "data": ["ab"] * count}]}
+        )
+        assert response.status_code == 413, response.text
+        assert "LOSSSERVE_MAX_REQUEST_MEMORY_BYTES" in response.json()["error"]
+
+    with_client(repository, scenario, max_request_memory_bytes=1024 * 1024)

@@ -427,9 +427,11 @@ export interface components {
         PredictBody: {
             /**
              * Instances
-             * @description Feature rows, each as long as the model's input (see its card).
+             * @description Feature rows, each as long as the model's input (see its card), or objects keyed by feature name. A model trained on a table takes objects keyed by column name (its card's columns): numbers, strings for categories, null or an absent key for an empty cell.
              */
-            instances: number[][];
+            instances: number[][] | {
+                [key: string]: number | string | null;
+            }[];
         };
         /** PredictResponse */
         PredictResponse: {

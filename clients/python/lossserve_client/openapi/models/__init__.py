@@ -23,6 +23,7 @@ from .loss_request_body_params import LossRequestBodyParams
 from .loss_request_body_reduction import LossRequestBodyReduction
 from .loss_response_body import LossResponseBody
 from .predict_body import PredictBody
+from .predict_body_instances_type_1_item import PredictBodyInstancesType1Item
 from .predict_response import PredictResponse
 from .prediction_body import PredictionBody
 from .prediction_body_probabilities import PredictionBodyProbabilities
@@ -55,6 +56,7 @@ __all__ = (
     "LossRequestBodyReduction",
     "LossResponseBody",
     "PredictBody",
+    "PredictBodyInstancesType1Item",
     "PredictResponse",
     "PredictionBody",
     "PredictionBodyProbabilities",
