@@ -280,6 +280,9 @@ class ModelEngine:
         """Each model's latest version on disk and its files' newest mtime, at its last load
         attempt: a model whose load failed is retried when they change."""
         self._poller: asyncio.Task[None] | None = None
+        self._retiring: set[DynamicBatcher] = set()
+        """Batchers of versions no longer served, closing (their requests finishing)."""
+        self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -313,24 +316,22 @@ class ModelEngine:
         old version's queued requests finish on it); a model whose folder or versions are
         gone is unloaded; a model whose load failed is tried again once its files change."""
         repository = self._repository()
-        on_disk = set(repository.names())
-        for name in sorted(on_disk):
-            versions = repository.versions(name)
-            if not versions:  # an empty folder (a training that failed): nothing to serve
+        listing = await asyncio.to_thread(_scan, repository)  # disk reads: off the loop
+        for name, latest in sorted(listing.items()):
+            if latest is None:  # an empty folder (a training that failed): nothing to serve
                 if self._served(name) is not None:
                     await self._unload_gone(name)
                 elif name in self._slots:
                     del self._slots[name]
                     self._seen.pop(name, None)
                 continue
-            signature = (versions[-1], _newest_mtime(repository.root / name / str(versions[-1])))
-            if self._served(name) == versions[-1] or self._seen.get(name) == signature:
+            if self._served(name) == latest[0] or self._seen.get(name) == latest:
                 continue
-            try:
-                await self.load(name)
+            try:  # the old version drains in the background: other models need not wait
+                await self.load(name, wait=False)
             except (InvalidArgument, NotFound) as exc:
                 log.warning("model failed to load", extra={"model": name, "reason": exc.message})
-        for name in sorted(set(self._slots) - on_disk):
+        for name in sorted(set(self._slots) - set(listing)):
             if self._served(name) is not None:
                 await self._unload_gone(name)
             else:
@@ -342,7 +343,7 @@ class ModelEngine:
         return slot.live.model.version if slot is not None and slot.live is not None else None
 
     async def _unload_gone(self, name: str) -> None:
-        await self.unload(name)
+        await self.unload(name, wait=False)
         self._slots.pop(name, None)  # gone from the repository: not listed any more
         self._seen.pop(name, None)
 
@@ -351,6 +352,8 @@ class ModelEngine:
         for slot in self._slots.values():
             if slot.live is not None:
                 slot.live.batcher.abort(message)
+        for batcher in self._retiring:
+            batcher.abort(message)
 
     async def stop(self) -> None:
         self.started = False
@@ -359,6 +362,8 @@ class ModelEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        if self._background:  # replaced versions still draining
+            await asyncio.gather(*self._background, return_exceptions=True)
         for slot in self._slots.values():
             if slot.live is not None:
                 await slot.live.batcher.close()
@@ -376,10 +381,12 @@ class ModelEngine:
             raise NotFound("no model repository is configured (lossserve serve --model-repository)")
         return self.repository
 
-    async def load(self, name: str) -> LoadedModel:
+    async def load(self, name: str, *, wait: bool = True) -> LoadedModel:
         """Validate and start serving the latest version of ``name``.
 
         On failure the version being served (if any) keeps serving and the error is raised.
+        The replaced version's queued requests finish on it; ``wait``: before this returns,
+        else in the background (:meth:`stop` waits for them).
         """
         repository = self._repository()
         check_model_name(name)
@@ -420,11 +427,12 @@ class ModelEngine:
                 extra={"model": name, "version": model.version, "provider": model.provider},
             )
         if old is not None:
-            await old.batcher.close()
+            await self._retire(old.batcher, wait)
         return model
 
-    async def unload(self, name: str) -> None:
-        """Stop serving ``name``; requests already queued for it finish first."""
+    async def unload(self, name: str, *, wait: bool = True) -> None:
+        """Stop serving ``name``; requests already queued for it finish (``wait``: before
+        this returns, else in the background)."""
         check_model_name(name)
         async with self._guard():
             slot = self._slots.get(name)
@@ -433,7 +441,20 @@ class ModelEngine:
                 raise NotFound(f"model {name!r} is not loaded")
             live, slot.live, slot.reason, slot.failed = slot.live, None, "unloaded", False
             log.info("model unloaded", extra={"model": name, "version": live.model.version})
-        await live.batcher.close()
+        await self._retire(live.batcher, wait)
+
+    async def _retire(self, batcher: DynamicBatcher, wait: bool) -> None:
+        """Close a batcher no longer served, once its requests finished."""
+        if not wait:
+            task = asyncio.get_running_loop().create_task(self._retire(batcher, True))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        self._retiring.add(batcher)
+        try:
+            await batcher.close()
+        finally:
+            self._retiring.discard(batcher)
 
     def failed(self) -> list[str]:
         """The models whose last load failed and that no version of serves."""
@@ -767,6 +788,20 @@ class ModelEngine:
         inputs = await _off_loop_if_large(size, self._rows, model, instances)
         outputs = await self._run(live, inputs, timeout)
         return await _off_loop_if_large(size, _predictions, live, outputs)
+
+
+def _scan(repository: ModelRepository) -> dict[str, tuple[int, float] | None]:
+    """Each model folder's latest version and its files' newest mtime (None: no version)."""
+    listing: dict[str, tuple[int, float] | None] = {}
+    for name in repository.names():
+        versions = repository.versions(name)
+        latest = versions[-1] if versions else None
+        listing[name] = (
+            None
+            if latest is None
+            else (latest, _newest_mtime(repository.root / name / str(latest)))
+        )
+    return listing
 
 
 def _newest_mtime(directory: Path) -> float:
