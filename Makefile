@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 # Where pip finds torch's CPU build when it is not on the machine already, e.g.
 # make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -11,11 +12,17 @@ NODE_STAMP := $(TS)/node_modules/.installed-stamp
 
 .PHONY: run test lint typecheck unit bench docs clean generate check-generated
 
-# The server and its generated gRPC modules: lossserve and lossserve-client (clients/python).
-$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
+# What serving and training need (make run): lossserve and the generated gRPC modules it
+# shares with lossserve-client (clients/python); no test or dev tool.
+$(RUN_STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
+	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e .
+	touch $(RUN_STAMP)
+
+# The dev tools on top (make test): pytest, linters, generators, the optional GBDT libraries.
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e ".[dev]"
 	touch $(STAMP)
 
@@ -32,7 +39,7 @@ GRPC_PORT ?= 50051
 # On a fresh clone ./models is empty: train the two demo models first (about 30 s), then
 # serve them; a model trained into ./models while it runs is served within 5 s (poll). digits uses the loss that won `lossserve experiment digits-lt`
 # (docs/results.md).
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@if [ -z "$$(ls -A $(MODELS) 2>/dev/null)" ]; then \
 	  $(VENV)/bin/lossserve train --dataset digits-lt --loss logit_adjusted_cross_entropy \
 	    --name digits --model-repository $(MODELS) && \

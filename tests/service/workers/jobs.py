@@ -26,8 +26,12 @@ WAIT_S = 10.0
 
 
 def _mark(path: str | None, device: str) -> None:
+    """Write ``path`` whole at once (a rename), so a test that sees it reads its content,
+    never the empty file ``write_text`` makes first."""
     if path is not None:
-        Path(path).write_text(f"{os.getpid()} {device} {time.monotonic()!r}")
+        partial = Path(f"{path}.partial")
+        partial.write_text(f"{os.getpid()} {device} {time.monotonic()!r}")
+        partial.replace(path)
 
 
 def _wait(path: str) -> None:
