@@ -33,6 +33,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("models")
     write_model(repo, "tiny", 1, seed=1)
     write_model(repo, "tags", 1, task="multilabel", seed=3)
+    write_model(repo, "spam", 1, task="binary", seed=4)
     return repo
 
 
@@ -189,17 +190,22 @@ def test_fit_thresholds_is_the_same_over_both_transports(server: Server) -> None
     assert rest.after.micro_f1 == pytest.approx(f1_score(targets, chosen, average="micro"))
 
 
-@pytest.mark.parametrize(("model", "task"), [("tiny", "multiclass"), ("tags", "multilabel")])
+@pytest.mark.parametrize(
+    ("model", "task"), [("tiny", "multiclass"), ("tags", "multilabel"), ("spam", "binary")]
+)
 def test_predict(client: LossClient, repository: Path, model: str, task: str) -> None:
     features = rows(7, seed=5)
     expected = reference(repository / model / "1", features)
+    every = expected["probabilities"]
+    if task == "binary":  # one column, the positive class's: the negative one is 1 - p
+        every = np.concatenate([1 - every, every], axis=1)
     predictions = client.predict(model, features)
     labels = LABELS[task]
     assert len(predictions) == 7
     for prediction, decision, probabilities in zip(
-        predictions, expected["decisions"], expected["probabilities"], strict=True
+        predictions, expected["decisions"], every, strict=True
     ):
-        if task == "multiclass":
+        if task in ("multiclass", "binary"):
             assert prediction.labels == [labels[int(decision)]]
         else:
             assert prediction.labels == [labels[i] for i in np.flatnonzero(decision)]

@@ -758,11 +758,13 @@ class _Grpc:
         for output, raw in zip(answer.outputs, answer.raw_output_contents, strict=True):
             kind = np.float32 if output.datatype == "FP32" else np.int64
             outputs[output.name] = np.frombuffer(raw, dtype=np.dtype(kind).newbyteorder("<"))
-        probabilities = outputs["probabilities"].reshape(len(instances), len(labels))
+        probabilities = outputs["probabilities"].reshape(len(instances), -1)
+        if task == "binary":  # one column, the positive class (labels[1]): add the negative
+            probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)
         decisions = outputs["decisions"].reshape(len(instances), -1)
         predictions = []
         for decision, row in zip(decisions, probabilities, strict=True):
-            if task == "multiclass":
+            if task in ("multiclass", "binary"):  # a class index a row
                 chosen = [labels[int(decision[0])]]
             else:
                 chosen = [labels[i] for i in np.flatnonzero(decision)]
