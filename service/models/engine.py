@@ -319,11 +319,7 @@ class ModelEngine:
         listing = await asyncio.to_thread(_scan, repository)  # disk reads: off the loop
         for name, latest in sorted(listing.items()):
             if latest is None:  # an empty folder (a training that failed): nothing to serve
-                if self._served(name) is not None:
-                    await self._unload_gone(name)
-                elif name in self._slots:
-                    del self._slots[name]
-                    self._seen.pop(name, None)
+                await self._forget(name)
                 continue
             if self._served(name) == latest[0] or self._seen.get(name) == latest:
                 continue
@@ -332,19 +328,18 @@ class ModelEngine:
             except (InvalidArgument, NotFound) as exc:
                 log.warning("model failed to load", extra={"model": name, "reason": exc.message})
         for name in sorted(set(self._slots) - set(listing)):
-            if self._served(name) is not None:
-                await self._unload_gone(name)
-            else:
-                del self._slots[name]
-                self._seen.pop(name, None)
+            await self._forget(name)
 
     def _served(self, name: str) -> int | None:
         slot = self._slots.get(name)
         return slot.live.model.version if slot is not None and slot.live is not None else None
 
-    async def _unload_gone(self, name: str) -> None:
-        await self.unload(name, wait=False)
-        self._slots.pop(name, None)  # gone from the repository: not listed any more
+    async def _forget(self, name: str) -> None:
+        """A model with nothing left to serve on disk: unloaded if served (its requests
+        finish in the background), and no longer listed."""
+        if self._served(name) is not None:
+            await self.unload(name, wait=False)
+        self._slots.pop(name, None)
         self._seen.pop(name, None)
 
     def abort(self, message: str) -> None:
@@ -392,20 +387,18 @@ class ModelEngine:
         check_model_name(name)
         async with self._guard():
             slot = self._slots.get(name)
-            versions = repository.versions(name)
-            if versions:
-                directory = repository.root / name / str(versions[-1])
-                self._seen[name] = (versions[-1], _newest_mtime(directory))
+            latest = _latest(repository, name)
+            if latest is not None:
+                self._seen[name] = latest
             try:
                 model = await asyncio.to_thread(repository.open, name)
             except (InvalidArgument, NotFound) as exc:
                 if slot is not None and slot.live is None:
                     slot.reason, slot.failed = exc.message, True
                 elif slot is None and repository.contains(name):
-                    versions = repository.versions(name)
                     self._slots[name] = _Slot(
                         reason=exc.message,
-                        version=str(versions[-1]) if versions else "",
+                        version=str(latest[0]) if latest is not None else "",
                         failed=True,
                     )
                 raise
@@ -769,12 +762,7 @@ class ModelEngine:
                 got = len(instance) if isinstance(instance, list) else type(instance).__name__
                 raise InvalidArgument(f"{where}: expected a row of {width} numbers, got {got}")
             for column, value in enumerate(instance):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise InvalidArgument(f"{where}[{column}]: expected a number, got {value!r}")
-                if not math.isfinite(value) or abs(value) > np.finfo(np.float32).max:
-                    raise InvalidArgument(
-                        f"{where}[{column}]: expected a finite float32 number, got {value!r}"
-                    )
+                _check_number(f"{where}[{column}]", value)
             rows[index] = instance
         return {card.inputs()[0][0]: rows}
 
@@ -791,17 +779,16 @@ class ModelEngine:
 
 
 def _scan(repository: ModelRepository) -> dict[str, tuple[int, float] | None]:
-    """Each model folder's latest version and its files' newest mtime (None: no version)."""
-    listing: dict[str, tuple[int, float] | None] = {}
-    for name in repository.names():
-        versions = repository.versions(name)
-        latest = versions[-1] if versions else None
-        listing[name] = (
-            None
-            if latest is None
-            else (latest, _newest_mtime(repository.root / name / str(latest)))
-        )
-    return listing
+    """Each model folder's :func:`_latest`."""
+    return {name: _latest(repository, name) for name in repository.names()}
+
+
+def _latest(repository: ModelRepository, name: str) -> tuple[int, float] | None:
+    """A model folder's latest version and its files' newest mtime (None: no version)."""
+    versions = repository.versions(name)
+    if not versions:
+        return None
+    return versions[-1], _newest_mtime(repository.root / name / str(versions[-1]))
 
 
 def _newest_mtime(directory: Path) -> float:
@@ -824,6 +811,15 @@ async def _off_loop_if_large(rows: int, fn: Callable[..., R], *args: Any) -> R:
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_number(where: str, value: object, or_else: str = "") -> None:
+    """Refuse a JSON value that is not a finite float32 number (``or_else``: what else the
+    field takes, for the message, e.g. ``" or null"``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(f"{where}: expected a number{or_else}, got {value!r}")
+    if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+        raise InvalidArgument(f"{where}: expected a finite float32 number{or_else}, got {value!r}")
 
 
 def _finite(name: str, array: np.ndarray, card: ModelCard) -> np.ndarray:
@@ -884,12 +880,7 @@ def _column_rows(columns: Sequence[ColumnSpec], instances: list[Any]) -> dict[st
             value = instance.get(name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InvalidArgument(f"{where}.{name}: expected a number or null, got {value!r}")
-            if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
-                raise InvalidArgument(
-                    f"{where}.{name}: expected a finite float32 number or null, got {value!r}"
-                )
+            _check_number(f"{where}.{name}", value, " or null")
             numeric[index, column] = value
         for column, name in enumerate(categories):
             value = instance.get(name)
