@@ -389,28 +389,14 @@ def _first_missing(values: npt.NDArray[Any]) -> int | None:
 
 
 def _feature_block(name: str, values: npt.NDArray[Any]) -> tuple[list[str], F32]:
-    """One feature column (1-D) or block (2-D ``(N, k)``, NPZ) as ``(names, (N, k))``."""
-    if values.ndim not in (1, 2):
-        raise ValueError(
-            f"feature column {name!r}: expected one value (1-D) or a block of values (2-D) "
-            f"per row, got an array of shape {values.shape}"
-        )
+    """An NPZ block of feature columns (2-D ``(N, k)``: numbers, every cell filled; an NPZ
+    holds no object arrays) as ``(names, (N, k))``."""
     if values.dtype.kind not in "biuf":
-        # Strings, or (an object column) numbers with empty cells or values of mixed types.
         numbers = (int, float, np.integer, np.floating)
-        example = next(
-            (v for v in values.reshape(-1) if v is not None and not isinstance(v, numbers)), None
-        )
-        if example is not None or values.dtype != object:
-            got = values.dtype if example is None else f"{type(example).__name__} {example!r}"
-            raise ValueError(f"feature column {name!r}: expected numbers, got {got}")
-        missing = _first_missing(values)
-        if missing is not None:
-            raise ValueError(
-                f"feature column {name!r}: expected a number in every row, got an empty cell "
-                f"at row {missing}"
-            )
-    block = values.astype(np.float64).reshape(values.shape[0], -1)
+        example = next((v for v in values.reshape(-1) if not isinstance(v, numbers)), None)
+        got = values.dtype if example is None else f"{type(example).__name__} {example!r}"
+        raise ValueError(f"feature column {name!r}: expected numbers, got {got}")
+    block = values.astype(np.float64)
     bad = ~np.isfinite(block)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
@@ -418,8 +404,7 @@ def _feature_block(name: str, values: npt.NDArray[Any]) -> tuple[list[str], F32]
             f"feature column {name!r}: expected finite numbers, got {float(block[row, col])!r} "
             f"at row {row}"
         )
-    names = [name] if values.ndim == 1 else [f"{name}[{i}]" for i in range(block.shape[1])]
-    return names, block.astype(np.float32)
+    return [f"{name}[{i}]" for i in range(block.shape[1])], block.astype(np.float32)
 
 
 def _plain(value: Any) -> Any:

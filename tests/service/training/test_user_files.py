@@ -83,6 +83,21 @@ def test_npz_block_of_features(tmp_path: Path) -> None:
     assert dataset.labels == ["0", "1"]
 
 
+def test_npz_block_must_hold_finite_numbers(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    x[3, 1] = np.inf
+    y = np.repeat([0, 1], 20)
+    np.savez(tmp_path / "inf.npz", X=x, y=y)
+    with pytest.raises(ValueError, match="feature column 'X': expected finite numbers, got inf "
+                       "at row 3"):  # fmt: skip
+        load_file(tmp_path / "inf.npz", label=["y"])
+    np.savez(tmp_path / "text.npz", X=np.full((40, 2), "red"), y=y)
+    with pytest.raises(
+        ValueError, match=r"feature column 'X': expected numbers, got str_ np\.str_\('red'\)"
+    ):
+        load_file(tmp_path / "text.npz", label=["y"])
+
+
 def test_binary_positive_is_the_larger_value(tmp_path: Path) -> None:
     columns = _table()
     columns["y"] = np.where(columns["y"] == "a", "no", "yes")
