@@ -88,6 +88,20 @@ def test_task_from_shapes() -> None:
     assert task_from_shapes(np.zeros((3, 4)), np.zeros((3, 4), bool)) == (Task.MULTILABEL, 4)
 
 
+def _same_as_sklearn(
+    result: EvaluateResult, y: np.ndarray, pred: np.ndarray, labels: list[int] | None = None
+) -> None:
+    """Per-class precision, recall and F1, and macro and micro F1, as sklearn computes them
+    (``zero_division=0``; ``labels``: every class, present or not)."""
+    kw: dict[str, Any] = {"zero_division": 0, **({"labels": labels} if labels else {})}
+    for metric, score in (("precision", precision_score), ("recall", recall_score),
+                          ("f1", f1_score)):  # fmt: skip
+        got = [getattr(m, metric) for m in result.per_class]
+        np.testing.assert_allclose(got, score(y, pred, average=None, **kw), err_msg=metric)
+    assert result.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", **kw))
+    assert result.micro_f1 == pytest.approx(f1_score(y, pred, average="micro", **kw))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_binary_matches_sklearn(seed: int) -> None:
     x, y = _binary(np.random.default_rng(seed))
@@ -98,20 +112,9 @@ def test_binary_matches_sklearn(seed: int) -> None:
         assert result.confusion.tolist() == [
             confusion_matrix(y, pred, labels=[0, 1]).ravel().tolist()
         ]
-        kw: dict[str, Any] = {"labels": [0, 1], "zero_division": 0}
         assert [m.label for m in result.per_class] == [0, 1]
         assert [m.support for m in result.per_class] == np.bincount(y, minlength=2).tolist()
-        np.testing.assert_allclose(
-            [m.precision for m in result.per_class], precision_score(y, pred, average=None, **kw)
-        )
-        np.testing.assert_allclose(
-            [m.recall for m in result.per_class], recall_score(y, pred, average=None, **kw)
-        )
-        np.testing.assert_allclose(
-            [m.f1 for m in result.per_class], f1_score(y, pred, average=None, **kw)
-        )
-        assert result.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", **kw))
-        assert result.micro_f1 == pytest.approx(f1_score(y, pred, average="micro", **kw))
+        _same_as_sklearn(result, y, pred, labels=[0, 1])
         assert result.micro_f1 == pytest.approx(accuracy_score(y, pred))
         assert result.f1_positive == pytest.approx(f1_score(y, pred, zero_division=0))
 
@@ -128,19 +131,8 @@ def test_multiclass_matches_sklearn(seed: int) -> None:
         pred = np.argmax(x.astype(np.float64) + shift, axis=1)
         assert result.task == "multiclass"
         assert result.confusion.tolist() == confusion_matrix(y, pred, labels=labels).tolist()
-        kw: dict[str, Any] = {"labels": labels, "zero_division": 0}
-        np.testing.assert_allclose(
-            [m.precision for m in result.per_class], precision_score(y, pred, average=None, **kw)
-        )
-        np.testing.assert_allclose(
-            [m.recall for m in result.per_class], recall_score(y, pred, average=None, **kw)
-        )
-        np.testing.assert_allclose(
-            [m.f1 for m in result.per_class], f1_score(y, pred, average=None, **kw)
-        )
         assert [m.support for m in result.per_class] == np.bincount(y, minlength=6).tolist()
-        assert result.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", **kw))
-        assert result.micro_f1 == pytest.approx(f1_score(y, pred, average="micro", **kw))
+        _same_as_sklearn(result, y, pred, labels=labels)
         assert result.f1_positive is None
 
 
@@ -155,18 +147,7 @@ def test_multilabel_matches_sklearn(seed: int) -> None:
         expected = multilabel_confusion_matrix(y, pred).reshape(4, 4).tolist()
         assert result.task == "multilabel"
         assert result.confusion.tolist() == expected
-        kw: dict[str, Any] = {"zero_division": 0}
-        np.testing.assert_allclose(
-            [m.f1 for m in result.per_class], f1_score(y, pred, average=None, **kw)
-        )
-        np.testing.assert_allclose(
-            [m.precision for m in result.per_class], precision_score(y, pred, average=None, **kw)
-        )
-        np.testing.assert_allclose(
-            [m.recall for m in result.per_class], recall_score(y, pred, average=None, **kw)
-        )
-        assert result.macro_f1 == pytest.approx(f1_score(y, pred, average="macro", **kw))
-        assert result.micro_f1 == pytest.approx(f1_score(y, pred, average="micro", **kw))
+        _same_as_sklearn(result, y, pred)
 
 
 def test_thresholds_default_to_zero_and_ties_go_to_the_positive() -> None:
