@@ -12,18 +12,20 @@ NODE_STAMP := $(TS)/node_modules/.installed-stamp
 
 .PHONY: run test lint typecheck unit bench docs clean generate check-generated
 
-# What serving and training need (make run): lossserve and the generated gRPC modules it
-# shares with lossserve-client (clients/python); no test or dev tool.
-$(RUN_STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
+# What serving and training need (make run): lossserve with its server extra and the wire
+# package it shares with the Python client (proto/); no test or dev tool.
+$(RUN_STAMP): pyproject.toml constraints.txt proto/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
-	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e .
+	$(PY) -m pip install --quiet -c constraints.txt -e ./proto -e ".[server]"
 	touch $(RUN_STAMP)
 
-# The dev tools on top (make test): pytest, linters, generators, the optional GBDT libraries.
-$(STAMP): $(RUN_STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e ".[dev]"
+# The dev tools on top (make test): pytest, linters, generators, the optional GBDT libraries,
+# the Python client. mypy finds the package lossserve (the folder service/) by a link.
+$(STAMP): $(RUN_STAMP) clients/python/pyproject.toml
+	$(PY) -m pip install --quiet -c constraints.txt -e ./proto -e clients/python -e ".[server,dev]"
+	mkdir -p .mypy-path && ln -sfn ../service .mypy-path/lossserve
 	touch $(STAMP)
 
 # The TypeScript client's toolchain (its contract test and generator run on it).

@@ -85,7 +85,7 @@ def die_with_parent() -> Callable[[], None] | None:
 
 
 def start_server(args: Sequence[str], env: Mapping[str, str], log: IO[bytes]) -> Server:
-    """``python -m service.cli serve`` on two free loopback ports, with ``args`` appended,
+    """``python -m lossserve.cli serve`` on two free loopback ports, with ``args`` appended,
     run from the repository root in ``env`` (the whole environment), output to ``log``."""
     http_port, grpc_port = free_port(), free_port()
     while grpc_port == http_port:
@@ -93,7 +93,7 @@ def start_server(args: Sequence[str], env: Mapping[str, str], log: IO[bytes]) ->
     command = [
         sys.executable,
         "-m",
-        "service.cli",
+        "lossserve.cli",
         "serve",
         "--host",
         "127.0.0.1",

@@ -102,7 +102,7 @@ def train(repository: Path, name: str) -> Path:
     command = [
         sys.executable,
         "-m",
-        "service.cli",
+        "lossserve.cli",
         "train",
         "--dataset",
         "digits-lt",

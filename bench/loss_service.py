@@ -8,8 +8,8 @@ in-process baseline) and, for each N x C, times the ``focal`` loss (gamma 2, a m
 loss built for imbalance; reduction "mean", ``return_grad`` true) over:
 
 - gRPC unary: ``LossService.ComputeLoss``, one message each way, through a real channel
-  with ``service.client.CLIENT_OPTIONS`` (message limits raised to 512 MiB);
-- gRPC chunked: ``LossService.ComputeLossChunked`` through ``service.client``, the request
+  with ``lossserve.client.CLIENT_OPTIONS`` (message limits raised to 512 MiB);
+- gRPC chunked: ``LossService.ComputeLossChunked`` through ``lossserve.client``, the request
   and the answer streamed in messages of 2 MiB of tensor bytes (``compute_loss`` takes this
   path when the request's or the answer's tensors exceed 2 MiB, unary below);
 - REST binary: JSON header + raw little-endian bytes (``Inference-Header-Content-Length``);
@@ -69,11 +69,12 @@ import orjson
 import pybase64
 import torch
 from _server import CpuShare, Server
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from service.core.types import LossRequest
+    from lossserve.core.types import LossRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 LOSS = "focal"
@@ -92,7 +93,7 @@ def import_losses() -> ModuleType:
 
     Run as a script, ``bench/`` comes first on ``sys.path`` and ``bench/losses.py`` would
     shadow the package (mypy, given this file, resolves ``import losses`` to that file too).
-    ``service.client`` imports ``losses`` too, so it is imported after this, where used.
+    ``lossserve.client`` imports ``losses`` too, so it is imported after this, where used.
     """
     here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
@@ -160,7 +161,7 @@ def grpc_compute(stub: Any, logits: np.ndarray, targets: np.ndarray) -> Result:
 
 
 def loss_request(logits: np.ndarray, targets: np.ndarray, loss: str = LOSS) -> LossRequest:
-    from service.core.types import LossRequest  # after import_losses (see there)
+    from lossserve.core.types import LossRequest  # after import_losses (see there)
 
     return LossRequest(
         loss=loss,
@@ -175,8 +176,8 @@ def loss_request(logits: np.ndarray, targets: np.ndarray, loss: str = LOSS) -> L
 def grpc_chunked(
     stub: Any, logits: np.ndarray, targets: np.ndarray, chunk_bytes: int = 2 * MiB
 ) -> Result:
-    """``ComputeLossChunked`` through ``service.client``: encode, stream, reassemble."""
-    from service.client import compute_loss_chunked  # after import_losses (see there)
+    """``ComputeLossChunked`` through ``lossserve.client``: encode, stream, reassemble."""
+    from lossserve.client import compute_loss_chunked  # after import_losses (see there)
 
     result = compute_loss_chunked(stub, loss_request(logits, targets), chunk_bytes=chunk_bytes)
     assert result.grad is not None
@@ -344,7 +345,7 @@ def probe(stub: Any, logits: np.ndarray, targets: np.ndarray) -> None:
 
 def probe_chunked(stub: Any, logits: np.ndarray, targets: np.ndarray, chunk_bytes: int) -> None:
     """The probe over ``ComputeLossChunked``: the server reassembles, then rejects."""
-    from service.client import compute_loss_chunked  # after import_losses (see there)
+    from lossserve.client import compute_loss_chunked  # after import_losses (see there)
 
     request = loss_request(logits, targets, loss=PROBE_LOSS)
     try:
@@ -408,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     chunk_sizes = [int(float(k) * MiB) for k in args.chunk_mib.split(",") if k.strip()]
     torch.set_num_threads(args.threads)
     derivatives = import_losses().derivatives
-    from service.client import CLIENT_OPTIONS  # imports losses: after import_losses
+    from lossserve.client import CLIENT_OPTIONS  # imports losses: after import_losses
 
     # SIGTERM ends this process through SystemExit, so the finally blocks stop the server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -491,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     print(
         f"Headline: gRPC and REST binary within 2x of in-process at {head} (by median)? "
-        f"{'yes' if within else 'no'}: {'; '.join(verdicts)}. (service.client.compute_loss "
+        f"{'yes' if within else 'no'}: {'; '.join(verdicts)}. (lossserve.client.compute_loss "
         "sends unary up to 2 MiB of request or answer tensors, chunked above.)"
     )
     if chunk_lines:

@@ -1,7 +1,7 @@
 """Write the REST app's OpenAPI document to ``openapi/openapi.json`` (never edit that file).
 
 The document is the one the app serves at ``/openapi.json``, built from
-``service.api.rest.create_app`` (no worker pool is started), written with sorted keys, an
+``lossserve.api.rest.create_app`` (no worker pool is started), written with sorted keys, an
 indent of 2 and a trailing newline so that a diff shows what changed. Usage::
 
     python scripts/export_openapi.py            # rewrite openapi/openapi.json
@@ -26,9 +26,9 @@ def document() -> dict[str, Any]:
     """The OpenAPI document the app serves."""
     if str(ROOT) not in sys.path:  # run as a script from a checkout that is not installed
         sys.path.insert(0, str(ROOT))
-    from service.api.rest import create_app
-    from service.core.state import ServiceState
-    from service.settings import Settings
+    from lossserve.api.rest import create_app
+    from lossserve.core.state import ServiceState
+    from lossserve.settings import Settings
 
     return create_app(ServiceState.create(Settings(devices=["cpu"]))).openapi()
 

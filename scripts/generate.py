@@ -1,23 +1,21 @@
-"""Write the generated Python code of ``clients/python`` (never edit those files).
+"""Write the generated Python code (never edit those files).
 
-Two generated packages inside the ``lossserve-client`` distribution, both used by the
-server and by the client facade:
-
-- ``lossserve_client.proto``: every ``.proto`` under ``proto/`` compiled with grpcio-tools
-  (messages and gRPC stubs) and mypy-protobuf (type stubs for both). Each file is compiled
-  as if it lived under ``lossserve_client/proto/``, so ``proto/lossserve/v1/...`` becomes
-  ``lossserve_client.proto.lossserve.v1...`` and the Open Inference Protocol's
+- In the ``lossserve-proto`` distribution (``proto/lossserve_proto``), which the server and
+  the Python client both depend on: every ``.proto`` under ``proto/`` compiled with
+  grpcio-tools (messages and gRPC stubs) and mypy-protobuf (type stubs for both). Each file
+  is compiled as if it lived under ``lossserve_proto/``, so ``proto/lossserve/v1/...``
+  becomes ``lossserve_proto.lossserve.v1...`` and the Open Inference Protocol's
   ``proto/inference/grpc_service.proto`` (protobuf package ``inference``) becomes
-  ``lossserve_client.proto.inference...``.
-- ``lossserve_client.openapi``: the REST client openapi-python-client writes from
-  ``openapi/openapi.json`` (``scripts/export_openapi.py`` writes that document first),
-  formatted with ruff.
+  ``lossserve_proto.inference...``.
+- In the ``lossserve-client`` distribution: ``lossserve_client.openapi``, the REST client
+  openapi-python-client writes from ``openapi/openapi.json`` (``scripts/export_openapi.py``
+  writes that document first), formatted with ruff.
 
 ``make generate`` runs this after the OpenAPI export, and the TypeScript client's
 ``npm run generate``. Usage::
 
     python scripts/generate.py            # rewrite the committed files
-    python scripts/generate.py --out DIR  # write DIR/clients/python/... instead
+    python scripts/generate.py --out DIR  # write DIR/proto/... and DIR/clients/... instead
     python scripts/generate.py --check    # exit 1 when the committed files are stale
 """
 
@@ -36,10 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PROTO_ROOT = ROOT / "proto"
 OPENAPI = ROOT / "openapi" / "openapi.json"
-CLIENT = Path("clients/python/lossserve_client")
-PROTO_PACKAGE = CLIENT / "proto"
-REST_PACKAGE = CLIENT / "openapi"
-GENERATED = (PROTO_PACKAGE, REST_PACKAGE)
+WIRE = Path("proto/lossserve_proto")
+"""The wire package; its ``__init__``, ``tensors`` and ``chunks`` are written by hand."""
+PROTO_PACKAGES = tuple(WIRE / name for name in ("lossserve", "inference"))
+REST_PACKAGE = Path("clients/python/lossserve_client/openapi")
+GENERATED = (*PROTO_PACKAGES, REST_PACKAGE)
 """Folders that hold nothing but generated files (the check compares them whole)."""
 SOURCES = sorted(p.relative_to(ROOT) for p in PROTO_ROOT.rglob("*.proto"))
 OPENAPI_CONFIG = """\
@@ -65,11 +64,11 @@ def _tool(name: str) -> str:
 
 
 def generate_proto(out: Path) -> None:
-    """Compile every ``.proto`` under ``proto/`` into ``out/clients/python/...``."""
-    stage = out / "proto-stage"  # protoc writes lossserve_client/proto/... under here
+    """Compile every ``.proto`` under ``proto/`` into ``out/proto/lossserve_proto/...``."""
+    stage = out / "proto-stage"  # protoc writes lossserve_proto/... under here
     stage.mkdir(parents=True)
     well_known = files("grpc_tools") / "_proto"
-    package = PROTO_PACKAGE.relative_to(CLIENT.parent).as_posix()
+    package = WIRE.name
     _run(
         [
             sys.executable,
@@ -87,11 +86,11 @@ def generate_proto(out: Path) -> None:
         ],
         cwd=ROOT,
     )
-    target = out / PROTO_PACKAGE
-    shutil.copytree(stage / package, target)
+    for target in PROTO_PACKAGES:
+        shutil.copytree(stage / package / target.name, out / target)
+        for folder in [out / target, *(p for p in (out / target).rglob("*") if p.is_dir())]:
+            (folder / "__init__.py").touch()
     shutil.rmtree(stage)
-    for folder in [target, *(p for p in target.rglob("*") if p.is_dir())]:
-        (folder / "__init__.py").touch()
 
 
 def generate_rest(out: Path) -> None:

@@ -316,7 +316,7 @@ class _Supervisor:
         if self.settings.model_repository is not None:
             env["LOSSSERVE_MODEL_REPOSITORY"] = str(self.settings.model_repository)
         fd = self.http.fileno()
-        command = [sys.executable, "-m", "service.cli", "serve", _FRONTEND_FLAG, str(fd)]
+        command = [sys.executable, "-m", "lossserve.cli", "serve", _FRONTEND_FLAG, str(fd)]
         frontend.process = subprocess.Popen(
             command, env=env, pass_fds=(fd,), preexec_fn=_die_with_parent
         )

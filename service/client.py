@@ -2,12 +2,12 @@
 
 Applications use :class:`lossserve_client.LossClient` (``clients/python``), which takes
 numpy arrays and speaks REST or gRPC; this module is for the tests and benchmarks that
-build the server's own :class:`~service.core.types.LossRequest`, blocking or on
-``grpc.aio``. Both use the same framing (:mod:`lossserve_client.chunks`).
+build the server's own :class:`~lossserve.core.types.LossRequest`, blocking or on
+``grpc.aio``. Both use the same framing (:mod:`lossserve_proto.chunks`).
 
 :func:`compute_loss` (a blocking stub) and :func:`compute_loss_async` (a ``grpc.aio`` stub)
-send a :class:`~service.core.types.LossRequest` and return a
-:class:`~service.core.types.LossResult`. A small batch goes as one ``ComputeLoss`` message;
+send a :class:`~lossserve.core.types.LossRequest` and return a
+:class:`~lossserve.core.types.LossResult`. A small batch goes as one ``ComputeLoss`` message;
 one whose request or answer tensors exceed ``chunk_bytes`` goes over ``ComputeLossChunked``
 in messages of at most ``chunk_bytes`` tensor bytes each way. Single messages of tens of
 MiB are slow: for a 32 MiB batch and its gradient, one ``ComputeLoss`` took 2.7 times as
@@ -18,9 +18,9 @@ large unary ``ComputeLoss`` messages themselves::
 
     import grpc
     import numpy as np
-    from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
-    from service.client import CLIENT_OPTIONS, compute_loss
-    from service.core.types import LossRequest
+    from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+    from lossserve.client import CLIENT_OPTIONS, compute_loss
+    from lossserve.core.types import LossRequest
 
     with grpc.insecure_channel("127.0.0.1:50051", options=CLIENT_OPTIONS) as channel:
         stub = pb_grpc.LossServiceStub(channel)
@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from lossserve_client.chunks import answer_bytes
+from lossserve_proto.chunks import answer_bytes
 
 from .api import grpc_convert as convert
 from .core.types import LossRequest, LossResult

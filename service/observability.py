@@ -205,7 +205,7 @@ class Metrics:
         """Count one request. ``route`` must come from a bounded set (the app's route
         templates, the server's RPC names); ``loss`` is whatever the client sent, so only a
         registry name is kept, anything else counts as ``unknown``. ``status``: a gRPC status
-        code's name, on both transports (:func:`service.api.http.status_name`)."""
+        code's name, on both transports (:func:`lossserve.api.http.status_name`)."""
         label = loss_label(loss)
         key = (transport, route, label, status)
         children = self._children.get(key)

@@ -1,8 +1,8 @@
 """gRPC transport (grpc.aio): decode, call the core, encode. No behaviour lives here.
 
-The servicer converts messages with :mod:`service.api.grpc_convert` and calls the same core
+The servicer converts messages with :mod:`lossserve.api.grpc_convert` and calls the same core
 objects as the REST routes. One server interceptor covers every RPC, unary and streaming:
-it maps each :class:`~service.core.errors.LossServeError` to a gRPC status with
+it maps each :class:`~lossserve.core.errors.LossServeError` to a gRPC status with
 :data:`GRPC_STATUS` (the error's message as the status details, its transport-neutral code
 and details in the trailing metadata), turns any other exception into ``INTERNAL`` with a
 generic message (logged), and records the request metrics with ``transport="grpc"``.
@@ -25,9 +25,10 @@ import grpc
 import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from lossserve_client.chunks import answer_bytes
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+
+from lossserve_proto.chunks import answer_bytes
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 from ..core.admission import Ticket
 from ..core.dataplane import INFERENCE, POOL, DataPlane

@@ -1,10 +1,10 @@
 """Pure converters between the gRPC messages of ``lossserve.v1`` and the core's domain types.
 
 Every ``decode_*`` inverts its ``encode_*`` (``tests/service/api/test_grpc.py``
-round-trips each one, tensors in every dtype of :data:`service.core.tensors.DTYPES`). The
+round-trips each one, tensors in every dtype of :data:`lossserve.core.tensors.DTYPES`). The
 server uses the request decoders and result encoders; the opposite pairs are what a Python
 client needs and what the tests compare with. Bad input raises the core's
-:class:`~service.core.errors.InvalidArgument` with the same messages as the REST decoder,
+:class:`~lossserve.core.errors.InvalidArgument` with the same messages as the REST decoder,
 naming the field and what was expected.
 
 ``ComputeLossChunked`` carries the same request and response split across messages: the
@@ -12,7 +12,7 @@ naming the field and what was expected.
 most ``chunk_bytes``), and a :class:`ComputeRequestAssembler` /
 :class:`ComputeResponseAssembler` puts one back together, message by message, checking
 each piece as it comes (so a bad stream fails at its first bad message, before the rest is
-buffered). The framing itself is :mod:`lossserve_client.chunks`, which the Python client
+buffered). The framing itself is :mod:`lossserve_proto.chunks`, which the Python client
 uses too.
 """
 
@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from lossserve_client.chunks import Assembler, split
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.tensors import encode_tensor as wire_tensor
+
+from lossserve_proto.chunks import Assembler, split
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.tensors import encode_tensor as wire_tensor
 
 from ..core.costs import check_shape
 from ..core.documents import load_json_object

@@ -1,10 +1,10 @@
 """Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``); translation only.
 
-The servicer converts messages with :mod:`service.api.oip_grpc_convert` and calls the same
-:class:`~service.core.dataplane.DataPlane` (and repository admin) as the REST routes.
-Errors are raised as the core's :class:`~service.core.errors.LossServeError` and turned into
+The servicer converts messages with :mod:`lossserve.api.oip_grpc_convert` and calls the same
+:class:`~lossserve.core.dataplane.DataPlane` (and repository admin) as the REST routes.
+Errors are raised as the core's :class:`~lossserve.core.errors.LossServeError` and turned into
 gRPC statuses, with the same messages REST sends, by the server's one interceptor
-(:mod:`service.api.grpc`).
+(:mod:`lossserve.api.grpc`).
 ``ModelStreamInfer`` answers each request of the stream in order; a request that fails
 answers a response with ``error_message`` set, and the stream goes on (as Triton does). The
 repository RPCs need the metadata ``authorization: Bearer <LOSSSERVE_ADMIN_TOKEN>``.
@@ -18,8 +18,9 @@ from typing import Any, NamedTuple, cast
 
 import grpc
 from google.protobuf.descriptor import Descriptor
-from lossserve_client.proto.inference import grpc_service_pb2 as pb
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as pb_grpc
+
+from lossserve_proto.inference import grpc_service_pb2 as pb
+from lossserve_proto.inference import grpc_service_pb2_grpc as pb_grpc
 
 from ..core.dataplane import model_lane
 from ..core.errors import InvalidArgument, LossServeError
@@ -62,7 +63,7 @@ class InferMessage(NamedTuple):
 
 def parse_infer_request(raw: bytes) -> InferMessage:
     """A ``ModelInferRequest`` from the wire, its tensor bytes not copied by protobuf (see
-    :mod:`service.api.grpc_messages`)."""
+    :mod:`lossserve.api.grpc_messages`)."""
     split = split_bytes(raw, _RAW_INPUT_CONTENTS)
     if split is None:  # not plain wire format: protobuf parses it, and says what is wrong
         message = pb.ModelInferRequest.FromString(raw)

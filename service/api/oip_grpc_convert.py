@@ -5,7 +5,7 @@ Python client needs and what ``tests/service/models/test_oip_grpc.py`` round-tri
 (``decode(encode(x)) == x`` for every datatype). Inputs come from ``raw_input_contents``
 (one entry per input, in order) or, when that is empty, from each input's typed
 ``contents``; outputs always go out in ``raw_output_contents``. Bad input raises
-:class:`~service.core.errors.InvalidArgument` with the words the REST decoder uses.
+:class:`~lossserve.core.errors.InvalidArgument` with the words the REST decoder uses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
-from lossserve_client.proto.inference import grpc_service_pb2 as pb
+
+from lossserve_proto.inference import grpc_service_pb2 as pb
 
 from ..core.errors import InvalidArgument
 from ..models.engine import (

@@ -1,8 +1,8 @@
 """Open Inference Protocol v2 over REST, and ``POST /models/{name}/predict``; translation only.
 
 The routes decode JSON (and the binary tensor extension) into the domain types of
-:mod:`service.models.engine`, call the state's :class:`~service.core.dataplane.DataPlane`
-(the repository API: its :class:`~service.models.admin.RepositoryAdmin`), and encode the
+:mod:`lossserve.models.engine`, call the state's :class:`~lossserve.core.dataplane.DataPlane`
+(the repository API: its :class:`~lossserve.models.admin.RepositoryAdmin`), and encode the
 answers. Under ``/v2`` every error answers the protocol's
 ``{"error": "message"}`` with the status of its transport-neutral code (400 bad input, 401 /
 403 for the repository API, 404 unknown model or version, 429 full queue), so that

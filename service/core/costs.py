@@ -11,7 +11,7 @@ units:
   ``1e9`` a second on one core says whether the request can finish within its deadline.
 
 A request over either limit is refused with
-:class:`~service.core.errors.PayloadTooLarge` (413 / RESOURCE_EXHAUSTED), whose message
+:class:`~lossserve.core.errors.PayloadTooLarge` (413 / RESOURCE_EXHAUSTED), whose message
 names the estimate, what dominates it, and the limit (with the setting that raises it).
 """
 
@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lossserve_client.chunks import MAX_DIMS
-
 import losses
 from losses import Coupling, Task
+from lossserve_proto.chunks import MAX_DIMS
 
 from .errors import InvalidArgument, PayloadTooLarge
 

@@ -7,7 +7,7 @@ must not differ between them:
 - **admission** (:meth:`DataPlane.admit`): a bounded lane per resource (the worker pool;
   each model's batcher) and a bound on the request bodies in flight, decided before the
   body is read, so that overload answers 429 / RESOURCE_EXHAUSTED in microseconds;
-- **cost** (:mod:`service.core.costs`): every request's memory and work estimated from its
+- **cost** (:mod:`lossserve.core.costs`): every request's memory and work estimated from its
   shapes and params, and refused with 413 / RESOURCE_EXHAUSTED over the budget, before
   anything is allocated;
 - **deadlines**: the caller's, capped by ``request_timeout_s``; work past it is stopped by

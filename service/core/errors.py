@@ -14,8 +14,8 @@
     ├── Unavailable                     UNAVAILABLE      503  UNAVAILABLE   (retryable)
     └── Internal                        INTERNAL         500  INTERNAL
 
-The HTTP and gRPC numbers are the transports' tables (:data:`service.api.http.HTTP_STATUS`
-in one exception handler, :data:`service.api.grpc.GRPC_STATUS` in one interceptor); nothing
+The HTTP and gRPC numbers are the transports' tables (:data:`lossserve.api.http.HTTP_STATUS`
+in one exception handler, :data:`lossserve.api.grpc.GRPC_STATUS` in one interceptor); nothing
 inside ``core`` knows either number, and every layer may import this module.
 """
 

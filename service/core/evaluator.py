@@ -232,7 +232,7 @@ def task_from_shapes(
     Validates them as :func:`evaluate` does: floating, finite logits of shape ``(N,)`` or
     ``(N, C)`` with ``N, C >= 1``; targets of a matching shape, 0/1 for binary and
     multilabel, integer indices in ``[0, C)`` for multiclass. Raises
-    :class:`~service.core.errors.InvalidArgument` naming the field (``field`` for the
+    :class:`~lossserve.core.errors.InvalidArgument` naming the field (``field`` for the
     scores, ``targets``) and what was expected.
     """
     batch = _check(logits, targets, field)

@@ -7,7 +7,7 @@ A tensor in a JSON body is either nested lists, or ``{"shape": [...], "dtype": "
 header, as in the Open Inference Protocol's binary tensor extension. The domain type is a
 C-contiguous little-endian ``numpy.ndarray``; every function here is pure and every decode
 inverts its encode for every dtype in :data:`DTYPES`. The dtype table and the byte layout
-(:func:`to_bytes`, a binary tensor's header entry) are :mod:`lossserve_client.tensors`', which
+(:func:`to_bytes`, a binary tensor's header entry) are :mod:`lossserve_proto.tensors`', which
 the Python client encodes with; the server adds its checks and errors.
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 import pybase64
-from lossserve_client.tensors import DTYPES as WIRE_DTYPES
-from lossserve_client.tensors import binary_entry, to_bytes
+
+from lossserve_proto.tensors import DTYPES as WIRE_DTYPES
+from lossserve_proto.tensors import binary_entry, to_bytes
 
 from .costs import check_shape
 from .errors import InvalidArgument
@@ -82,7 +83,7 @@ def from_bytes(
     # A copy is writable (torch.from_numpy warns on a read-only array) and numpy's copy lets
     # other threads run; a request's tensors need none: their work runs in a worker
     # process, which gets them through shared memory (still flagged read-only: see
-    # service.core.engine._tensor).
+    # lossserve.core.engine._tensor).
     array: np.ndarray = view.copy() if copy else view
     return array
 

@@ -29,20 +29,20 @@ arrive pile up and become the next run.
 What a caller of :meth:`DynamicBatcher.infer` can get:
 
 - its own rows of every output;
-- :class:`~service.core.errors.InvalidArgument` at once for inputs that cannot be batched
+- :class:`~lossserve.core.errors.InvalidArgument` at once for inputs that cannot be batched
   (not arrays, no rows axis, differing row counts, zero rows);
-- :class:`~service.core.errors.ResourceExhausted` at once when ``queue_depth`` requests
+- :class:`~lossserve.core.errors.ResourceExhausted` at once when ``queue_depth`` requests
   are already waiting (nothing is queued);
-- :class:`~service.core.errors.DeadlineExceeded` when ``timeout`` passes first; a request
+- :class:`~lossserve.core.errors.DeadlineExceeded` when ``timeout`` passes first; a request
   still waiting when its caller gives up (deadline or cancellation) is removed and never
   runs; one already running is left to finish and its rows are dropped;
 - the exception ``run_batch`` raised, the same object for every request of that batch
   (the batcher survives and the next batch runs); only ``StopIteration`` and
   ``CancelledError``, which an asyncio future cannot pass on as errors, arrive wrapped in
-  :class:`~service.core.errors.Internal`;
-- :class:`~service.core.errors.Internal` for every request of a batch whose outputs are
+  :class:`~lossserve.core.errors.Internal`;
+- :class:`~lossserve.core.errors.Internal` for every request of a batch whose outputs are
   not arrays with one row per input row;
-- :class:`~service.core.errors.Unavailable` (retryable) once the batcher is closed.
+- :class:`~lossserve.core.errors.Unavailable` (retryable) once the batcher is closed.
 
 Decisions:
 
@@ -84,7 +84,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.core.errors import (
+from lossserve.core.errors import (
     DeadlineExceeded,
     Internal,
     InvalidArgument,
@@ -288,7 +288,7 @@ class DynamicBatcher:
             1``, the longest, in microseconds, a request waits for others to join it while
             another batch runs and a slot is free (>= 0). An idle model never waits.
         queue_depth: the most requests waiting at once (>= 1); one more is refused with
-            :class:`~service.core.errors.ResourceExhausted`. Requests in a running batch
+            :class:`~lossserve.core.errors.ResourceExhausted`. Requests in a running batch
             do not count.
         executor: where ``run_batch`` runs; by default a thread pool of
             ``max_concurrent_batches`` threads that :meth:`close` shuts down. A given

@@ -1,9 +1,9 @@
 """ModelEngine: the transport-neutral core of model serving, shared by REST and gRPC.
 
-It owns the live models (one :class:`~service.models.repository.LoadedModel` and one
-:class:`~service.models.batching.DynamicBatcher` each), answers metadata, configuration,
+It owns the live models (one :class:`~lossserve.models.repository.LoadedModel` and one
+:class:`~lossserve.models.batching.DynamicBatcher` each), answers metadata, configuration,
 readiness and statistics, runs inference, and loads and unloads models. It speaks domain
-types (numpy arrays, dataclasses) and raises :mod:`service.core.errors`; the transports
+types (numpy arrays, dataclasses) and raises :mod:`lossserve.core.errors`; the transports
 only translate.
 
 Every model answers three outputs for a batch of feature rows:
@@ -20,7 +20,7 @@ Triton's classification extension: an output requested with ``classification: k`
 that output's value (for logits and probabilities alike, the most probable first) as
 ``BYTES`` strings ``"value:index:label"`` (``[batch, k]``, ``k`` capped at the label count).
 
-Loading validates the new version completely (see :mod:`service.models.repository`)
+Loading validates the new version completely (see :mod:`lossserve.models.repository`)
 before it replaces the live one, so a failed load leaves the old version serving; the old
 version's batcher then drains (requests already queued finish on it).
 """
@@ -839,7 +839,7 @@ def _finite(name: str, array: np.ndarray, card: ModelCard) -> np.ndarray:
 
 def _strings(name: str, array: np.ndarray) -> np.ndarray:
     """A BYTES tensor as str objects (what ONNX Runtime takes), each a category as training
-    saw it (:func:`~service.models.card.category`); UTF-8 or refused."""
+    saw it (:func:`~lossserve.models.card.category`); UTF-8 or refused."""
     out = np.empty(array.shape, dtype=object)
     flat_in, flat_out = array.reshape(-1), out.reshape(-1)
     for index, value in enumerate(flat_in):

@@ -7,7 +7,7 @@ tensor extension), or gRPC's typed ``InferTensorContents``. A ``BYTES`` element 
 a 4-byte little-endian length followed by that many bytes. The domain type is a C-contiguous
 ``numpy.ndarray`` (``BYTES``: an object array of ``bytes``); every decode inverts its encode
 (``tests/service/models/test_oip.py``). Bad input raises
-:class:`~service.core.errors.InvalidArgument` naming the tensor and what was expected, with
+:class:`~lossserve.core.errors.InvalidArgument` naming the tensor and what was expected, with
 the same words whichever transport it came by.
 """
 

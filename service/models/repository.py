@@ -4,7 +4,7 @@ Layout: ``<repo>/<model>/<version>/model.onnx`` beside ``card.json``; versions a
 integers and the latest one is served. Opening a model checks, before anything can serve
 it:
 
-- the name is a :data:`~service.models.card.MODEL_NAME` (one path segment, so nothing can
+- the name is a :data:`~lossserve.models.card.MODEL_NAME` (one path segment, so nothing can
   climb out of the repository);
 - ``card.json`` parses, and names this model and version;
 - the sha256 of ``model.onnx`` is the card's (the session is built from the very bytes that
@@ -16,8 +16,8 @@ it:
 The session runs on ``CUDAExecutionProvider`` where that provider loads, else on
 ``CPUExecutionProvider``; :attr:`LoadedModel.provider` is what ``session.get_providers()``
 says was chosen, never what was asked for. A problem raises
-:class:`~service.core.errors.InvalidArgument` (a bad name or a broken model) or
-:class:`~service.core.errors.NotFound` (no such model) with a message that names the model,
+:class:`~lossserve.core.errors.InvalidArgument` (a bad name or a broken model) or
+:class:`~lossserve.core.errors.NotFound` (no such model) with a message that names the model,
 the version and the file, and no server path.
 """
 

@@ -515,14 +515,14 @@ def load_file(
             several 0/1 columns, one per label (multilabel).
         features: the feature columns; default every column but the label, split and
             ``drop`` columns and those that look like IDs (see
-            :func:`~service.training.tabular.id_like`; each one left out is in ``notes``).
+            :func:`~lossserve.training.tabular.id_like`; each one left out is in ``notes``).
         split_column: a column of ``train``/``validation``/``test`` per row; default a
             stratified 60/20/20 split (seed fixed).
         drop: columns to leave out.
 
     Feature columns hold numbers or strings (categories), with empty cells or not. A file
     with categories or empty cells gets a preprocessing fitted on its training split
-    (:mod:`service.training.tabular`), exported in front of the network.
+    (:mod:`lossserve.training.tabular`), exported in front of the network.
 
     Raises:
         ValueError: every problem of the file at once, one a line, naming the column:

@@ -223,7 +223,7 @@ def run_experiment(
     """Train every variant of the dataset's task (or those named) once per seed.
 
     ``dataset``: a built-in name, or a user file with its columns (``label``, ``features``,
-    ``split_column``, ``drop``) as :func:`~service.training.datasets.load_dataset` takes them.
+    ``split_column``, ``drop``) as :func:`~lossserve.training.datasets.load_dataset` takes them.
 
     Raises:
         ValueError: an unknown dataset or variant name, or no seeds.

@@ -83,10 +83,10 @@ def evaluate_fit(
 def train(config: TrainConfig) -> TrainResult:
     """Train, fit thresholds, export to ONNX and add the next version to the repository.
 
-    1. Load the dataset (:func:`~service.training.datasets.load_dataset`) and resolve the
-       loss with its params and class weights (:func:`~service.training.trainer.resolve_loss`).
+    1. Load the dataset (:func:`~lossserve.training.datasets.load_dataset`) and resolve the
+       loss with its params and class weights (:func:`~lossserve.training.trainer.resolve_loss`).
     2. Fit the classifier with early stopping on validation macro-F1
-       (:func:`~service.training.trainer.fit`).
+       (:func:`~lossserve.training.trainer.fit`).
     3. Fit thresholds (binary, multilabel) or offsets (multiclass) on the validation split
        as ``POST /thresholds`` does; ZLPR and circle keep 0 unless ``refit_thresholds``.
     4. Export to ONNX, verify it with ONNX Runtime on the test split, and write

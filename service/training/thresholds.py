@@ -57,7 +57,7 @@ def fit_decision_rule(
 ) -> DecisionRule:
     """Fit thresholds (F-beta per class) or offsets (macro-F1) on validation scores.
 
-    The same :func:`~service.core.evaluator.fit_thresholds` as ``POST /thresholds``; for a
+    The same :func:`~lossserve.core.evaluator.fit_thresholds` as ``POST /thresholds``; for a
     loss that :func:`keeps_zero_threshold`, thresholds stay 0 unless ``refit``.
     """
     if loss is not None and keeps_zero_threshold(loss, params or {}) and not refit:

@@ -1,6 +1,6 @@
 """The device worker pool: one worker per device, bounded queues, deadlines, fault handling."""
 
-from service.workers.pool import (
+from lossserve.workers.pool import (
     Job,
     Split,
     WorkerCrash,

@@ -5,7 +5,7 @@ child answers with one reply per job:
 
 - ``("done", Packed)`` of ``("ok", value)`` or ``("error", exception, traceback_text)``;
 - ``("crashed", description)`` just before it exits hard, when the job raised a
-  non-:class:`Exception` (:class:`~service.workers.WorkerCrash`, ``SystemExit``, ...).
+  non-:class:`Exception` (:class:`~lossserve.workers.WorkerCrash`, ``SystemExit``, ...).
 
 Running out of memory is handled here, where it happens: the job is split and its halves
 run one after the other (``split``), as the pool's docstring describes.
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from service.core.errors import Internal, ResourceExhausted
+from lossserve.core.errors import Internal, ResourceExhausted
 
 from . import _transport
 from ._transport import Packed

@@ -11,12 +11,12 @@ What a caller of :meth:`WorkerPool.run` can get:
 
 - the job's result, or the job's own exception, unchanged (type, message and attributes,
   as pickled; the worker survives);
-- :class:`~service.core.errors.ResourceExhausted` at once when every queue is full
+- :class:`~lossserve.core.errors.ResourceExhausted` at once when every queue is full
   (nothing is queued), or when the batch does not fit in memory (after splitting it,
   when the caller gave a ``split`` function);
-- :class:`~service.core.errors.DeadlineExceeded` when ``timeout`` passes first; a job
+- :class:`~lossserve.core.errors.DeadlineExceeded` when ``timeout`` passes first; a job
   still waiting then is never run, and a running one is killed;
-- :class:`~service.core.errors.Unavailable` (retryable) when the worker died while
+- :class:`~lossserve.core.errors.Unavailable` (retryable) when the worker died while
   running the job (a crash, ``os._exit``, a signal, the kernel's OOM killer): the worker is
   replaced on the same device, and the jobs queued behind it run on the replacement.
 
@@ -25,7 +25,7 @@ functions, instances of module-level classes (frozen dataclasses), or ``functool
 of those; not lambdas or closures. So must their results and exceptions (an exception that
 does not survive a pickle round trip comes back as ``Internal``). Numpy arrays inside them
 are not copied through pickle: large payloads go through shared memory
-(``service.workers._transport``) and arrive as views of it.
+(``lossserve.workers._transport``) and arrive as views of it.
 
 Worker processes come from the ``forkserver`` start method (forking a process that runs
 grpc or other threads is unsafe), whose server preloads torch and :mod:`losses` once, so
@@ -55,7 +55,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import torch
 
-from service.core.errors import DeadlineExceeded, LossServeError, ResourceExhausted, Unavailable
+from lossserve.core.errors import DeadlineExceeded, LossServeError, ResourceExhausted, Unavailable
 
 from . import _child, _transport
 from ._process import WorkerProcess
@@ -72,7 +72,7 @@ Split = Callable[
 ]
 """Turns a job that ran out of memory into two half-jobs and the function merging their results."""
 
-PRELOAD = ("torch", "numpy", "losses", "service.workers._child")
+PRELOAD = ("torch", "numpy", "losses", "lossserve.workers._child")
 """Modules the forkserver imports once, so that new worker processes start with them."""
 
 _STARTUP_TIMEOUT_S = 120.0

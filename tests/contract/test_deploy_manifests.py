@@ -28,7 +28,7 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
-from service.settings import Settings
+from lossserve.settings import Settings
 
 Doc = dict[str, Any]
 

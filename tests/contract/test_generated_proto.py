@@ -1,7 +1,7 @@
 """The committed generated Python code is exactly what ``scripts/generate.py`` writes now.
 
 That is the gRPC modules and their mypy-protobuf type stubs under
-``clients/python/lossserve_client/proto`` and the openapi-python-client package under
+``proto/lossserve_proto/{lossserve,inference}`` and the openapi-python-client package under
 ``clients/python/lossserve_client/openapi``; CI also runs ``make generate`` and fails on any
 difference (the TypeScript client's included).
 """
@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ("clients/python/lossserve_client/proto", "clients/python/lossserve_client/openapi")
+GENERATED = (
+    "proto/lossserve_proto/lossserve",
+    "proto/lossserve_proto/inference",
+    "clients/python/lossserve_client/openapi",
+)
 
 
 def _generated(root: Path) -> dict[str, Path]:
@@ -43,19 +47,18 @@ def test_committed_generated_code_matches_the_contracts(tmp_path: Path) -> None:
 
 
 def test_generated_packages_import_each_other_inside_the_client() -> None:
-    from lossserve_client.proto.inference import grpc_service_pb2
-    from lossserve_client.proto.lossserve.v1 import loss_service_pb2, loss_service_pb2_grpc
+    from lossserve_proto.inference import grpc_service_pb2
+    from lossserve_proto.lossserve.v1 import loss_service_pb2, loss_service_pb2_grpc
 
     assert loss_service_pb2.DESCRIPTOR.package == "lossserve.v1"
     assert grpc_service_pb2.DESCRIPTOR.package == "inference"
     assert loss_service_pb2_grpc.LossServiceStub.__module__ == (
-        "lossserve_client.proto.lossserve.v1.loss_service_pb2_grpc"
+        "lossserve_proto.lossserve.v1.loss_service_pb2_grpc"
     )
 
 
 def test_the_server_uses_the_clients_generated_modules() -> None:
-    from lossserve_client.proto.lossserve.v1 import loss_service_pb2
-
-    from service.api import grpc_convert
+    from lossserve.api import grpc_convert
+    from lossserve_proto.lossserve.v1 import loss_service_pb2
 
     assert grpc_convert.pb is loss_service_pb2

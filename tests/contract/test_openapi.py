@@ -19,9 +19,9 @@ import schemathesis
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from service.api.rest import create_app
-from service.core.state import ServiceState
-from service.settings import Settings
+from lossserve.api.rest import create_app
+from lossserve.core.state import ServiceState
+from lossserve.settings import Settings
 from tests.scripts import load_script
 from tests.service.api.conftest import with_client
 from tests.service.models.builders import write_model

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from lossserve_client import LossClient, LossServeError
-from lossserve_client import client as client_module
 from sklearn.metrics import confusion_matrix, f1_score
 
 import losses
 from bench._server import Server, running_server
+from lossserve_client import LossClient, LossServeError
+from lossserve_client import client as client_module
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import LABELS, reference, rows, write_model
 

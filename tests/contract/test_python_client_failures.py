@@ -18,12 +18,12 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from lossserve_client import LossClient, LossServeError
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
-from lossserve_client.tensors import encode_tensor
 
 from bench._server import free_port
+from lossserve_client import LossClient, LossServeError
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from lossserve_proto.tensors import encode_tensor
 
 LOGITS = np.zeros((2, 3), dtype=np.float32)
 TARGETS = np.array([0, 2])

@@ -26,9 +26,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.api.rest import create_app
-from service.core.state import ServiceState
-from service.settings import Settings
+from lossserve.api.rest import create_app
+from lossserve.core.state import ServiceState
+from lossserve.settings import Settings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -4,7 +4,7 @@ Run by ``test_tritonclient.py`` in an interpreter of its own, never collected be
 rest of the suite (``conftest.py`` ignores this file unless ``LOSSSERVE_TRITON_CASES=1``):
 tritonclient.grpc's generated ``service_pb2`` and lossserve's ``grpc_service_pb2`` both
 define the protobuf package ``inference``, and one process's descriptor pool cannot hold
-both. The server is ``python -m service.cli serve --model-repository DIR`` on 127.0.0.1
+both. The server is ``python -m lossserve.cli serve --model-repository DIR`` on 127.0.0.1
 with ``LOSSSERVE_ADMIN_TOKEN`` set; the repository holds models exported with
 ``torch.onnx.export`` (``tests/service/models/builders.py``), and every output is checked
 against in-process ONNX Runtime on the same rows.

@@ -33,12 +33,12 @@ import numpy as np
 import onnxruntime as ort
 import orjson
 import pybase64
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 from bench._server import Server, start_server, stop_server, wait_ready
-from service.settings import Settings
+from lossserve.settings import Settings
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from tests.processes import SERVICE_ENV
 
 MEMORY_LIMIT = 2 * 1024**3

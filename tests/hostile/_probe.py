@@ -16,8 +16,9 @@ import time
 import grpc
 import httpx
 import orjson
-from lossserve_client.proto.inference import grpc_service_pb2 as oip
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
+
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
 
 
 def main(http_url: str, grpc_url: str) -> None:

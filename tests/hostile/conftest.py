@@ -54,7 +54,7 @@ def _train(repository: Path) -> None:
     ]
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "train", "--dataset", dataset, "--loss", loss,
+            [sys.executable, "-m", "lossserve.cli", "train", "--dataset", dataset, "--loss", loss,
              "--name", name, "--model-repository", str(repository), "--epochs", "2",
              "--threads", "1", "--quiet"],
             cwd=ROOT,

@@ -20,8 +20,9 @@ import grpc
 import numpy as np
 import orjson
 import pytest
-from lossserve_client.proto.inference import grpc_service_pb2 as oip
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
+
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
 
 from ._harness import (
     CLIENT_TIMEOUT_S,

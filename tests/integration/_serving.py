@@ -1,7 +1,7 @@
 """What the process-level tests share: request builders and readings of ``/metrics``.
 
 A replica's environment is :data:`tests.processes.SERVICE_ENV`; the tensors are encoded by
-the Python client's :mod:`lossserve_client.tensors`.
+the Python client's :mod:`lossserve_proto.tensors`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.tensors import encode_b64, encode_tensor
 from prometheus_client.parser import text_string_to_metric_families
+
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.tensors import encode_b64, encode_tensor
 
 HEALTH_ROUTES = frozenset(
     {

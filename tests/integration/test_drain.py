@@ -25,12 +25,12 @@ import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from lossserve_client.proto.inference import grpc_service_pb2 as oip
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 from bench._server import Server, start_server, stop_server, wait_ready
-from service.models.card import BatchingConfig
+from lossserve.models.card import BatchingConfig
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import rows, write_model
 

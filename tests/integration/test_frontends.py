@@ -23,11 +23,11 @@ import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from lossserve_client.proto.inference import grpc_service_pb2 as oip
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
 
 from bench._server import ROOT, Server, free_port, start_server, stop_server, wait_ready
-from service.api.oip_grpc_convert import decode_infer_result
+from lossserve.api.oip_grpc_convert import decode_infer_result
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import reference, rows, write_model
 
@@ -37,7 +37,7 @@ ENV = {**SERVICE_ENV, "LOSSSERVE_FRONTENDS": "1"}
 
 def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``lossserve serve`` on 127.0.0.1 with ``args``, expected to exit by itself."""
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", *args]
+    command = [sys.executable, "-m", "lossserve.cli", "serve", "--host", "127.0.0.1", *args]
     return subprocess.run(
         command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -145,7 +145,7 @@ def test_a_port_a_running_server_serves_stops_a_second_server(
 
 
 def test_ports_zero_serve_on_the_ports_the_serving_line_names() -> None:
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "lossserve.cli", "serve", "--host", "127.0.0.1"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [*command, "--http-port", "0", "--grpc-port", "0", "--frontends", "1"],

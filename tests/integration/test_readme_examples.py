@@ -19,7 +19,7 @@ import torch
 
 import losses
 from bench._server import start_server, stop_server, wait_ready
-from service.models.card import ModelCard
+from lossserve.models.card import ModelCard
 from tests.integration._serving import write_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_readme_table_example(tmp_path: Path) -> None:
     empty cells, serve the repository it wrote, predict raw rows with curl."""
     write_table(tmp_path / "customers.csv")
     train, predict = _example("table").split("\n", 1)
-    command = train.replace("lossserve", f"{sys.executable} -m service.cli", 1)
+    command = train.replace("lossserve", f"{sys.executable} -m lossserve.cli", 1)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     trained = subprocess.run(
         ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True

@@ -43,10 +43,6 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from lossserve_client.client import GRPC_OPTIONS
-from lossserve_client.proto.inference import grpc_service_pb2 as oip
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as oip_grpc
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 import losses
 from bench._server import (
@@ -58,8 +54,12 @@ from bench._server import (
     stop_server,
     wait_ready,
 )
-from service.api.oip_grpc_convert import decode_infer_result
-from service.models.oip import datatype_of, encode_raw
+from lossserve.api.oip_grpc_convert import decode_infer_result
+from lossserve.models.oip import datatype_of, encode_raw
+from lossserve_client.client import GRPC_OPTIONS
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import reference, rows, write_model
 

@@ -27,8 +27,8 @@ import onnxruntime as ort
 import pytest
 
 from bench._server import Server, running_server
-from service.models.card import ModelCard
-from service.training.datasets import Dataset, load_dataset
+from lossserve.models.card import ModelCard
+from lossserve.training.datasets import Dataset, load_dataset
 from tests.integration._serving import write_table
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import reference
@@ -74,7 +74,7 @@ def write_csv(dataset: Dataset, path: Path) -> list[str]:
 
 
 def train(repository: Path, name: str, dataset: str, loss: str, *extra: str) -> None:
-    command = [sys.executable, "-m", "service.cli", "train", "--dataset", dataset]
+    command = [sys.executable, "-m", "lossserve.cli", "train", "--dataset", dataset]
     command += ["--loss", loss, "--name", name, "--model-repository", str(repository)]
     command += ["--epochs", "30", "--quiet", *extra]
     done = subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from lossserve.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@
 
 Generated code, never edited by hand (``make generate`` writes it):
 :mod:`lossserve_client.openapi` (the REST client, from ``openapi/openapi.json``) and
-:mod:`lossserve_client.proto` (messages, gRPC stubs and their type stubs, from ``proto/``),
+:mod:`lossserve_proto` (messages, gRPC stubs and their type stubs, from ``proto/``),
 which the server uses too.
 """
 

@@ -4,7 +4,7 @@
 openapi-python-client generated (:mod:`lossserve_client.openapi`);
 ``LossClient.grpc("127.0.0.1:50051")`` calls ``lossserve.v1.LossService`` and the Open
 Inference Protocol's ``inference.GRPCInferenceService`` through the generated stubs
-(:mod:`lossserve_client.proto`). Both take numpy arrays (or anything ``numpy.asarray``
+(:mod:`lossserve_proto`). Both take numpy arrays (or anything ``numpy.asarray``
 takes), return the same types (:mod:`lossserve_client.types`) and raise the same
 :class:`~lossserve_client.types.LossServeError`.
 
@@ -28,7 +28,21 @@ import httpx
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .chunks import Assembler, answer_bytes, split
+from lossserve_proto.chunks import Assembler, answer_bytes, split
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from lossserve_proto.tensors import (
+    as_array,
+    binary_entry,
+    decode_tensor,
+    encode_b64,
+    encode_tensor,
+    from_json,
+)
+from lossserve_proto.tensors import to_bytes as tensor_bytes
+
 from .openapi import Client as RestApiClient
 from .openapi.api.losses import compute_loss as rest_compute_loss
 from .openapi.api.losses import list_losses as rest_list_losses
@@ -47,12 +61,6 @@ from .openapi.models import (
     ThresholdsResponse,
 )
 from .openapi.types import File
-from .proto.inference import grpc_service_pb2 as oip
-from .proto.inference import grpc_service_pb2_grpc as oip_grpc
-from .proto.lossserve.v1 import loss_service_pb2 as pb
-from .proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
-from .tensors import as_array, binary_entry, decode_tensor, encode_b64, encode_tensor, from_json
-from .tensors import to_bytes as tensor_bytes
 from .types import (
     ClassMetrics,
     EvaluateUpdate,

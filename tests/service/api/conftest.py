@@ -8,9 +8,9 @@ from typing import TypeVar
 
 import httpx
 
-from service.api.rest import create_app
-from service.core.state import ServiceState
-from service.settings import Settings
+from lossserve.api.rest import create_app
+from lossserve.core.state import ServiceState
+from lossserve.settings import Settings
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import losses
-from service.core.state import ServiceState
+from lossserve.core.state import ServiceState
 
 from .conftest import with_client
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from service.api.rest import create_app
-from service.core.state import ServiceState
-from service.settings import Settings
+from lossserve.api.rest import create_app
+from lossserve.core.state import ServiceState
+from lossserve.settings import Settings
 from tests.service.workers.jobs import Blocker
 
 

@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from service.core.state import ServiceState
+from lossserve.core.state import ServiceState
 
 from .conftest import with_client
 

@@ -16,12 +16,10 @@ import pytest
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as pb
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 import losses
-from service.api import grpc_convert as convert
-from service.api.grpc import (
+from lossserve.api import grpc_convert as convert
+from lossserve.api.grpc import (
     ERROR_CODE_KEY,
     ERROR_DETAILS_KEY,
     GRPC_STATUS,
@@ -29,19 +27,19 @@ from service.api.grpc import (
     create_grpc_server,
     response_chunk_bytes,
 )
-from service.client import (
+from lossserve.client import (
     CLIENT_OPTIONS,
     compute_loss,
     compute_loss_async,
     compute_loss_chunked,
     needs_chunks,
 )
-from service.core.engine import LossEngine, LossInfo
-from service.core.errors import ErrorCode, InvalidArgument, PayloadTooLarge
-from service.core.evaluator import evaluate, fit_thresholds
-from service.core.state import ServiceState
-from service.core.tensors import DTYPES
-from service.core.types import (
+from lossserve.core.engine import LossEngine, LossInfo
+from lossserve.core.errors import ErrorCode, InvalidArgument, PayloadTooLarge
+from lossserve.core.evaluator import evaluate, fit_thresholds
+from lossserve.core.state import ServiceState
+from lossserve.core.tensors import DTYPES
+from lossserve.core.types import (
     ClassMetrics,
     EvaluateRequest,
     EvaluateResult,
@@ -50,7 +48,9 @@ from service.core.types import (
     ThresholdsRequest,
     ThresholdsResult,
 )
-from service.settings import Settings
+from lossserve.settings import Settings
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 MiB = 1024 * 1024

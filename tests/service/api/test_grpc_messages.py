@@ -1,4 +1,4 @@
-"""The wire helpers that keep tensor bytes away from protobuf (``service.api.grpc_messages``)
+"""The wire helpers that keep tensor bytes away from protobuf (``lossserve.api.grpc_messages``)
 held to protobuf itself: a message split and parsed here equals protobuf's parse of it, an
 answer written here parses with protobuf to the message protobuf would have written, and
 anything that is not plain wire format is left to protobuf."""
@@ -10,12 +10,12 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lossserve_client.proto.inference import grpc_service_pb2 as pb
 
-from service.api import oip_grpc_convert as convert
-from service.api.grpc_messages import Undecodable, bytes_field, parser, split_bytes
-from service.api.oip_grpc import PARSERS, _serialize_result, parse_infer_request
-from service.models.engine import InferResult
+from lossserve.api import oip_grpc_convert as convert
+from lossserve.api.grpc_messages import Undecodable, bytes_field, parser, split_bytes
+from lossserve.api.oip_grpc import PARSERS, _serialize_result, parse_infer_request
+from lossserve.models.engine import InferResult
+from lossserve_proto.inference import grpc_service_pb2 as pb
 
 RAW = pb.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].number
 

@@ -16,15 +16,15 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 import losses
-from service.api import grpc_convert as convert
-from service.api.grpc import ERROR_CODE_KEY, create_grpc_server
-from service.api.rest import create_app
-from service.core.state import ServiceState
-from service.core.types import LossRequest
-from service.settings import Settings
+from lossserve.api import grpc_convert as convert
+from lossserve.api.grpc import ERROR_CODE_KEY, create_grpc_server
+from lossserve.api.rest import create_app
+from lossserve.core.state import ServiceState
+from lossserve.core.types import LossRequest
+from lossserve.settings import Settings
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
 RNG = np.random.default_rng(7)
 LOGITS = RNG.normal(size=(8, 3)).astype(np.float32)

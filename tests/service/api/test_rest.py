@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import losses
-from service.core.state import ServiceState
+from lossserve.core.state import ServiceState
 
 from .conftest import with_client
 

@@ -1,6 +1,6 @@
 """POST /evaluate and POST /thresholds through an in-process client.
 
-Every answer equals :func:`service.core.evaluator.evaluate` / ``fit_thresholds`` called
+Every answer equals :func:`lossserve.core.evaluator.evaluate` / ``fit_thresholds`` called
 directly on the same arrays, in every encoding; bad input is a 4xx whose message names the
 field.
 """
@@ -18,10 +18,10 @@ import numpy as np
 import orjson
 import pytest
 
-from service.core import evaluator
-from service.core.errors import InvalidArgument
-from service.core.state import ServiceState
-from service.core.types import EvaluateRequest, ThresholdsRequest
+from lossserve.core import evaluator
+from lossserve.core.errors import InvalidArgument
+from lossserve.core.state import ServiceState
+from lossserve.core.types import EvaluateRequest, ThresholdsRequest
 
 from .conftest import with_client
 

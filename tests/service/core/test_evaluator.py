@@ -22,15 +22,15 @@ from sklearn.metrics import (
 
 import losses
 from losses import Task
-from service.core.errors import InvalidArgument, PayloadTooLarge
-from service.core.evaluator import (
+from lossserve.core.errors import InvalidArgument, PayloadTooLarge
+from lossserve.core.evaluator import (
     EvaluationStream,
     best_threshold,
     evaluate,
     fit_thresholds,
     task_from_shapes,
 )
-from service.core.types import EvaluateRequest, EvaluateResult, ThresholdsRequest
+from lossserve.core.types import EvaluateRequest, EvaluateResult, ThresholdsRequest
 
 Array = npt.NDArray[Any]
 

@@ -1,8 +1,8 @@
 """Tiny models in a model repository, exported the way training exports them.
 
 A linear layer exported with ``torch.onnx.export`` (input ``features``, outputs ``logits``
-and ``probabilities``, a dynamic batch axis) beside a :class:`~service.models.card.ModelCard`
-whose sha256 is :func:`~service.models.card.sha256_of` the file. Independent of the training
+and ``probabilities``, a dynamic batch axis) beside a :class:`~lossserve.models.card.ModelCard`
+whose sha256 is :func:`~lossserve.models.card.sha256_of` the file. Independent of the training
 code, so that serving is tested on its own.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from service.models.card import BatchingConfig, InputSpec, ModelCard, SplitMetrics, sha256_of
+from lossserve.models.card import BatchingConfig, InputSpec, ModelCard, SplitMetrics, sha256_of
 
 FEATURES = 4
 LABELS: dict[str, list[str]] = {

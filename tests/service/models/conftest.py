@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from service.core.state import ServiceState
-from service.settings import Settings
+from lossserve.core.state import ServiceState
+from lossserve.settings import Settings
 
 from .builders import write_model
 

@@ -21,15 +21,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from service.core.errors import (
+from lossserve.core.errors import (
     DeadlineExceeded,
     Internal,
     InvalidArgument,
     ResourceExhausted,
     Unavailable,
 )
-from service.models import batching
-from service.models.batching import BatcherStats, DynamicBatcher, Tensors
+from lossserve.models import batching
+from lossserve.models.batching import BatcherStats, DynamicBatcher, Tensors
 
 FOREVER_US = 60_000_000
 """A delay no test waits out: a batch that relies on it would trip the 10 s guard."""

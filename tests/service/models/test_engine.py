@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.core.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from service.core.state import ServiceState
-from service.models.admin import RepositoryAdmin
-from service.models.engine import (
+from lossserve.core.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from lossserve.core.state import ServiceState
+from lossserve.models.admin import RepositoryAdmin
+from lossserve.models.engine import (
     InferRequest,
     ModelEngine,
     RequestedOutput,
     classify,
     decide,
 )
-from service.models.repository import LoadedModel
+from lossserve.models.repository import LoadedModel
 
 from .builders import LABELS, reference, rows, write_model
 from .conftest import TOKEN, with_state

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.core.errors import InvalidArgument, PayloadTooLarge
-from service.models.oip import (
+from lossserve.core.errors import InvalidArgument, PayloadTooLarge
+from lossserve.models.oip import (
     BYTES,
     DATATYPES,
     config_type,

@@ -13,18 +13,18 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from lossserve_client.proto.inference import grpc_service_pb2 as pb
-from lossserve_client.proto.inference import grpc_service_pb2_grpc as pb_grpc
 
-from service.api import oip_grpc_convert as convert
-from service.api.grpc import create_grpc_server
-from service.api.http import HTTP_STATUS
-from service.api.rest import create_app
-from service.core.errors import InvalidArgument
-from service.core.state import ServiceState
-from service.models.engine import InferRequest, InferResult, RequestedOutput
-from service.models.oip import BYTES, DATATYPES, datatype_of, encode_raw
-from service.settings import Settings
+from lossserve.api import oip_grpc_convert as convert
+from lossserve.api.grpc import create_grpc_server
+from lossserve.api.http import HTTP_STATUS
+from lossserve.api.rest import create_app
+from lossserve.core.errors import InvalidArgument
+from lossserve.core.state import ServiceState
+from lossserve.models.engine import InferRequest, InferResult, RequestedOutput
+from lossserve.models.oip import BYTES, DATATYPES, datatype_of, encode_raw
+from lossserve.settings import Settings
+from lossserve_proto.inference import grpc_service_pb2 as pb
+from lossserve_proto.inference import grpc_service_pb2_grpc as pb_grpc
 
 from .builders import reference, rows
 from .conftest import TOKEN

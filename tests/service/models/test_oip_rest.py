@@ -14,9 +14,9 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.rest import create_app
-from service.core.state import ServiceState
-from service.settings import Settings
+from lossserve.api.rest import create_app
+from lossserve.core.state import ServiceState
+from lossserve.settings import Settings
 
 from .builders import reference, rows
 from .conftest import TOKEN

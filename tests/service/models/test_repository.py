@@ -9,9 +9,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.core.errors import InvalidArgument, NotFound
-from service.models.card import ModelCard, sha256_of
-from service.models.repository import CPU, CUDA, ModelRepository, check_model_name
+from lossserve.core.errors import InvalidArgument, NotFound
+from lossserve.models.card import ModelCard, sha256_of
+from lossserve.models.repository import CPU, CUDA, ModelRepository, check_model_name
 
 from .builders import FEATURES, export, reference, rows, write_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.training import Dataset, TrainOptions, load_dataset
+from lossserve.training import Dataset, TrainOptions, load_dataset
 
 
 @pytest.fixture(scope="session")

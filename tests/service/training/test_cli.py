@@ -1,4 +1,4 @@
-"""``lossserve train`` and ``lossserve experiment`` end to end, through ``service.cli.main``."""
+"""``lossserve train`` and ``lossserve experiment`` end to end, through ``lossserve.cli.main``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.cli import main
-from service.models.card import ModelCard, sha256_of
+from lossserve.cli import main
+from lossserve.models.card import ModelCard, sha256_of
 
 TINY = ["--epochs", "3", "--patience", "3", "--hidden", "16", "--quiet"]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from losses import Task
-from service.training import Dataset, load_dataset
-from service.training.datasets import (
+from lossserve.training import Dataset, load_dataset
+from lossserve.training.datasets import (
     SPLITS,
     breast_cancer_imbalanced,
     digits_lt,

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from losses import Task
-from service.models.card import ModelCard, sha256_of
-from service.training import (
+from lossserve.models.card import ModelCard, sha256_of
+from lossserve.training import (
     Dataset,
     ExportError,
     TrainConfig,
@@ -24,9 +24,9 @@ from service.training import (
     train,
     verify_onnx,
 )
-from service.training import export as export_module
-from service.training.export import next_version
-from service.training.model import ExportedClassifier
+from lossserve.training import export as export_module
+from lossserve.training.export import next_version
+from lossserve.training.model import ExportedClassifier
 
 TINY = TrainOptions(epochs=3, patience=3, hidden=16)
 

@@ -11,9 +11,9 @@ import torch
 
 import losses
 from losses import LossParameterError, Task
-from service.core.evaluator import evaluate
-from service.core.types import EvaluateRequest
-from service.training import (
+from lossserve.core.evaluator import evaluate
+from lossserve.core.types import EvaluateRequest
+from lossserve.training import (
     Dataset,
     TrainOptions,
     evaluate_fit,
@@ -22,7 +22,7 @@ from service.training import (
     keeps_zero_threshold,
     resolve_loss,
 )
-from service.training.trainer import predict_logits, scores
+from lossserve.training.trainer import predict_logits, scores
 
 # ---------------------------------------------------------------------------- the loss
 

@@ -11,8 +11,8 @@ import pytest
 from pyarrow import csv, parquet
 
 from losses import Task
-from service.training import load_dataset, load_file
-from service.training.datasets import SPLITS
+from lossserve.training import load_dataset, load_file
+from lossserve.training.datasets import SPLITS
 
 
 def _table(n: int = 60, seed: int = 0) -> dict[str, Any]:

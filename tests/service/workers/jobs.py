@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from service.core.errors import InvalidArgument
-from service.workers import WorkerCrash
+from lossserve.core.errors import InvalidArgument
+from lossserve.workers import WorkerCrash
 
 WAIT_S = 10.0
 

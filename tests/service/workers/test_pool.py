@@ -22,18 +22,18 @@ import pytest
 import torch
 
 import losses
-import service.workers
-from service.core.engine import LossEngine
-from service.core.errors import (
+import lossserve.workers
+from lossserve.core.engine import LossEngine
+from lossserve.core.errors import (
     DeadlineExceeded,
     Internal,
     InvalidArgument,
     ResourceExhausted,
     Unavailable,
 )
-from service.core.types import LossRequest
-from service.workers import WorkerPool, WorkerStats, default_devices
-from service.workers._transport import INLINE_BYTES
+from lossserve.core.types import LossRequest
+from lossserve.workers import WorkerPool, WorkerStats, default_devices
+from lossserve.workers._transport import INLINE_BYTES
 
 from . import jobs
 
@@ -105,9 +105,9 @@ def segments() -> list[str]:
 
 
 def test_exports_are_sorted_and_present() -> None:
-    assert service.workers.__all__ == sorted(service.workers.__all__)
-    for name in service.workers.__all__:
-        assert hasattr(service.workers, name)
+    assert lossserve.workers.__all__ == sorted(lossserve.workers.__all__)
+    for name in lossserve.workers.__all__:
+        assert hasattr(lossserve.workers, name)
 
 
 def test_default_devices_is_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:

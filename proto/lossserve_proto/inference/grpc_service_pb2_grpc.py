@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from lossserve_client.proto.inference import grpc_service_pb2 as lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2
+from lossserve_proto.inference import grpc_service_pb2 as lossserve__proto_dot_inference_dot_grpc__service__pb2
 
 GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in lossserve_client/proto/inference/grpc_service_pb2_grpc.py depends on'
+        + ' but the generated code in lossserve_proto/inference/grpc_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,63 +36,63 @@ class GRPCInferenceServiceStub(object):
         """
         self.ServerLive = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerLive',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
                 _registered_method=True)
         self.ServerReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerReady',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
                 _registered_method=True)
         self.ModelReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelReady',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
                 _registered_method=True)
         self.ServerMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerMetadata',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelMetadata',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelInfer = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelInfer',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
         self.ModelStreamInfer = channel.stream_stream(
                 '/inference.GRPCInferenceService/ModelStreamInfer',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
                 _registered_method=True)
         self.ModelConfig = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelConfig',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelConfigRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelConfigResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelConfigRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelConfigResponse.FromString,
                 _registered_method=True)
         self.ModelStatistics = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelStatistics',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsResponse.FromString,
                 _registered_method=True)
         self.RepositoryIndex = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryIndex',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexResponse.FromString,
                 _registered_method=True)
         self.RepositoryModelLoad = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryModelLoad',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadResponse.FromString,
                 _registered_method=True)
         self.RepositoryModelUnload = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryModelUnload',
-                request_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadResponse.FromString,
+                request_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadResponse.FromString,
                 _registered_method=True)
 
 
@@ -188,63 +188,63 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ServerLive': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerLive,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerLiveRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerLiveResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerLiveRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerLiveResponse.SerializeToString,
             ),
             'ServerReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerReady,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerReadyRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerReadyResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerReadyRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerReadyResponse.SerializeToString,
             ),
             'ModelReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelReady,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelReadyRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelReadyResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelReadyRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelReadyResponse.SerializeToString,
             ),
             'ServerMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerMetadata,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerMetadataRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerMetadataResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerMetadataRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerMetadataResponse.SerializeToString,
             ),
             'ModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelMetadata,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelMetadataRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelMetadataResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelMetadataRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelMetadataResponse.SerializeToString,
             ),
             'ModelInfer': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelInfer,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferResponse.SerializeToString,
             ),
             'ModelStreamInfer': grpc.stream_stream_rpc_method_handler(
                     servicer.ModelStreamInfer,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStreamInferResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStreamInferResponse.SerializeToString,
             ),
             'ModelConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelConfig,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelConfigRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelConfigResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelConfigRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelConfigResponse.SerializeToString,
             ),
             'ModelStatistics': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelStatistics,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsResponse.SerializeToString,
             ),
             'RepositoryIndex': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryIndex,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexResponse.SerializeToString,
             ),
             'RepositoryModelLoad': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryModelLoad,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadResponse.SerializeToString,
             ),
             'RepositoryModelUnload': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryModelUnload,
-                    request_deserializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadRequest.FromString,
+                    response_serializer=lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,8 +272,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ServerLive',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -299,8 +299,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ServerReady',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -326,8 +326,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelReady',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -353,8 +353,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ServerMetadata',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -380,8 +380,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelMetadata',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -407,8 +407,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelInfer',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -434,8 +434,8 @@ class GRPCInferenceService(object):
             request_iterator,
             target,
             '/inference.GRPCInferenceService/ModelStreamInfer',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -461,8 +461,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelConfig',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelConfigRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelConfigResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelConfigRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -488,8 +488,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelStatistics',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.ModelStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -515,8 +515,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryIndex',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -542,8 +542,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryModelLoad',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelLoadResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -569,8 +569,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryModelUnload',
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadResponse.FromString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadRequest.SerializeToString,
+            lossserve__proto_dot_inference_dot_grpc__service__pb2.RepositoryModelUnloadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from .proto.lossserve.v1 import loss_service_pb2 as pb
+from .lossserve.v1 import loss_service_pb2 as pb
 from .tensors import DTYPES
 
 __all__ = ["MAX_DIMS", "Assembler", "answer_bytes", "split"]

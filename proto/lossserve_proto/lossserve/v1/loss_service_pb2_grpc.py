@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2
 
 GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in lossserve_client/proto/lossserve/v1/loss_service_pb2_grpc.py depends on'
+        + ' but the generated code in lossserve_proto/lossserve/v1/loss_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,23 +37,23 @@ class LossServiceStub(object):
         """
         self.ListLosses = channel.unary_unary(
                 '/lossserve.v1.LossService/ListLosses',
-                request_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesResponse.FromString,
+                request_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesResponse.FromString,
                 _registered_method=True)
         self.ComputeLoss = channel.unary_unary(
                 '/lossserve.v1.LossService/ComputeLoss',
-                request_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequest.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponse.FromString,
+                request_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequest.SerializeToString,
+                response_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponse.FromString,
                 _registered_method=True)
         self.ComputeLossChunked = channel.stream_stream(
                 '/lossserve.v1.LossService/ComputeLossChunked',
-                request_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequestChunk.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponseChunk.FromString,
+                request_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequestChunk.SerializeToString,
+                response_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponseChunk.FromString,
                 _registered_method=True)
         self.StreamEvaluate = channel.stream_stream(
                 '/lossserve.v1.LossService/StreamEvaluate',
-                request_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateBatch.SerializeToString,
-                response_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateUpdate.FromString,
+                request_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateBatch.SerializeToString,
+                response_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateUpdate.FromString,
                 _registered_method=True)
 
 
@@ -102,23 +102,23 @@ def add_LossServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListLosses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLosses,
-                    request_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesRequest.FromString,
+                    response_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesResponse.SerializeToString,
             ),
             'ComputeLoss': grpc.unary_unary_rpc_method_handler(
                     servicer.ComputeLoss,
-                    request_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequest.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponse.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequest.FromString,
+                    response_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponse.SerializeToString,
             ),
             'ComputeLossChunked': grpc.stream_stream_rpc_method_handler(
                     servicer.ComputeLossChunked,
-                    request_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequestChunk.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponseChunk.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequestChunk.FromString,
+                    response_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponseChunk.SerializeToString,
             ),
             'StreamEvaluate': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamEvaluate,
-                    request_deserializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateBatch.FromString,
-                    response_serializer=lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateUpdate.SerializeToString,
+                    request_deserializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateBatch.FromString,
+                    response_serializer=lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateUpdate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -147,8 +147,8 @@ class LossService(object):
             request,
             target,
             '/lossserve.v1.LossService/ListLosses',
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesResponse.FromString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesRequest.SerializeToString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ListLossesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -174,8 +174,8 @@ class LossService(object):
             request,
             target,
             '/lossserve.v1.LossService/ComputeLoss',
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequest.SerializeToString,
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponse.FromString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequest.SerializeToString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -201,8 +201,8 @@ class LossService(object):
             request_iterator,
             target,
             '/lossserve.v1.LossService/ComputeLossChunked',
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequestChunk.SerializeToString,
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponseChunk.FromString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossRequestChunk.SerializeToString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.ComputeLossResponseChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -228,8 +228,8 @@ class LossService(object):
             request_iterator,
             target,
             '/lossserve.v1.LossService/StreamEvaluate',
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateBatch.SerializeToString,
-            lossserve__client_dot_proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateUpdate.FromString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateBatch.SerializeToString,
+            lossserve__proto_dot_lossserve_dot_v1_dot_loss__service__pb2.EvaluateUpdate.FromString,
             options,
             channel_credentials,
             insecure,

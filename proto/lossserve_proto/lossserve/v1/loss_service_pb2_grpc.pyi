@@ -14,7 +14,7 @@ UNAVAILABLE, INTERNAL).
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from lossserve_client.proto.lossserve.v1 import loss_service_pb2 as _loss_service_pb2
+from lossserve_proto.lossserve.v1 import loss_service_pb2 as _loss_service_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

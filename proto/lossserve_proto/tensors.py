@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .proto.lossserve.v1 import loss_service_pb2 as pb
+from .lossserve.v1 import loss_service_pb2 as pb
 
 __all__ = [
     "DTYPES",

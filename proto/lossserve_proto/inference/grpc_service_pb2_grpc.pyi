@@ -22,7 +22,7 @@ The source of truth for the generated code under service/_proto (scripts/generat
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from lossserve_client.proto.inference import grpc_service_pb2 as _grpc_service_pb2
+from lossserve_proto.inference import grpc_service_pb2 as _grpc_service_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
