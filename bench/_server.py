@@ -84,16 +84,26 @@ def die_with_parent() -> Callable[[], None] | None:
     return set_death_signal
 
 
-def start_server(args: Sequence[str], env: Mapping[str, str], log: IO[bytes]) -> Server:
-    """``python -m lossserve.cli serve`` on two free loopback ports, with ``args`` appended,
-    run from the repository root in ``env`` (the whole environment), output to ``log``."""
+SERVER_PROGRAM = (sys.executable, "-m", "lossserve.cli")
+"""The ``lossserve`` command of this interpreter's environment, run from the repository."""
+
+
+def start_server(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    log: IO[bytes],
+    *,
+    program: Sequence[str] = SERVER_PROGRAM,
+    cwd: Path = ROOT,
+) -> Server:
+    """``program serve`` (``python -m lossserve.cli serve``) on two free loopback ports, with
+    ``args`` appended, run from ``cwd`` in ``env`` (the whole environment), output to
+    ``log``."""
     http_port, grpc_port = free_port(), free_port()
     while grpc_port == http_port:
         grpc_port = free_port()
     command = [
-        sys.executable,
-        "-m",
-        "lossserve.cli",
+        *program,
         "serve",
         "--host",
         "127.0.0.1",
@@ -105,7 +115,7 @@ def start_server(args: Sequence[str], env: Mapping[str, str], log: IO[bytes]) ->
     ]
     process = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -145,11 +155,18 @@ def stop_server(server: Server) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    args: Sequence[str], env: Mapping[str, str], ready_paths: Sequence[str], timeout: float = 120
+    args: Sequence[str],
+    env: Mapping[str, str],
+    ready_paths: Sequence[str],
+    timeout: float = 120,
+    *,
+    program: Sequence[str] = SERVER_PROGRAM,
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
-    """A started server, ready on ``ready_paths`` (see :func:`wait_ready`), stopped on exit."""
+    """A started server (see :func:`start_server`), ready on ``ready_paths`` (see
+    :func:`wait_ready`), stopped on exit."""
     with tempfile.TemporaryFile() as log:
-        server = start_server(args, env, log)
+        server = start_server(args, env, log, program=program, cwd=cwd)
         try:
             wait_ready(server, ready_paths, timeout=timeout)
             yield server
