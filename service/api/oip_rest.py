@@ -24,8 +24,9 @@ but not served (unloaded, failed to load, another version), and 404 for an unkno
 The repository API (``/v2/repository/...``) needs ``Authorization: Bearer
 <LOSSSERVE_ADMIN_TOKEN>`` (else 401); without that setting it is off and answers 403.
 
-These routes are left out of the OpenAPI document (the protocol publishes its own); the
-tritonclient contract tests hold them to the protocol.
+These routes are in the OpenAPI document (:mod:`.oip_wire`'s models, tag ``inference``, and
+``repository``), so that the generated clients have typed calls; the tritonclient contract
+tests hold them to the protocol.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from ..models.engine import (
 )
 from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
 from ..settings import Settings
-from . import wire
+from . import oip_wire, wire
 from .http import HEADER_LENGTH, declared_size, error_status, json_response, read_body
 from .offload import by_size
 
@@ -360,6 +361,62 @@ def stats_json(stats: list[ModelStats]) -> dict[str, Any]:
 
 # -- the routes --------------------------------------------------------------------------
 
+ModelHandler = Callable[[Request, str, str], Coroutine[Any, Any, Response]]
+"""A per-model route's endpoint: the request, the model's name and version ("" for latest)."""
+
+
+def _oip_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Documented error answers under /v2: every one is the protocol's ``{"error"}`` body."""
+    return {status: {"model": oip_wire.OIPError} for status in statuses}
+
+
+def _documented(model: type[Any] | None, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A /v2 route's documented answers: ``model`` (an object when None), then its errors."""
+    any_object = {"application/json": {"schema": {"type": "object"}}}
+    answer = {"model": model} if model else {"content": any_object}
+    return {200: answer, **_oip_errors(*statuses)}
+
+
+def _with_body(
+    options: dict[str, Any], model: type[Any], examples: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Route options plus an optional JSON body (``model``) that the endpoint parses itself."""
+    body = {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                "examples": examples,
+            }
+        },
+    }
+    return {**options, "openapi_extra": {**options.get("openapi_extra", {}), "requestBody": body}}
+
+
+def _add_model_routes(
+    router: APIRouter, path: str, handler: ModelHandler, name: str, method: str, **options: Any
+) -> None:
+    """``handler`` at ``/v2/models/{model_name}<path>`` (the latest version) and at
+    ``/v2/models/{model_name}/versions/{model_version}<path>``, named ``model_<name>`` and
+    ``model_version_<name>`` (the operation ids)."""
+
+    async def latest(request: Request, model_name: str) -> Response:
+        return await handler(request, model_name, "")
+
+    async def versioned(request: Request, model_name: str, model_version: str) -> Response:
+        return await handler(request, model_name, model_version)
+
+    base = "/v2/models/{model_name}"
+    endpoints: list[tuple[str, Callable[..., Any], str]] = [
+        ("", latest, f"model_{name}"),
+        ("/versions/{model_version}", versioned, f"model_version_{name}"),
+    ]
+    for suffix, endpoint, operation in endpoints:
+        router.add_api_route(
+            base + suffix + path, endpoint, methods=[method], name=operation, **options
+        )
+
+
 _MANY_ROWS = 256
 """Answers with more rows than this are built in a thread, off the loop."""
 
@@ -373,38 +430,38 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     admin = state.admin
     plane = state.plane
     settings = state.settings
-    v2 = APIRouter(route_class=OIPRoute, include_in_schema=False)
+    v2 = APIRouter(route_class=OIPRoute, tags=["inference"])
 
-    @v2.get("/v2")
+    @v2.get("/v2", responses=_documented(oip_wire.ServerMetadataResponse))
     async def server_metadata() -> Response:
         return _json(
             {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
         )
 
-    @v2.get("/v2/models/stats")
-    async def all_stats() -> Response:
+    @v2.get("/v2/models/stats", responses=_documented(oip_wire.ModelStatisticsResponse))
+    async def all_model_stats() -> Response:
         return _json(stats_json(plane.model_stats()))
 
-    async def model_metadata(model_name: str, model_version: str = "") -> Response:
-        metadata = plane.model_metadata(model_name, model_version)
-        body = asdict(metadata)
+    async def metadata(_: Request, model_name: str, model_version: str) -> Response:
+        found = plane.model_metadata(model_name, model_version)
+        body = asdict(found)
         for key in ("inputs", "outputs"):
             for tensor in body[key]:
                 tensor["shape"] = list(tensor["shape"])
-        body["versions"] = list(metadata.versions)
+        body["versions"] = list(found.versions)
         return _json(body)
 
-    async def model_ready(model_name: str, model_version: str = "") -> Response:
+    async def ready(_: Request, model_name: str, model_version: str) -> Response:
         ready = plane.model_ready(model_name, model_version)
         return _json({"name": model_name, "ready": ready}, 200 if ready else 503)
 
-    async def model_config(model_name: str, model_version: str = "") -> Response:
+    async def config(_: Request, model_name: str, model_version: str) -> Response:
         return _json(plane.model_config(model_name, model_version))
 
-    async def model_stats(model_name: str, model_version: str = "") -> Response:
+    async def stats(_: Request, model_name: str, model_version: str) -> Response:
         return _json(stats_json(plane.model_stats(model_name, model_version)))
 
-    async def infer(request: Request, model_name: str, model_version: str = "") -> Response:
+    async def infer(request: Request, model_name: str, model_version: str) -> Response:
         with plane.admit(model_lane(model_name), declared_size(request)) as ticket:
             document, binary = await _body(request, settings, ticket)
             size = len(binary) if binary is not None else declared_size(request)
@@ -423,18 +480,43 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
             answer = sum(a.size for a in result.outputs.values()) * 8
             return await by_size(answer, encode_infer_result, result, encoding)
 
-    for suffix in ("", "/versions/{model_version}"):
-        base = "/v2/models/{model_name}" + suffix
-        v2.add_api_route(base, model_metadata, methods=["GET"])
-        v2.add_api_route(base + "/ready", model_ready, methods=["GET"])
-        v2.add_api_route(base + "/config", model_config, methods=["GET"])
-        v2.add_api_route(base + "/stats", model_stats, methods=["GET"])
-        v2.add_api_route(base + "/infer", infer, methods=["POST"], route_class_override=DirectRoute)
+    ready_answer = {"model": oip_wire.ModelReadyResponse}
+    per_model: list[tuple[str, ModelHandler, str, dict[int | str, dict[str, Any]]]] = [
+        ("", metadata, "metadata", _documented(oip_wire.ModelMetadataResponse, 400, 404, 503)),
+        ("/ready", ready, "ready", {200: ready_answer, 503: ready_answer, **_oip_errors(400, 404)}),
+        ("/config", config, "config", _documented(None, 400, 404, 503)),
+        ("/stats", stats, "stats", _documented(oip_wire.ModelStatisticsResponse, 400, 404)),
+    ]
+    for path, handler, name, responses in per_model:
+        _add_model_routes(v2, path, handler, name, "GET", responses=responses)
+    _add_model_routes(
+        v2,
+        "/infer",
+        infer,
+        "infer",
+        "POST",
+        route_class_override=DirectRoute,
+        responses={
+            **_documented(oip_wire.InferenceResponse, 400, 404, 413, 429, 503, 504),
+            200: {
+                "model": oip_wire.InferenceResponse,
+                "description": "JSON; or, where an output is asked for as binary data, a JSON "
+                "header (its length in Inference-Header-Content-Length) followed by the raw "
+                "bytes of those outputs",
+                "content": {"application/octet-stream": wire.BINARY_CONTENT},
+            },
+        },
+        openapi_extra=wire.body_schema(oip_wire.InferenceRequest, oip_wire.INFER_EXAMPLES),
+    )
 
     def authorization(request: Request) -> str | None:
         return request.headers.get("authorization")
 
-    @v2.api_route("/v2/repository/index", methods=["GET", "POST"])
+    repository = {
+        "tags": ["repository"],
+        "openapi_extra": {"security": [{"bearer": []}]},
+    }
+
     async def repository_index(request: Request) -> Response:
         admin.authorize(authorization(request))
         document, _ = await _body(request, settings)
@@ -442,19 +524,45 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         index = admin.index(authorization(request), ready_only=ready)
         return _json([asdict(entry) for entry in index])
 
+    v2.add_api_route(
+        "/v2/repository/index",
+        repository_index,
+        methods=["POST"],
+        responses={
+            200: {"model": list[oip_wire.RepositoryIndexEntry]},
+            **_oip_errors(400, 401, 403, 413),
+        },
+        **_with_body(repository, oip_wire.RepositoryIndexBody, oip_wire.INDEX_EXAMPLES),
+    )
+    # Triton answers GET too; the protocol documents POST
+    v2.add_api_route(
+        "/v2/repository/index",
+        repository_index,
+        methods=["GET"],
+        include_in_schema=False,
+        name="repository_index_get",
+    )
+
     async def _parameters_of(request: Request) -> list[str]:
         document, _ = await _body(request, settings)
         return list(_parameters(document.get("parameters"), ""))
 
-    @v2.post("/v2/repository/models/{model_name}/load")
-    async def load(request: Request, model_name: str) -> Response:
+    model_change = _with_body(repository, oip_wire.RepositoryModelBody, oip_wire.MODEL_EXAMPLES)
+    model_change_errors = _documented(oip_wire.RepositoryResponse, 400, 401, 403, 404, 413, 503)
+
+    @v2.post(
+        "/v2/repository/models/{model_name}/load", responses=model_change_errors, **model_change
+    )
+    async def repository_model_load(request: Request, model_name: str) -> Response:
         admin.authorize(authorization(request))  # before the body is read
         parameters = await _parameters_of(request)
         await admin.load(authorization(request), model_name, parameters)
         return _json({})
 
-    @v2.post("/v2/repository/models/{model_name}/unload")
-    async def unload(request: Request, model_name: str) -> Response:
+    @v2.post(
+        "/v2/repository/models/{model_name}/unload", responses=model_change_errors, **model_change
+    )
+    async def repository_model_unload(request: Request, model_name: str) -> Response:
         admin.authorize(authorization(request))
         parameters = await _parameters_of(request)
         await admin.unload(authorization(request), model_name, parameters)

@@ -42,7 +42,7 @@ from ..core.types import (
     ThresholdsRequest,
     ThresholdsResult,
 )
-from . import wire
+from . import oip_wire, wire
 from .http import (
     CLIENT_CLOSED_REQUEST,
     HEADER_LENGTH,
@@ -61,17 +61,6 @@ T = TypeVar("T")
 log = logging.getLogger("lossserve.http")
 
 
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-_HEADER_PARAMETER = {
-    "name": "Inference-Header-Content-Length",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 0},
-    "description": "Binary tensor extension: the length of the JSON header at the start of "
-    "the body; the raw little-endian bytes of its binary_data_size tensors follow it, in order.",
-}
-
-
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -79,25 +68,6 @@ def _operation_id(route: APIRoute) -> str:
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Documented error answers: every one is an ``ErrorBody``."""
     return {status: {"model": wire.ErrorBody} for status in statuses}
-
-
-def _body_schema(model: type[Any], examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A hand-parsed body: JSON (``model``) or the binary tensor extension."""
-    return {
-        "parameters": [_HEADER_PARAMETER],
-        "requestBody": {
-            "required": True,
-            "description": "JSON; or, with Inference-Header-Content-Length, a JSON header "
-            "followed by raw tensor bytes (any content type).",
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
-                    "examples": examples,
-                },
-                "application/octet-stream": _BINARY,
-            },
-        },
-    }
 
 
 _json = json_response
@@ -430,11 +400,11 @@ def create_app(state: ServiceState) -> FastAPI:
             200: {
                 "description": "JSON; or, for a binary request, a JSON header (its length "
                 "in Inference-Header-Content-Length) followed by the raw result tensors",
-                "content": {"application/octet-stream": _BINARY},
+                "content": {"application/octet-stream": wire.BINARY_CONTENT},
             },
             **_errors(400, 413, 429, 503, 504),
         },
-        openapi_extra=_body_schema(wire.LossRequestBody, wire.LOSS_EXAMPLES),
+        openapi_extra=wire.body_schema(wire.LossRequestBody, wire.LOSS_EXAMPLES),
         tags=["losses"],
         summary="Value, gradient and Hessian diagonal of a registry loss",
     )
@@ -521,7 +491,7 @@ def create_app(state: ServiceState) -> FastAPI:
         "/evaluate",
         response_model=wire.EvaluateResponse,
         responses=_errors(400, 413, 504),
-        openapi_extra=_body_schema(wire.EvaluateBody, wire.EVALUATE_EXAMPLES),
+        openapi_extra=wire.body_schema(wire.EvaluateBody, wire.EVALUATE_EXAMPLES),
         tags=["metrics"],
         summary="Mean loss, confusion counts, per-class and macro/micro F1",
         name="evaluate",
@@ -559,7 +529,7 @@ def create_app(state: ServiceState) -> FastAPI:
         "/thresholds",
         response_model=wire.ThresholdsResponse,
         responses=_errors(400, 413, 504),
-        openapi_extra=_body_schema(wire.ThresholdsBody, wire.THRESHOLDS_EXAMPLES),
+        openapi_extra=wire.body_schema(wire.ThresholdsBody, wire.THRESHOLDS_EXAMPLES),
         tags=["metrics"],
         summary="Per-class thresholds (or multiclass logit offsets) that maximise F-beta",
         name="fit_thresholds",
@@ -599,12 +569,17 @@ def create_app(state: ServiceState) -> FastAPI:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        # the repository API: Authorization: Bearer <LOSSSERVE_ADMIN_TOKEN>
+        schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for model in (
             wire.ClassWeightsBody,
             wire.LossRequestBody,
             wire.EvaluateBody,
             wire.ThresholdsBody,
             wire.PredictBody,
+            oip_wire.InferenceRequest,
+            oip_wire.RepositoryIndexBody,
+            oip_wire.RepositoryModelBody,
         ):
             extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in extra.pop("$defs", {}).items():

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "BINARY_CONTENT",
     "CLASS_WEIGHTS_EXAMPLES",
     "EVALUATE_EXAMPLES",
     "LOSS_EXAMPLES",
@@ -36,6 +37,8 @@ __all__ = [
     "ReadyResponse",
     "ThresholdsBody",
     "ThresholdsResponse",
+    "body_schema",
+    "example",
 ]
 
 
@@ -221,16 +224,50 @@ class PredictResponse(BaseModel):
     predictions: list[PredictionBody]
 
 
+# -------------------------------------------------------------- hand-parsed request bodies
+
+BINARY_CONTENT = {"schema": {"type": "string", "format": "binary"}}
+"""A body, or an answer, of raw bytes (the binary tensor extension)."""
+_HEADER_PARAMETER = {
+    "name": "Inference-Header-Content-Length",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "Binary tensor extension: the length of the JSON header at the start of "
+    "the body; the raw little-endian bytes of its binary_data_size tensors follow it, in order.",
+}
+
+
+def body_schema(model: type[Any], examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An operation's ``openapi_extra`` for a hand-parsed body: JSON (``model``) or the binary
+    tensor extension."""
+    return {
+        "parameters": [_HEADER_PARAMETER],
+        "requestBody": {
+            "required": True,
+            "description": "JSON; or, with Inference-Header-Content-Length, a JSON header "
+            "followed by raw tensor bytes (any content type).",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "examples": examples,
+                },
+                "application/octet-stream": BINARY_CONTENT,
+            },
+        },
+    }
+
+
 # ---------------------------------------------------------------------------- examples
 # Each example is a request that succeeds (tests/contract sends every one of them).
 
 
-def _example(summary: str, value: dict[str, Any]) -> dict[str, Any]:
+def example(summary: str, value: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "value": value}
 
 
 LOSS_EXAMPLES: dict[str, dict[str, Any]] = {
-    "lists": _example(
+    "lists": example(
         "Focal loss of a multiclass batch with its gradient, tensors as nested lists",
         {
             "loss": "focal",
@@ -241,7 +278,7 @@ LOSS_EXAMPLES: dict[str, dict[str, Any]] = {
             "return_grad": True,
         },
     ),
-    "b64": _example(
+    "b64": example(
         "Per-sample binary cross-entropy with gradient and Hessian diagonal, logits in base64",
         {
             "loss": "binary_cross_entropy",
@@ -255,15 +292,15 @@ LOSS_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 CLASS_WEIGHTS_EXAMPLES: dict[str, dict[str, Any]] = {
-    "labels": _example("Balanced weights from labels", {"labels": [0, 0, 0, 1, 2]}),
-    "counts": _example(
+    "labels": example("Balanced weights from labels", {"labels": [0, 0, 0, 1, 2]}),
+    "counts": example(
         "Effective-number weights from per-class counts",
         {"counts": [900, 90, 10], "strategy": "effective_number", "beta": 0.999},
     ),
 }
 
 EVALUATE_EXAMPLES: dict[str, dict[str, Any]] = {
-    "multiclass": _example(
+    "multiclass": example(
         "Multiclass metrics and the mean cross-entropy",
         {
             "logits": [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3], [-1.0, 0.0, 1.5]],
@@ -271,24 +308,24 @@ EVALUATE_EXAMPLES: dict[str, dict[str, Any]] = {
             "loss": "cross_entropy",
         },
     ),
-    "binary": _example(
+    "binary": example(
         "Binary metrics at a threshold of 0.5 on the logits",
         {"logits": [1.2, -0.4, 0.3, -2.0], "targets": [1, 0, 0, 1], "thresholds": [0.5]},
     ),
 }
 
 PREDICT_EXAMPLES: dict[str, dict[str, Any]] = {
-    "rows": _example(
+    "rows": example(
         "Two feature rows", {"instances": [[0.0, 1.0, 0.5, 2.0], [1.0, 0.0, 0.0, 0.0]]}
     ),
 }
 
 THRESHOLDS_EXAMPLES: dict[str, dict[str, Any]] = {
-    "binary": _example(
+    "binary": example(
         "The F1-optimal threshold of one class",
         {"scores": [2.0, 1.0, 0.5, -0.3, -1.2], "targets": [1, 1, 0, 1, 0]},
     ),
-    "multilabel": _example(
+    "multilabel": example(
         "Per-class F2-optimal thresholds",
         {
             "scores": [[1.5, -0.5], [0.2, 0.9], [-0.7, 0.1], [0.4, -1.1]],
@@ -296,7 +333,7 @@ THRESHOLDS_EXAMPLES: dict[str, dict[str, Any]] = {
             "beta": 2.0,
         },
     ),
-    "multiclass": _example(
+    "multiclass": example(
         "Per-class logit offsets that maximise macro-F1",
         {
             "scores": [[2.0, 0.1, -1.0], [0.3, 0.2, 0.1], [0.5, 0.4, 0.45], [-0.2, 1.0, 0.0]],

@@ -11,7 +11,7 @@ import copy
 import difflib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -19,8 +19,10 @@ import schemathesis
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from lossserve.api import oip_wire
 from lossserve.api.rest import create_app
 from lossserve.core.state import ServiceState
+from lossserve.models.oip import DATATYPES
 from lossserve.settings import Settings
 from tests.scripts import load_script
 from tests.service.api.conftest import with_client
@@ -104,10 +106,46 @@ def test_every_route_is_documented_with_its_errors() -> None:
     for method, path in sorted(documented):
         responses = DOCUMENT["paths"][path][method]["responses"]
         assert "422" not in responses, f"{method} {path}: errors answer 400, never 422"
+        # /v2 answers the protocol's {"error": "message"}, which its clients read
+        protocol = path.startswith("/v2") and not path.startswith("/v2/health")
+        error = "OIPError" if protocol else "ErrorBody"
         for status, response in responses.items():
-            if status.startswith("4") or (status.startswith("5") and path != "/v2/health/ready"):
+            if status == "503" and path.endswith("/ready"):
+                continue  # not ready: the readiness answer itself (below)
+            if status[0] in "45":
                 schema = response["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+                assert schema == {"$ref": f"#/components/schemas/{error}"}, (method, path, status)
+
+
+def test_documented_datatypes_are_the_served_ones() -> None:
+    assert list(get_args(oip_wire.Datatype)) == list(DATATYPES)
+
+
+def test_the_inference_protocol_is_documented() -> None:
+    """Every Open Inference Protocol route, for the latest version and a given one, with the
+    protocol's bodies (so that the generated clients have typed inference calls)."""
+    paths = DOCUMENT["paths"]
+    for base in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
+        infer = paths[base + "/infer"]["post"]
+        body = infer["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/InferenceRequest"}
+        answer = infer["responses"]["200"]["content"]
+        assert answer["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/InferenceResponse"
+        }
+        assert "application/octet-stream" in answer  # the binary tensor extension
+        metadata = paths[base]["get"]["responses"]["200"]["content"]["application/json"]
+        assert metadata["schema"] == {"$ref": "#/components/schemas/ModelMetadataResponse"}
+        ready = paths[base + "/ready"]["get"]["responses"]
+        for status in ("200", "503"):
+            schema = ready[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ModelReadyResponse"}
+        assert paths[base + "/stats"]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"
+        ] == {"$ref": "#/components/schemas/ModelStatisticsResponse"}
+        assert "get" in paths[base + "/config"]
+    for path in ("/v2/repository/models/{model_name}/load", "/v2/repository/index"):
+        assert paths[path]["post"]["security"] == [{"bearer": []}]
 
 
 def test_metrics_and_health_are_documented() -> None:
@@ -138,18 +176,28 @@ def test_every_body_operation_has_examples() -> None:
         "/evaluate",
         "/thresholds",
         "/models/{model_name}/predict",
+        "/v2/models/{model_name}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        "/v2/repository/index",
+        "/v2/repository/models/{model_name}/load",
+        "/v2/repository/models/{model_name}/unload",
     }
     assert {path for path, _, _ in EXAMPLES} == with_body
+
+
+TOKEN = "example-admin-token"
 
 
 @pytest.mark.parametrize(
     ("path", "body"), [(p, b) for p, _, b in EXAMPLES], ids=[f"{p}:{n}" for p, n, _ in EXAMPLES]
 )
 def test_documented_example_succeeds(path: str, body: Any, tmp_path: Path) -> None:
-    write_model(tmp_path, "tiny")  # the predict example's four features fit this model
+    write_model(tmp_path, "tiny")  # the examples' four features fit this model (version 1)
+    url = path.replace("{model_name}", "tiny").replace("{model_version}", "1")
+    headers = {"Authorization": f"Bearer {TOKEN}"}  # the repository API's; others ignore it
 
     async def scenario(client: httpx.AsyncClient, _: ServiceState) -> None:
-        response = await client.post(path.replace("{model_name}", "tiny"), json=body)
+        response = await client.post(url, json=body, headers=headers)
         assert response.status_code == 200, response.text
 
-    with_client(scenario, model_repository=tmp_path)
+    with_client(scenario, model_repository=tmp_path, admin_token=TOKEN)

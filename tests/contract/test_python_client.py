@@ -22,6 +22,16 @@ import losses
 from bench._server import Server, running_server
 from lossserve_client import LossClient, LossServeError
 from lossserve_client import client as client_module
+from lossserve_client.openapi import Client as RestApiClient
+from lossserve_client.openapi.api.inference import model_infer, model_version_infer
+from lossserve_client.openapi.models import (
+    InferenceRequest,
+    InferenceResponse,
+    OIPError,
+    RequestInput,
+    RequestInputDatatype,
+    RequestOutput,
+)
 from tests.processes import SERVICE_ENV
 from tests.service.models.builders import LABELS, reference, rows, write_model
 
@@ -211,6 +221,42 @@ def test_predict(client: LossClient, repository: Path, model: str, task: str) ->
             assert prediction.labels == [labels[i] for i in np.flatnonzero(decision)]
         assert list(prediction.probabilities) == labels
         np.testing.assert_allclose(list(prediction.probabilities.values()), probabilities, 1e-5)
+
+
+@pytest.mark.parametrize("version", [None, "1"])
+def test_the_generated_rest_client_has_typed_inference_calls(
+    server: Server, repository: Path, version: str | None
+) -> None:
+    """The Open Inference Protocol routes are in the OpenAPI document, so the generated
+    client (openapi-python-client) calls infer with typed bodies and answers."""
+    features = rows(3, seed=6)
+    expected = reference(repository / "tiny" / "1", features)
+    body = InferenceRequest(
+        inputs=[
+            RequestInput(
+                name="features",
+                shape=list(features.shape),
+                datatype=RequestInputDatatype.FP32,
+                data=features.ravel().tolist(),
+            )
+        ],
+        outputs=[RequestOutput(name="decisions")],
+    )
+    with RestApiClient(base_url=f"http://{server.http_url}") as rest:
+        if version is None:
+            answer = model_infer.sync_detailed("tiny", client=rest, body=body)
+        else:
+            answer = model_version_infer.sync_detailed("tiny", version, client=rest, body=body)
+        missing = model_infer.sync_detailed("no-such-model", client=rest, body=body)
+    assert answer.status_code == 200, answer.content
+    assert isinstance(answer.parsed, InferenceResponse)
+    assert answer.parsed.model_name == "tiny"
+    (output,) = answer.parsed.outputs
+    assert (output.name, output.shape) == ("decisions", [3])
+    np.testing.assert_array_equal(output.data, expected["decisions"])
+    assert missing.status_code == 404
+    assert isinstance(missing.parsed, OIPError)
+    assert "no-such-model" in missing.parsed.error
 
 
 def test_errors_are_the_same_over_both_transports(server: Server) -> None:

@@ -8,13 +8,18 @@ after the test; small limits keep every generated case cheap. The schema is load
 import (``schemathesis.pytest.from_fixture`` fails under pytest 9.2 with schemathesis 4.32:
 it sets ``Function._nodeid``, which pytest no longer has). Every operation runs the
 examples phase (the documented examples, so each 200 answer is checked too), the coverage
-phase and ``MAX_EXAMPLES`` fuzzed cases, about 1,200 requests in all; ``test_openapi.py``
-holds the document to every served route.
+phase and ``MAX_EXAMPLES`` fuzzed cases, about 1,900 requests in all (600 of them to the
+Open Inference Protocol's routes, whose path parameters name the served model ``tiny``);
+``test_openapi.py`` holds the document to every served route.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -29,14 +34,19 @@ from schemathesis.specs.openapi.checks import (
 from lossserve.api.rest import create_app
 from lossserve.core.state import ServiceState
 from lossserve.settings import Settings
+from tests.service.models.builders import write_model
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+REPOSITORY = Path(tempfile.mkdtemp(prefix="schemathesis-models-"))
+write_model(REPOSITORY, "tiny")  # /v2 inference and /predict reach a model's code paths
+atexit.register(shutil.rmtree, REPOSITORY, ignore_errors=True)
 SETTINGS = Settings(
     devices=["cpu"],
+    model_repository=REPOSITORY,
     max_elements=4096,
     max_body_bytes=1024 * 1024,
     request_timeout_s=5.0,
@@ -89,6 +99,9 @@ APP = LifespanApp(SETTINGS)
 # Loading serves /openapi.json through a started lifespan; an idle pool holds no thread.
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True, database="none")
+# Path parameters that name the served model, so that fuzzed bodies reach its code paths (an
+# unknown model's 404 is held by the other tests).
+schema.config.update(parameters={"path.model_name": "tiny", "path.model_version": "1"})
 
 
 @schema.parametrize()

@@ -158,16 +158,17 @@ test(
   "REST: POST /models/{name}/predict answers labels and probabilities of the model",
   { timeout: TIMEOUT_MS },
   async () => {
-    const { httpUrl, model } = serverEnv();
+    const { model } = serverEnv();
     // The model's input width and labels, and its raw outputs, from the Open Inference
-    // Protocol routes (not in the OpenAPI document: the protocol publishes its own).
-    const metadata = (await (await fetch(`${httpUrl}/v2/models/${model}`)).json()) as {
-      inputs: { name: string; shape: number[] }[];
-      parameters: { labels: string };
-    };
-    const input = metadata.inputs[0];
+    // Protocol routes, typed by the same OpenAPI document.
+    const described = await rest().GET("/v2/models/{model_name}", {
+      params: { path: { model_name: model } },
+    });
+    assert.equal(described.response.status, 200, JSON.stringify(described.error));
+    assert.ok(described.data);
+    const input = described.data.inputs[0];
     assert.ok(input, "the model has an input");
-    const labels = JSON.parse(metadata.parameters.labels) as string[];
+    const labels = JSON.parse(String(described.data.parameters["labels"])) as string[];
     const rows = featureRows(5, input.shape[1] ?? 0);
 
     const { data, error, response } = await rest().POST("/models/{model_name}/predict", {
@@ -178,24 +179,25 @@ test(
     assert.ok(data);
     assert.equal(data.predictions.length, rows.length);
 
-    const infer = await fetch(`${httpUrl}/v2/models/${model}/infer`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
+    const infer = await rest().POST("/v2/models/{model_name}/infer", {
+      params: { path: { model_name: model } },
+      body: {
         inputs: [
           {
             name: input.name,
             datatype: "FP32",
-            shape: [rows.length, rows[0]?.length],
+            shape: [rows.length, rows[0]?.length ?? 0],
             data: rows.flat(),
           },
         ],
-      }),
+      },
     });
-    assert.equal(infer.status, 200);
-    const outputs = ((await infer.json()) as { outputs: { name: string; data: number[] }[] })
-      .outputs;
-    const output = (name: string): number[] => outputs.find((o) => o.name === name)?.data ?? [];
+    assert.equal(infer.response.status, 200, JSON.stringify(infer.error));
+    // JSON here; the document also allows the binary extension's octet-stream answer
+    assert.ok(infer.data && typeof infer.data !== "string", "a JSON answer");
+    const outputs = infer.data.outputs;
+    const output = (name: string): number[] =>
+      (outputs.find((o) => o.name === name)?.data ?? []) as number[];
     const logits = output("logits");
     data.predictions.forEach((prediction, i) => {
       assert.deepEqual(Object.keys(prediction.probabilities).sort(), [...labels].sort());

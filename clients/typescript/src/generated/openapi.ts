@@ -140,6 +140,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Server Metadata */
+        get: operations["server_metadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/health/live": {
         parameters: {
             query?: never;
@@ -174,6 +191,244 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/models/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All Model Stats */
+        get: operations["all_model_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Metadata */
+        get: operations["model_metadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Config */
+        get: operations["model_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Model Infer */
+        post: operations["model_infer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Ready */
+        get: operations["model_ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Stats */
+        get: operations["model_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/versions/{model_version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Version Metadata */
+        get: operations["model_version_metadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/versions/{model_version}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Version Config */
+        get: operations["model_version_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/versions/{model_version}/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Model Version Infer */
+        post: operations["model_version_infer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/versions/{model_version}/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Version Ready */
+        get: operations["model_version_ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model_name}/versions/{model_version}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model Version Stats */
+        get: operations["model_version_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/index": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Repository Index */
+        post: operations["repository_index"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/models/{model_name}/load": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Repository Model Load */
+        post: operations["repository_model_load"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/models/{model_name}/unload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Repository Model Unload */
+        post: operations["repository_model_unload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -195,6 +450,14 @@ export interface components {
              * @description Dimensions, e.g. [N, C].
              */
             shape: number[];
+        };
+        /** BatchStatistics */
+        BatchStatistics: {
+            /** Batch Size */
+            batch_size: number;
+            compute_infer: components["schemas"]["Duration"];
+            compute_input: components["schemas"]["Duration"];
+            compute_output: components["schemas"]["Duration"];
         };
         /**
          * BinaryTensor
@@ -261,6 +524,13 @@ export interface components {
             strategy: string;
             /** Weights */
             weights: number[];
+        };
+        /** Duration */
+        Duration: {
+            /** Count */
+            count: number;
+            /** Ns */
+            ns: number;
         };
         /** ErrorBody */
         ErrorBody: {
@@ -330,6 +600,54 @@ export interface components {
             per_class: components["schemas"]["ClassMetricsBody"][];
             /** Task */
             task: string;
+        };
+        /** InferenceRequest */
+        InferenceRequest: {
+            /**
+             * Id
+             * @default null
+             */
+            id?: string | null;
+            /** Inputs */
+            inputs: components["schemas"]["RequestInput"][];
+            /**
+             * Outputs
+             * @description Default: every output.
+             * @default null
+             */
+            outputs?: components["schemas"]["RequestOutput"][] | null;
+            /**
+             * Parameters
+             * @description binary_data_output: answer every output as raw bytes.
+             * @default null
+             */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** InferenceResponse */
+        InferenceResponse: {
+            /** Id */
+            id?: string | null;
+            /** Model Name */
+            model_name: string;
+            /** Model Version */
+            model_version?: string | null;
+            /** Outputs */
+            outputs: components["schemas"]["ResponseOutput"][];
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** InferenceStatistics */
+        InferenceStatistics: {
+            compute_infer: components["schemas"]["Duration"];
+            compute_input: components["schemas"]["Duration"];
+            compute_output: components["schemas"]["Duration"];
+            fail: components["schemas"]["Duration"];
+            queue: components["schemas"]["Duration"];
+            success: components["schemas"]["Duration"];
         };
         /** LiveResponse */
         LiveResponse: {
@@ -420,6 +738,68 @@ export interface components {
              */
             value: number | (number | null)[] | (number | null)[][] | components["schemas"]["B64Tensor"] | components["schemas"]["BinaryTensor"] | null;
         };
+        /** ModelMetadataResponse */
+        ModelMetadataResponse: {
+            /** Inputs */
+            inputs: components["schemas"]["TensorMetadata"][];
+            /** Name */
+            name: string;
+            /** Outputs */
+            outputs: components["schemas"]["TensorMetadata"][];
+            /**
+             * Parameters
+             * @description execution_provider, task, labels (a JSON list), loss, threshold_kind.
+             */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /** Platform */
+            platform: string;
+            /** Versions */
+            versions: string[];
+        };
+        /** ModelReadyResponse */
+        ModelReadyResponse: {
+            /** Name */
+            name: string;
+            /** Ready */
+            ready: boolean;
+        };
+        /** ModelStatistics */
+        ModelStatistics: {
+            /** Batch Stats */
+            batch_stats: components["schemas"]["BatchStatistics"][];
+            /** Execution Count */
+            execution_count: number;
+            /** Inference Count */
+            inference_count: number;
+            inference_stats: components["schemas"]["InferenceStatistics"];
+            /**
+             * Last Inference
+             * @description Milliseconds since the epoch; 0: never.
+             */
+            last_inference: number;
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+        };
+        /**
+         * ModelStatisticsResponse
+         * @description Triton's statistics extension.
+         */
+        ModelStatisticsResponse: {
+            /** Model Stats */
+            model_stats: components["schemas"]["ModelStatistics"][];
+        };
+        /**
+         * OIPError
+         * @description Every ``/v2`` error: the protocol's body, which its clients (tritonclient) read.
+         */
+        OIPError: {
+            /** Error */
+            error: string;
+        };
         /**
          * PredictBody
          * @description ``POST /models/{model_name}/predict``: feature rows, as KServe's v1 ``instances``.
@@ -457,6 +837,127 @@ export interface components {
         ReadyResponse: {
             /** Ready */
             ready: boolean;
+        };
+        /** RepositoryIndexBody */
+        RepositoryIndexBody: {
+            /**
+             * Ready
+             * @description Only the models that are ready.
+             * @default null
+             */
+            ready?: boolean | null;
+        };
+        /** RepositoryIndexEntry */
+        RepositoryIndexEntry: {
+            /** Name */
+            name: string;
+            /** Reason */
+            reason: string;
+            /** State */
+            state: string;
+            /** Version */
+            version: string;
+        };
+        /** RepositoryModelBody */
+        RepositoryModelBody: {
+            /**
+             * Parameters
+             * @default null
+             */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
+         * RepositoryResponse
+         * @description A load or unload that succeeded: an empty object.
+         */
+        RepositoryResponse: Record<string, never>;
+        /** RequestInput */
+        RequestInput: {
+            /**
+             * Data
+             * @default null
+             */
+            data?: unknown[] | null;
+            /**
+             * Datatype
+             * @enum {string}
+             */
+            datatype: "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
+            /** Name */
+            name: string;
+            /**
+             * Parameters
+             * @description binary_data_size: this input's raw bytes follow the JSON header (the binary tensor extension) instead of data.
+             * @default null
+             */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Shape */
+            shape: number[];
+        };
+        /** RequestOutput */
+        RequestOutput: {
+            /**
+             * Name
+             * @description probabilities, or decisions (after the card's thresholds).
+             */
+            name: string;
+            /**
+             * Parameters
+             * @description binary_data: answer this output as raw bytes; classification: the top N classes as strings instead of the values.
+             * @default null
+             */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ResponseOutput */
+        ResponseOutput: {
+            /** Data */
+            data?: unknown[] | null;
+            /**
+             * Datatype
+             * @enum {string}
+             */
+            datatype: "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
+            /** Name */
+            name: string;
+            /**
+             * Parameters
+             * @description binary_data_size, for an output answered as raw bytes.
+             */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Shape */
+            shape: number[];
+        };
+        /** ServerMetadataResponse */
+        ServerMetadataResponse: {
+            /** Extensions */
+            extensions: string[];
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+        };
+        /** TensorMetadata */
+        TensorMetadata: {
+            /**
+             * Datatype
+             * @enum {string}
+             */
+            datatype: "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
+            /** Name */
+            name: string;
+            /**
+             * Shape
+             * @description -1 for the batch axis.
+             */
+            shape: number[];
         };
         /** ThresholdsBody */
         ThresholdsBody: {
@@ -887,6 +1388,26 @@ export interface operations {
             };
         };
     };
+    server_metadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerMetadataResponse"];
+                };
+            };
+        };
+    };
     server_live: {
         parameters: {
             query?: never;
@@ -932,6 +1453,797 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReadyResponse"];
+                };
+            };
+        };
+    };
+    all_model_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelStatisticsResponse"];
+                };
+            };
+        };
+    };
+    model_metadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelMetadataResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_infer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Binary tensor extension: the length of the JSON header at the start of the body; the raw little-endian bytes of its binary_data_size tensors follow it, in order. */
+                "Inference-Header-Content-Length"?: number;
+            };
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        /** @description JSON; or, with Inference-Header-Content-Length, a JSON header followed by raw tensor bytes (any content type). */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InferenceRequest"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description JSON; or, where an output is asked for as binary data, a JSON header (its length in Inference-Header-Content-Length) followed by the raw bytes of those outputs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferenceResponse"];
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelReadyResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelReadyResponse"];
+                };
+            };
+        };
+    };
+    model_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelStatisticsResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_version_metadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+                model_version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelMetadataResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_version_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+                model_version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_version_infer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Binary tensor extension: the length of the JSON header at the start of the body; the raw little-endian bytes of its binary_data_size tensors follow it, in order. */
+                "Inference-Header-Content-Length"?: number;
+            };
+            path: {
+                model_name: string;
+                model_version: string;
+            };
+            cookie?: never;
+        };
+        /** @description JSON; or, with Inference-Header-Content-Length, a JSON header followed by raw tensor bytes (any content type). */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InferenceRequest"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description JSON; or, where an output is asked for as binary data, a JSON header (its length in Inference-Header-Content-Length) followed by the raw bytes of those outputs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferenceResponse"];
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    model_version_ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+                model_version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelReadyResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelReadyResponse"];
+                };
+            };
+        };
+    };
+    model_version_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+                model_version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelStatisticsResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    repository_index: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RepositoryIndexBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryIndexEntry"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    repository_model_load: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RepositoryModelBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+        };
+    };
+    repository_model_unload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RepositoryModelBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OIPError"];
                 };
             };
         };

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+from typing_extensions import Self
+
+T = TypeVar("T", bound="ServerMetadataResponse")
+
+
+@_attrs_define
+class ServerMetadataResponse:
+    """
+    Attributes:
+        extensions (list[str]):
+        name (str):
+        version (str):
+    """
+
+    extensions: list[str]
+    name: str
+    version: str
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        extensions = self.extensions
+
+        name = self.name
+
+        version = self.version
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "extensions": extensions,
+                "name": name,
+                "version": version,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        d = dict(src_dict)
+        extensions = cast(list[str], d.pop("extensions"))
+
+        name = d.pop("name")
+
+        version = d.pop("version")
+
+        server_metadata_response = cls(
+            extensions=extensions,
+            name=name,
+            version=version,
+        )
+
+        server_metadata_response.additional_properties = d
+        return server_metadata_response
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
