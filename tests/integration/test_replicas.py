@@ -32,19 +32,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import grpc
 import httpx
-import numpy as np
 import pytest
-import torch
 
-import losses
 from bench._server import (
     ROOT,
     Server,
@@ -54,16 +49,11 @@ from bench._server import (
     stop_server,
     wait_ready,
 )
-from lossserve.api.oip_grpc_convert import decode_infer_result
-from lossserve.models.oip import datatype_of, encode_raw
-from lossserve_client.client import GRPC_OPTIONS
-from lossserve_proto.inference import grpc_service_pb2 as oip
-from lossserve_proto.inference import grpc_service_pb2_grpc as oip_grpc
-from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from tests.processes import SERVICE_ENV
-from tests.service.models.builders import reference, rows, write_model
+from tests.service.models.builders import write_model
 
-from ._serving import batch, loss_body, loss_message, served_requests
+from ._mixed_load import mixed_load
+from ._serving import served_requests
 
 NGINX_CONF = ROOT / "docker" / "nginx" / "nginx.conf"
 
@@ -206,111 +196,29 @@ def test_a_replica_killed_mid_load_fails_no_request(
     config = upstreams(
         [f"{s.http_url} {PASSIVE}" for s in replicas], [f"{s.grpc_url} {PASSIVE}" for s in replicas]
     )
-    features = rows(3, seed=4)
-    expected = reference(repository / "tiny" / "1", features)
-    labels = ["cat", "dog", "bird"]
-    logits, targets = batch(64, 5, seed=2)
-    value = losses.compute(
-        "focal", torch.from_numpy(logits), torch.from_numpy(targets), gamma=2.0
-    ).item()
-    body = loss_body("focal", logits, targets)
-    body["params"] = {"gamma": 2.0}
-    message = loss_message("focal", logits, targets)
-    message.params_json = '{"gamma": 2.0}'
-    infer = oip.ModelInferRequest(model_name="tiny")
-    infer.inputs.add(name="features", datatype=datatype_of(features), shape=list(features.shape))
-    infer.raw_input_contents.append(encode_raw(features))
+    before: list[dict[str, float]] = []
 
-    with (
-        running_nginx(config) as nginx,
-        grpc.insecure_channel(nginx.grpc_url, options=GRPC_OPTIONS) as channel,
-    ):
-        loss_stub = pb_grpc.LossServiceStub(channel)
-        oip_stub = oip_grpc.GRPCInferenceServiceStub(channel)
-        local = threading.local()
-        clients = contextlib.ExitStack()
+    def kill() -> None:
+        before.extend(_counts(server) for server in replicas)
+        victim.process.send_signal(signal.SIGKILL)
 
-        def client() -> httpx.Client:  # one per thread, each keeping its connection
-            if not hasattr(local, "client"):
-                local.client = clients.enter_context(
-                    httpx.Client(base_url=nginx.http_url, timeout=30)
-                )
-            return local.client  # type: ignore[no-any-return]
-
-        http_retries = 0
-        lock = threading.Lock()
-
-        def send(method: str, path: str, **kwargs: Any) -> httpx.Response:
-            """Once more when the connection broke mid-answer (the replica died after nginx
-            had passed its headers on, so nginx could not retry): what a client does with
-            an idempotent call, as the gRPC retry policy does."""
-            nonlocal http_retries
-            try:
-                return client().request(method, path, **kwargs)
-            except httpx.TransportError:
-                with lock:
-                    http_retries += 1
-                return client().request(method, path, **kwargs)
-
-        def rest_loss() -> None:
-            response = send("POST", "/loss", json=body)
-            assert response.status_code == 200, response.text
-            assert response.json()["value"] == pytest.approx(value, rel=1e-5)
-
-        def rest_predict() -> None:
-            response = send("POST", "/models/tiny/predict", json={"instances": features.tolist()})
-            assert response.status_code == 200, response.text
-            decided = [p["labels"] for p in response.json()["predictions"]]
-            assert decided == [[labels[i]] for i in expected["decisions"]]
-
-        def rest_losses() -> None:
-            response = send("GET", "/losses")
-            assert response.status_code == 200, response.text
-            assert "focal" in response.text
-
-        def grpc_loss() -> None:
-            answer = loss_stub.ComputeLoss(message, timeout=30)
-            got = np.frombuffer(answer.value.data, dtype=np.float32).item()
-            assert got == pytest.approx(value, rel=1e-5)
-
-        def grpc_infer() -> None:
-            outputs = decode_infer_result(oip_stub.ModelInfer(infer, timeout=30)).outputs
-            np.testing.assert_array_equal(outputs["decisions"], expected["decisions"])
-
-        kinds: list[Callable[[], None]] = [rest_loss, rest_predict, rest_losses, grpc_loss]
-        calls = [*kinds, grpc_infer] * 60  # 300 requests, the kinds interleaved
-        failures: list[str] = []
-        done = 0
-        third = threading.Event()
-
-        def run(call: Callable[[], None]) -> None:
-            nonlocal done
-            try:
-                call()
-            except Exception as exc:  # every failure is collected, none stops the load
-                with lock:
-                    failures.append(f"{call.__name__}: {type(exc).__name__}: {exc}")
-            with lock:
-                done += 1
-                if done == len(calls) // 3:
-                    third.set()
-
-        with clients, ThreadPoolExecutor(8) as pool:
-            for call in calls:
-                pool.submit(run, call)
-            assert third.wait(timeout=60), "the load stalled"
-            before = [_counts(server) for server in replicas]
-            victim.process.send_signal(signal.SIGKILL)
-            killed_at = done
+    with running_nginx(config) as nginx:
+        outcome = mixed_load(nginx.http_url, nginx.grpc_url, repository / "tiny" / "1", kill)
         after = _counts(survivor)
-        log = nginx.access_log(entries=len(calls))  # one entry a call, or more (retries)
+        log = nginx.access_log(entries=outcome.calls)  # one entry a call, or more (retries)
+    failures, calls, killed_at, http_retries = (
+        outcome.failures,
+        outcome.calls,
+        outcome.interrupted_at,
+        outcome.http_retries,
+    )
 
     # A gRPC call failing with INTERNAL (RST_STREAM) had its response headers sent before
     # its replica died, which commits a call: neither nginx nor a retry policy may resend it.
-    assert failures == [], f"{len(failures)} of {len(calls)} requests failed: {failures[:5]}"
+    assert failures == [], f"{len(failures)} of {calls} requests failed: {failures[:5]}"
     for server, counts in zip(replicas, before, strict=True):
         assert counts["http"] > 0 and counts["grpc"] > 0, f"{server.http_url} got no {counts}"
-    assert killed_at < len(calls), "the replica was killed after the load"
+    assert killed_at < calls, "the replica was killed after the load"
     assert sum(after.values()) > sum(before[1].values()), "the survivor served nothing after"
     # The kill was felt: requests met the dead replica and went on to the other one, through
     # nginx (two upstreams tried) or through the client's retry policy (a gRPC call that the
