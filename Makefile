@@ -10,7 +10,7 @@ TORCH_INDEX ?=
 TS := clients/typescript
 NODE_STAMP := $(TS)/node_modules/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench docs clean generate check-generated
+.PHONY: run test test-deploy lint typecheck unit bench docs clean generate check-generated
 
 # What serving and training need (make run): lossserve with its server extra and the wire
 # package it shares with the Python client (proto/); no test or dev tool.
@@ -85,3 +85,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The containerized deployment, built and run for real (tests/deploy; podman, podman-compose,
+# debootstrap and root; skipped with the reason elsewhere). CI installs them first.
+test-deploy: $(STAMP)
+	LOSSSERVE_DEPLOY_TESTS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -s tests/deploy

@@ -13,6 +13,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+# tests/deploy builds container images (minutes): `make test-deploy` runs it.
+collect_ignore = [] if os.environ.get("LOSSSERVE_DEPLOY_TESTS") else ["deploy"]
+
 _DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -1,0 +1,192 @@
+"""The compose deployment, as built and run by ``tests/deploy/conftest.py``: two replicas of
+the CPU image behind nginx, every call through nginx's published ports as a user makes it.
+
+The replica-kill and drain tests change the deployment, so they run last and leave it as
+they found it (the replica started again, nginx restarted to resolve it anew).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import losses
+from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
+from tests.integration._mixed_load import mixed_load
+from tests.integration._serving import batch, loss_body, loss_message
+from tests.service.models.builders import reference, rows
+
+from .conftest import GRPC_URL, HTTP_URL, IMAGE, NGINX, REPLICAS, ROOT, Deployment
+
+TRITON_DECISIONS = Path(__file__).parents[1] / "integration" / "task_kinds" / "triton_decisions.py"
+
+
+def test_the_image_runs_unprivileged_on_a_read_only_root(deployment: Deployment) -> None:
+    assert deployment.run("podman", "image", "inspect", "--format", "{{.Config.User}}", IMAGE)
+    for replica in REPLICAS:
+        inspected = json.loads(deployment.run("podman", "inspect", replica))[0]
+        assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+        assert inspected["Config"]["User"] == "10001:10001"
+        whoami = deployment.run("podman", "exec", replica, "id", "-u").strip()
+        assert whoami == "10001"
+        refused = deployment.run(
+            "podman", "exec", replica, "touch", "/opt/venv/x", check=False
+        )  # nothing to write but /tmp
+        assert refused == ""
+        assert deployment.run("podman", "exec", replica, "touch", "/tmp/x", check=False) == ""
+
+
+def test_health_checks_turn_healthy(deployment: Deployment) -> None:
+    # podman runs health checks from systemd timers, which this machine lacks: run each once
+    for container in [*REPLICAS, NGINX]:
+        deployment.run("podman", "healthcheck", "run", container, timeout=60)
+
+
+def test_tritonclient_through_nginx(deployment: Deployment, tmp_path: Path) -> None:
+    """The unmodified tritonclient, http and grpc, through nginx's published ports (in a
+    child process: its generated protobuf package cannot share an interpreter with ours)."""
+    features = rows(5, seed=7)
+    expected = reference(deployment.repository / "tiny" / "1", features)
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, features=features)
+    command = [sys.executable, str(TRITON_DECISIONS), HTTP_URL.removeprefix("http://")]
+    command += [GRPC_URL, "tiny", str(inputs)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    decided = json.loads(done.stdout)
+    for protocol in ("http", "grpc"):
+        np.testing.assert_array_equal(decided[protocol], expected["decisions"], err_msg=protocol)
+
+
+def test_losses_through_nginx(deployment: Deployment) -> None:
+    logits, targets = batch(32, 4, seed=3)
+    x = torch.from_numpy(logits.astype(np.float64)).requires_grad_()
+    value = losses.compute("focal", x, torch.from_numpy(targets), gamma=2.0)
+    (grad,) = torch.autograd.grad(value, x)
+    body = {**loss_body("focal", logits, targets, return_grad=True), "params": {"gamma": 2.0}}
+    answer = httpx.post(f"{HTTP_URL}/loss", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["value"] == pytest.approx(value.item(), rel=1e-5)
+    message = loss_message("focal", logits, targets, return_grad=True)
+    message.params_json = '{"gamma": 2.0}'
+    with grpc.insecure_channel(GRPC_URL) as channel:
+        result = pb_grpc.LossServiceStub(channel).ComputeLoss(message, timeout=30)
+    got = np.frombuffer(result.grad.data, dtype=np.float32).reshape(list(result.grad.shape))
+    np.testing.assert_allclose(got, grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_the_prometheus_scrape_config_finds_both_replicas(deployment: Deployment) -> None:
+    """prom/prometheus cannot be pulled here: its scrape config is held to the deployment
+    instead. From a container on the compose network, the DNS name and port it scrapes
+    answer one address per replica, each serving Prometheus text on its metrics path."""
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "lossserve"]
+    (sd,) = job["dns_sd_configs"]
+    (name,) = sd["names"]
+    script = (
+        "import socket, sys, urllib.request\n"
+        f"addresses = sorted({{a[4][0] for a in socket.getaddrinfo({name!r}, {sd['port']})}})\n"
+        "for a in addresses:\n"
+        f"    text = urllib.request.urlopen(f'http://{{a}}:{sd['port']}{job['metrics_path']}',"
+        " timeout=10).read().decode()\n"
+        "    assert 'lossserve_requests_total' in text or '# TYPE' in text, a\n"
+        "print(len(addresses))\n"
+    )
+    network = deployment.run(
+        "podman",
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        REPLICAS[0],
+    ).strip()
+    found = deployment.run(
+        "podman", "run", "--rm", "--network", network, "--entrypoint", "python", IMAGE,
+        "-c", script, timeout=120,
+    )  # fmt: skip
+    assert found.strip() == str(len(REPLICAS))
+
+
+def _restore(deployment: Deployment, replica: str) -> None:
+    """The replica running again and nginx resolving both replicas anew (Debian's nginx
+    resolves upstream names once, at start)."""
+    deployment.run("podman", "start", replica)
+    deployment.wait_ready(f"http://{deployment.address(replica)}:8000/v2/health/ready")
+    deployment.run("podman", "restart", "-t", "5", NGINX)
+    deployment.wait_ready(f"{HTTP_URL}/v2/models/tiny/ready")
+
+
+def test_a_replica_killed_under_load_fails_no_request(deployment: Deployment) -> None:
+    victim = REPLICAS[1]
+    killed: dict[str, float] = {}
+
+    def kill() -> None:
+        deployment.run("podman", "kill", victim)
+        killed["at"] = time.monotonic()
+
+    start = time.monotonic()
+    try:
+        outcome = mixed_load(HTTP_URL, GRPC_URL, deployment.repository / "tiny" / "1", kill)
+    finally:
+        _restore(deployment, victim)
+    deployment.report["kill"] = {
+        "calls": outcome.calls,
+        "failed": len(outcome.failures),
+        "killed_after_calls": outcome.interrupted_at,
+        "http_retried_by_client": outcome.http_retries,
+        "load_s": round(time.monotonic() - start, 2),
+    }
+    assert outcome.failures == [], f"{len(outcome.failures)} failed: {outcome.failures[:5]}"
+    assert outcome.interrupted_at < outcome.calls, "the replica was killed after the load"
+    assert outcome.http_retries <= 2
+
+
+def test_a_stopped_replica_drains_its_requests_in_flight(deployment: Deployment) -> None:
+    """SIGTERM (``podman stop``) while the replica computes: every request it had accepted
+    is answered, then it exits 0 within the grace period."""
+    replica = REPLICAS[0]
+    url = f"http://{deployment.address(replica)}:8000"
+    logits, targets = batch(64, 256, seed=5)  # a focal Hessian: about half a second each
+    body: dict[str, Any] = loss_body("focal", logits, targets, return_hessian=True)
+    in_flight = 4
+    started = threading.Barrier(in_flight + 1)
+
+    def call() -> int:
+        started.wait()
+        return httpx.post(f"{url}/loss", json=body, timeout=60).status_code
+
+    try:
+        with ThreadPoolExecutor(in_flight) as pool:
+            answers = [pool.submit(call) for _ in range(in_flight)]
+            started.wait()
+            time.sleep(0.3)  # the requests reach the replica
+            stop_start = time.monotonic()
+            deployment.run("podman", "stop", "-t", "40", replica, timeout=60)
+            stopped_s = time.monotonic() - stop_start
+            statuses = [a.result() for a in answers]
+        exit_code = deployment.run(
+            "podman", "inspect", "--format", "{{.State.ExitCode}}", replica
+        ).strip()
+    finally:
+        _restore(deployment, replica)
+    deployment.report["drain"] = {
+        "in_flight": in_flight,
+        "answered_200": statuses.count(200),
+        "stop_s": round(stopped_s, 2),
+        "exit_code": int(exit_code),
+    }
+    assert statuses == [200] * in_flight
+    assert exit_code == "0"
+    assert stopped_s < 40
