@@ -139,6 +139,11 @@ def test_a_replica_killed_under_load_fails_no_request(deployment: Deployment) ->
     start = time.monotonic()
     try:
         outcome = mixed_load(HTTP_URL, GRPC_URL, deployment.repository / "tiny" / "1", kill)
+        log = [
+            json.loads(line)
+            for line in deployment.run("podman", "logs", NGINX).splitlines()
+            if line.startswith("{")
+        ]
     finally:
         _restore(deployment, victim)
     deployment.report["kill"] = {
@@ -151,6 +156,11 @@ def test_a_replica_killed_under_load_fails_no_request(deployment: Deployment) ->
     assert outcome.failures == [], f"{len(outcome.failures)} failed: {outcome.failures[:5]}"
     assert outcome.interrupted_at < outcome.calls, "the replica was killed after the load"
     assert outcome.http_retries <= 2
+    # The kill was felt: calls met the dead replica and nginx sent them on to the other one
+    # (two upstreams logged), or answered a gRPC call UNAVAILABLE for the client to retry.
+    retried = [entry for entry in log if "," in entry["upstream"]]
+    unavailable = [entry for entry in log if entry["status"] != 200]
+    assert retried or unavailable, "no call met the killed replica"
 
 
 def test_a_stopped_replica_drains_its_requests_in_flight(deployment: Deployment) -> None:
