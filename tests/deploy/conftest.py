@@ -40,6 +40,9 @@ from tests.service.models.builders import write_model
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/lossserve:cpu"
+GPU_IMAGE = "localhost/lossserve:gpu-on-cpu-base"
+"""docker/Dockerfile.gpu built on the CPU stand-in base (no CUDA base image can be had)."""
+PYTHON_BASE = "docker.io/library/python:3.11-slim-bookworm"
 PROJECT = "lossserve"
 REPLICAS = [f"{PROJECT}_lossserve_{n}" for n in (1, 2)]
 NGINX = f"{PROJECT}_nginx_1"
@@ -126,7 +129,7 @@ def _containers_conf(path: Path) -> Path:
     return path
 
 
-def _build_args() -> list[str]:
+def build_args() -> list[str]:
     """Where torch's CPU wheel and the CA bundle come from, as for pip on this machine."""
     args: list[str] = []
     wheels = (
@@ -172,7 +175,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     start = time.monotonic()
     deployed.run(
         "podman", "build", "--pull=never", "--network", "host", "--format", "docker",
-        *_build_args(),
+        *build_args(),
         "-f", "docker/Dockerfile", "-t", IMAGE, ".", timeout=1800,
     )  # fmt: skip
     deployed.report["cpu_image_build_s"] = round(time.monotonic() - start, 1)

@@ -29,7 +29,18 @@ from tests.integration._mixed_load import mixed_load
 from tests.integration._serving import batch, loss_body, loss_message
 from tests.service.models.builders import reference, rows
 
-from .conftest import GRPC_URL, HTTP_URL, IMAGE, NGINX, REPLICAS, ROOT, Deployment
+from .conftest import (
+    GPU_IMAGE,
+    GRPC_URL,
+    HTTP_URL,
+    IMAGE,
+    NGINX,
+    PYTHON_BASE,
+    REPLICAS,
+    ROOT,
+    Deployment,
+    build_args,
+)
 
 TRITON_DECISIONS = Path(__file__).parents[1] / "integration" / "task_kinds" / "triton_decisions.py"
 
@@ -117,6 +128,34 @@ def test_the_prometheus_scrape_config_finds_both_replicas(deployment: Deployment
         "-c", script, timeout=120,
     )  # fmt: skip
     assert found.strip() == str(len(REPLICAS))
+
+
+def test_the_gpu_image_builds_on_the_cpu_stand_in_base(deployment: Deployment) -> None:
+    """docker/Dockerfile.gpu, unchanged, on the CPU stand-in base in place of CUDA 13 on
+    Ubuntu (no CUDA image can be pulled here): its apt packages, its Python layer with the
+    GPU requirements (onnxruntime-gpu and the server extra at the pinned versions), its
+    user and entry point. torch is the wheel pip finds here, 2.13.0's CPU build, which
+    satisfies the image's ``torch==2.13.0``; on a registry the image takes the cu130 build
+    from PyTorch's index, which this machine cannot reach."""
+    start = time.monotonic()
+    deployment.run(
+        "podman", "build", "--pull=never", "--network", "host", "--format", "docker",
+        *build_args(), "--build-arg", f"CUDA_IMAGE={PYTHON_BASE}",
+        "-f", "docker/Dockerfile.gpu", "-t", GPU_IMAGE, ".", timeout=1800,
+    )  # fmt: skip
+    deployment.report["gpu_image_on_cpu_base_build_s"] = round(time.monotonic() - start, 1)
+    deployment.report["gpu_image_on_cpu_base_bytes"] = int(
+        deployment.run("podman", "image", "inspect", "--format", "{{.Size}}", GPU_IMAGE)
+    )
+    probe = (
+        "import json, onnxruntime, torch, lossserve.cli; "
+        "print(json.dumps(onnxruntime.get_available_providers()))"
+    )
+    run = ["podman", "run", "--rm", "--read-only", "--entrypoint", "python", GPU_IMAGE]
+    providers = json.loads(deployment.run(*run, "-c", probe, timeout=120))
+    assert "CUDAExecutionProvider" in providers  # onnxruntime-gpu, not the CPU package
+    user = deployment.run("podman", "image", "inspect", "--format", "{{.Config.User}}", GPU_IMAGE)
+    assert user.strip() == "10001:10001"
 
 
 def _restore(deployment: Deployment, replica: str) -> None:
