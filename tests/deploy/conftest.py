@@ -92,6 +92,12 @@ class Deployment:
             )
         return done.stdout
 
+    def status(self, *command: str, timeout: float = 120) -> int:
+        """The exit status of ``command``."""
+        return subprocess.run(
+            command, cwd=ROOT, env=self.env, capture_output=True, timeout=timeout
+        ).returncode
+
     def compose(self, *args: str, timeout: float = 300) -> str:
         command = _compose_command()
         assert command is not None
