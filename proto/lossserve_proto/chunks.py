@@ -1,4 +1,4 @@
-"""The framing of ``ComputeLossChunked``, shared by the server and this client.
+"""The framing of ``ComputeLossChunked``, shared by the server and the Python client.
 
 One request or response travels as a header message (the unary message, whose tensors carry
 their shape, dtype and any prefix of their bytes) followed by ``TensorChunk`` messages that

@@ -88,9 +88,10 @@ EXTENSIONS = (
 
 T = TypeVar("T")
 
-_INFER_FIELDS = ("id", "parameters", "inputs", "outputs")
-_INPUT_FIELDS = ("name", "shape", "datatype", "parameters", "data")
-_OUTPUT_FIELDS = ("name", "parameters")
+# the documented bodies' fields (oip_wire), the only ones a request may carry
+_INFER_FIELDS = tuple(oip_wire.InferenceRequest.model_fields)
+_INPUT_FIELDS = tuple(oip_wire.RequestInput.model_fields)
+_OUTPUT_FIELDS = tuple(oip_wire.RequestOutput.model_fields)
 
 
 def server_version() -> str:
@@ -381,16 +382,8 @@ def _with_body(
     options: dict[str, Any], model: type[Any], examples: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """Route options plus an optional JSON body (``model``) that the endpoint parses itself."""
-    body = {
-        "required": False,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
-                "examples": examples,
-            }
-        },
-    }
-    return {**options, "openapi_extra": {**options.get("openapi_extra", {}), "requestBody": body}}
+    body = wire.body_schema(model, examples, binary=False, required=False)
+    return {**options, "openapi_extra": {**options.get("openapi_extra", {}), **body}}
 
 
 def _add_model_routes(
@@ -574,17 +567,7 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         "/models/{model_name}/predict",
         response_model=wire.PredictResponse,
         responses={status: {"model": wire.ErrorBody} for status in (400, 404, 413, 429, 503, 504)},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/PredictBody"},
-                        "examples": wire.PREDICT_EXAMPLES,
-                    }
-                },
-            }
-        },
+        openapi_extra=wire.body_schema(wire.PredictBody, wire.PREDICT_EXAMPLES, binary=False),
         tags=["models"],
         summary="Label names after the model's learned thresholds, with every probability",
     )

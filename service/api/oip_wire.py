@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from .wire import example
 
@@ -101,12 +102,15 @@ class RequestInput(BaseModel):
         description="binary_data_size: this input's raw bytes follow the JSON header "
         "(the binary tensor extension) instead of data.",
     )
-    data: Data | None = None
+    data: Data | SkipJsonSchema[None] = None
+    """Absent (never null) where the bytes follow the header."""
 
 
 class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="probabilities, or decisions (after the card's thresholds).")
+    name: str = Field(
+        description="logits, probabilities, or decisions (after the card's thresholds)."
+    )
     parameters: Parameters | None = Field(
         None,
         description="binary_data: answer this output as raw bytes; classification: the top "
@@ -116,7 +120,7 @@ class RequestOutput(BaseModel):
 
 class InferenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str | None = None
+    id: str | SkipJsonSchema[None] = None  # absent, never null
     parameters: Parameters | None = Field(
         None, description="binary_data_output: answer every output as raw bytes."
     )

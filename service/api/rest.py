@@ -426,17 +426,9 @@ def create_app(state: ServiceState) -> FastAPI:
         "/class-weights",
         response_model=wire.ClassWeightsResponse,
         responses=_errors(400, 413, 429),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/ClassWeightsBody"},
-                        "examples": wire.CLASS_WEIGHTS_EXAMPLES,
-                    }
-                },
-            }
-        },
+        openapi_extra=wire.body_schema(
+            wire.ClassWeightsBody, wire.CLASS_WEIGHTS_EXAMPLES, binary=False
+        ),
         tags=["losses"],
         summary="Per-class weights from labels or counts",
     )

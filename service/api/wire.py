@@ -238,22 +238,25 @@ _HEADER_PARAMETER = {
 }
 
 
-def body_schema(model: type[Any], examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """An operation's ``openapi_extra`` for a hand-parsed body: JSON (``model``) or the binary
-    tensor extension."""
+def body_schema(
+    model: type[Any],
+    examples: dict[str, dict[str, Any]],
+    *,
+    binary: bool = True,
+    required: bool = True,
+) -> dict[str, Any]:
+    """An operation's ``openapi_extra`` for a body the endpoint parses itself: JSON
+    (``model``, with ``examples``), and with ``binary`` the binary tensor extension too."""
+    json_body = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}, "examples": examples}
+    if not binary:
+        return {"requestBody": {"required": required, "content": {"application/json": json_body}}}
     return {
         "parameters": [_HEADER_PARAMETER],
         "requestBody": {
-            "required": True,
+            "required": required,
             "description": "JSON; or, with Inference-Header-Content-Length, a JSON header "
             "followed by raw tensor bytes (any content type).",
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
-                    "examples": examples,
-                },
-                "application/octet-stream": BINARY_CONTENT,
-            },
+            "content": {"application/json": json_body, "application/octet-stream": BINARY_CONTENT},
         },
     }
 

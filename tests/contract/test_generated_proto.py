@@ -46,7 +46,7 @@ def test_committed_generated_code_matches_the_contracts(tmp_path: Path) -> None:
         assert not diff, f"{name} is stale; run: make generate\n{diff[:2000]}"
 
 
-def test_generated_packages_import_each_other_inside_the_client() -> None:
+def test_generated_packages_import_each_other_inside_the_wire_package() -> None:
     from lossserve_proto.inference import grpc_service_pb2
     from lossserve_proto.lossserve.v1 import loss_service_pb2, loss_service_pb2_grpc
 
@@ -57,8 +57,10 @@ def test_generated_packages_import_each_other_inside_the_client() -> None:
     )
 
 
-def test_the_server_uses_the_clients_generated_modules() -> None:
+def test_the_server_and_the_client_use_the_same_generated_modules() -> None:
     from lossserve.api import grpc_convert
+    from lossserve_client import client
     from lossserve_proto.lossserve.v1 import loss_service_pb2
 
     assert grpc_convert.pb is loss_service_pb2
+    assert client.pb is loss_service_pb2

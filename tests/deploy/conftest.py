@@ -5,7 +5,8 @@ behind nginx serving the model ``tiny``.
 
 ``make test-deploy`` runs these (``LOSSSERVE_DEPLOY_TESTS=1``; plain ``pytest`` leaves the
 folder out: building takes minutes). Without podman, podman-compose or debootstrap, or
-without root, every test is skipped with the reason.
+without root, every test is skipped with the reason, unless ``LOSSSERVE_DEPLOY_REQUIRED``
+is set (CI sets it): then they fail.
 
 podman here runs with a ``containers.conf`` of the session's own (``CONTAINERS_CONF``):
 runc, netavark (container DNS), and explicit ulimits (this kernel refuses the defaults).
@@ -161,6 +162,8 @@ def build_args() -> list[str]:
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     reason = _missing()
+    if reason and os.environ.get("LOSSSERVE_DEPLOY_REQUIRED"):
+        pytest.fail(f"LOSSSERVE_DEPLOY_REQUIRED is set (CI) but {reason}")
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("deploy")

@@ -47,7 +47,7 @@ class Outcome:
     """Each failed call: its kind and the error."""
     calls: int
     interrupted_at: int
-    """Calls done when the hook ran."""
+    """Calls done when the hook started."""
     http_retries: int
     """HTTP calls sent twice because the connection broke mid-answer."""
 
@@ -143,6 +143,7 @@ def mixed_load(
             for call in calls:
                 pool.submit(run, call)
             assert third.wait(timeout=60), "the load stalled"
+            with lock:
+                interrupted_at = done  # before the hook, which takes its time
             at_one_third()
-            interrupted_at = done
     return Outcome(failures, len(calls), interrupted_at, http_retries)

@@ -1,7 +1,7 @@
 """What the process-level tests share: request builders and readings of ``/metrics``.
 
 A replica's environment is :data:`tests.processes.SERVICE_ENV`; the tensors are encoded by
-the Python client's :mod:`lossserve_proto.tensors`.
+the wire package's :mod:`lossserve_proto.tensors`.
 """
 
 from __future__ import annotations

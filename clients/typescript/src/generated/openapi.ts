@@ -607,7 +607,7 @@ export interface components {
              * Id
              * @default null
              */
-            id?: string | null;
+            id?: string;
             /** Inputs */
             inputs: components["schemas"]["RequestInput"][];
             /**
@@ -879,7 +879,7 @@ export interface components {
              * Data
              * @default null
              */
-            data?: unknown[] | null;
+            data?: unknown[];
             /**
              * Datatype
              * @enum {string}
@@ -902,7 +902,7 @@ export interface components {
         RequestOutput: {
             /**
              * Name
-             * @description probabilities, or decisions (after the card's thresholds).
+             * @description logits, probabilities, or decisions (after the card's thresholds).
              */
             name: string;
             /**

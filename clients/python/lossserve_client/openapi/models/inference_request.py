@@ -22,14 +22,14 @@ class InferenceRequest:
     """
     Attributes:
         inputs (list[RequestInput]):
-        id (None | str | Unset):
+        id (str | Unset):
         outputs (list[RequestOutput] | None | Unset): Default: every output.
         parameters (InferenceRequestParametersType0 | None | Unset): binary_data_output: answer every output as raw
             bytes.
     """
 
     inputs: list[RequestInput]
-    id: None | str | Unset = UNSET
+    id: str | Unset = UNSET
     outputs: list[RequestOutput] | None | Unset = UNSET
     parameters: InferenceRequestParametersType0 | None | Unset = UNSET
 
@@ -41,11 +41,7 @@ class InferenceRequest:
             inputs_item = inputs_item_data.to_dict()
             inputs.append(inputs_item)
 
-        id: None | str | Unset
-        if isinstance(self.id, Unset):
-            id = UNSET
-        else:
-            id = self.id
+        id = self.id
 
         outputs: list[dict[str, Any]] | None | Unset
         if isinstance(self.outputs, Unset):
@@ -97,14 +93,7 @@ class InferenceRequest:
 
             inputs.append(inputs_item)
 
-        def _parse_id(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        id = _parse_id(d.pop("id", UNSET))
+        id = d.pop("id", UNSET)
 
         def _parse_outputs(data: object) -> list[RequestOutput] | None | Unset:
             if data is None:

@@ -23,7 +23,7 @@ class RequestInput:
         datatype (RequestInputDatatype):
         name (str):
         shape (list[int]):
-        data (list[Any] | None | Unset):
+        data (list[Any] | Unset):
         parameters (None | RequestInputParametersType0 | Unset): binary_data_size: this input's raw bytes follow the
             JSON header (the binary tensor extension) instead of data.
     """
@@ -31,7 +31,7 @@ class RequestInput:
     datatype: RequestInputDatatype
     name: str
     shape: list[int]
-    data: list[Any] | None | Unset = UNSET
+    data: list[Any] | Unset = UNSET
     parameters: None | RequestInputParametersType0 | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,13 +43,8 @@ class RequestInput:
 
         shape = self.shape
 
-        data: list[Any] | None | Unset
-        if isinstance(self.data, Unset):
-            data = UNSET
-        elif isinstance(self.data, list):
-            data = self.data
-
-        else:
+        data: list[Any] | Unset = UNSET
+        if not isinstance(self.data, Unset):
             data = self.data
 
         parameters: dict[str, Any] | None | Unset
@@ -87,22 +82,7 @@ class RequestInput:
 
         shape = cast(list[int], d.pop("shape"))
 
-        def _parse_data(data: object) -> list[Any] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            try:
-                if not isinstance(data, list):
-                    raise TypeError()
-                data_type_0 = cast(list[Any], data)
-
-                return data_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[Any] | None | Unset, data)
-
-        data = _parse_data(d.pop("data", UNSET))
+        data = cast(list[Any], d.pop("data", UNSET))
 
         def _parse_parameters(data: object) -> None | RequestInputParametersType0 | Unset:
             if data is None:

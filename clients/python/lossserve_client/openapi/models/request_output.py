@@ -19,7 +19,7 @@ T = TypeVar("T", bound="RequestOutput")
 class RequestOutput:
     """
     Attributes:
-        name (str): probabilities, or decisions (after the card's thresholds).
+        name (str): logits, probabilities, or decisions (after the card's thresholds).
         parameters (None | RequestOutputParametersType0 | Unset): binary_data: answer this output as raw bytes;
             classification: the top N classes as strings instead of the values.
     """
