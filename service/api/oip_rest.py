@@ -482,6 +482,13 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     ]
     for path, handler, name, responses in per_model:
         _add_model_routes(v2, path, handler, name, "GET", responses=responses)
+    inferred = _documented(oip_wire.InferenceResponse, 400, 404, 413, 429, 503, 504)
+    inferred[200] |= {
+        "description": "JSON; or, where an output is asked for as binary data, a JSON header "
+        "(its length in Inference-Header-Content-Length) followed by the raw bytes of those "
+        "outputs",
+        "content": {"application/octet-stream": wire.BINARY_CONTENT},
+    }
     _add_model_routes(
         v2,
         "/infer",
@@ -489,16 +496,7 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         "infer",
         "POST",
         route_class_override=DirectRoute,
-        responses={
-            **_documented(oip_wire.InferenceResponse, 400, 404, 413, 429, 503, 504),
-            200: {
-                "model": oip_wire.InferenceResponse,
-                "description": "JSON; or, where an output is asked for as binary data, a JSON "
-                "header (its length in Inference-Header-Content-Length) followed by the raw "
-                "bytes of those outputs",
-                "content": {"application/octet-stream": wire.BINARY_CONTENT},
-            },
-        },
+        responses=inferred,
         openapi_extra=wire.body_schema(oip_wire.InferenceRequest, oip_wire.INFER_EXAMPLES),
     )
 

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.processes import output
 from tests.service.models.builders import write_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,16 +83,8 @@ class Deployment:
     repository: Path
     report: dict[str, Any] = field(default_factory=dict)
 
-    def run(self, *command: str, timeout: float = 900, check: bool = True) -> str:
-        done = subprocess.run(
-            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        if check and done.returncode:
-            raise AssertionError(
-                f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-3000:]}"
-                f"{done.stderr[-3000:]}"
-            )
-        return done.stdout
+    def run(self, *command: str, timeout: float = 900) -> str:
+        return output(command, cwd=ROOT, env=self.env, timeout=timeout)
 
     def status(self, *command: str, timeout: float = 120) -> int:
         """The exit status of ``command``."""
@@ -121,8 +114,10 @@ class Deployment:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
             time.sleep(0.5)
-        logs = self.run("podman", "ps", "-a", check=False)
-        raise AssertionError(f"{url} was not ready within {timeout:.0f} s:\n{logs}")
+        listed = subprocess.run(
+            ["podman", "ps", "-a"], env=self.env, capture_output=True, text=True
+        )
+        raise AssertionError(f"{url} was not ready within {timeout:.0f} s:\n{listed.stdout}")
 
 
 def _containers_conf(path: Path) -> Path:

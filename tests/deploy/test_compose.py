@@ -190,13 +190,9 @@ def test_a_replica_killed_under_load_fails_no_request(deployment: Deployment) ->
         "http_retried_by_client": outcome.http_retries,
         "load_s": round(time.monotonic() - start, 2),
     }
-    assert outcome.failures == [], f"{len(outcome.failures)} failed: {outcome.failures[:5]}"
-    assert outcome.interrupted_at < outcome.calls, "the replica was killed after the load"
-    assert outcome.http_retries <= 2
+    retried, unavailable = outcome.survived(log)
     # The kill was felt: calls met the dead replica and nginx sent them on to the other one
     # (two upstreams logged), or answered a gRPC call UNAVAILABLE for the client to retry.
-    retried = [entry for entry in log if "," in entry["upstream"]]
-    unavailable = [entry for entry in log if entry["status"] != 200]
     assert retried or unavailable, "no call met the killed replica"
 
 

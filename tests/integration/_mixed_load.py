@@ -51,6 +51,27 @@ class Outcome:
     http_retries: int
     """HTTP calls sent twice because the connection broke mid-answer."""
 
+    def survived(self, log: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+        """Check what every replica-loss test holds, given nginx's access log entries of
+        the load: no call failed, the replica went during the load, nginx resent all but
+        at most two HTTP calls itself, and what it answered other than 200 was a gRPC
+        call's UNAVAILABLE (logged as 204 on HTTP/2, for the retry policy to resend).
+        Returns the entries nginx sent on to a second replica, and those non-200 ones."""
+        # A gRPC call failing with INTERNAL (RST_STREAM) had its response headers sent before
+        # its replica died, which commits a call: neither nginx nor a retry policy may
+        # resend it.
+        failed = self.failures
+        assert failed == [], f"{len(failed)} of {self.calls} requests failed: {failed[:5]}"
+        assert self.interrupted_at < self.calls, "the replica was killed after the load"
+        # nginx retries all but a call whose answer had begun when the replica died (rare)
+        assert self.http_retries <= 2, f"{self.http_retries} HTTP requests needed a retry"
+        retried = [entry for entry in log if "," in entry["upstream"]]
+        unavailable = [entry for entry in log if entry["status"] != 200]
+        assert all(e["status"] == 204 and e["protocol"] == "HTTP/2.0" for e in unavailable), (
+            unavailable
+        )
+        return retried, unavailable
+
 
 def mixed_load(
     http_url: str, grpc_url: str, model_dir: Path, at_one_third: Callable[[], None]

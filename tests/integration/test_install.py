@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from bench._server import running_server
-from tests.processes import SERVICE_ENV
+from tests.processes import SERVICE_ENV, output
 
 pytestmark = pytest.mark.slow
 
@@ -84,17 +84,7 @@ print(json.dumps(answers))
 
 
 def run(command: list[str | Path], cwd: Path, timeout: float = 900) -> str:
-    done = subprocess.run(
-        [str(c) for c in command],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input="",
-    )
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
-    return done.stdout
+    return output(command, cwd=cwd, env=ENV, timeout=timeout)
 
 
 def installed(venv: Path) -> set[str]:
