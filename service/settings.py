@@ -95,8 +95,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest gRPC message; larger loss batches go through ComputeLossChunked "
         "(the Python client chunks above 2 MiB). grpcio copies a received message while it "
-        "holds the interpreter, on the event loop (about 1 ms per MiB here, more on a busy "
-        "machine): this bounds that stall.",
+        "holds the interpreter (about 1 ms per MiB here, more on a busy machine): this "
+        "bounds that stall.",
+    )
+    grpc_threads: int = Field(
+        64,
+        ge=1,
+        description="gRPC RPCs served at once, each on a thread of grpcio's threaded server "
+        "(its handler runs on the event loop; a stream holds its thread while open); beyond "
+        "it an RPC is refused at once with RESOURCE_EXHAUSTED.",
     )
     model_repository: Path | None = Field(
         None, description="<repo>/<model>/<version>/{model.onnx,card.json}; None: no models."

@@ -3,7 +3,7 @@
 The servicer converts messages with :mod:`lossserve.api.oip_grpc_convert` and calls the same
 :class:`~lossserve.core.dataplane.DataPlane` (and repository admin) as the REST routes.
 Errors are raised as the core's :class:`~lossserve.core.errors.LossServeError` and turned into
-gRPC statuses, with the same messages REST sends, by the server's one interceptor
+gRPC statuses, with the same messages REST sends, by the wrapper every handler gets at registration
 (:mod:`lossserve.api.grpc`).
 ``ModelStreamInfer`` answers each request of the stream in order; a request that fails
 answers a response with ``error_message`` set, and the stream goes on (as Triton does). The
@@ -170,7 +170,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         limit = self._settings.grpc_max_message_bytes
         return await by_size(answer, _serialize_result, result, stream=stream, limit=limit)
 
-    # The interceptor parses with PARSERS, and passes a servicer's bytes through as the
+    # The wrapper parses with PARSERS, and passes a servicer's bytes through as the
     # serialized answer: hence the signatures that differ from the generated base class.
     async def ModelInfer(  # type: ignore[override]  # noqa: N802
         self, request: InferMessage | Undecodable, context: Context

@@ -231,7 +231,7 @@ class DataPlane:
         timeout = self.deadline(remaining)
         try:
             return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeadlineExceeded(
                 f"request: expected to finish within {timeout:g} s, took longer"
             ) from None

@@ -15,8 +15,8 @@
     └── Internal                        INTERNAL         500  INTERNAL
 
 The HTTP and gRPC numbers are the transports' tables (:data:`lossserve.api.http.HTTP_STATUS`
-in one exception handler, :data:`lossserve.api.grpc.GRPC_STATUS` in one interceptor); nothing
-inside ``core`` knows either number, and every layer may import this module.
+in one exception handler, :data:`lossserve.api.grpc.GRPC_STATUS` in the wrapper of every gRPC
+handler); nothing inside ``core`` knows either number, and every layer may import this module.
 """
 
 from __future__ import annotations

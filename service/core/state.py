@@ -103,7 +103,7 @@ class ServiceState:
         closing = asyncio.ensure_future(self.models.stop())
         try:  # shielded: past the timeout the batchers go on closing in the background
             await asyncio.wait_for(asyncio.shield(closing), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.models.abort("the server is shutting down; retry on another replica")
             finished = False
         remaining = None if deadline is None else max(0.0, deadline - loop.time())

@@ -175,7 +175,7 @@ def unpack(packed: Packed, *, copy: bool = False) -> Any:
         buffers = [view[o : o + n] for o, n in spans]
         return pickle.loads(view[start : start + length], buffers=buffers)
     source = np.frombuffer(view, dtype=np.uint8)
-    buffers = [memoryview(source[o : o + n].copy()) for o, n in spans]
+    buffers = [source[o : o + n].copy().data for o, n in spans]
     header = bytes(view[start : start + length])
     del source, view
     return pickle.loads(header, buffers=buffers)

@@ -249,7 +249,7 @@ class _Child:
                 self.conn.send_bytes(_child.STOP)
             try:
                 await asyncio.wait_for(asyncio.shield(self.exited), _STOP_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.kill()
         await self.exited
         self.process.join(0)  # reaped already: this only reads its status
@@ -684,7 +684,7 @@ class WorkerPool:
                 await asyncio.wait_for(
                     asyncio.gather(*(worker.wait_idle() for worker in self._workers)), timeout
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 drain = False
         await asyncio.gather(*(worker.close(hard=not drain) for worker in self._workers))
         self._state = "stopped"
@@ -758,7 +758,7 @@ class WorkerPool:
             if timeout is None:
                 return cast(T, await item.future)
             return cast(T, await asyncio.wait_for(item.future, timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if not item.future.cancelled():  # the job itself raised TimeoutError
                 raise
             raise DeadlineExceeded(

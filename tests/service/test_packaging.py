@@ -5,9 +5,8 @@ library beside it. ``tests/integration/test_install.py`` installs the wheel itse
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
