@@ -106,7 +106,7 @@ def measure(way: str, args: argparse.Namespace, frame: Path) -> float:
         time.sleep(1.5)
         command = [
             *("taskset", "-c", args.client_cpus, "h2load", "-c", "32", "-m", "1"),
-            *("-D", str(args.duration), "--warm-up-time", "1", "-d", str(frame)),
+            *("-D", f"{args.duration:g}", "--warm-up-time", "1", "-d", str(frame)),
             *("-H", "content-type: application/grpc", "-H", "te: trailers"),
             f"http://127.0.0.1:{PORT}{METHOD}",
         ]

@@ -148,7 +148,7 @@ def _http_protocol(settings: Settings) -> Any:
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop when installed (grpc.aio runs on it too), else on asyncio's
+    """Run ``main`` on uvloop when installed (the gRPC handlers run on it too), else on asyncio's
     own loop."""
     try:
         import uvloop
