@@ -132,7 +132,8 @@ def _failure(
 
 class _StatusHandlers:
     """Maps errors to statuses and records metrics, once, for every RPC of the server: each
-    method's handler is wrapped once, when it is registered (:class:`_Registrar`); grpcio's
+    method's handler is wrapped once, when it is registered (:class:`ThreadedServer`'s
+    ``wrap``); grpcio's
     threaded server has no interceptors for coroutine handlers, and a wrapper made once
     costs nothing per call."""
 
@@ -326,47 +327,6 @@ class _StatusHandlers:
         return handle
 
 
-class _WrappedGeneric(grpc.GenericRpcHandler):
-    """A generic handler whose method handlers are wrapped once each, on first use."""
-
-    def __init__(self, inner: grpc.GenericRpcHandler, handlers: _StatusHandlers) -> None:
-        self._inner = inner
-        self._handlers = handlers
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-
-    def service(
-        self, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = self._inner.service(handler_call_details)
-            if handler is None:  # not one of its methods: nothing is kept
-                return None
-            wrapped = self._wrapped[method] = self._handlers.wrap(method, handler)
-        return wrapped
-
-
-class _Registrar:
-    """Where our servicers register (the generated ``add_..._to_server`` functions) in place
-    of the server: every handler reaches the server wrapped."""
-
-    def __init__(self, server: ThreadedServer, handlers: _StatusHandlers) -> None:
-        self._server = server
-        self._handlers = handlers
-
-    def add_generic_rpc_handlers(self, generic_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        wrapped = tuple(_WrappedGeneric(h, self._handlers) for h in generic_handlers)
-        self._server.add_generic_rpc_handlers(wrapped)
-
-    def add_registered_method_handlers(
-        self, service: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
-    ) -> None:
-        wrap = self._handlers.wrap
-        wrapped = {name: wrap(f"/{service}/{name}", h) for name, h in method_handlers.items()}
-        self._server.add_registered_method_handlers(service, wrapped)
-
-
 def _serializer(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
     """``serialize``, letting through an answer a servicer serialized itself (off the loop,
     with its tensor bytes written without protobuf: see :func:`grpc_messages.bytes_field`)."""
@@ -515,16 +475,15 @@ def create_grpc_server(
     server = ThreadedServer(
         asyncio.get_running_loop(),
         threads=settings.grpc_threads,
+        wrap=_StatusHandlers(state.metrics, state.plane).wrap,
         options=[
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
             *options,
         ],
     )
-    # every servicer registers through the registrar, which wraps each handler it is given
-    registrar = cast(
-        grpc.aio.Server, _Registrar(server, _StatusHandlers(state.metrics, state.plane))
-    )
+    # our servicers register as on a grpc.aio server; the server wraps each handler
+    registrar = cast(grpc.aio.Server, server)
     # The generated registration has no annotations (protoc writes no .pyi for *_grpc.py);
     # give it its type here, since mypy strict rejects an untyped call from typed code.
     register = cast(

@@ -38,6 +38,10 @@ __all__ = ["LoopContext", "ThreadedServer"]
 
 T = TypeVar("T")
 
+Wrap = Callable[[str, "grpc.RpcMethodHandler[Any, Any]"], "grpc.RpcMethodHandler[Any, Any]"]
+"""A transport's wrapper of each method's handler (its name, its handler), applied once at
+registration."""
+
 _END = object()
 
 
@@ -169,13 +173,20 @@ class ThreadedServer:
     """grpcio's threaded server, serving coroutine handlers on ``loop`` (see the module).
 
     It takes registrations as a ``grpc.aio.Server`` does (``add_generic_rpc_handlers``,
-    ``add_registered_method_handlers``) and starts and stops with coroutines.
+    ``add_registered_method_handlers``), each handler wrapped once by ``wrap`` when given,
+    and starts and stops with coroutines.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, *, threads: int, options: Sequence[tuple[str, Any]]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        threads: int,
+        options: Sequence[tuple[str, Any]],
+        wrap: Wrap | None = None,
     ) -> None:
         self._loop = loop
+        self._wrap = wrap
         self._readers = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="grpc-read"
         )
@@ -191,8 +202,14 @@ class ThreadedServer:
     def add_registered_method_handlers(
         self, service: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
-        bridged = {name: self.bridge(h) for name, h in method_handlers.items()}
-        self._server.add_registered_method_handlers(service, bridged)
+        served = {n: self.serving(f"/{service}/{n}", h) for n, h in method_handlers.items()}
+        self._server.add_registered_method_handlers(service, served)
+
+    def serving(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """What the server runs for ``method``: ``handler`` wrapped (``wrap``), then bridged."""
+        return self.bridge(handler if self._wrap is None else self._wrap(method, handler))
 
     @property
     def threaded(self) -> grpc.Server:
@@ -283,7 +300,8 @@ class ThreadedServer:
 
 
 class _Bridged(grpc.GenericRpcHandler):
-    """A generic handler whose method handlers are bridged once each, on first use."""
+    """A generic handler whose method handlers are wrapped and bridged once each, on first
+    use."""
 
     def __init__(self, inner: grpc.GenericRpcHandler, server: ThreadedServer) -> None:
         self._inner = inner
@@ -299,5 +317,5 @@ class _Bridged(grpc.GenericRpcHandler):
             handler = self._inner.service(handler_call_details)
             if handler is None:
                 return None
-            bridged = self._bridged[method] = self._server.bridge(handler)
+            bridged = self._bridged[method] = self._server.serving(method, handler)
         return bridged
