@@ -102,8 +102,9 @@ class Settings(BaseSettings):
         64,
         ge=1,
         description="gRPC RPCs served at once, each on a thread of grpcio's threaded server "
-        "(its handler runs on the event loop; a stream holds its thread while open); beyond "
-        "it an RPC is refused at once with RESOURCE_EXHAUSTED.",
+        "(its handler runs on the event loop; a stream holds its thread while open, and "
+        "streams take at most half of them); beyond it an RPC is refused at once with "
+        "RESOURCE_EXHAUSTED.",
     )
     model_repository: Path | None = Field(
         None, description="<repo>/<model>/<version>/{model.onnx,card.json}; None: no models."

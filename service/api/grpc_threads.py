@@ -18,8 +18,9 @@ REST, while the server's thread waits for it:
   the step running on the loop is cancelled.
 
 Handlers that are plain functions (grpcio's own health and reflection servicers) are served
-as they are. The server admits at most ``threads`` RPCs at once, each holding a thread: the
-rest are refused at once with RESOURCE_EXHAUSTED instead of waiting for one.
+as they are. The server admits at most ``threads`` RPCs at once, each holding a thread, and
+of them at most half streams (a stream holds its thread while open): the rest are refused
+at once with RESOURCE_EXHAUSTED instead of waiting for one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import inspect
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
@@ -187,6 +189,7 @@ class ThreadedServer:
     ) -> None:
         self._loop = loop
         self._wrap = wrap
+        self._streams = _Slots(max(1, threads // 2))
         self._readers = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="grpc-read"
         )
@@ -265,38 +268,75 @@ class ThreadedServer:
 
         return requests()
 
+    @contextlib.contextmanager
+    def _stream_slot(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """One of the slots for streams (half the threads), or RESOURCE_EXHAUSTED: open
+        streams never take the threads that unary calls and health checks need."""
+        if not self._streams.take():
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"streams: {self._streams.limit} are open, the most a server process takes "
+                "(half of LOSSSERVE_GRPC_THREADS); retry later",
+            )
+        try:
+            yield
+        finally:
+            self._streams.give()
+
     def _unary(self, behavior: Callable[..., Any], streams_in: bool) -> Callable[..., Any]:
         def serve(request: Any, context: grpc.ServicerContext) -> Any:
             rpc = _Rpc(self._loop, context)
-            if streams_in:
-                request = self._requests(request)
-            return rpc.run(behavior(request, LoopContext(context)))
+            if not streams_in:
+                return rpc.run(behavior(request, LoopContext(context)))
+            with self._stream_slot(context):
+                return rpc.run(behavior(self._requests(request), LoopContext(context)))
 
         return serve
 
     def _stream(self, behavior: Callable[..., Any], streams_in: bool) -> Callable[..., Any]:
         def serve(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            rpc = _Rpc(self._loop, context)
-            if streams_in:
-                request = self._requests(request)
-            responses = behavior(request, LoopContext(context))
-            finished = False
-            try:
-                while True:
-                    try:
-                        item = rpc.run(_next(responses))
-                    except StopAsyncIteration:
-                        finished = True
-                        return
-                    except BaseException:
-                        finished = True  # the exception came out of the generator: it is closed
-                        raise
-                    yield item
-            finally:
-                if not finished and not self._loop.is_closed():
-                    rpc.run(responses.aclose(), after_end=True)
+            with self._stream_slot(context):
+                rpc = _Rpc(self._loop, context)
+                if streams_in:
+                    request = self._requests(request)
+                responses = behavior(request, LoopContext(context))
+                finished = False
+                try:
+                    while True:
+                        try:
+                            item = rpc.run(_next(responses))
+                        except StopAsyncIteration:
+                            finished = True
+                            return
+                        except BaseException:
+                            finished = True  # it came out of the generator: that is closed
+                            raise
+                        yield item
+                finally:
+                    if not finished and not self._loop.is_closed():
+                        rpc.run(responses.aclose(), after_end=True)
 
         return serve
+
+
+class _Slots:
+    """At most ``limit`` held at once, taken and given back from any thread."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._held >= self.limit:
+                return False
+            self._held += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self._held -= 1
 
 
 class _Bridged(grpc.GenericRpcHandler):

@@ -177,3 +177,43 @@ def test_calls_beyond_the_threads_are_refused_at_once() -> None:
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert waited < 1
     assert answers == [b"done", b"done"]
+
+
+def test_open_streams_take_at_most_half_the_threads() -> None:
+    """Idle streams cannot take every thread: unary calls (and health checks) still get
+    theirs, and a stream past half the threads is refused at once."""
+
+    async def ticks(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        while True:
+            yield b"tick"
+            await asyncio.sleep(0.05)
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    async def scenario(channel: grpc.aio.Channel) -> Any:
+        stream = channel.unary_stream(f"/{SERVICE}/Ticks")
+        held = [stream(b"") for _ in range(2)]
+        for call in held:
+            await call.read()
+        refused = stream(b"")
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await refused.read()
+        answered = await unary(channel, "Echo")(b"still here", timeout=2)
+        for call in held:
+            call.cancel()
+        await asyncio.sleep(0.3)
+        again = stream(b"")
+        after_release = await again.read()
+        again.cancel()
+        return raised.value, answered, after_release
+
+    handlers = {
+        "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+    }
+    error, answered, after_release = with_server(handlers, scenario, threads=4)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "LOSSSERVE_GRPC_THREADS" in (error.details() or "")
+    assert answered == b"still here"
+    assert after_release == b"tick"
