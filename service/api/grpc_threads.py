@@ -113,11 +113,14 @@ class LoopContext(grpc.aio.ServicerContext[Any, Any]):
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
         self._context.send_initial_metadata(initial_metadata)
 
+    # Handlers here take a client stream as their request iterator and answer a stream by
+    # yielding: nothing registered reads or writes through the context (grpc.aio's own
+    # health servicer does, hence grpcio's threaded one here).
     async def read(self) -> NoReturn:
-        raise NotImplementedError("read the request iterator")
+        raise RuntimeError("this server passes a client stream as the request iterator")
 
     async def write(self, message: Any) -> NoReturn:
-        raise NotImplementedError("yield the responses")
+        raise RuntimeError("this server sends a response stream from the handler's yields")
 
 
 class _Rpc:
@@ -128,6 +131,7 @@ class _Rpc:
         self._loop = loop
         self._vars = contextvars.Context()
         self._task: asyncio.Task[Any] | None = None
+        self._running = False
         self._ended = False
         context.add_callback(self._end)
 
@@ -145,17 +149,24 @@ class _Rpc:
             self._task = task
             task.add_done_callback(lambda t: _settle(t, done))
 
-        self._loop.call_soon_threadsafe(start)
-        return done.result()
+        self._running = True
+        try:
+            self._loop.call_soon_threadsafe(start)
+            return done.result()
+        finally:
+            self._running = False
 
     def _end(self) -> None:  # the RPC ended (answered, cancelled, past its deadline)
-        def end() -> None:
-            self._ended = True
+        self._ended = True  # no step starts from now on
+        if not self._running:  # an answered call: nothing to cancel, no wake-up of the loop
+            return
+
+        def cancel() -> None:
             if self._task is not None:
                 self._task.cancel()  # nothing when it is done
 
         with contextlib.suppress(RuntimeError):  # a closed loop runs nothing any more
-            self._loop.call_soon_threadsafe(end)
+            self._loop.call_soon_threadsafe(cancel)
 
 
 def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
