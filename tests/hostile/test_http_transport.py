@@ -6,6 +6,7 @@ and rejected requests that would grow ``/metrics`` without bound.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -92,6 +93,35 @@ def test_truncated_body_does_not_hang_the_read(hostile: Harness, path: str) -> N
     head = request_head(path, {**JSON, "Content-Length": "100000"})
     reply = raw_http(hostile.port, head, [b'{"loss": "'], wait=STALL_WAIT_S + 1)
     _assert_gave_up(reply, path)
+
+
+def test_a_body_trickled_within_the_timeout_is_read(hostile: Harness) -> None:
+    """The body timeout bounds the wait for each piece, not the whole body: pieces that
+    come 0.6 timeouts apart, 1.8 timeouts in all, are read and answered."""
+    body = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "datatype": "FP32",
+                    "shape": [1, FEATURES],
+                    "data": [0.0] * FEATURES,
+                }
+            ]
+        }
+    )
+    head = request_head("/v2/models/digits/infer", {**JSON, "Content-Length": str(len(body))})
+    third = len(body) // 3
+
+    def pieces() -> Iterator[bytes]:
+        for start in (0, third, 2 * third):
+            if start:
+                time.sleep(0.6 * BODY_TIMEOUT_S)
+            yield body[start : start + third] if start < 2 * third else body[start:]
+
+    reply = raw_http(hostile.port, head, pieces(), wait=3 * BODY_TIMEOUT_S + SLACK_S)
+    assert reply.status == 200, reply.describe()
+    assert reply.elapsed >= 1.2 * BODY_TIMEOUT_S, reply.describe()
 
 
 def test_stalled_headers_do_not_hang_the_connection(hostile: Harness) -> None:
