@@ -212,7 +212,7 @@ def _run_and_split(run_batch: RunBatch, inputs: list[Tensors], rows: list[int]) 
         batch = {name: np.concatenate([item[name] for item in inputs]) for name in inputs[0]}
     total = sum(rows)
     outputs = run_batch(batch)
-    if not isinstance(outputs, Mapping):
+    if type(outputs) is not dict and not isinstance(outputs, Mapping):  # dict: no ABC check
         raise Internal(
             f"expected the model to return a mapping of output names to arrays, "
             f"got {type(outputs).__name__}"
@@ -244,7 +244,7 @@ def _run_and_split(run_batch: RunBatch, inputs: list[Tensors], rows: list[int]) 
 
 def _describe(inputs: Mapping[str, npt.NDArray[Any]]) -> tuple[int, _Key]:
     """The request's row count and batching key; raises :class:`InvalidArgument`."""
-    if not isinstance(inputs, Mapping) or not inputs:
+    if (type(inputs) is not dict and not isinstance(inputs, Mapping)) or not inputs:
         raise InvalidArgument("expected at least one named input, got none")
     arrays = [(name, inputs[name]) for name in sorted(inputs)]
     for name, value in arrays:

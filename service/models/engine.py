@@ -483,9 +483,11 @@ class ModelEngine:
         raise NotFound(f"unknown model {name!r}")
 
     def _live(self, name: str, version: str = "") -> _Live:
+        slot = self._slots.get(name)
+        if not version and slot is not None and slot.live is not None:
+            return slot.live  # the hot path: a served model's name is valid by construction
         check_model_name(name)
         wanted = _parse_version(version)
-        slot = self._slots.get(name)
         if slot is None or slot.live is None:
             self._unknown(name)
             reason = slot.reason if slot is not None and slot.reason else "not loaded"
@@ -722,10 +724,19 @@ class ModelEngine:
         live = self._live(request.model, request.version)
         model = live.model
         rows = max((a.shape[0] for a in request.inputs.values() if a.ndim), default=0)
-        inputs = await _off_loop_if_large(rows, self._check_inputs, model, request.inputs)
+        inline = rows <= _LARGE_ROWS  # a few rows: checked on the loop, without a coroutine
+        inputs = (
+            self._check_inputs(model, request.inputs)
+            if inline
+            else await asyncio.to_thread(self._check_inputs, model, request.inputs)
+        )
         wanted = self._check_outputs(request.outputs)
         outputs = await self._run(live, inputs, timeout)
-        result = await _off_loop_if_large(rows, _select_outputs, live, outputs, wanted)
+        result = (
+            _select_outputs(live, outputs, wanted)
+            if inline
+            else await asyncio.to_thread(_select_outputs, live, outputs, wanted)
+        )
         return InferResult(
             model=model.name, version=str(model.version), id=request.id, outputs=result
         )
