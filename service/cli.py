@@ -642,6 +642,8 @@ def _problem(model: type[BaseModel], error: ErrorDetails, name: Callable[[str], 
         expected = str(ctx["expected"])
     elif kind == "missing":
         return f"{name(field)}: expected a value, got none"
+    elif kind == "value_error":  # a validator of ours: its message says what it got
+        return f"{name(field)}: {ctx['error']}"
     else:  # pydantic's own words: "Value error, ...", "Input should be ..."
         message = error["msg"]
         return f"{name(field)}: {message[:1].lower()}{message[1:]}, got {got!r}"

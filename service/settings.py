@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     queue_depth: int = Field(8, ge=1, description="Requests waiting per worker before 429.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of each request.")
     devices: list[str] | None = Field(
-        None, description="Worker devices; default: every cuda:N torch sees, else cpu."
+        None,
+        description="Worker devices, each cpu, cuda (= cuda:0) or cuda:N; default: every "
+        "cuda:N torch sees, else cpu.",
     )
     workers_per_device: int = Field(
         1, ge=1, description="Worker processes per entry of devices (each runs one job at a time)."
@@ -162,6 +164,25 @@ class Settings(BaseSettings):
         "and the model repository API (load / unload) answer for the process that took the "
         "connection.",
     )
+
+    @field_validator("devices")
+    @classmethod
+    def _torch_devices(cls, value: list[str] | None) -> list[str] | None:
+        """``cpu``, ``cuda:N``, or ``cuda`` read as ``cuda:0`` (a worker pins one device,
+        so the index is needed); anything else is refused here, not by a worker that dies."""
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("expected at least one device, got []")
+        devices = []
+        for device in value:
+            name = device.strip().lower()
+            name = "cuda:0" if name == "cuda" else name
+            kind, _, index = name.partition(":")
+            if name != "cpu" and not (kind == "cuda" and index.isascii() and index.isdigit()):
+                raise ValueError(f"expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+            devices.append(name if name == "cpu" else f"cuda:{int(index)}")
+        return devices
 
     @field_validator("admin_token")
     @classmethod

@@ -32,9 +32,11 @@ from lossserve.core.errors import Internal, ResourceExhausted
 from . import _transport
 from ._transport import Packed
 
-__all__ = ["READY", "STOP", "JobMessage", "main"]
+__all__ = ["FAILED", "READY", "STOP", "JobMessage", "main"]
 
 READY = b"ready"
+FAILED = b"failed: "
+"""The first message of a worker that could not set up, then why."""
 STOP = b"stop"
 CRASH_EXIT_STATUS = 70
 
@@ -55,9 +57,19 @@ def main(conn: Connection, device: str, threads: int, max_split_depth: int) -> N
     """The child's whole life: set up, say ready, run jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     _die_with_parent()
-    torch.set_num_threads(threads)
-    if device.startswith("cuda"):
-        torch.cuda.set_device(device)
+    try:
+        torch.set_num_threads(threads)
+        if device.startswith("cuda"):
+            # "cuda": the first, as torch reads it (parsed here: torch.device keeps an 8-bit
+            # index, and reads "cuda:999" as cuda:-25)
+            index = int(device.partition(":")[2] or 0)
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if index >= count:  # set_device is lazy: it would fail at the first job
+                raise RuntimeError(f"torch sees {count} CUDA device(s) here, not {device}")
+            torch.cuda.set_device(index)
+    except Exception as exc:  # a device this machine lacks: the parent's error says why
+        conn.send_bytes(FAILED + f"{type(exc).__name__}: {exc}".encode(errors="replace"))
+        return
     conn.send_bytes(READY)
     while True:
         try:

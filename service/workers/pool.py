@@ -276,7 +276,10 @@ def _spawn(
     try:
         if not parent.poll(_STARTUP_TIMEOUT_S):
             raise RuntimeError(f"not ready within {_STARTUP_TIMEOUT_S:g} s")
-        if parent.recv_bytes() != _child.READY:
+        first = parent.recv_bytes()
+        if first.startswith(_child.FAILED):
+            raise RuntimeError(first[len(_child.FAILED) :].decode(errors="replace"))
+        if first != _child.READY:
             raise RuntimeError("an unexpected first message")
     except (EOFError, OSError, RuntimeError) as exc:
         process.kill()

@@ -181,3 +181,34 @@ def test_bad_environment_variable_named(
         "lossserve serve: error: LOSSSERVE_FRONTENDS: expected an integer, got 'many'",
         "lossserve serve: error: LOSSSERVE_QUEUE_DEPTH: expected an integer >= 1, got '0'",
     ]
+
+
+@pytest.mark.parametrize(
+    ("devices", "line"),
+    [
+        ('["gpu"]', "expected 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+        ('["cuda:x"]', "expected 'cpu', 'cuda' or 'cuda:N', got 'cuda:x'"),
+        ('["cuda:\u00b2"]', "expected 'cpu', 'cuda' or 'cuda:N', got 'cuda:\u00b2'"),
+        ("[]", "expected at least one device, got []"),
+    ],
+)
+def test_bad_devices_are_refused_before_any_worker_starts(
+    devices: str, line: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOSSSERVE_DEVICES", devices)
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"lossserve serve: error: LOSSSERVE_DEVICES: {line}"
+    ]
+
+
+def test_devices_are_read_as_torch_names_them() -> None:
+    """``cuda`` is the first CUDA device (a worker pins one); case and spaces do not matter."""
+    from lossserve.settings import Settings
+
+    assert Settings(devices=["cpu", "cuda", " CUDA:1 ", "cuda:01"]).devices == [
+        "cpu",
+        "cuda:0",
+        "cuda:1",
+        "cuda:1",
+    ]

@@ -741,3 +741,15 @@ def test_stop_with_a_drain_timeout_kills_what_is_still_running(files: Files) -> 
         assert gone(pid)
 
     run_async(body())
+
+
+def test_a_worker_on_a_device_this_machine_lacks_says_why_it_did_not_start() -> None:
+    """The child's own error reaches the operator, not only "exited with status 1"."""
+
+    async def body() -> None:
+        pool = pool_of(["cuda:999"], queue_depth=1)  # an ordinal no machine has
+        with pytest.raises(RuntimeError, match=r"on cuda:999 did not start: \w+Error: .+"):
+            await pool.start()
+        await pool.stop()
+
+    run_async(body())
