@@ -1272,13 +1272,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         servers, all_rows = start_servers(args, models, work, stack)
         os.sched_setaffinity(0, args.client_cpus)  # this process waits beside h2load
         notes = list(models.notes)
-        want = cpu_list(args.server_cpus)
+        want = set(args.server_cpus)  # compared as sets: the kernel writes 0,1 as "0-1"
         pinning = {name: tree_affinity(s.process.pid) for name, s in servers.items()}
-        stray = {name: sorted(a) for name, a in pinning.items() if a != {want}}
+        stray = {
+            name: sorted(lists)
+            for name, lists in pinning.items()
+            if any(set(parse_cpus(cpus)) != want for cpus in lists) or not lists
+        }
         notes.append(
             f"warning: server threads allowed on other CPUs: {stray}"
             if stray
-            else f"every thread of every server is allowed on CPUs {want} only"
+            else f"every server thread is allowed on CPUs {cpu_list(args.server_cpus)} only"
         )
         prepared = prepare(all_rows, models, servers, digits, work)
         idle = idle_cpu(servers, seconds=2.0)
