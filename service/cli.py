@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import gc
 import importlib.metadata
 import importlib.util
 import json
@@ -203,6 +204,12 @@ async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
             f"gRPC port {listeners.grpc_port} on {settings.host} is already in use ({exc})"
         ) from None
     await grpc_server.start()
+    # What startup built lives as long as the server: frozen, out of the collector's reach.
+    # A full collection then scans only what requests allocate; over the ~220k objects of
+    # startup it took ~95 ms on a 2-core machine, holding the GIL (the event loop, health
+    # checks included, stalled) on whichever thread set it off.
+    gc.collect()
+    gc.freeze()
     log.info(
         "serving",
         extra={
