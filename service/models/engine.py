@@ -724,19 +724,10 @@ class ModelEngine:
         live = self._live(request.model, request.version)
         model = live.model
         rows = max((a.shape[0] for a in request.inputs.values() if a.ndim), default=0)
-        inline = rows <= _LARGE_ROWS  # a few rows: checked on the loop, without a coroutine
-        inputs = (
-            self._check_inputs(model, request.inputs)
-            if inline
-            else await asyncio.to_thread(self._check_inputs, model, request.inputs)
-        )
+        inputs = await _off_loop_if_large(rows, self._check_inputs, model, request.inputs)
         wanted = self._check_outputs(request.outputs)
         outputs = await self._run(live, inputs, timeout)
-        result = (
-            _select_outputs(live, outputs, wanted)
-            if inline
-            else await asyncio.to_thread(_select_outputs, live, outputs, wanted)
-        )
+        result = await _off_loop_if_large(rows, _select_outputs, live, outputs, wanted)
         return InferResult(
             model=model.name, version=str(model.version), id=request.id, outputs=result
         )
