@@ -138,14 +138,15 @@ def _claim(settings: Settings) -> Listeners:
     return Listeners(http=http, grpc_port=settings.grpc_port)
 
 
-def _http_protocol(settings: Settings) -> Any:
+def _http_protocol(settings: Settings, app: Any, metrics: Any) -> Any:
     """uvicorn's C parser (httptools) when installed, with a timeout on each request's
-    head (``body_timeout_s``); else its pure-Python h11."""
+    head (``body_timeout_s``) and ``app``'s small inference requests answered by the
+    protocol itself (:mod:`.api.http_protocol`); else its pure-Python h11."""
     if importlib.util.find_spec("httptools") is None:
         return "h11"
-    from .api.http import head_timeout_protocol
+    from .api.http_protocol import http_protocol
 
-    return head_timeout_protocol(settings.body_timeout_s)
+    return http_protocol(settings.body_timeout_s, app.whole, metrics, settings.max_body_bytes)
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -186,9 +187,10 @@ async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     state = ServiceState.create(settings)
     await state.start()
-    http_protocol = _http_protocol(settings)
+    app = create_app(state)
+    http_protocol = _http_protocol(settings, app, state.metrics)
     config = uvicorn.Config(
-        create_app(state),
+        app,
         http=http_protocol,
         log_config=None,
         access_log=False,

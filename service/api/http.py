@@ -19,6 +19,7 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -36,11 +37,16 @@ __all__ = [
     "CLIENT_CLOSED_REQUEST",
     "HEADER_LENGTH",
     "HTTP_STATUS",
+    "INTERNAL_ERROR",
     "BodyTimeout",
     "ObserveMiddleware",
     "declared_size",
+    "disconnected",
     "json_response",
+    "observed",
     "read_body",
+    "request_id_of",
+    "split_body",
     "status_name",
 ]
 
@@ -234,12 +240,14 @@ async def read_body(
         clock.close()
     if declared is not None and received < declared:
         raise InvalidArgument(f"body: expected {declared} bytes (Content-Length), got {received}")
-    return await _split(body, request.headers.get(HEADER_LENGTH), max_values, max_json_bytes)
+    return await split_body(body, request.headers.get(HEADER_LENGTH), max_values, max_json_bytes)
 
 
-async def _split(
-    body: bytearray, header_length: str | None, max_values: int, max_json_bytes: int
+async def split_body(
+    body: bytes | bytearray, header_length: str | None, max_values: int, max_json_bytes: int
 ) -> tuple[dict[str, Any], memoryview | None]:
+    """A whole body's JSON document and, when ``header_length`` (the value of
+    ``Inference-Header-Content-Length``) is given, the binary bytes after it."""
     binary: memoryview | None = None
     data: bytes | bytearray = body
     if header_length is not None:
@@ -271,6 +279,55 @@ async def _split(
     return await by_size(len(data), load_json_object, data, "body"), binary
 
 
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-ID`` (at most 128 characters), else a new random one."""
+    for key, value in headers:
+        if key == b"x-request-id":
+            request_id = value.decode("latin-1")[:128]
+            if request_id:
+                return request_id
+            break
+    return os.urandom(16).hex()
+
+
+INTERNAL_ERROR = orjson.dumps(
+    {"error": {"code": "INTERNAL", "message": "internal error", "details": []}}
+)
+"""The body of a 500: an unexpected bug, logged with its traceback where it happened."""
+
+
+def observed(
+    metrics: Metrics,
+    request_id: str,
+    route: str,
+    loss: str,
+    status: int,
+    elapsed: float,
+    method: str,
+    path: str,
+) -> None:
+    """One HTTP request's metrics and, at debug level, its log line."""
+    metrics.observe(route, loss, status_name(status), elapsed)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(elapsed * 1e3, 3),
+                "loss": loss,
+            },
+        )
+
+
+def disconnected(request_id: str, path: str) -> None:
+    """A client that went away before its answer: one info line, never a traceback."""
+    extra = {"request_id": request_id, "path": path}
+    log.info("client disconnected before the answer", extra=extra)
+
+
 class ObserveMiddleware:
     """Request ID, metrics and a debug log line for every HTTP request (plain ASGI).
 
@@ -287,13 +344,7 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = ""
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
-                break
-        if not request_id:
-            request_id = os.urandom(16).hex()
+        request_id = request_id_of(scope["headers"])
         status = 0
         header = (b"x-request-id", request_id.encode("latin-1"))
 
@@ -308,94 +359,35 @@ class ObserveMiddleware:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnect:
             status = CLIENT_CLOSED_REQUEST
-            log.info(
-                "client disconnected before the answer",
-                extra={"request_id": request_id, "path": scope.get("path", "")},
-            )
+            disconnected(request_id, scope.get("path", ""))
         except Exception:  # an unexpected bug: a 500, logged, never a crash
             log.exception("unhandled error", extra={"request_id": request_id})
             if status == 0:
                 status = 500
-                body = orjson.dumps(
-                    {"error": {"code": "INTERNAL", "message": "internal error", "details": []}}
-                )
                 await send_with_id(
                     {
                         "type": "http.response.start",
                         "status": 500,
                         "headers": [
                             (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
+                            (b"content-length", str(len(INTERNAL_ERROR)).encode()),
                         ],
                     }
                 )
-                await send({"type": "http.response.body", "body": body})
-        elapsed = time.perf_counter() - start
+                await send({"type": "http.response.body", "body": INTERNAL_ERROR})
         route = scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        loss = scope.get("lossserve.loss", "")
-        self.metrics.observe(path, loss, status_name(status), elapsed)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope.get("method", ""),
-                    "path": scope.get("path", ""),
-                    "status": status,
-                    "duration_ms": round(elapsed * 1e3, 3),
-                    "loss": loss,
-                },
-            )
+        observed(
+            self.metrics,
+            request_id,
+            getattr(route, "path", "unmatched"),
+            scope.get("lossserve.loss", ""),
+            status,
+            time.perf_counter() - start,
+            scope.get("method", ""),
+            scope.get("path", ""),
+        )
 
 
 def error_status(exc: LossServeError) -> int:
     """The HTTP status of ``exc`` (a stalled body is 408)."""
     return 408 if isinstance(exc, BodyTimeout) else HTTP_STATUS[exc.code]
-
-
-def head_timeout_protocol(timeout: float) -> type[Any]:
-    """uvicorn's httptools protocol, closing a connection whose request head (request line
-    and headers) does not arrive within ``timeout`` seconds with a 408: a client that
-    opens connections and trickles bytes holds none of them for long. uvicorn itself only
-    times out idle keep-alive connections."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    class HeadTimeoutProtocol(HttpToolsProtocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
-
-        def _disarm(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_timed_out(self) -> None:
-            self._head_timer = None
-            if not self.transport.is_closing():
-                self.transport.write(
-                    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n"
-                    b"connection: close\r\n\r\n"
-                )
-                self.transport.close()
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._arm()
-
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    return HeadTimeoutProtocol

@@ -32,6 +32,7 @@ tests hold them to the protocol.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -59,7 +60,15 @@ from ..models.engine import (
 from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
 from ..settings import Settings
 from . import oip_wire, wire
-from .http import HEADER_LENGTH, declared_size, error_status, json_response, read_body
+from .http import (
+    HEADER_LENGTH,
+    declared_size,
+    error_status,
+    json_response,
+    read_body,
+    split_body,
+)
+from .http_protocol import WholeBody, WholeRoute
 from .offload import by_size
 
 __all__ = [
@@ -135,7 +144,19 @@ class DirectRoute(OIPRoute):
     """An OIP route the app may serve straight from its ASGI call (:meth:`serve`), without
     FastAPI's request machinery (middleware stack, dependency solving, validation: about
     half the CPU of a small inference). Its endpoint takes the ``Request`` and its path
-    parameters, as strings, and nothing else; through FastAPI it answers the same."""
+    parameters, as strings, and nothing else; through FastAPI it answers the same.
+
+    ``whole``, when set, answers the same requests from a body read whole by the HTTP
+    protocol (:class:`~.http_protocol.WholeRoute`): small bodies skip ASGI altogether."""
+
+    whole: WholeBody | None = None
+
+    def whole_route(self) -> WholeRoute | None:
+        """This route for the HTTP protocol, when it answers bodies read whole."""
+        if self.whole is None:
+            return None
+        pattern = re.compile(self.path_regex.pattern.encode())
+        return WholeRoute(self.path, pattern, self.whole, oip_error)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a request this route matched (``scope`` holds its ``path_params``)."""
@@ -454,24 +475,49 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     async def stats(_: Request, model_name: str, model_version: str) -> Response:
         return _json(stats_json(plane.model_stats(model_name, model_version)))
 
+    async def answer_infer(
+        document: dict[str, Any],
+        binary: memoryview | None,
+        size: int,
+        model_name: str,
+        model_version: str,
+    ) -> Response:
+        infer_request, encoding = await by_size(
+            size,
+            decode_infer_request,
+            document,
+            binary,
+            model=model_name,
+            version=model_version,
+            max_elements=settings.max_elements,
+        )
+        names = [o.name for o in infer_request.outputs] or list(OUTPUT_NAMES)
+        plane.check_json_answer(infer_request, {n for n in names if not encoding.binary(n)})
+        result = await plane.infer(infer_request)
+        answer = sum(a.size for a in result.outputs.values()) * 8
+        return await by_size(answer, encode_infer_result, result, encoding)
+
     async def infer(request: Request, model_name: str, model_version: str) -> Response:
         with plane.admit(model_lane(model_name), declared_size(request)) as ticket:
             document, binary = await _body(request, settings, ticket)
             size = len(binary) if binary is not None else declared_size(request)
-            infer_request, encoding = await by_size(
-                size,
-                decode_infer_request,
-                document,
-                binary,
-                model=model_name,
-                version=model_version,
-                max_elements=settings.max_elements,
-            )
-            names = [o.name for o in infer_request.outputs] or list(OUTPUT_NAMES)
-            plane.check_json_answer(infer_request, {n for n in names if not encoding.binary(n)})
-            result = await plane.infer(infer_request)
-            answer = sum(a.size for a in result.outputs.values()) * 8
-            return await by_size(answer, encode_infer_result, result, encoding)
+            return await answer_infer(document, binary, size, model_name, model_version)
+
+    async def infer_whole(
+        body: bytes, header_length: str | None, params: dict[str, str]
+    ) -> Response:
+        """``infer`` for a body the HTTP protocol read whole (:mod:`.http_protocol`)."""
+        model_name = params["model_name"]
+        try:
+            with plane.admit(model_lane(model_name), len(body)):
+                document, binary = await split_body(
+                    body, header_length, settings.max_json_values, settings.max_json_bytes
+                )
+                size = len(binary) if binary is not None else len(body)
+                version = params.get("model_version", "")
+                return await answer_infer(document, binary, size, model_name, version)
+        except LossServeError as exc:
+            return oip_error(exc)
 
     ready_answer = {"model": oip_wire.ModelReadyResponse}
     per_model: list[tuple[str, ModelHandler, str, dict[int | str, dict[str, Any]]]] = [
@@ -499,6 +545,9 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         responses=inferred,
         openapi_extra=wire.body_schema(oip_wire.InferenceRequest, oip_wire.INFER_EXAMPLES),
     )
+    for route in v2.routes:
+        if isinstance(route, DirectRoute):
+            route.whole = infer_whole
 
     def authorization(request: Request) -> str | None:
         return request.headers.get("authorization")

@@ -52,6 +52,7 @@ from .http import (
     json_response,
     read_body,
 )
+from .http_protocol import WholeRoute
 from .offload import by_size
 from .oip_rest import DirectRoute, create_oip_routers
 
@@ -229,6 +230,9 @@ class _App(FastAPI):
     """
 
     direct: tuple[DirectRoute, ...] = ()
+    whole: tuple[WholeRoute, ...] = ()
+    """The ``direct`` routes that also answer bodies read whole by the HTTP protocol
+    (:func:`~.http_protocol.http_protocol`)."""
     observed: ASGIApp | None = None
     """``direct`` routes' server, inside :class:`ObserveMiddleware`."""
 
@@ -272,7 +276,7 @@ def _add_docs(app: FastAPI) -> None:
         )
 
 
-def create_app(state: ServiceState) -> FastAPI:
+def create_app(state: ServiceState) -> _App:
     """The FastAPI application over ``state``'s core objects."""
     app = _App(
         title="lossserve",
@@ -553,6 +557,7 @@ def create_app(state: ServiceState) -> FastAPI:
         app.include_router(router)
     app.direct = tuple(r for router in routers for r in router.routes if isinstance(r, DirectRoute))
     app.observed = ObserveMiddleware(_serve_direct, metrics)
+    app.whole = tuple(w for w in (r.whole_route() for r in app.direct) if w is not None)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -177,9 +177,20 @@ def _big_infer_body() -> bytes:
     )  # fmt: skip
 
 
+def _small_infer_body() -> bytes:
+    rows = np.zeros((2, FEATURES), np.float32)
+    return orjson.dumps(
+        {"inputs": [{"name": "features", "shape": [2, FEATURES], "datatype": "FP32",
+                     "data": rows.ravel().tolist()}]}
+    )  # fmt: skip
+
+
 DISCONNECTS = {
     "loss-mid-body": ("/loss", 0.5),
     "infer-mid-body": ("/v2/models/digits/infer", 0.5),
+    # a body this small is read by the HTTP protocol itself, not through the ASGI app
+    "infer-small-mid-body": ("/v2/models/digits/infer", 0.5),
+    "infer-small-while-computing": ("/v2/models/digits/infer", 1.0),
     "predict-mid-body": ("/models/digits/predict", 0.5),
     "evaluate-mid-body": ("/evaluate", 0.5),
     "loss-while-computing": ("/loss", 1.0),
@@ -189,7 +200,10 @@ DISCONNECTS = {
 @pytest.mark.parametrize("case", sorted(DISCONNECTS))
 def test_client_disconnect_is_one_log_line_without_traceback(hostile: Harness, case: str) -> None:
     path, fraction = DISCONNECTS[case]
-    body = _heavy_loss_body() if path == "/loss" else _big_infer_body()
+    if path == "/loss":
+        body = _heavy_loss_body()
+    else:
+        body = _small_infer_body() if "small" in case else _big_infer_body()
     sent = body[: int(len(body) * fraction)]
     offset = hostile.log_offset()
     head = request_head(path, {**JSON, "Content-Length": str(len(body))})
