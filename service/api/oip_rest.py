@@ -47,6 +47,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..core.admission import Ticket
 from ..core.dataplane import model_lane
+from ..core.documents import ascii_count
 from ..core.errors import ErrorCode, InvalidArgument, LossServeError
 from ..core.state import ServiceState
 from ..models.engine import (
@@ -313,6 +314,89 @@ def decode_infer_request(
     return request, OutputEncoding(binary_default, per_output)
 
 
+@dataclass(frozen=True)
+class _Template:
+    """A decoded binary-extension header: the request without its tensors' bytes."""
+
+    request: InferRequest
+    encoding: OutputEncoding
+    split: int
+    """The header's length: the tensors' bytes start here."""
+    tensors: tuple[tuple[str, np.dtype[Any], tuple[int, ...], int, int], ...]
+    """Each input's name, dtype, shape, offset from ``split`` and element count."""
+
+    def request_of(self, body: bytes) -> InferRequest:
+        inputs = {
+            name: np.frombuffer(body, dtype, count, self.split + offset).reshape(shape).copy()
+            for name, dtype, shape, offset, count in self.tensors
+        }
+        request = self.request
+        return InferRequest(
+            model=request.model,
+            version=request.version,
+            inputs=inputs,
+            outputs=request.outputs,
+            id=request.id,
+        )
+
+
+class HeaderCache:
+    """Requests decoded from their binary-extension headers, by model, version, header and
+    body length: a client sends the same header again and again (one shape, one set of
+    outputs), and decoding it is about a tenth of a small request's CPU. Only headers whose
+    every input is numeric and sent as binary data are kept (the header and the length then
+    decide every check the decoder makes); the tensors are read from each body anew. At most
+    ``size`` headers of at most ``max_header`` bytes; full, it starts again empty."""
+
+    def __init__(self, size: int = 256, max_header: int = 4096) -> None:
+        self._size = size
+        self._max_header = max_header
+        self._templates: dict[tuple[str, str, int, bytes], _Template] = {}
+
+    def get(
+        self, body: bytes, header_length: str | None, model: str, version: str
+    ) -> tuple[InferRequest, OutputEncoding] | None:
+        """The request of ``body`` when its header was decoded before, else None."""
+        split = ascii_count(header_length) if header_length is not None else None
+        if split is None or split > min(len(body), self._max_header):
+            return None
+        template = self._templates.get((model, version, len(body), body[:split]))
+        if template is None:
+            return None
+        return template.request_of(body), template.encoding
+
+    def put(
+        self,
+        body: bytes,
+        document: dict[str, Any],
+        split: int,
+        decoded: tuple[InferRequest, OutputEncoding],
+    ) -> None:
+        """Keep ``body``'s decoded header (``split`` bytes long), when it decides it all."""
+        request, encoding = decoded
+        if split > self._max_header:
+            return
+        tensors = []
+        offset = 0
+        entries = document["inputs"]
+        for entry, (name, array) in zip(entries, request.inputs.items(), strict=True):
+            if "data" in entry or array.dtype == object:
+                return
+            tensors.append((name, array.dtype, array.shape, offset, array.size))
+            offset += array.nbytes
+        if len(self._templates) >= self._size:
+            self._templates.clear()
+        key = (request.model, request.version, len(body), body[:split])
+        empty = InferRequest(
+            model=request.model,
+            version=request.version,
+            inputs={},
+            outputs=request.outputs,
+            id=request.id,
+        )
+        self._templates[key] = _Template(empty, encoding, split, tuple(tensors))
+
+
 def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Response:
     """JSON, or the JSON header then the binary outputs' bytes."""
     header: dict[str, Any] = {"model_name": result.model, "model_version": result.version}
@@ -491,6 +575,9 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
             version=model_version,
             max_elements=settings.max_elements,
         )
+        return await answer_decoded(infer_request, encoding)
+
+    async def answer_decoded(infer_request: InferRequest, encoding: OutputEncoding) -> Response:
         names = [o.name for o in infer_request.outputs] or list(OUTPUT_NAMES)
         plane.check_json_answer(infer_request, {n for n in names if not encoding.binary(n)})
         result = await plane.infer(infer_request)
@@ -503,19 +590,32 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
             size = len(binary) if binary is not None else declared_size(request)
             return await answer_infer(document, binary, size, model_name, model_version)
 
+    headers = HeaderCache()
+
     async def infer_whole(
         body: bytes, header_length: str | None, params: dict[str, str]
     ) -> Response:
-        """``infer`` for a body the HTTP protocol read whole (:mod:`.http_protocol`)."""
+        """``infer`` for a body the HTTP protocol read whole (:mod:`.http_protocol`), its
+        binary-extension header decoded once (:class:`HeaderCache`)."""
         model_name = params["model_name"]
+        version = params.get("model_version", "")
         try:
             with plane.admit(model_lane(model_name), len(body)):
-                document, binary = await split_body(
-                    body, header_length, settings.max_json_values, settings.max_json_bytes
-                )
-                size = len(binary) if binary is not None else len(body)
-                version = params.get("model_version", "")
-                return await answer_infer(document, binary, size, model_name, version)
+                decoded = headers.get(body, header_length, model_name, version)
+                if decoded is None:
+                    document, binary = await split_body(
+                        body, header_length, settings.max_json_values, settings.max_json_bytes
+                    )
+                    decoded = decode_infer_request(
+                        document,
+                        binary,
+                        model=model_name,
+                        version=version,
+                        max_elements=settings.max_elements,
+                    )
+                    if binary is not None:
+                        headers.put(body, document, len(body) - len(binary), decoded)
+                return await answer_decoded(*decoded)
         except LossServeError as exc:
             return oip_error(exc)
 

@@ -244,13 +244,17 @@ class DataPlane:
     # -- models ------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest, *, remaining: float | None = None) -> InferResult:
+        limit = self.settings.max_elements
+        rows = largest = strings = 0  # rows: the first input's
         for name, array in request.inputs.items():
             if array.ndim == 0:
                 raise InvalidArgument(f"input {name!r}: expected a shape [rows, ...], got []")
-            costs.check_shape(array.shape, f"input {name!r}", self.settings.max_elements)
-        rows = next(iter(request.inputs.values())).shape[0] if request.inputs else 0
-        features = max((a.size for a in request.inputs.values()), default=0) // max(1, rows)
-        strings = sum(a.size for a in request.inputs.values() if a.dtype == object)
+            costs.check_shape(array.shape, f"input {name!r}", limit)
+            rows = rows or array.shape[0]
+            largest = max(largest, array.size)
+            if array.dtype == object:
+                strings += array.size
+        features = largest // max(1, rows)
         outputs = _outputs_per_row(self._state, request)
         self.budget.check(costs.infer_cost(rows, features, outputs, strings=strings))
         return await self._state.models.infer(request, timeout=self.deadline(remaining))

@@ -636,7 +636,7 @@ class ModelEngine:
         """The request's inputs as the model runs them, checked against its card: every
         input, its datatype and shape, the same rows in each; numbers finite (a model on
         raw columns takes NaN as a missing cell); BYTES elements UTF-8, as str."""
-        expected = model.card.inputs()
+        expected = model.inputs
         names = [name for name, _, _ in expected]
         for name in inputs:
             if name not in names:
@@ -655,7 +655,7 @@ class ModelEngine:
                 w not in (-1, have) for w, have in zip(shape, array.shape, strict=False)
             ):
                 raise InvalidArgument(
-                    f"input {name!r}: expected shape {shape}, got {list(array.shape)}"
+                    f"input {name!r}: expected shape {list(shape)}, got {list(array.shape)}"
                 )
             if array.shape[0] == 0:
                 raise InvalidArgument(f"input {name!r}: expected at least one row, got 0")

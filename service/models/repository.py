@@ -27,6 +27,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,10 @@ def check_model_name(name: object) -> str:
     return name
 
 
+_OUTPUTS = list(OUTPUTS)
+"""The outputs every run asks ONNX Runtime for, in order."""
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
     """One version of a model, validated against its card, with its ONNX Runtime session."""
@@ -86,13 +91,19 @@ class LoadedModel:
     provider: str
     """The execution provider the session runs on (``session.get_providers()[0]``)."""
 
+    @cached_property
+    def inputs(self) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+        """The card's inputs as ``(name, OIP datatype, shape)``, read once (every request
+        is checked against them)."""
+        return tuple((name, datatype, tuple(shape)) for name, datatype, shape in self.card.inputs())
+
     @property
     def input_names(self) -> list[str]:
-        return [name for name, _, _ in self.card.inputs()]
+        return [name for name, _, _ in self.inputs]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``logits`` and ``probabilities`` for a batch of rows (the card's inputs)."""
-        logits, probabilities = self.session.run(list(OUTPUTS), inputs)
+        logits, probabilities = self.session.run(_OUTPUTS, inputs)
         return {"logits": np.asarray(logits), "probabilities": np.asarray(probabilities)}
 
 

@@ -326,3 +326,28 @@ def test_what_the_protocol_leaves_to_asgi(repository: Path) -> None:
         assert all(re.fullmatch(r"/v2/models/tiny/infer", p) for p in served.asgi_paths)
 
     with_server(repository, scenario)
+
+
+def test_a_repeated_header_is_decoded_once_and_each_body_read_anew(repository: Path) -> None:
+    """The same binary-extension header with other tensors, and with a body of another
+    length: each answer is the model's on that body's own rows."""
+
+    async def scenario(served: Served) -> None:
+        for seed in range(3):
+            features = rows(3, seed=seed)
+            body, headers = binary_body(features)
+            (reply,) = await exchange(served.port, request("/v2/models/tiny/infer", body, headers))
+            assert reply.status == 200, reply.body
+            split = int(reply.headers["inference-header-content-length"])
+            first = json.loads(reply.body[:split])["outputs"][0]
+            size = first["parameters"]["binary_data_size"]
+            got = np.frombuffer(reply.body[split : split + size], np.float32)
+            expected = reference(repository / "tiny" / "2", features)[first["name"]]
+            np.testing.assert_allclose(got.reshape(first["shape"]), expected, rtol=1e-5, atol=1e-6)
+        # the header of three rows, the bytes of two: refused, as decoding refuses it
+        short = body[: len(body) - features.itemsize * features.shape[1]]
+        (reply,) = await exchange(served.port, request("/v2/models/tiny/infer", short, headers))
+        assert reply.status == 400, reply.body
+        assert b"binary_data_size" in reply.body
+
+    with_server(repository, scenario)
