@@ -138,23 +138,31 @@ class _Rpc:
     def run(self, step: Coroutine[Any, Any, T], *, after_end: bool = False) -> T:
         """``step``'s result (or exception); CancelledError, without running it, once the
         RPC ended, unless ``after_end`` (closing a response stream)."""
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        # the thread waits on a bare lock the loop releases once the step's task is done (a
+        # concurrent Future's condition costs a small call a few us more)
+        latch = threading.Lock()
+        latch.acquire()
+        tasks: list[asyncio.Task[T]] = []
 
         def start() -> None:
             if self._ended and not after_end:
                 step.close()
-                done.set_exception(asyncio.CancelledError())
+                latch.release()
                 return
             task = self._loop.create_task(step, context=self._vars)
             self._task = task
-            task.add_done_callback(lambda t: _settle(t, done))
+            tasks.append(task)
+            task.add_done_callback(lambda _: latch.release())
 
         self._running = True
         try:
             self._loop.call_soon_threadsafe(start)
-            return done.result()
+            latch.acquire()
         finally:
             self._running = False
+        if not tasks or tasks[0].cancelled():
+            raise asyncio.CancelledError()
+        return tasks[0].result()  # done: read from this thread, nothing changes it now
 
     def _end(self) -> None:  # the RPC ended (answered, cancelled, past its deadline)
         self._ended = True  # no step starts from now on
@@ -167,15 +175,6 @@ class _Rpc:
 
         with contextlib.suppress(RuntimeError):  # a closed loop runs nothing any more
             self._loop.call_soon_threadsafe(cancel)
-
-
-def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
-    if task.cancelled():
-        done.set_exception(asyncio.CancelledError())
-    elif (exc := task.exception()) is not None:
-        done.set_exception(exc)
-    else:
-        done.set_result(task.result())
 
 
 async def _next(responses: AsyncIterator[T]) -> T:
