@@ -25,6 +25,7 @@ from lossserve_proto.inference import grpc_service_pb2_grpc as pb_grpc
 from ..core.dataplane import model_lane
 from ..core.errors import InvalidArgument, LossServeError
 from ..core.state import ServiceState
+from ..models.oip import raw_view
 from . import oip_grpc_convert as convert
 from .grpc_messages import (
     Undecodable,
@@ -34,6 +35,7 @@ from .grpc_messages import (
     field_header,
     split_bytes,
 )
+from .memo import Memo
 from .offload import by_size
 from .oip_rest import EXTENSIONS, SERVER_NAME, server_version
 
@@ -80,11 +82,30 @@ PARSERS: dict[str, tuple[Callable[[bytes], Any], Descriptor]] = {
 """The request parsers of the RPCs that carry tensors, in place of protobuf's."""
 
 
+_HeadKey = tuple[str, str, str, tuple[tuple[str, str, tuple[int, ...]], ...]]
+_heads: Memo[_HeadKey, bytes] = Memo()
+"""Serialized answers without their tensor bytes, by model, version, id and each output's
+name, dtype and shape: what decides them (a client asks the same again and again)."""
+
+
 def _serialize_result(result: Any, *, stream: bool, limit: int) -> bytes:
     """A ``ModelInferResponse`` (in a ``ModelStreamInferResponse`` with ``stream``) on the
     wire, its tensor bytes written without protobuf; RESOURCE_EXHAUSTED above ``limit``."""
-    message, contents = convert.encode_infer_result_parts(result)
-    pieces = [message.SerializeToString(), *bytes_field(_RAW_OUTPUT_CONTENTS, contents)]
+    outputs = result.outputs
+    key = (
+        result.model,
+        result.version,
+        result.id,
+        tuple((name, array.dtype.str, array.shape) for name, array in outputs.items()),
+    )
+    head = _heads.get(key)
+    if head is None:
+        message, contents = convert.encode_infer_result_parts(result)
+        head = message.SerializeToString()
+        _heads.put(key, head)
+    else:
+        contents = [raw_view(array) for array in outputs.values()]
+    pieces = [head, *bytes_field(_RAW_OUTPUT_CONTENTS, contents)]
     size = sum(memoryview(piece).nbytes for piece in pieces)
     if stream:
         pieces.insert(0, field_header(_INFER_RESPONSE, size))

@@ -70,6 +70,7 @@ from .http import (
     split_body,
 )
 from .http_protocol import WholeBody, WholeRoute
+from .memo import Memo
 from .offload import by_size
 
 __all__ = [
@@ -349,9 +350,8 @@ class HeaderCache:
     ``size`` headers of at most ``max_header`` bytes; full, it starts again empty."""
 
     def __init__(self, size: int = 256, max_header: int = 4096) -> None:
-        self._size = size
         self._max_header = max_header
-        self._templates: dict[tuple[str, str, int, bytes], _Template] = {}
+        self._templates: Memo[tuple[str, str, int, bytes], _Template] = Memo(size)
 
     def get(
         self, body: bytes, header_length: str | None, model: str, version: str
@@ -384,8 +384,6 @@ class HeaderCache:
                 return
             tensors.append((name, array.dtype, array.shape, offset, array.size))
             offset += array.nbytes
-        if len(self._templates) >= self._size:
-            self._templates.clear()
         key = (request.model, request.version, len(body), body[:split])
         empty = InferRequest(
             model=request.model,
@@ -394,7 +392,7 @@ class HeaderCache:
             outputs=request.outputs,
             id=request.id,
         )
-        self._templates[key] = _Template(empty, encoding, split, tuple(tensors))
+        self._templates.put(key, _Template(empty, encoding, split, tuple(tensors)))
 
 
 def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Response:
