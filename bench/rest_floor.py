@@ -11,6 +11,11 @@ call (this thread's CPU clock, so that a busy neighbour on a shared machine coun
 - ``ORT run``: the model's ONNX Runtime session, one row (``LoadedModel.run``);
 - ``DataPlane.infer``: lossserve's inference below the transports (costs, model checks, the
   batcher running it inline, output selection);
+- ``lossserve protocol, OIP binary`` / ``OIP JSON``: the request's bytes fed to the HTTP
+  protocol that ``lossserve serve`` runs (``service/api/http_protocol.py``): httptools
+  parsing, then the inference route called from the parser's callbacks, its answer written
+  to a transport that keeps it. This is the path a small inference takes on the wire; it
+  includes the HTTP parsing that the ASGI rows below leave to uvicorn;
 - ``lossserve ASGI, OIP binary`` / ``OIP JSON``: lossserve's whole REST app (request ID,
   metrics, admission, body reading, decoding, inference, encoding), one-row binary-extension
   and JSON requests, as the ``OIP REST`` rows of ``bench/peers.py`` send them;
@@ -24,6 +29,7 @@ for both apps, which run on the same uvicorn). A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -96,6 +102,63 @@ def asgi_call(app: Any, path: str, body: bytes, headers: dict[str, str]) -> Call
     return call
 
 
+class _Kept(asyncio.Transport):
+    """A connection's transport that keeps the answer written to it (no socket)."""
+
+    answered: asyncio.Future[bytes]
+
+    def write(self, data: Any) -> None:
+        self.answered.set_result(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def protocol_call(app: Any, state: Any, path: str, body: bytes, headers: dict[str, str]) -> Call:
+    """One POST of ``body`` as bytes fed to the HTTP protocol ``lossserve serve`` runs
+    (httptools parsing, the route called from the parser's callbacks, the answer written to
+    the transport); its status is checked to be 200."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from lossserve.api.http_protocol import http_protocol
+
+    settings = state.settings
+    protocol_class = http_protocol(
+        settings.body_timeout_s, app.whole, state.metrics, settings.max_body_bytes
+    )
+    config = uvicorn.Config(
+        app, http=protocol_class, log_config=None, access_log=False, lifespan="off"
+    )
+    config.load()
+    protocol = protocol_class(config, ServerState(), {})
+    transport = _Kept()
+    protocol.connection_made(transport)
+    lines = [f"POST {path} HTTP/1.1", "host: bench", f"content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def call() -> None:
+        transport.answered = asyncio.get_running_loop().create_future()
+        protocol.data_received(data)
+        answer = await transport.answered
+        if not answer.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"{path}: expected 200, got {answer[:200]!r}")
+
+    return call
+
+
 def naive_app(model: Path) -> Any:
     """``fastapi_ort.py``'s app (it reads the model from its command line when imported)."""
     argv = sys.argv
@@ -157,6 +220,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         ways: dict[str, Call] = {
             "ORT run": ort_run,
             "DataPlane.infer": lambda: state.plane.infer(request),
+            "lossserve protocol, OIP binary": protocol_call(
+                app, state, path, binary, binary_headers
+            ),
+            "lossserve protocol, OIP JSON": protocol_call(app, state, path, document, json_headers),
             "lossserve ASGI, OIP binary": asgi_call(app, path, binary, binary_headers),
             "lossserve ASGI, OIP JSON": asgi_call(app, path, document, json_headers),
             "naive FastAPI, JSON": asgi_call(
