@@ -38,6 +38,7 @@ from .grpc_messages import (
 from .memo import Memo
 from .offload import by_size
 from .oip_rest import EXTENSIONS, SERVER_NAME, server_version
+from .templates import Template, template_of
 
 __all__ = [
     "INFERENCE_SERVICE",
@@ -55,12 +56,22 @@ _RAW_OUTPUT_CONTENTS = pb.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_outp
 _INFER_RESPONSE = pb.ModelStreamInferResponse.DESCRIPTOR.fields_by_name["infer_response"].number
 
 
+_RequestKey = tuple[bytes, tuple[int, ...]]
+_requests: Memo[_RequestKey, tuple[pb.ModelInferRequest, Template]] = Memo()
+"""Requests decoded before (:mod:`.templates`), by the message without its tensor bytes
+(at most :data:`_MAX_KEPT` bytes of it) and the lengths of those."""
+_MAX_KEPT = 4096
+
+
 class InferMessage(NamedTuple):
     """A ``ModelInferRequest`` as parsed here: the message without its tensor bytes, and
-    the tensor bytes (``raw_input_contents``) as views of the received bytes."""
+    the tensor bytes (``raw_input_contents``) as views of the received bytes; the request
+    decoded from the same message before, if any, else the key to keep this one's under."""
 
     message: pb.ModelInferRequest
     contents: Sequence[bytes | memoryview]
+    template: Template | None = None
+    key: _RequestKey | None = None
 
 
 def parse_infer_request(raw: bytes) -> InferMessage:
@@ -71,8 +82,13 @@ def parse_infer_request(raw: bytes) -> InferMessage:
         message = pb.ModelInferRequest.FromString(raw)
         return InferMessage(message, message.raw_input_contents)
     rest, contents = split
-    message = pb.ModelInferRequest.FromString(rest)
-    return InferMessage(message, contents)
+    key = None
+    if len(rest) <= _MAX_KEPT:
+        key = (bytes(rest), tuple(len(piece) for piece in contents))
+        kept = _requests.get(key)
+        if kept is not None:
+            return InferMessage(kept[0], contents, kept[1])
+    return InferMessage(pb.ModelInferRequest.FromString(rest), contents, key=key)
 
 
 PARSERS: dict[str, tuple[Callable[[bytes], Any], Descriptor]] = {
@@ -172,18 +188,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> bytes:
         """The serialized answer to one request (a ``ModelInferResponse``, or with
         ``stream`` a ``ModelStreamInferResponse`` holding one)."""
-        request, contents = decoded(message)
+        request, contents, template, key = decoded(message)
         if not request.model_name:
             raise InvalidArgument("model_name: expected a model name, got ''")
         # the declared shapes tell the size (the bytes are checked against them in decoding)
         size = sum(math.prod(tensor.shape) for tensor in request.inputs) * 4
-        infer_request = await by_size(  # copies of the tensor bytes: off the loop when large
-            size,
-            convert.decode_infer_request,
-            request,
-            max_elements=self._settings.max_elements,
-            contents=contents,
-        )
+        # copies of the tensor bytes: off the loop when large
+        if template is not None:
+            infer_request = await by_size(size, template.request_of, contents, False)
+        else:
+            infer_request = await by_size(
+                size,
+                convert.decode_infer_request,
+                request,
+                max_elements=self._settings.max_elements,
+                contents=contents,
+            )
+            if key is not None and contents:  # every input from raw contents, in order
+                kept = template_of(infer_request, range(len(contents)))
+                if kept is not None:
+                    _requests.put(key, (request, kept))
         del message, contents
         with self._plane.admit(model_lane(request.model_name)):
             result = await self._plane.infer(infer_request, remaining=context.time_remaining())

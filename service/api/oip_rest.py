@@ -72,6 +72,7 @@ from .http import (
 from .http_protocol import WholeBody, WholeRoute
 from .memo import Memo
 from .offload import by_size
+from .templates import Template, template_of
 
 __all__ = [
     "EXTENSIONS",
@@ -315,43 +316,14 @@ def decode_infer_request(
     return request, OutputEncoding(binary_default, per_output)
 
 
-@dataclass(frozen=True)
-class _Template:
-    """A decoded binary-extension header: the request without its tensors' bytes."""
-
-    request: InferRequest
-    encoding: OutputEncoding
-    split: int
-    """The header's length: the tensors' bytes start here."""
-    tensors: tuple[tuple[str, np.dtype[Any], tuple[int, ...], int, int], ...]
-    """Each input's name, dtype, shape, offset from ``split`` and element count."""
-
-    def request_of(self, body: bytes) -> InferRequest:
-        inputs = {
-            name: np.frombuffer(body, dtype, count, self.split + offset).reshape(shape).copy()
-            for name, dtype, shape, offset, count in self.tensors
-        }
-        request = self.request
-        return InferRequest(
-            model=request.model,
-            version=request.version,
-            inputs=inputs,
-            outputs=request.outputs,
-            id=request.id,
-        )
-
-
 class HeaderCache:
     """Requests decoded from their binary-extension headers, by model, version, header and
-    body length: a client sends the same header again and again (one shape, one set of
-    outputs), and decoding it is about a tenth of a small request's CPU. Only headers whose
-    every input is numeric and sent as binary data are kept (the header and the length then
-    decide every check the decoder makes); the tensors are read from each body anew. At most
-    ``size`` headers of at most ``max_header`` bytes; full, it starts again empty."""
+    body length (:mod:`.templates`): kept only when every input is numeric and sent as
+    binary data. At most ``size`` headers of at most ``max_header`` bytes."""
 
     def __init__(self, size: int = 256, max_header: int = 4096) -> None:
         self._max_header = max_header
-        self._templates: Memo[tuple[str, str, int, bytes], _Template] = Memo(size)
+        self._kept: Memo[tuple[str, str, int, bytes], tuple[Template, OutputEncoding]] = Memo(size)
 
     def get(
         self, body: bytes, header_length: str | None, model: str, version: str
@@ -360,10 +332,11 @@ class HeaderCache:
         split = ascii_count(header_length) if header_length is not None else None
         if split is None or split > min(len(body), self._max_header):
             return None
-        template = self._templates.get((model, version, len(body), body[:split]))
-        if template is None:
+        kept = self._kept.get((model, version, len(body), body[:split]))
+        if kept is None:
             return None
-        return template.request_of(body), template.encoding
+        template, encoding = kept
+        return template.request_of((body,), offsets=True), encoding
 
     def put(
         self,
@@ -374,25 +347,15 @@ class HeaderCache:
     ) -> None:
         """Keep ``body``'s decoded header (``split`` bytes long), when it decides it all."""
         request, encoding = decoded
-        if split > self._max_header:
+        if split > self._max_header or any("data" in entry for entry in document["inputs"]):
             return
-        tensors = []
-        offset = 0
-        entries = document["inputs"]
-        for entry, (name, array) in zip(entries, request.inputs.items(), strict=True):
-            if "data" in entry or array.dtype == object:
-                return
-            tensors.append((name, array.dtype, array.shape, offset, array.size))
-            offset += array.nbytes
-        key = (request.model, request.version, len(body), body[:split])
-        empty = InferRequest(
-            model=request.model,
-            version=request.version,
-            inputs={},
-            outputs=request.outputs,
-            id=request.id,
-        )
-        self._templates.put(key, _Template(empty, encoding, split, tuple(tensors)))
+        offsets = [split]
+        for array in request.inputs.values():
+            offsets.append(offsets[-1] + array.nbytes)
+        template = template_of(request, offsets[:-1])
+        if template is not None:
+            key = (request.model, request.version, len(body), body[:split])
+            self._kept.put(key, (template, encoding))
 
 
 def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Response:

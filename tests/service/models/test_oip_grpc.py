@@ -17,6 +17,7 @@ import pytest
 from lossserve.api import oip_grpc_convert as convert
 from lossserve.api.grpc import create_grpc_server
 from lossserve.api.http import HTTP_STATUS
+from lossserve.api.oip_grpc import parse_infer_request
 from lossserve.api.rest import create_app
 from lossserve.core.errors import InvalidArgument
 from lossserve.core.state import ServiceState
@@ -261,3 +262,33 @@ def test_an_answer_above_the_message_limit_is_resource_exhausted_naming_the_sett
     assert re.fullmatch(pattern, answers[0].error_message), answers[0].error_message
     assert answers[1].HasField("infer_response")
     assert not answers[1].error_message
+
+
+def test_a_repeated_request_is_decoded_once_and_each_read_anew(repository: Path) -> None:
+    """The same message but for its tensors' values (what a client sends again and again),
+    unary and streamed: each answer is the model's on its own rows; the same message with
+    fewer bytes than its shape needs is still refused."""
+
+    async def scenario(stub: Any, _: httpx.AsyncClient, __: ServiceState) -> None:
+        for seed in range(3):
+            features = rows(3, seed=seed)
+            expected = reference(repository / "tiny" / "2", features)
+            result = convert.decode_infer_result(await stub.ModelInfer(_request(features)))
+            np.testing.assert_allclose(result.outputs["logits"], expected["logits"], atol=1e-6)
+
+            async def requests(rows: np.ndarray = features) -> AsyncIterator[Any]:
+                yield _request(rows)
+
+            (answer,) = [a async for a in stub.ModelStreamInfer(requests())]
+            streamed = convert.decode_infer_result(answer.infer_response)
+            np.testing.assert_allclose(streamed.outputs["logits"], expected["logits"], atol=1e-6)
+        # the next such message comes with its decoded request
+        assert parse_infer_request(_request(rows(3, seed=9)).SerializeToString()).template
+        short = _request(rows(3))
+        short.raw_input_contents[0] = short.raw_input_contents[0][:-4]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ModelInfer(short)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "expected 48 bytes" in (refused.value.details() or "")
+
+    with_servers(repository, scenario)
