@@ -47,7 +47,7 @@ def test_a_split_request_equals_protobufs_parse(
     model: str, version: str, request_id: str, raw: list[bytes], shapes: list[list[int]]
 ) -> None:
     wire = _request(model, version, request_id, raw, shapes).SerializeToString()
-    message, split = parse_infer_request(wire)
+    message, split, *_ = parse_infer_request(wire)
     expected = pb.ModelInferRequest.FromString(wire)
     assert [bytes(view) for view in split] == list(expected.raw_input_contents)
     assert not message.raw_input_contents
@@ -70,7 +70,7 @@ def test_fields_in_any_order_and_interleaved_contents_keep_their_order() -> None
     first = pb.ModelInferRequest(raw_input_contents=[b"one"]).SerializeToString()
     middle = pb.ModelInferRequest(model_name="m").SerializeToString()
     last = pb.ModelInferRequest(raw_input_contents=[b"two"]).SerializeToString()
-    message, views = parse_infer_request(first + middle + last)
+    message, views, *_ = parse_infer_request(first + middle + last)
     assert message.model_name == "m"
     assert [bytes(view) for view in views] == [b"one", b"two"]
 
@@ -98,7 +98,7 @@ def test_what_is_not_plain_wire_format_is_left_to_protobuf(wire: bytes) -> None:
 def test_a_group_is_left_to_protobuf_which_keeps_it_as_an_unknown_field() -> None:
     wire = b"\x0b\x0c" + pb.ModelInferRequest(raw_input_contents=[b"z"]).SerializeToString()
     assert split_bytes(wire, RAW) is None
-    message, views = parse_infer_request(wire)
+    message, views, *_ = parse_infer_request(wire)
     assert message == pb.ModelInferRequest.FromString(wire)
     assert [bytes(view) for view in views] == [b"z"]
 
@@ -115,7 +115,7 @@ def test_a_message_of_many_small_fields_is_left_to_protobuf() -> None:
     # walking millions of fields in Python would cost more than protobuf's parse
     wire = pb.ModelInferRequest(model_name="m").SerializeToString() * 5000
     assert split_bytes(wire, RAW) is None
-    message, views = parse_infer_request(wire)
+    message, views, *_ = parse_infer_request(wire)
     assert message.model_name == "m" and len(views) == 0
 
 
