@@ -25,6 +25,7 @@ from lossserve_proto.inference import grpc_service_pb2_grpc as pb_grpc
 from ..core.dataplane import model_lane
 from ..core.errors import InvalidArgument, LossServeError
 from ..core.state import ServiceState
+from ..models.engine import InferRequest
 from ..models.oip import raw_view
 from . import oip_grpc_convert as convert
 from .grpc_messages import (
@@ -72,6 +73,20 @@ class InferMessage(NamedTuple):
     contents: Sequence[bytes | memoryview]
     template: Template | None = None
     key: _RequestKey | None = None
+
+    def request(self, max_elements: int) -> InferRequest:
+        """The inference request: from the kept template, or decoded (and then kept, when
+        every input came from raw contents and is numeric)."""
+        if self.template is not None:
+            return self.template.request_of(self.contents, offsets=False)
+        request = convert.decode_infer_request(
+            self.message, max_elements=max_elements, contents=self.contents
+        )
+        if self.key is not None and self.contents:
+            kept = template_of(request, range(len(self.contents)))
+            if kept is not None:
+                _requests.put(self.key, (self.message, kept))
+        return request
 
 
 def parse_infer_request(raw: bytes) -> InferMessage:
@@ -188,27 +203,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> bytes:
         """The serialized answer to one request (a ``ModelInferResponse``, or with
         ``stream`` a ``ModelStreamInferResponse`` holding one)."""
-        request, contents, template, key = decoded(message)
+        parsed = decoded(message)
+        request = parsed.message
         if not request.model_name:
             raise InvalidArgument("model_name: expected a model name, got ''")
         # the declared shapes tell the size (the bytes are checked against them in decoding)
         size = sum(math.prod(tensor.shape) for tensor in request.inputs) * 4
         # copies of the tensor bytes: off the loop when large
-        if template is not None:
-            infer_request = await by_size(size, template.request_of, contents, False)
-        else:
-            infer_request = await by_size(
-                size,
-                convert.decode_infer_request,
-                request,
-                max_elements=self._settings.max_elements,
-                contents=contents,
-            )
-            if key is not None and contents:  # every input from raw contents, in order
-                kept = template_of(infer_request, range(len(contents)))
-                if kept is not None:
-                    _requests.put(key, (request, kept))
-        del message, contents
+        infer_request = await by_size(size, parsed.request, self._settings.max_elements)
+        del message, parsed
         with self._plane.admit(model_lane(request.model_name)):
             result = await self._plane.infer(infer_request, remaining=context.time_remaining())
         answer = sum(array.nbytes for array in result.outputs.values())
