@@ -78,12 +78,12 @@ class InferMessage(NamedTuple):
         """The inference request: from the kept template, or decoded (and then kept, when
         every input came from raw contents and is numeric)."""
         if self.template is not None:
-            return self.template.request_of(self.contents, offsets=False)
+            return self.template.request_of(self.contents)
         request = convert.decode_infer_request(
             self.message, max_elements=max_elements, contents=self.contents
         )
         if self.key is not None and self.contents:
-            kept = template_of(request, range(len(self.contents)))
+            kept = template_of(request, [(index, 0) for index in range(len(self.contents))])
             if kept is not None:
                 _requests.put(self.key, (self.message, kept))
         return request

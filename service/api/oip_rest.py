@@ -336,7 +336,7 @@ class HeaderCache:
         if kept is None:
             return None
         template, encoding = kept
-        return template.request_of((body,), offsets=True), encoding
+        return template.request_of((body,)), encoding
 
     def put(
         self,
@@ -349,10 +349,12 @@ class HeaderCache:
         request, encoding = decoded
         if split > self._max_header or any("data" in entry for entry in document["inputs"]):
             return
-        offsets = [split]
+        places = []  # every tensor in the body, one after the other from the header's end
+        offset = split
         for array in request.inputs.values():
-            offsets.append(offsets[-1] + array.nbytes)
-        template = template_of(request, offsets[:-1])
+            places.append((0, offset))
+            offset += array.nbytes
+        template = template_of(request, places)
         if template is not None:
             key = (request.model, request.version, len(body), body[:split])
             self._kept.put(key, (template, encoding))

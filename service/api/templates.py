@@ -27,26 +27,18 @@ __all__ = ["Template", "template_of"]
 @dataclass(frozen=True)
 class Template:
     """A decoded request without its tensors: each input's name, dtype, shape, element
-    count and where its bytes are (an offset in a body, or an index among buffers)."""
+    count and where its bytes are (which buffer, at which offset)."""
 
     request: InferRequest
     """The request, its ``inputs`` empty."""
-    tensors: tuple[tuple[str, np.dtype[Any], tuple[int, ...], int, int], ...]
+    tensors: tuple[tuple[str, np.dtype[Any], tuple[int, ...], int, tuple[int, int]], ...]
 
-    def request_of(self, buffers: Sequence[Any], offsets: bool) -> InferRequest:
-        """The request with its tensors read (copied, writable) from ``buffers``: one body
-        at each tensor's offset (``offsets``), or one buffer a tensor."""
-        if offsets:
-            body = buffers[0]
-            inputs = {
-                name: np.frombuffer(body, dtype, count, where).reshape(shape).copy()
-                for name, dtype, shape, where, count in self.tensors
-            }
-        else:
-            inputs = {
-                name: np.frombuffer(buffers[where], dtype, count).reshape(shape).copy()
-                for name, dtype, shape, where, count in self.tensors
-            }
+    def request_of(self, buffers: Sequence[Any]) -> InferRequest:
+        """The request with its tensors read (copied, writable) from ``buffers``."""
+        inputs = {
+            name: np.frombuffer(buffers[index], dtype, count, offset).reshape(shape).copy()
+            for name, dtype, shape, count, (index, offset) in self.tensors
+        }
         request = self.request
         return InferRequest(
             model=request.model,
@@ -57,12 +49,12 @@ class Template:
         )
 
 
-def template_of(request: InferRequest, wheres: Sequence[int]) -> Template | None:
-    """``request`` as a template, its tensors' bytes at ``wheres`` (one per input, in
-    order); None when an input is not numeric."""
+def template_of(request: InferRequest, places: Sequence[tuple[int, int]]) -> Template | None:
+    """``request`` as a template, its tensors' bytes at ``places`` (one ``(buffer index,
+    offset)`` per input, in order); None when an input is not numeric."""
     tensors = []
-    for (name, array), where in zip(request.inputs.items(), wheres, strict=True):
+    for (name, array), place in zip(request.inputs.items(), places, strict=True):
         if array.dtype == object:
             return None
-        tensors.append((name, array.dtype, array.shape, where, array.size))
+        tensors.append((name, array.dtype, array.shape, array.size, place))
     return Template(replace(request, inputs={}), tuple(tensors))
