@@ -38,6 +38,7 @@ from .http import (
     CLIENT_CLOSED_REQUEST,
     INTERNAL_ERROR,
     BodyTimeout,
+    Deadline,
     disconnected,
     log,
     observed,
@@ -126,34 +127,15 @@ def http_protocol(
         _reading: _Whole | None = None
         """The request whose body is being read here."""
 
-        # -- the timer: a request's head, then each piece of a body read here. One timer a
-        # connection, pushed back rather than re-armed (a timer a request and a piece cost
-        # a small request ~2% of its CPU): it fires at the earliest due time, then re-arms
-        # at the latest, or does nothing when nothing is awaited any more.
-        _timer: asyncio.TimerHandle | None = None
-        _due = 0.0
-        _expire: Callable[[], None] | None = None
-        """What happens at ``_due`` when the connection still waits then."""
+        # -- the connection's Deadline: a request's head, then each piece of a body read
+        # here (pushed back by each)
+        _deadline: Deadline
 
         def _arm(self, expire: Callable[[], None]) -> None:
-            self._due = self.loop.time() + timeout
-            self._expire = expire
-            if self._timer is None:
-                self._timer = self.loop.call_at(self._due, self._fire)
+            self._deadline.arm(expire)
 
         def _disarm(self) -> None:
-            self._expire = None
-
-        def _fire(self) -> None:
-            self._timer = None
-            expire = self._expire
-            if expire is None:
-                return
-            if self.loop.time() < self._due:
-                self._timer = self.loop.call_at(self._due, self._fire)
-                return
-            self._expire = None
-            expire()
+            self._deadline.disarm()
 
         def _head_timed_out(self) -> None:
             if not self.transport.is_closing():
@@ -179,6 +161,7 @@ def http_protocol(
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._deadline = Deadline(self.loop, timeout)
             self._arm(self._head_timed_out)
 
         def on_message_begin(self) -> None:
@@ -215,10 +198,7 @@ def http_protocol(
             self.tasks.add(task)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._deadline.close()
             whole = self._reading
             if whole is not None:  # gone in the middle of the body: nobody answers it
                 self._reading = None
