@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import functools
 import gc
 import importlib.metadata
 import importlib.util
@@ -40,8 +41,8 @@ log = logging.getLogger("lossserve")
 _ANSWER_S = 1
 """Seconds past the grace period for cut-off requests to send their 503 / UNAVAILABLE."""
 
-_FRONTEND_FLAG = "--frontend-socket"
-"""Internal: a frontend started by the supervisor, given its HTTP socket's descriptor."""
+_FRONTEND_FLAG = "--frontend"
+"""Internal: a frontend started by the supervisor, joining the ports it holds."""
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -104,10 +105,9 @@ def _bind(host: str, port: int, what: str, *, reuse_port: bool = False) -> socke
     return sock
 
 
-def _listen_http(host: str, port: int) -> socket.socket:
-    sock = _bind(host, port, "HTTP")
+def _listen_http(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    sock = _bind(host, port, "HTTP", reuse_port=reuse_port)
     sock.listen(2048)  # uvicorn's backlog
-    sock.set_inheritable(True)
     return sock
 
 
@@ -118,12 +118,13 @@ def _check_grpc(host: str, port: int) -> None:
         _bind(host, port, "gRPC").close()
 
 
-def _reserve_grpc(host: str, port: int) -> socket.socket:
-    """For the frontends: check the gRPC port is free, then hold it with a socket that only
+def _reserve(host: str, port: int, what: str) -> socket.socket:
+    """For the frontends: check ``port`` is free, then hold it with a socket that only
     frontends can join (``SO_REUSEPORT``, bound, never listening: it gets no connection). A
     second server's check fails on it; port 0 picks the port the frontends use."""
-    _check_grpc(host, port)
-    return _bind(host, port, "gRPC", reuse_port=True)
+    if port != 0:
+        _bind(host, port, what).close()
+    return _bind(host, port, what, reuse_port=True)
 
 
 def _claim(settings: Settings) -> Listeners:
@@ -266,14 +267,6 @@ _RESTART_BACKOFF_S = (0.5, 30.0)
 _YOUNG_S = 10.0
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    """On Linux, have the kernel send this frontend SIGTERM (it drains) if the supervisor
-    dies, even by SIGKILL."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class _Frontend:
     index: int
@@ -284,31 +277,58 @@ class _Frontend:
     restart_at: float = 0.0
 
 
+def _frontend_cpus(settings: Settings, count: int) -> list[int] | None:
+    """The CPU each of ``count`` frontends is pinned to (``frontend_affinity``), or None to
+    leave them to the scheduler."""
+    if settings.frontend_affinity == "shared" or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    given = len(cpus) < (os.cpu_count() or len(cpus))  # taskset, a cpuset
+    if settings.frontend_affinity == "auto" and not (given and count == len(cpus)):
+        return None
+    return [cpus[index % len(cpus)] for index in range(count)]
+
+
+def _start_frontend(cpu: int | None) -> None:  # runs in the child between fork and exec
+    """On Linux, have the kernel send this frontend SIGTERM (it drains) if the supervisor
+    dies, even by SIGKILL; run it, and every thread it starts, on ``cpu`` if given."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
 class _Supervisor:
     """Runs ``count`` frontends (``lossserve serve`` processes of their own, each a fresh
-    interpreter: nothing loaded here is inherited) on one HTTP socket, bound and listening
-    here, and one gRPC port, checked and held here, that every frontend adds with
-    ``SO_REUSEPORT``: the kernel hands each gRPC connection to one frontend, and each HTTP
-    connection to the first frontend that accepts it.
+    interpreter: nothing loaded here is inherited) on an HTTP and a gRPC port, each checked
+    and held here, that every frontend listens on with ``SO_REUSEPORT``: the kernel hands
+    each connection to one frontend (by a hash of its addresses, so that connections opened
+    at once spread over the frontends; a socket shared by all would give them to whichever
+    frontend wakes first). A frontend's own sockets close when it exits: the others take the
+    new connections meanwhile. Frontends may be pinned to a CPU each
+    (:func:`_frontend_cpus`); their worker processes then run on the CPUs the supervisor may
+    use (``worker_cpus``).
 
     SIGTERM and SIGINT go to every frontend, which drains as :func:`serve` does; the
-    supervisor closes its own copies of the sockets at once, so that new connections are
-    refused once the frontends close theirs, and exits when they all have (0 when every one
+    supervisor lets go of the ports at once, so that new connections are refused once the
+    frontends close their sockets, and exits when they all have (0 when every one
     exited 0). A frontend that exits otherwise is restarted, after a growing pause if it
     keeps dying young.
     """
 
     def __init__(self, settings: Settings, count: int) -> None:
         self.settings = settings
-        self.http = _listen_http(settings.host, settings.http_port)
+        self.http = _reserve(settings.host, settings.http_port, "HTTP")
         try:
-            self.grpc = _reserve_grpc(settings.host, settings.grpc_port)
+            self.grpc = _reserve(settings.host, settings.grpc_port, "gRPC")
         except PortUnavailableError:
             self.http.close()
             raise
         self.http_port = self.http.getsockname()[1]
         self.grpc_port = self.grpc.getsockname()[1]
         self.frontends = [_Frontend(index) for index in range(count)]
+        self.cpus = _frontend_cpus(settings, count)
         self.stopping: int | None = None
         """The signal being forwarded, once one arrived."""
         self.failed = False
@@ -324,10 +344,12 @@ class _Supervisor:
         }
         if self.settings.model_repository is not None:
             env["LOSSSERVE_MODEL_REPOSITORY"] = str(self.settings.model_repository)
-        fd = self.http.fileno()
-        command = [sys.executable, "-m", "lossserve.cli", "serve", _FRONTEND_FLAG, str(fd)]
+        cpu = None if self.cpus is None else self.cpus[frontend.index]
+        if cpu is not None and self.settings.worker_cpus is None:
+            env["LOSSSERVE_WORKER_CPUS"] = json.dumps(sorted(os.sched_getaffinity(0)))
+        command = [sys.executable, "-m", "lossserve.cli", "serve", _FRONTEND_FLAG]
         frontend.process = subprocess.Popen(
-            command, env=env, pass_fds=(fd,), preexec_fn=_die_with_parent
+            command, env=env, preexec_fn=functools.partial(_start_frontend, cpu)
         )
         frontend.started = time.monotonic()
         if self.stopping is not None:  # the signal came while it was being started
@@ -373,6 +395,7 @@ class _Supervisor:
                 "http_port": self.http_port,
                 "grpc_port": self.grpc_port,
                 "frontends": len(self.frontends),
+                "cpus": self.cpus,
                 "pids": [f.process.pid for f in self.frontends if f.process is not None],
             },
         )
@@ -393,19 +416,18 @@ class _Supervisor:
             time.sleep(0.05)
 
 
-def _frontend(settings: Settings, fd: int) -> None:
-    """A supervised frontend: the HTTP socket is the supervisor's, inherited as ``fd``; the
-    gRPC port is held by the supervisor for its frontends to share."""
-    http = socket.socket(fileno=fd)
+def _frontend(settings: Settings) -> None:
+    """A supervised frontend: it joins the two ports the supervisor holds for its frontends."""
+    http = _listen_http(settings.host, settings.http_port, reuse_port=True)
     _run(serve(settings, Listeners(http=http, grpc_port=settings.grpc_port)))
 
 
-def _serve_command(settings: Settings, frontend_fd: int | None) -> int:
+def _serve_command(settings: Settings, frontend: bool) -> int:
     """``lossserve serve``: one line on stderr and status 1 when a port is taken."""
     configure_logging(settings.log_level)
     try:
-        if frontend_fd is not None:
-            _frontend(settings, frontend_fd)
+        if frontend:
+            _frontend(settings)
         elif settings.frontends == 1:
             listeners = _claim(settings)
             _run(serve(settings, listeners))
@@ -749,7 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds between two looks at the repository with --model-control poll "
         f"(default: LOSSSERVE_MODEL_POLL_S, else {_default('model_poll_s'):g})",
     )
-    run.add_argument(_FRONTEND_FLAG, type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument(_FRONTEND_FLAG, action="store_true", help=argparse.SUPPRESS)
 
     fit = commands.add_parser(
         "train",
@@ -870,7 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # pydantic-settings' SettingsError: an unparsable variable
         print(f"lossserve serve: error: {exc}", file=sys.stderr)
         return 2
-    return _serve_command(settings, args.frontend_socket)
+    return _serve_command(settings, args.frontend)
 
 
 def _usage_error(command: str, exc: _InputError) -> int:

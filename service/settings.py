@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         description="Torch threads in each worker process; default: the available CPUs divided "
         "by the number of worker processes, at least 1.",
     )
+    worker_cpus: list[int] | None = Field(
+        None,
+        description="The CPUs the worker processes run on (a JSON list, as taskset's CPU "
+        "numbers); default: those the process starting them may use.",
+    )
     grpc_max_message_bytes: int = Field(
         16 * 1024 * 1024,
         gt=0,
@@ -164,6 +169,23 @@ class Settings(BaseSettings):
         "and the model repository API (load / unload) answer for the process that took the "
         "connection.",
     )
+    frontend_affinity: Literal["auto", "pinned", "shared"] = Field(
+        "auto",
+        description="With several frontends: pinned puts frontend i on the i-th CPU the "
+        "process may use (round robin), so that its threads hand the interpreter lock to each "
+        "other on one core, as nginx's worker_cpu_affinity; shared leaves them to the "
+        "scheduler. auto pins when the process was given a subset of the machine's CPUs "
+        "(taskset, a cpuset, Kubernetes' static CPU manager) and runs one frontend per CPU, "
+        "and shares otherwise (other processes may need those CPUs). Worker processes run on "
+        "worker_cpus, not on their frontend's CPU.",
+    )
+
+    @field_validator("worker_cpus")
+    @classmethod
+    def _cpu_numbers(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 0):
+            raise ValueError(f"expected a non-empty list of CPU numbers >= 0, got {value!r}")
+        return value
 
     @field_validator("devices")
     @classmethod

@@ -53,6 +53,7 @@ class ServiceState:
             queue_depth=settings.queue_depth,
             workers_per_device=settings.workers_per_device,
             threads=settings.worker_threads,
+            cpus=settings.worker_cpus,
             preload=("lossserve.core.engine", "lossserve.core.evaluator"),
         )
         root = settings.model_repository

@@ -53,11 +53,20 @@ class JobMessage:
     """The worker's warm segment for results, used instead when the result fits it."""
 
 
-def main(conn: Connection, device: str, threads: int, max_split_depth: int) -> None:
-    """The child's whole life: set up, say ready, run jobs until told to stop."""
+def main(
+    conn: Connection,
+    device: str,
+    threads: int,
+    max_split_depth: int,
+    cpus: tuple[int, ...] | None = None,
+) -> None:
+    """The child's whole life: set up, say ready, run jobs until told to stop. ``cpus``: the
+    CPUs to run on, instead of those inherited (a frontend's own may be one CPU)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     _die_with_parent()
     try:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
         torch.set_num_threads(threads)
         if device.startswith("cuda"):
             # "cuda": the first, as torch reads it (parsed here: torch.device keeps an 8-bit

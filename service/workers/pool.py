@@ -46,7 +46,7 @@ import os
 import pickle
 import signal
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
@@ -91,12 +91,16 @@ def default_devices() -> list[str]:
     return ["cpu"]
 
 
-def default_threads(workers: int) -> int:
-    """Torch threads per worker process: the usable cores shared out, at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+def default_threads(workers: int, cpus: Collection[int] | None = None) -> int:
+    """Torch threads per worker process: the usable cores (``cpus``, by default those this
+    process may use) shared out, at least 1."""
+    if cpus:
+        cores = len(set(cpus))
+    else:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
     return max(1, cores // max(1, workers))
 
 
@@ -259,13 +263,13 @@ class _Child:
 
 
 def _spawn(
-    device: str, threads: int, max_split_depth: int
+    device: str, threads: int, max_split_depth: int, cpus: tuple[int, ...] | None
 ) -> tuple[multiprocessing.process.BaseProcess, Connection]:
     """Start a worker process and wait until it is ready (blocking: runs in a thread)."""
     parent, child = multiprocessing.Pipe(duplex=True)
     process = WorkerProcess(
         target=_child.main,
-        args=(child, device, threads, max_split_depth),
+        args=(child, device, threads, max_split_depth, cpus),
         name=f"lossserve-worker-{device}",
         daemon=True,
     )
@@ -588,6 +592,8 @@ class WorkerPool:
         workers_per_device: processes per entry of ``devices`` (>= 1).
         threads: torch threads in each worker process (``torch.set_num_threads``);
             default: the usable cores divided by the number of workers, at least 1.
+        cpus: the CPUs worker processes run on (each sets its affinity to them);
+            default: those this process may use, inherited.
         preload: modules the forkserver imports besides :data:`PRELOAD` (e.g. the
             modules the jobs are defined in); it only matters to the first pool of the
             process, which starts the forkserver.
@@ -605,6 +611,7 @@ class WorkerPool:
         max_split_depth: int = 8,
         workers_per_device: int = 1,
         threads: int | None = None,
+        cpus: Collection[int] | None = None,
         preload: Sequence[str] = (),
     ) -> None:
         if isinstance(devices, str) or not devices:
@@ -621,10 +628,11 @@ class WorkerPool:
         self._queue_depth = queue_depth
         self._preload = [*PRELOAD, *preload]
         devices_each = [device for device in self._devices for _ in range(workers_per_device)]
-        self._threads = threads or default_threads(len(devices_each))
+        self._threads = threads or default_threads(len(devices_each), cpus)
+        placed = tuple(sorted(set(cpus))) if cpus else None
 
         def spawner(device: str) -> Callable[[], tuple[Any, Connection]]:
-            return lambda: _spawn(device, self._threads, max_split_depth)
+            return lambda: _spawn(device, self._threads, max_split_depth, placed)
 
         self._workers = [
             _Worker(index, device, queue_depth, spawner(device))

@@ -1,6 +1,7 @@
 """``lossserve serve`` as real processes: a port in use stops it at once with one line on
 stderr, and ``--frontends 2`` serves REST and gRPC from two processes on the same two
-ports, restarts one that dies and drains both on SIGTERM.
+ports, spreads the connections over them, restarts one that dies and drains both on
+SIGTERM; pinned frontends run on a CPU each and their workers on all.
 
 A frontend is known by its pid from its ``serving`` log line; that both serve both ports
 is shown by killing each in turn while the other answers on both.
@@ -8,7 +9,9 @@ is shown by killing each in turn while the other answers on both.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -261,3 +264,66 @@ def test_two_frontends_serve_both_ports_survive_a_crash_and_drain(tmp_path: Path
     assert code == 0, "\n".join(json.dumps(r) for r in logs[-20:])
     assert [r["message"] for r in logs].count("drained") == 2
     assert port_is_free(server.http_port) and port_is_free(server.grpc_port)
+
+
+# -- connections spread, frontends pinned ----------------------------------------------
+
+
+def allowed_cpus(pid: int) -> list[int]:
+    return sorted(os.sched_getaffinity(pid))
+
+
+def children(pid: int) -> list[int]:
+    listing = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True)
+    pairs = [line.split() for line in listing.stdout.splitlines()]
+    return [int(child) for child, parent in pairs if int(parent) == pid]
+
+
+def connections_of(pid: int, port: int) -> int:
+    """Established TCP connections to local ``port`` on the sockets ``pid`` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if fields[3] == "01" and local_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning two frontends needs 2 CPUs")
+def test_pinned_frontends_each_on_a_cpu_workers_on_all_connections_spread() -> None:
+    cpus = allowed_cpus(os.getpid())
+    env = {**ENV, "LOSSSERVE_FRONTEND_AFFINITY": "pinned"}
+    with tempfile.TemporaryFile() as log:
+        server = start_server(["--frontends", "2"], env, log)
+        try:
+            frontends = wait_serving(server, 2)
+            wait_ready(server, ["/v2/health/ready"], timeout=30)
+            assert sorted(allowed_cpus(pid) for pid in frontends) == [[cpus[0]], [cpus[1]]]
+            # A frontend's workers are children of its forkserver: they run on every CPU.
+            workers = [w for pid in frontends for fork in children(pid) for w in children(fork)]
+            assert len(workers) >= 2, server.log_tail()
+            assert all(allowed_cpus(pid) == cpus for pid in workers)
+
+            # Sixteen connections: each frontend takes some (on its own socket, by a hash of
+            # the addresses; a socket shared by both can give a burst to whichever wakes).
+            clients = [socket.create_connection(("127.0.0.1", server.http_port)) for _ in range(16)]
+            try:
+                for client in clients:
+                    client.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                for client in clients:
+                    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+                taken = [connections_of(pid, server.http_port) for pid in frontends]
+            finally:
+                for client in clients:
+                    client.close()
+            assert sum(taken) == 16 and min(taken) >= 1, taken
+        finally:
+            stop_server(server)

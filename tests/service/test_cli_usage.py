@@ -212,3 +212,41 @@ def test_devices_are_read_as_torch_names_them() -> None:
         "cuda:1",
         "cuda:1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("affinity", "given", "machine", "count", "expected"),
+    [
+        ("auto", [2, 3], 8, 2, [2, 3]),  # a subset of the machine, a frontend per CPU
+        ("auto", [2, 3], 8, 3, None),  # more frontends than CPUs: the scheduler decides
+        ("auto", [0, 1], 2, 2, None),  # the whole machine: others may need these CPUs
+        ("pinned", [0, 1], 2, 3, [0, 1, 0]),  # round robin
+        ("shared", [2, 3], 8, 2, None),
+    ],
+)
+def test_frontends_are_pinned_when_given_their_cpus(
+    affinity: str,
+    given: list[int],
+    machine: int,
+    count: int,
+    expected: list[int] | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lossserve import cli
+    from lossserve.settings import Settings
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(given))
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: machine)
+    assert cli._frontend_cpus(Settings(frontend_affinity=affinity), count) == expected
+
+
+@pytest.mark.parametrize("cpus", ["[]", "[-1]", "[0, -2]"])
+def test_bad_worker_cpus_are_refused(
+    cpus: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOSSSERVE_WORKER_CPUS", cpus)
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lossserve serve: error: LOSSSERVE_WORKER_CPUS: expected a non-empty list of CPU "
+        f"numbers >= 0, got {cpus}"
+    ]

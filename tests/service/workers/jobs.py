@@ -102,6 +102,11 @@ def started(device: str) -> tuple[int, float]:
     return os.getpid(), time.monotonic()
 
 
+def placement(device: str) -> tuple[list[int], int]:
+    """The CPUs the worker runs on, and its torch threads."""
+    return sorted(os.sched_getaffinity(0)), torch.get_num_threads()
+
+
 def echo(value: Any, device: str) -> Any:
     return value
 

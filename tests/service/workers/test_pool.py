@@ -156,6 +156,19 @@ def test_threads_default_to_the_cores_shared_out() -> None:
     assert WorkerPool(["cpu"], queue_depth=1, threads=3).threads == 3
 
 
+def test_workers_run_on_the_cpus_given() -> None:
+    """Not on those inherited: a frontend pinned to one CPU gives its workers them all."""
+    cpus = sorted(os.sched_getaffinity(0))
+
+    async def body() -> None:
+        for given in ([cpus[-1]], cpus):
+            async with WorkerPool(["cpu"], queue_depth=1, preload=PRELOAD, cpus=given) as pool:
+                assert pool.threads == len(given)
+                assert await pool.run(jobs.placement) == (given, len(given))
+
+    run_async(body())
+
+
 def test_run_before_start_and_after_stop_and_the_processes_are_gone() -> None:
     async def body() -> None:
         pool = pool_of(CPUS, queue_depth=1)
