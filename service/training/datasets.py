@@ -11,8 +11,9 @@ and three splits (train, validation, test). The splits are stratified:
   each of its samples into the split that most lacks that label, so rare labels are spread
   over the splits in proportion.
 
-Built-in datasets need no download (scikit-learn ships them) and use fixed seeds: the same
-name gives the same splits on every machine, whatever the training seed.
+Built-in datasets need no download (scikit-learn ships them; the real benchmark sets of
+:mod:`lossserve.training.packaged` come from installed packages) and use fixed seeds: the
+same name gives the same splits on every machine, whatever the training seed.
 
 ==========================  ==========  ====================================================
 name                        task        what
@@ -33,6 +34,7 @@ User files (CSV, Parquet, NPZ) name their feature and label columns; see :func:`
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ from .tabular import Tabular, categories, classify_column, fit_tabular, id_like,
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "PACKAGED_NAMES",
     "SPLITS",
     "Dataset",
     "Split",
@@ -236,7 +239,7 @@ def digits_lt(ratio: float = 50.0) -> Dataset:
 
     ``n_max`` is the smallest class's full count (174), so each class ``c`` (digit ``c``)
     keeps ``floor(174 * ratio^(-c/9))`` samples drawn at random (seed fixed); with the
-    default ratio 50 that is 174 down to 3, 491 samples in all.
+    default ratio 50 that is 174 down to 3, 482 samples in all.
     """
     from sklearn.datasets import load_digits
 
@@ -337,10 +340,27 @@ def multilabel_synth(ratio: float = 20.0, num_labels: int = 8) -> Dataset:
     )
 
 
+def _packaged(name: str) -> Dataset:
+    from .packaged import PACKAGED_DATASETS  # it builds on this module
+
+    return PACKAGED_DATASETS[name]()
+
+
+PACKAGED_NAMES = (
+    "page-blocks",
+    "kr-vs-k",
+    "winequality-red-4",
+    "abalone-17_vs_7-8-9-10",
+    "yeast",
+    "fashion-mnist-lt",
+)
+"""The real datasets of :mod:`lossserve.training.packaged`, read from installed packages."""
+
 BUILTIN_DATASETS: Mapping[str, Callable[[], Dataset]] = {
     "breast-cancer-imbalanced": breast_cancer_imbalanced,
     "digits-lt": digits_lt,
     "multilabel-synth": multilabel_synth,
+    **{name: functools.partial(_packaged, name) for name in PACKAGED_NAMES},
 }
 """Built-in dataset names and their constructors (default arguments)."""
 
