@@ -3,7 +3,7 @@
 ``train(TrainConfig(dataset="digits-lt", loss="focal", name="digits",
 repository=Path("models")))`` trains, fits thresholds on the validation split, exports to
 ONNX and writes ``models/digits/<version>/{model.onnx,card.json}``; ``run_experiment``
-compares losses over seeds.
+compares losses by repeated stratified K-fold.
 """
 
 from .datasets import (
@@ -13,7 +13,7 @@ from .datasets import (
     load_dataset,
     load_file,
 )
-from .experiment import ExperimentResult, ExperimentRow, run_experiment
+from .experiment import ExperimentResult, ExperimentRow, Protocol, run_experiment
 from .export import ExportError, export_onnx, publish, verify_onnx
 from .pipeline import TrainConfig, TrainResult, evaluate_fit, train
 from .thresholds import DecisionRule, fit_decision_rule, keeps_zero_threshold
@@ -29,6 +29,7 @@ __all__ = [
     "ExportError",
     "FitResult",
     "LossSetup",
+    "Protocol",
     "Split",
     "TrainConfig",
     "TrainOptions",

@@ -111,6 +111,9 @@ class Dataset:
     or empty cells (``features`` are then the preprocessed ones)."""
     notes: tuple[str, ...] = ()
     """What loading decided that the user should hear (columns left out as IDs)."""
+    fixed_test: bool = False
+    """The test split is the benchmark's own (Fashion-MNIST's balanced test images): a
+    cross-validation keeps it and folds only the training and validation rows."""
 
     @property
     def num_features(self) -> int:
@@ -161,8 +164,11 @@ def stratified_split(labels: npt.NDArray[Any], *, seed: int) -> I64:
     return assignment
 
 
-def iterative_stratification(targets: npt.NDArray[Any], *, seed: int) -> I64:
-    """The split (0 train, 1 validation, 2 test) of each multi-hot row, stratified by label.
+def iterative_stratification(
+    targets: npt.NDArray[Any], *, seed: int, fractions: Sequence[float] = _FRACTIONS
+) -> I64:
+    """The split (0 train, 1 validation, 2 test; or the index into ``fractions``, e.g. K
+    equal folds) of each multi-hot row, stratified by label.
 
     Sechidis et al. (2011): while rows are left, take the label with the fewest positives
     among them; give each of its rows (in a seeded random order) to the split that lacks the
@@ -172,9 +178,9 @@ def iterative_stratification(targets: npt.NDArray[Any], *, seed: int) -> I64:
     rng = np.random.default_rng(seed)
     y = np.asarray(targets, dtype=bool)
     n = y.shape[0]
-    fractions = np.asarray(_FRACTIONS)
-    want_rows = fractions * n
-    want_labels = fractions[:, None] * y.sum(axis=0)[None, :]  # (3, C)
+    shares = np.asarray(fractions, dtype=np.float64)
+    want_rows = shares * n
+    want_labels = shares[:, None] * y.sum(axis=0)[None, :]  # (splits, C)
     assignment = np.full(n, -1, dtype=np.int64)
     left = np.ones(n, dtype=bool)
 

@@ -1,21 +1,46 @@
-"""``lossserve experiment``: the same MLP with each loss, over seeds, against a baseline.
+"""``lossserve experiment``: losses compared by repeated stratified K-fold, every row tested.
 
-Each variant trains with the same options on the same splits (the dataset's fixed seed);
-only the training seed changes between runs. Test macro-F1 is reported with plain
-decisions (argmax for multiclass, logit 0 otherwise) and with the thresholds (or offsets)
-fitted on the validation split, mean ± sample standard deviation over the seeds. The
-baseline is scikit-learn's ``LogisticRegression(class_weight="balanced")`` on standardised
-features, scored the same way; for a binary dataset also with scikit-learn's own
-``TunedThresholdClassifierCV`` (F1, cut-off tuned on the validation split), which does not
-apply to multiclass or multilabel targets.
+The protocol, for each seed and each of the K outer folds (stratified by class; multilabel
+by iterative stratification):
+
+1. The outer training rows are split once more (stratified, 80/20) into inner training
+   rows and an inner validation split. Nothing of the outer test fold is seen before the
+   model and its decision rule are fixed.
+2. Each variant (a loss, its params, class weights) is trained on the inner training rows
+   at every learning rate of a small grid, with early stopping on the inner validation
+   split. Two checkpoints are kept per run: the epoch with the best validation macro-F1 with
+   plain decisions (argmax, logit 0), and the epoch with the best validation macro-F1 once
+   thresholds (multiclass: offsets) are fitted on that split. The learning rate of each
+   column is the one whose checkpoint scored best on the inner validation split.
+3. Plain column: the plain checkpoint, plain decisions. Thresholds column: the thresholds
+   checkpoint, with thresholds fitted on its inner validation predictions, kept only when
+   they beat plain decisions there out of sample (fitted on one half of the inner
+   validation split, scored on the other, both ways round); otherwise plain decisions.
+4. Both are scored on the outer test fold: macro-F1.
+
+Baselines go through the same folds and decisions: scikit-learn's
+``LogisticRegression(class_weight="balanced")`` on standardised features with ``C`` chosen
+on the inner split, and LightGBM (``class_weight="balanced"``, early stopping on the inner
+split), one model per label for multilabel targets.
+
+Each row reports mean ± sample standard deviation over the outer folds, and its paired
+difference from the reference variant (plain cross-entropy, learning rate tuned) with a 95%
+interval: Student's t over the folds with Nadeau and Bengio's correction for resampled
+training sets (variance times ``1/n + n_test/n_train``; Machine Learning 52, 2003). A
+variant is called better or worse than the reference only when its interval excludes 0. A
+dataset with a fixed test split (``fashion-mnist-lt``) keeps it: each seed trains on the
+same rows with a different inner split and initialisation, and the interval is the plain t.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,12 +50,20 @@ from losses import Task
 
 from ..core.evaluator import evaluate
 from ..core.types import EvaluateRequest
-from .datasets import Dataset, load_dataset
-from .pipeline import evaluate_fit
+from .datasets import Dataset, Split, iterative_stratification, load_dataset
 from .thresholds import fit_decision_rule
-from .trainer import TrainOptions, fit, resolve_loss
+from .trainer import FitResult, TrainOptions, fit, predict_logits, resolve_loss, scores
 
-__all__ = ["VARIANTS", "ExperimentResult", "ExperimentRow", "Variant", "run_experiment"]
+__all__ = [
+    "VARIANTS",
+    "ExperimentResult",
+    "ExperimentRow",
+    "FoldScore",
+    "Protocol",
+    "Variant",
+    "run_experiment",
+    "write_section",
+]
 
 
 @dataclass(frozen=True)
@@ -69,84 +102,219 @@ VARIANTS: dict[Task, tuple[Variant, ...]] = {
         Variant("dice", "dice"),
     ),
 }
-"""The variants per task; the multiclass ones are those of the issue's experiment."""
+"""The variants per task; the first of each is the reference the others are compared to."""
+
+LOGISTIC = 'LogisticRegression(class_weight="balanced")'
+LIGHTGBM = 'LightGBM(class_weight="balanced")'
+BASELINES = (LOGISTIC, LIGHTGBM)
+_C_GRID = (0.01, 0.1, 1.0, 10.0)
+"""LogisticRegression's inverse regularisation strengths, chosen on the inner split."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The cross-validation: ``folds`` outer folds, once per seed; a learning-rate grid."""
+
+    folds: int = 5
+    seeds: tuple[int, ...] = (0,)
+    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    validation_fraction: float = 0.2
+    """The share of each outer training fold held out for early stopping and thresholds."""
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError(f"folds: expected at least 2, got {self.folds}")
+        if not self.seeds:
+            raise ValueError("seeds: expected at least one seed, got none")
+        if not self.learning_rates or min(self.learning_rates) <= 0:
+            raise ValueError(
+                f"learning_rates: expected positive rates, got {list(self.learning_rates)}"
+            )
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    """One model on one outer test fold."""
+
+    argmax: float
+    thresholds: float
+    kept: bool
+    """The thresholds beat plain decisions on the inner split, and were used."""
+    learning_rate: float | None = None
+    """Of the plain column (None: a baseline)."""
 
 
 @dataclass
 class ExperimentRow:
-    """One model's test macro-F1 per seed, with plain decisions and with thresholds."""
+    """One model's outer-fold scores, in fold order."""
 
+    key: str
     model: str
     loss: str
     class_weights: str | None
-    argmax: list[float] = field(default_factory=list)
-    thresholds: list[float] = field(default_factory=list)
-    best_epochs: list[int] = field(default_factory=list)
+    folds: list[FoldScore] = field(default_factory=list)
+    note: str = ""
+    """Why a baseline has no scores (a library not installed)."""
+
+    @property
+    def argmax(self) -> list[float]:
+        return [f.argmax for f in self.folds]
+
+    @property
+    def thresholds(self) -> list[float]:
+        return [f.thresholds for f in self.folds]
+
+
+@dataclass(frozen=True)
+class _Fold:
+    seed: int
+    index: int
+    train: npt.NDArray[np.int64]
+    test: npt.NDArray[np.int64]
 
 
 @dataclass
 class ExperimentResult:
     dataset: Dataset
-    seeds: list[int]
+    protocol: Protocol
     options: TrainOptions
     rows: list[ExperimentRow]
     seconds: float
+    test_share: float
+    """Outer test rows over outer training rows (Nadeau and Bengio's n_test / n_train), 0
+    for a fixed test split."""
+
+    @property
+    def reference(self) -> ExperimentRow:
+        return self.rows[0]
+
+    def interval(self, row: ExperimentRow, column: str) -> tuple[float, float, float]:
+        """(mean, low, high) of the paired difference from the reference, 95%."""
+        from scipy import stats
+
+        mine = getattr(row, column)
+        theirs = getattr(self.reference, column)
+        differences = [a - b for a, b in zip(mine, theirs, strict=True)]
+        n = len(differences)
+        mean = statistics.fmean(differences)
+        if n < 2:
+            return mean, math.nan, math.nan
+        variance = statistics.variance(differences) * (1 / n + self.test_share)
+        half = float(stats.t.ppf(0.975, n - 1)) * math.sqrt(variance)
+        return mean, mean - half, mean + half
+
+    def verdicts(self, column: str) -> tuple[list[str], list[str]]:
+        """The rows whose interval lies wholly above the reference, and wholly below."""
+        better, worse = [], []
+        for row in self.rows[1:]:
+            if not row.folds:
+                continue
+            _, low, high = self.interval(row, column)
+            if low > 0:
+                better.append(row.key)
+            elif high < 0:
+                worse.append(row.key)
+        return better, worse
 
     def markdown(self) -> str:
-        """The results as a Markdown section: setup, data, and the table."""
-        d, o = self.dataset, self.options
-        rule = (
-            "per-class logit offsets maximising macro-F1"
-            if d.task is Task.MULTICLASS
-            else "per-class thresholds maximising F1"
-        )
+        """The results as a Markdown section: protocol, data, the table, the verdicts."""
+        d, p, o = self.dataset, self.protocol, self.options
         plain = "argmax" if d.task is Task.MULTICLASS else "logit 0"
+        rule = "offsets" if d.task is Task.MULTICLASS else "thresholds"
         layers = f"2x{o.hidden} ReLU, " if o.architecture == "mlp" else ""
-        body = (
-            f"{o.architecture.upper()} ({layers}"
-            f"AdamW lr {o.learning_rate:g}, weight decay {o.weight_decay:g}, batch "
-            f"{o.batch_size}, at most {o.epochs} epochs, early stopping on validation "
-            f"macro-F1 with patience {o.patience})"
+        counts = d.class_counts("train") + d.class_counts("validation")
+        if not d.fixed_test:
+            counts = counts + d.class_counts("test")
+        outer = (
+            f"{len(p.seeds)} x the fixed test split ({len(d.test)} rows), seeds "
+            f"{', '.join(map(str, p.seeds))}"
+            if d.fixed_test
+            else f"{p.folds}-fold stratified cross-validation x {len(p.seeds)} seed"
+            f"{'s' if len(p.seeds) > 1 else ''} ({', '.join(map(str, p.seeds))}): every row "
+            "tested once a seed"
         )
-        counts = ", ".join(str(int(c)) for c in d.class_counts("train"))
+        reference = self.reference.key
         lines = [
             f"## {d.name}: test macro-F1",
             "",
-            f"{body}; seeds {', '.join(str(s) for s in self.seeds)}; mean ± sample standard "
-            f"deviation over the seeds. *{plain}*: plain decisions; *learned thresholds*: "
-            f"{rule}, fitted on the validation split as `POST /thresholds` does.",
+            f"{outer}; in each outer training fold {p.validation_fraction:.0%} held out for "
+            f"early stopping, learning rates and {rule}. {o.architecture.upper()} ({layers}"
+            f"AdamW, learning rate chosen per variant and fold from "
+            f"{', '.join(f'{r:g}' for r in p.learning_rates)}, weight decay "
+            f"{o.weight_decay:g}, batch {o.batch_size}, at most {o.epochs} epochs, patience "
+            f"{o.patience}). *{plain}*: the checkpoint best on the inner split with plain "
+            f"decisions; *{rule}*: the checkpoint best with {rule} fitted on the inner split, "
+            "which are kept only where they beat plain decisions there out of sample. Mean ± "
+            f"standard deviation over the outer folds; Δ: the paired difference from "
+            f"`{reference}` with its 95% interval (corrected resampled t).",
             "",
-            f"Data: {d.task.value}, {len(d.train)}/{len(d.validation)}/{len(d.test)} "
-            f"train/validation/test samples, {d.num_features} features; training "
-            f"{'positives per label' if d.task is Task.MULTILABEL else 'samples per class'}: "
-            f"{counts}.",
+            f"Data: {d.task.value}, {len(counts)} "
+            f"{'labels' if d.task is Task.MULTILABEL else 'classes'}, {d.num_features} "
+            f"features; {'positives per label' if d.task is Task.MULTILABEL else 'rows per class'}"
+            f": {', '.join(str(int(c)) for c in counts)}.",
             "",
-            f"| model | loss | class weights | {plain} | learned thresholds | best epoch |",
-            "|---|---|---|---:|---:|---:|",
+            f"| model | loss | class weights | {plain} | Δ {plain} [95%] | {rule} | "
+            f"Δ {rule} [95%] | {rule} kept | learning rates |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|",
         ]
         for row in self.rows:
-            epochs = _mean_std([float(e) for e in row.best_epochs], 0) if row.best_epochs else "-"
+            if not row.folds:
+                lines.append(f"| {row.model} | - | - | {row.note} | | | | | |")
+                continue
+            deltas = [
+                "reference" if row is self.reference else _interval_text(self.interval(row, c))
+                for c in ("argmax", "thresholds")
+            ]
+            rates = [f.learning_rate for f in row.folds if f.learning_rate is not None]
+            chosen = (
+                ", ".join(f"{r:g} x{rates.count(r)}" for r in sorted(set(rates))) if rates else "-"
+            )
+            kept = sum(f.kept for f in row.folds)
             lines.append(
                 f"| {row.model} | {row.loss} | {row.class_weights or '-'} | "
-                f"{_mean_std(row.argmax)} | {_mean_std(row.thresholds)} | {epochs} |"
+                f"{_mean_std(row.argmax)} | {deltas[0]} | {_mean_std(row.thresholds)} | "
+                f"{deltas[1]} | {kept}/{len(row.folds)} | {chosen} |"
             )
-        best = max(self.rows, key=lambda r: statistics.fmean(r.thresholds))
-        best_plain = max(self.rows, key=lambda r: statistics.fmean(r.argmax))
-        lines += [
-            "",
-            f"Highest mean with learned thresholds: {_label(best)} "
-            f"({statistics.fmean(best.thresholds):.3f}); with {plain}: {_label(best_plain)} "
-            f"({statistics.fmean(best_plain.argmax):.3f}). Total time {self.seconds:.0f} s.",
-            "",
-        ]
+        lines.append("")
+        for column, name in (("argmax", plain), ("thresholds", rule)):
+            better, worse = self.verdicts(column)
+            said = []
+            if better:
+                said.append(f"better than `{reference}`: {', '.join(f'`{k}`' for k in better)}")
+            if worse:
+                said.append(f"worse: {', '.join(f'`{k}`' for k in worse)}")
+            verdict = (
+                "; ".join(said)
+                if said
+                else (f"no variant differs from `{reference}` (every interval contains 0)")
+            )
+            lines.append(f"With {name}: {verdict}.")
+            lines.append("")
+        lines += [f"Total time {self.seconds:.0f} s.", ""]
         return "\n".join(lines)
 
 
-def _label(row: ExperimentRow) -> str:
-    if row.loss == "-":  # a baseline: the model says it all
-        return row.model
-    weights = f" + {row.class_weights} weights" if row.class_weights else ""
-    return f"{row.model} {row.loss}{weights}"
+def write_section(path: Path, result: ExperimentResult) -> None:
+    """Put ``result``'s Markdown into ``path`` between markers named after its dataset:
+    replacing that dataset's earlier section, else appended, other sections kept."""
+    begin = f"<!-- experiment: {result.dataset.name} -->"
+    end = f"<!-- end of experiment: {result.dataset.name} -->"
+    section = f"{begin}\n{result.markdown().rstrip()}\n{end}\n"
+    text = path.read_text() if path.is_file() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + section
+    path.write_text(text)
+
+
+def _interval_text(interval: tuple[float, float, float]) -> str:
+    mean, low, high = interval
+    if math.isnan(low):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def _mean_std(values: Sequence[float], digits: int = 3) -> str:
@@ -158,79 +326,299 @@ def _mean_std(values: Sequence[float], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def _scores(task: Task, model: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+# ---------------------------------------------------------------------------- folds
+
+
+def _pooled(dataset: Dataset) -> tuple[Split, Split | None]:
+    """Every row to fold over, and the fixed test split when the dataset has one."""
+    parts = [dataset.train, dataset.validation] + ([] if dataset.fixed_test else [dataset.test])
+    pooled = Split(
+        np.concatenate([p.features for p in parts]), np.concatenate([p.targets for p in parts])
+    )
+    return pooled, dataset.test if dataset.fixed_test else None
+
+
+def _split_in_two(
+    task: Task, targets: npt.NDArray[np.int64], share: float, seed: int
+) -> npt.NDArray[np.bool_]:
+    """A mask of about ``share`` of the rows, stratified: per class ``round(share n)`` rows,
+    at least 1 and at most ``n - 1`` of a class of 2 or more (a lone row stays unmasked);
+    multilabel by iterative stratification."""
     if task is Task.MULTILABEL:
-        columns = [m.decision_function(x) for m in model]
-        return np.stack(columns, axis=1).astype(np.float32)
-    return np.asarray(model.decision_function(x), dtype=np.float32)
+        assignment = iterative_stratification(targets, seed=seed, fractions=(1 - share, share))
+        return np.asarray(assignment == 1, dtype=bool)
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(targets), dtype=bool)
+    for value in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == value))
+        n = members.size
+        take = min(max(round(share * n), 1), n - 1) if n >= 2 else 0
+        mask[members[:take]] = True
+    return mask
 
 
-def _baselines(dataset: Dataset) -> list[ExperimentRow]:
-    """``LogisticRegression(class_weight="balanced")`` scored as the MLPs are."""
+def _outer_folds(dataset: Dataset, pooled: Split, protocol: Protocol) -> list[_Fold]:
+    rows = np.arange(len(pooled))
+    if dataset.fixed_test:
+        return [_Fold(seed, 0, rows, np.zeros(0, dtype=np.int64)) for seed in protocol.seeds]
+    counts = (
+        pooled.targets.sum(axis=0)
+        if dataset.task is Task.MULTILABEL
+        else np.bincount(pooled.targets, minlength=len(dataset.labels))
+    )
+    if counts.min() < protocol.folds:
+        c = int(counts.argmin())
+        what = "positives of label" if dataset.task is Task.MULTILABEL else "rows of class"
+        raise ValueError(
+            f"folds: expected at least {protocol.folds} {what} {dataset.labels[c]!r} for "
+            f"{protocol.folds} folds (one in each test fold), got {int(counts[c])}; use fewer "
+            "folds"
+        )
+    folds = []
+    for seed in protocol.seeds:
+        if dataset.task is Task.MULTILABEL:
+            shares = [1 / protocol.folds] * protocol.folds
+            assignment = iterative_stratification(pooled.targets, seed=seed, fractions=shares)
+            pairs = [(rows[assignment != k], rows[assignment == k]) for k in range(protocol.folds)]
+        else:
+            from sklearn.model_selection import StratifiedKFold
+
+            splitter = StratifiedKFold(protocol.folds, shuffle=True, random_state=seed)
+            pairs = list(splitter.split(rows, pooled.targets))
+        folds += [_Fold(seed, k, train, test) for k, (train, test) in enumerate(pairs)]
+    return folds
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+def _decide(
+    task: Task,
+    val: npt.NDArray[np.float32],
+    val_targets: npt.NDArray[np.int64],
+    seed: int,
+    loss: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[npt.NDArray[np.float64] | None, bool]:
+    """Thresholds fitted on the inner validation scores, or None where they do not beat
+    plain decisions there out of sample (halves fitted on each other)."""
+    rule = fit_decision_rule(task, val, val_targets, loss=loss, params=params)
+    if not rule.fitted:
+        return None, False
+    half = _split_in_two(task, val_targets, 0.5, seed)
+    tuned, plain = [], []
+    for fit_rows, score_rows in ((half, ~half), (~half, half)):
+        fitted = fit_decision_rule(task, val[fit_rows], val_targets[fit_rows])
+        scored = val[score_rows], val_targets[score_rows]
+        tuned.append(_macro_f1(*scored, fitted.values))
+        plain.append(_macro_f1(*scored, None))
+    if statistics.fmean(tuned) > statistics.fmean(plain):
+        return rule.values, True
+    return None, False
+
+
+def _macro_f1(logits: npt.NDArray[Any], targets: npt.NDArray[np.int64], rule: Any | None) -> float:
+    request = EvaluateRequest(logits=logits, targets=targets, thresholds=rule)
+    return evaluate(request).macro_f1
+
+
+def _score(
+    task: Task,
+    plain_test: npt.NDArray[Any],
+    tuned_val: npt.NDArray[Any],
+    tuned_test: npt.NDArray[Any],
+    val_targets: npt.NDArray[np.int64],
+    test_targets: npt.NDArray[np.int64],
+    seed: int,
+    *,
+    learning_rate: float | None = None,
+    loss: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> FoldScore:
+    values, kept = _decide(task, tuned_val, val_targets, seed, loss, params)
+    return FoldScore(
+        argmax=_macro_f1(plain_test, test_targets, None),
+        thresholds=_macro_f1(tuned_test, test_targets, values),
+        kept=kept,
+        learning_rate=learning_rate,
+    )
+
+
+# ---------------------------------------------------------------------------- one fold
+
+
+def _run_fold(
+    dataset: Dataset,
+    pooled: Split,
+    fixed_test: Split | None,
+    fold: _Fold,
+    variants: Sequence[Variant],
+    protocol: Protocol,
+    options: TrainOptions,
+) -> dict[str, FoldScore | str]:
+    """Every variant and baseline on one outer fold: key -> score (or why none)."""
+    task = dataset.task
+    outer = Split(pooled.features[fold.train], pooled.targets[fold.train])
+    test = fixed_test or Split(pooled.features[fold.test], pooled.targets[fold.test])
+    held = _split_in_two(task, outer.targets, protocol.validation_fraction, fold.seed)
+    inner = dataclasses.replace(
+        dataset,
+        train=Split(outer.features[~held], outer.targets[~held]),
+        validation=Split(outer.features[held], outer.targets[held]),
+        test=test,
+        tabular=None,
+    )
+    val_y, test_y = inner.validation.targets, test.targets
+    out: dict[str, FoldScore | str] = {}
+    for variant in variants:
+        loss = resolve_loss(
+            inner, variant.loss, variant.params, class_weights=variant.class_weights
+        )
+        runs: list[tuple[float, FitResult]] = []
+        for rate in protocol.learning_rates:
+            opts = options.model_copy(update={"learning_rate": rate, "seed": fold.seed})
+            runs.append((rate, fit(inner, loss, opts, track_thresholds=True)))
+        rate, plain = max(runs, key=lambda r: r[1].best_validation_macro_f1)
+        tuned = max(
+            (r[1] for r in runs),
+            key=lambda f: f.thresholds.validation_macro_f1 if f.thresholds else -1.0,
+        )
+        tuned_model = tuned.thresholds.model if tuned.thresholds else tuned.model
+
+        def logits(model: Any, split: Split) -> npt.NDArray[np.float32]:
+            return scores(task, predict_logits(model, split.features))
+
+        out[variant.key] = _score(
+            task,
+            logits(plain.model, test),
+            logits(tuned_model, inner.validation),
+            logits(tuned_model, test),
+            val_y,
+            test_y,
+            fold.seed,
+            learning_rate=rate,
+            loss=loss.name,
+            params=loss.params,
+        )
+    for name, baseline in ((LOGISTIC, _logistic), (LIGHTGBM, _lightgbm)):
+        try:
+            val, tst = baseline(task, inner, fold.seed)
+        except ImportError as exc:
+            out[name] = f"not installed ({exc.name})"
+            continue
+        out[name] = _score(task, tst, val, tst, val_y, test_y, fold.seed)
+    return out
+
+
+# ---------------------------------------------------------------------------- baselines
+
+
+Scores = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+Trainer = Callable[[Any, Any, Any, Any, Any], Any]
+"""(model, x, y, validation x, validation y) -> the fitted model."""
+
+
+def _per_label(task: Task, make: Callable[[], Any], inner: Dataset, train: Trainer) -> Scores:
+    """Validation and test scores of one model, or of one model per label (multilabel)."""
+    fit_rows, val, test = inner.train, inner.validation, inner.test
+    columns = range(fit_rows.targets.shape[1]) if task is Task.MULTILABEL else [None]
+    val_out, test_out = [], []
+    for c in columns:
+        y_fit = fit_rows.targets if c is None else fit_rows.targets[:, c]
+        y_val = val.targets if c is None else val.targets[:, c]
+        fitted = train(make(), fit_rows.features, y_fit, val.features, y_val)
+        val_out.append(_margin(fitted, val.features))
+        test_out.append(_margin(fitted, test.features))
+    if task is Task.MULTILABEL:
+        return np.stack(val_out, axis=1), np.stack(test_out, axis=1)
+    return val_out[0], test_out[0]
+
+
+def _margin(model: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A fitted model's scores as logits: decision_function, or LightGBM's raw score."""
+    if hasattr(model, "decision_function"):
+        out = model.decision_function(x)
+    else:
+        out = model.predict(x, raw_score=True)
+    return np.asarray(out, dtype=np.float32)
+
+
+def _logistic(task: Task, inner: Dataset, seed: int) -> Scores:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import TunedThresholdClassifierCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    task, train, val, test = dataset.task, dataset.train, dataset.validation, dataset.test
+    best: tuple[float, Scores] | None = None
+    for c in _C_GRID:
 
-    def classifier() -> Any:
-        return make_pipeline(
-            StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)
+        def make(c: float = c) -> Any:
+            return make_pipeline(
+                StandardScaler(),
+                LogisticRegression(C=c, class_weight="balanced", max_iter=5000),
+            )
+
+        def train(model: Any, x: Any, y: Any, x_val: Any, y_val: Any) -> Any:
+            return model.fit(x, y)
+
+        val, test = _per_label(task, make, inner, train)
+        f1 = _macro_f1(val, inner.validation.targets, None)
+        if best is None or f1 > best[0]:
+            best = (f1, (val, test))
+    assert best is not None
+    return best[1]
+
+
+def _lightgbm(task: Task, inner: Dataset, seed: int) -> Scores:
+    import lightgbm
+
+    def make() -> Any:
+        return lightgbm.LGBMClassifier(
+            n_estimators=2000,
+            learning_rate=0.05,
+            class_weight="balanced",
+            random_state=seed,
+            n_jobs=1,
+            verbose=-1,
         )
 
-    if task is Task.MULTILABEL:
-        model: Any = [
-            classifier().fit(train.features, train.targets[:, c])
-            for c in range(train.targets.shape[1])
-        ]
-    else:
-        model = classifier().fit(train.features, train.targets)
-    val_scores, test_scores = (_scores(task, model, s.features) for s in (val, test))
-    rule = fit_decision_rule(task, val_scores, val.targets)
-    plain = evaluate(EvaluateRequest(logits=test_scores, targets=test.targets)).macro_f1
-    tuned = evaluate(
-        EvaluateRequest(logits=test_scores, targets=test.targets, thresholds=rule.values)
-    ).macro_f1
-    name = 'LogisticRegression(class_weight="balanced")'
-    rows = [ExperimentRow(name, "-", "balanced", [plain], [tuned])]
-    if task is Task.BINARY:
-        tuner = TunedThresholdClassifierCV(model, scoring="f1", cv="prefit", refit=False)
-        tuner.fit(val.features, val.targets)
-        predicted = np.asarray(tuner.predict(test.features))
-        f1 = evaluate(
-            EvaluateRequest(logits=np.where(predicted == 1, 1.0, -1.0), targets=test.targets)
-        ).macro_f1
-        rows.append(
-            ExperimentRow(name + " + TunedThresholdClassifierCV", "-", "balanced", [plain], [f1])
-        )
-    return rows
+    def train(model: Any, x: Any, y: Any, x_val: Any, y_val: Any) -> Any:
+        stop = lightgbm.early_stopping(50, verbose=False)
+        return model.fit(x, y, eval_X=(x_val,), eval_y=(y_val,), callbacks=[stop])
+
+    return _per_label(task, make, inner, train)
+
+
+# ---------------------------------------------------------------------------- the run
 
 
 def run_experiment(
     dataset: str,
     *,
-    seeds: Sequence[int] = (0, 1, 2),
+    protocol: Protocol | None = None,
     options: TrainOptions | None = None,
     variants: Sequence[str] | None = None,
-    quiet: bool = True,
+    jobs: int = 1,
     log: Callable[[str], None] | None = None,
     label: Sequence[str] | None = None,
     features: Sequence[str] | None = None,
     split_column: str | None = None,
     drop: Sequence[str] | None = None,
 ) -> ExperimentResult:
-    """Train every variant of the dataset's task (or those named) once per seed.
+    """Every variant of the dataset's task (or those named, the reference always first) and
+    the baselines through :class:`Protocol`'s folds; ``jobs`` folds at once (processes).
 
     ``dataset``: a built-in name, or a user file with its columns (``label``, ``features``,
-    ``split_column``, ``drop``) as :func:`~lossserve.training.datasets.load_dataset` takes them.
+    ``split_column``, ``drop``) as :func:`~lossserve.training.datasets.load_dataset` takes
+    them; a user file's preprocessing (imputation, one-hot) is the one fitted on its own
+    training split.
 
     Raises:
-        ValueError: an unknown dataset or variant name, or no seeds.
+        ValueError: an unknown dataset or variant name, a bad protocol.
     """
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed, got none")
+    from joblib import Parallel, delayed
+
     started = time.perf_counter()
+    plan = protocol or Protocol()
     data = load_dataset(
         dataset, label=label, features=features, split_column=split_column, drop=drop
     )
@@ -244,30 +632,30 @@ def run_experiment(
                 f"losses: expected names among {', '.join(keys)}, got "
                 f"{', '.join(unknown) if unknown else 'none'}"
             )
-        chosen = [keys[k] for k in variants]
+        chosen = [available[0]] + [keys[k] for k in variants if k != available[0].key]
     opts = options or TrainOptions()
-    rows: list[ExperimentRow] = []
-    for variant in chosen:
-        loss = resolve_loss(data, variant.loss, variant.params, class_weights=variant.class_weights)
-        row = ExperimentRow(opts.architecture.upper(), variant.loss, variant.class_weights)
-        for seed in seeds:
-            result = fit(
-                data,
-                loss,
-                opts.model_copy(update={"seed": seed}),
-                quiet=quiet,
-                description=f"{variant.key} seed {seed}",
+    pooled, fixed_test = _pooled(data)
+    folds = _outer_folds(data, pooled, plan)
+    rows = [
+        ExperimentRow(v.key, opts.architecture.upper(), v.loss, v.class_weights) for v in chosen
+    ]
+    rows += [ExperimentRow(name, name, "-", "balanced") for name in BASELINES]
+    results = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(_run_fold)(data, pooled, fixed_test, fold, chosen, plan, opts) for fold in folds
+    )
+    for fold, scored in zip(folds, results, strict=True):
+        for row in rows:
+            value = scored[row.key]
+            if isinstance(value, str):
+                row.note = value
+            else:
+                row.folds.append(value)
+        if log is not None:
+            parts = ", ".join(
+                f"{r.key} {r.folds[-1].argmax:.3f}/{r.folds[-1].thresholds:.3f}"
+                for r in rows
+                if r.folds
             )
-            _, _, test = evaluate_fit(data, result)
-            row.argmax.append(test.macro_f1_argmax)
-            row.thresholds.append(test.macro_f1_thresholds)
-            row.best_epochs.append(result.best_epoch)
-            if log is not None:
-                log(
-                    f"{variant.key} seed {seed}: test macro-F1 {test.macro_f1_argmax:.3f} "
-                    f"(plain), {test.macro_f1_thresholds:.3f} (thresholds), best epoch "
-                    f"{result.best_epoch}, {result.seconds:.1f} s"
-                )
-        rows.append(row)
-    rows += _baselines(data)
-    return ExperimentResult(data, list(seeds), opts, rows, time.perf_counter() - started)
+            log(f"seed {fold.seed} fold {fold.index + 1}: {parts}")
+    share = 0.0 if data.fixed_test else float(np.mean([len(f.test) / len(f.train) for f in folds]))
+    return ExperimentResult(data, plan, opts, rows, time.perf_counter() - started, share)

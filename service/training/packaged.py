@@ -220,6 +220,7 @@ def fashion_mnist_lt(ratio: float = 100.0, root: Path = FASHION_MNIST_DIR) -> Da
         Split(np.ascontiguousarray(x[~validation]), y[~validation]),
         Split(np.ascontiguousarray(x[validation]), y[validation]),
         Split(test_x, test_y),
+        fixed_test=True,
     )
 
 

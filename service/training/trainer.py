@@ -19,13 +19,14 @@ from torch import Tensor
 import losses
 from losses import LossModule, Task
 
-from ..core.evaluator import evaluate
-from ..core.types import EvaluateRequest
+from ..core.evaluator import evaluate, fit_thresholds
+from ..core.types import EvaluateRequest, ThresholdsRequest
 from .datasets import Dataset, Split
 from .model import Architecture, Classifier
 
 __all__ = [
     "CLASS_WEIGHT_PARAMS",
+    "Checkpoint",
     "EpochRecord",
     "FitResult",
     "LossSetup",
@@ -83,11 +84,24 @@ class EpochRecord:
     epoch: int
     train_loss: float
     validation_macro_f1: float
+    validation_macro_f1_thresholds: float | None = None
+    """With thresholds (offsets) fitted on the validation split itself, when tracked."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The model at the epoch one validation metric was best."""
+
+    model: Classifier
+    epoch: int
+    validation_macro_f1: float
 
 
 @dataclass
 class FitResult:
-    """The model at its best validation macro-F1 (argmax / threshold 0 decisions)."""
+    """The model at its best validation macro-F1 (argmax / threshold 0 decisions); with
+    ``track_thresholds``, also the model at its best validation macro-F1 once thresholds are
+    fitted on that split (``thresholds``)."""
 
     model: Classifier
     loss: LossSetup
@@ -95,6 +109,7 @@ class FitResult:
     best_validation_macro_f1: float
     history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
+    thresholds: Checkpoint | None = None
 
 
 # ---------------------------------------------------------------------------- tensors
@@ -124,9 +139,15 @@ def predict_logits(model: Classifier, features: npt.NDArray[np.float32]) -> npt.
     return out
 
 
-def _macro_f1(task: Task, model: Classifier, split: Split) -> float:
+def _validation_f1(task: Task, model: Classifier, split: Split, tuned: bool) -> tuple[float, float]:
+    """Validation macro-F1 with plain decisions, and (``tuned``) with thresholds or offsets
+    fitted on the same rows (else NaN)."""
     logits = scores(task, predict_logits(model, split.features))
-    return evaluate(EvaluateRequest(logits=logits, targets=split.targets)).macro_f1
+    if not tuned:
+        plain = evaluate(EvaluateRequest(logits=logits, targets=split.targets)).macro_f1
+        return plain, math.nan
+    fitted = fit_thresholds(ThresholdsRequest(scores=logits, targets=split.targets))
+    return fitted.before.macro_f1, fitted.after.macro_f1
 
 
 # ---------------------------------------------------------------------------- the loss
@@ -221,13 +242,17 @@ def fit(
     *,
     quiet: bool = True,
     description: str | None = None,
+    track_thresholds: bool = False,
 ) -> FitResult:
     """Train a :class:`Classifier` on ``dataset.train`` with ``loss``.
 
     AdamW on shuffled minibatches; after every epoch the validation macro-F1 (argmax for
     multiclass, logit 0 otherwise) is measured, and training stops after
     ``options.patience`` epochs without a better one; the best epoch's weights are
-    returned. ``options.seed`` fixes the initialisation and the shuffling (torch's global
+    returned. With ``track_thresholds`` the validation macro-F1 after thresholds (offsets)
+    fitted on the validation split is measured too, its best epoch's weights are kept as
+    ``thresholds``, and training stops only once neither metric improved for ``patience``
+    epochs. ``options.seed`` fixes the initialisation and the shuffling (torch's global
     RNG is left as it was); ``options.threads`` sets torch's intra-op threads for the
     duration (restored afterwards). A tqdm bar (stderr) shows the running loss and the
     validation macro-F1 per epoch unless ``quiet`` or stderr is not a terminal.
@@ -237,7 +262,9 @@ def fit(
     """
     opts = options or TrainOptions()
     with _torch_threads(opts.threads):
-        return _fit(dataset, loss, opts, quiet=quiet, description=description)
+        return _fit(
+            dataset, loss, opts, quiet=quiet, description=description, tuned=track_thresholds
+        )
 
 
 @contextlib.contextmanager
@@ -260,6 +287,7 @@ def _fit(
     *,
     quiet: bool,
     description: str | None,
+    tuned: bool = False,
 ) -> FitResult:
     from tqdm import tqdm
 
@@ -282,6 +310,7 @@ def _fit(
     started = time.perf_counter()
     best_f1, best_epoch = -1.0, 0
     best_state = copy.deepcopy(model.state_dict())
+    tuned_f1, tuned_epoch, tuned_state = -1.0, 0, best_state
     history: list[EpochRecord] = []
     bar = tqdm(
         total=opts.epochs,
@@ -309,19 +338,28 @@ def _fit(
                     f"training: expected a finite loss, got {train_loss} at epoch {epoch} "
                     f"(loss {loss.name!r}); try a lower learning rate"
                 )
-            f1 = _macro_f1(task, model, dataset.validation)
-            history.append(EpochRecord(epoch, train_loss, f1))
+            f1, f1_tuned = _validation_f1(task, model, dataset.validation, tuned)
+            history.append(EpochRecord(epoch, train_loss, f1, f1_tuned if tuned else None))
             if f1 > best_f1:
                 best_f1, best_epoch = f1, epoch
                 best_state = copy.deepcopy(model.state_dict())
+            if tuned and f1_tuned > tuned_f1:
+                tuned_f1, tuned_epoch = f1_tuned, epoch
+                tuned_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(
                 loss=f"{train_loss:.4f}", val_macro_f1=f"{f1:.4f}", best=f"{best_f1:.4f}"
             )
             bar.update(1)
-            if epoch - best_epoch >= opts.patience:
+            if epoch - max(best_epoch, tuned_epoch) >= opts.patience:
                 break
     finally:
         bar.close()
+    checkpoint = None
+    if tuned:
+        other = copy.deepcopy(model)
+        other.load_state_dict(tuned_state)
+        other.eval()
+        checkpoint = Checkpoint(other, tuned_epoch, tuned_f1)
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(
@@ -331,4 +369,5 @@ def _fit(
         best_validation_macro_f1=best_f1,
         history=history,
         seconds=time.perf_counter() - started,
+        thresholds=checkpoint,
     )

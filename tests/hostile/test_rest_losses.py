@@ -101,7 +101,7 @@ LOSS_CASES = [
     Case("hessian-focal-16x8192", "/loss",
          lambda: hessian("focal", 16, 8192, gamma=2.0), "hessian", cheap_ok=True),
     Case("hessian-dice-2x30000", "/loss",
-         lambda: hessian("dice", 2, 30000), "hessian", cheap_ok=True),
+         lambda: hessian("dice", 2, 30000, scope="sample"), "hessian", cheap_ok=True),
     Case("hessian-asymmetric-2x30000", "/loss",
          lambda: hessian("asymmetric", 2, 30000), "hessian", cheap_ok=True),
     Case("hessian-ranking-2x30000", "/loss",

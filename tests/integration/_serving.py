@@ -7,6 +7,7 @@ the wire package's :mod:`lossserve_proto.tensors`.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,12 @@ def loss_body(
     *,
     return_grad: bool = False,
     return_hessian: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``POST /loss`` body with b64 tensors."""
     return {
         "loss": loss,
+        "params": params or {},
         "logits": encode_b64(logits),
         "targets": encode_b64(targets),
         "return_grad": return_grad,
@@ -60,10 +63,12 @@ def loss_message(
     *,
     return_grad: bool = False,
     return_hessian: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> pb.ComputeLossRequest:
     """The same request as :func:`loss_body`, as a ``ComputeLoss`` message."""
     return pb.ComputeLossRequest(
         loss=loss,
+        params_json=json.dumps(params or {}),
         logits=encode_tensor(logits),
         targets=encode_tensor(targets),
         return_grad=return_grad,

@@ -3,7 +3,8 @@
 refused, and the process exits 0 within the grace period; past it, requests are cut off
 with a retryable status and the process still exits 0 at once.
 
-The slow request is the Hessian diagonal of a sample-coupled loss over a large batch: dice
+The slow request is the Hessian diagonal of a sample-coupled loss over a large batch (the
+Dice family per sample, scope="sample": over the batch it has no exact diagonal): dice
 on 50 000 x 20 logits takes about 1 s on one CPU thread, self_adjusting_dice on
 100 000 x 20 about 6-8 s; one worker runs them one after the other.
 """
@@ -112,8 +113,9 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_zero(
     )
     url = f"http://{server.http_url}"
     logits, targets = batch(50_000, 20)
-    body = loss_body("dice", logits, targets, return_grad=True, return_hessian=True)
-    message = loss_message("dice", logits, targets, return_grad=True, return_hessian=True)
+    flags = {"return_grad": True, "return_hessian": True, "params": {"scope": "sample"}}
+    body = loss_body("dice", logits, targets, **flags)
+    message = loss_message("dice", logits, targets, **flags)
     channel = grpc.insecure_channel(server.grpc_url, options=GRPC_OPTIONS)
     stub = pb_grpc.LossServiceStub(channel)
 
@@ -189,7 +191,7 @@ def test_a_request_longer_than_the_grace_period_is_cut_off(
     grace = 1
     server = start({"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace)})
     logits, targets = batch(100_000, 20)
-    flags = {"return_grad": True, "return_hessian": True}
+    flags = {"return_grad": True, "return_hessian": True, "params": {"scope": "sample"}}
     body = loss_body("self_adjusting_dice", logits, targets, **flags)
     message = loss_message("self_adjusting_dice", logits, targets, **flags)
     channel = grpc.insecure_channel(server.grpc_url, options=GRPC_OPTIONS)

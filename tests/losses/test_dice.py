@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kornia.losses
@@ -23,6 +24,7 @@ from losses._dice import (
     self_adjusting_dice_loss,
     tversky_loss,
 )
+from tests.scripts import load_script
 
 LossFn = Callable[..., Tensor]
 NAMES = ["dice", "tversky", "self_adjusting_dice"]
@@ -33,10 +35,12 @@ FUNCTIONS: dict[str, LossFn] = {
 }
 # Non-default parameters for each loss, so that every term of the formula is exercised.
 PARAMS: dict[str, dict[str, Any]] = {
-    "dice": {"smooth": 0.5, "square_denominator": True},
-    "tversky": {"alpha": 0.3, "beta": 0.8, "smooth": 0.5},
+    "dice": {"smooth": 0.5, "square_denominator": False},
+    "tversky": {"alpha": 0.4, "beta": 0.8, "smooth": 0.5},
     "self_adjusting_dice": {"alpha": 1.5, "smooth": 0.5, "coefficient": 1.0},
 }
+# The per-sample forms the hand computations below use (the defaults are batch-level).
+SAMPLE: dict[str, Any] = {"scope": "sample"}
 TASKS = [Task.BINARY, Task.MULTICLASS, Task.MULTILABEL]
 SCOPES = ["sample", "batch"]
 
@@ -77,8 +81,19 @@ def test_dice_hand_computed_binary() -> None:
     x = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64)
     y = torch.tensor([1.0, 0.0], dtype=torch.float64)
     expected = torch.tensor([0.2, 3.0 / 7.0], dtype=torch.float64)
-    torch.testing.assert_close(dice_loss(x, y, reduction="none"), expected)
-    torch.testing.assert_close(dice_loss(x, y), expected.mean())
+    plain = {"scope": "sample", "square_denominator": False}
+    torch.testing.assert_close(dice_loss(x, y, reduction="none", **plain), expected)
+    torch.testing.assert_close(dice_loss(x, y, **plain), expected.mean())
+
+
+def test_dice_hand_computed_defaults_binary_batch_squared() -> None:
+    # The defaults (the authors' released scripts): one overlap over the batch, squared
+    # denominator, s = 1. x = [0, ln 3] -> p = [1/2, 3/4]; y = [1, 0]:
+    # TP = 1/2, Σp² = 1/4 + 9/16 = 13/16, Σy² = 1: 1 - (1 + 1) / (13/16 + 1 + 1) = 13/45
+    x = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert dice_loss(x, y).item() == pytest.approx(13 / 45, rel=1e-12)
+    assert dice_loss(x, y, reduction="none").shape == ()
 
 
 def test_dice_hand_computed_multiclass_and_squared() -> None:
@@ -87,8 +102,10 @@ def test_dice_hand_computed_multiclass_and_squared() -> None:
     # squared: Σp² = 1/16 + 9/16 = 5/8, Σy² = 1: 1 - (5/2) / (5/8 + 1 + 1) = 1 - 20/21 = 1/21
     x = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)
     y = torch.tensor([1])
-    assert dice_loss(x, y).item() == pytest.approx(1.0 / 6.0, rel=1e-12)
-    assert dice_loss(x, y, square_denominator=True).item() == pytest.approx(1.0 / 21.0, rel=1e-12)
+    plain = dice_loss(x, y, scope="sample", square_denominator=False)
+    assert plain.item() == pytest.approx(1.0 / 6.0, rel=1e-12)
+    squared = dice_loss(x, y, scope="sample", square_denominator=True)
+    assert squared.item() == pytest.approx(1.0 / 21.0, rel=1e-12)
 
 
 def test_dice_hand_computed_batch_scope_with_sample_weight() -> None:
@@ -100,14 +117,15 @@ def test_dice_hand_computed_batch_scope_with_sample_weight() -> None:
     x = torch.zeros(2, 2, dtype=torch.float64)
     y = torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
     w = torch.tensor([1.0, 3.0], dtype=torch.float64)
-    per_class = dice_loss(x, y, scope="batch", reduction="none")
+    plain = {"scope": "batch", "square_denominator": False}
+    per_class = dice_loss(x, y, reduction="none", **plain)
     torch.testing.assert_close(per_class, torch.tensor([0.25, 1 / 3], dtype=torch.float64))
-    assert dice_loss(x, y, scope="batch").item() == pytest.approx(7 / 24, rel=1e-12)
-    assert dice_loss(x, y, scope="batch", reduction="sum").item() == pytest.approx(7 / 12)
-    weighted = dice_loss(x, y, scope="batch", reduction="none", sample_weight=w)
+    assert dice_loss(x, y, **plain).item() == pytest.approx(7 / 24, rel=1e-12)
+    assert dice_loss(x, y, reduction="sum", **plain).item() == pytest.approx(7 / 12)
+    weighted = dice_loss(x, y, reduction="none", sample_weight=w, **plain)
     torch.testing.assert_close(weighted, torch.tensor([2 / 7, 1 / 3], dtype=torch.float64))
     # the mean folds classes, not samples: the weights are not applied a second time
-    assert dice_loss(x, y, scope="batch", sample_weight=w).item() == pytest.approx(
+    assert dice_loss(x, y, sample_weight=w, **plain).item() == pytest.approx(
         (2 / 7 + 1 / 3) / 2, rel=1e-12
     )
 
@@ -118,7 +136,7 @@ def test_tversky_hand_computed() -> None:
     # 1 - (3/4 + 1) / (3/4 + 0.075 + 0.175 + 1) = 1 - 1.75 / 2 = 0.125
     x = torch.tensor([[math.log(3.0), -math.log(3.0)]], dtype=torch.float64)
     y = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
-    value = tversky_loss(x, y, alpha=0.3, beta=0.7)
+    value = tversky_loss(x, y, alpha=0.3, beta=0.7, **SAMPLE)
     assert value.item() == pytest.approx(0.125, rel=1e-12)
 
 
@@ -129,8 +147,9 @@ def test_self_adjusting_dice_hand_computed() -> None:
     # coefficient 1: 1 - (3/16 + 1) / (19/8) = 1 - 19/38 = 1/2
     x = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)
     y = torch.tensor([1])
-    assert self_adjusting_dice_loss(x, y).item() == pytest.approx(8 / 19, rel=1e-12)
-    value = self_adjusting_dice_loss(x, y, coefficient=1.0)
+    paper = {"alpha": 1.0, "scope": "sample", "square_denominator": False}
+    assert self_adjusting_dice_loss(x, y, **paper).item() == pytest.approx(8 / 19, rel=1e-12)
+    value = self_adjusting_dice_loss(x, y, coefficient=1.0, **paper)
     assert value.item() == pytest.approx(0.5, rel=1e-12)
 
 
@@ -138,7 +157,7 @@ def test_self_adjusting_dice_hand_computed_at_p_one() -> None:
     # x = 1e4 -> p = 1 exactly, (1-p)^1 = exp(logsigmoid(-1e4)) = 0, so p~ = 0; y = 1, s = 1:
     # 1 - (0 + 1) / (0 + 1 + 1) = 1/2: the easy positive is pushed back to ratio 1/2.
     x = torch.tensor([1e4], requires_grad=True)
-    value = self_adjusting_dice_loss(x, torch.tensor([1.0]))
+    value = self_adjusting_dice_loss(x, torch.tensor([1.0]), alpha=1.0)
     value.backward()
     assert value.item() == pytest.approx(0.5)
     assert x.grad is not None and torch.isfinite(x.grad).all()
@@ -150,7 +169,7 @@ def test_smooth_zero_empty_sets_are_continuous_in_the_logits() -> None:
     x = torch.tensor([-1e4, -104.0, -100.0, 0.0], requires_grad=True)
     y = torch.zeros(4)
     for fn in FUNCTIONS.values():
-        value = fn(x, y, smooth=0.0, reduction="none")
+        value = fn(x, y, smooth=0.0, reduction="none", **SAMPLE)
         torch.testing.assert_close(value, torch.ones(4))
         (grad,) = torch.autograd.grad(value.sum(), x)
         assert torch.isfinite(grad).all()
@@ -177,7 +196,7 @@ def test_tversky_half_half_is_dice_with_twice_the_smoothing(
     w = torch.rand(x.shape[0], dtype=dtype, device=device)
     kwargs: dict[str, Any] = {"scope": scope, "reduction": "none", "sample_weight": w}
     v1, g1 = _value_and_grad(tversky_loss, x, y, alpha=0.5, beta=0.5, smooth=smooth, **kwargs)
-    v2, g2 = _value_and_grad(dice_loss, x, y, smooth=2 * smooth, **kwargs)
+    v2, g2 = _value_and_grad(dice_loss, x, y, smooth=2 * smooth, square_denominator=False, **kwargs)
     torch.testing.assert_close(v1, v2)
     torch.testing.assert_close(g1, g2)
 
@@ -203,7 +222,8 @@ def test_tversky_one_one_is_soft_jaccard(task: Task) -> None:
     tp = p * t if task is Task.BINARY else (p * t).sum(1)
     union = p + t - p * t if task is Task.BINARY else (p + t - p * t).sum(1)
     expected = 1 - (tp + 1.0) / (union + 1.0)
-    torch.testing.assert_close(tversky_loss(x, y, alpha=1.0, beta=1.0, reduction="none"), expected)
+    value = tversky_loss(x, y, alpha=1.0, beta=1.0, reduction="none", **SAMPLE)
+    torch.testing.assert_close(value, expected)
 
 
 # --- analytic properties -------------------------------------------------------------------------
@@ -271,8 +291,9 @@ def test_sample_scope_mean_is_weighted_average(name: str) -> None:
     x, y = make(Task.MULTICLASS, n=5)
     w = torch.tensor([1.0, 0.0, 2.0, 0.5, 1.5], dtype=torch.float64)
     fn = FUNCTIONS[name]
-    per = fn(x, y, reduction="none", **PARAMS[name])
-    torch.testing.assert_close(fn(x, y, sample_weight=w, **PARAMS[name]), (per * w).sum() / w.sum())
+    per = fn(x, y, reduction="none", **SAMPLE, **PARAMS[name])
+    weighted = fn(x, y, sample_weight=w, **SAMPLE, **PARAMS[name])
+    torch.testing.assert_close(weighted, (per * w).sum() / w.sum())
 
 
 def test_perfect_and_opposite_predictions() -> None:
@@ -310,8 +331,8 @@ def test_gradcheck_and_gradgradcheck_float64(name: str, task: Task, scope: str) 
 @pytest.mark.parametrize(
     ("module", "name"),
     [
-        (DiceLoss(smooth=0.5, square_denominator=True, scope="batch", reduction="sum"), "dice"),
-        (TverskyLoss(alpha=0.3, beta=0.8, smooth=0.5, scope="batch", reduction="sum"), "tversky"),
+        (DiceLoss(smooth=0.5, square_denominator=False, scope="batch", reduction="sum"), "dice"),
+        (TverskyLoss(alpha=0.4, beta=0.8, smooth=0.5, scope="batch", reduction="sum"), "tversky"),
         (
             SelfAdjustingDiceLoss(
                 alpha=1.5, smooth=0.5, coefficient=1.0, scope="batch", reduction="sum"
@@ -401,12 +422,36 @@ def test_bad_inputs_raise(name: str) -> None:
 _EPS = 1e-12
 
 
+def _released_dice(logits: Tensor, targets: Tensor, alpha: float) -> Tensor:
+    """The authors' released ``DiceLoss`` on one logit per example (ShannonAI/dice_loss_for_NLP,
+    ``loss/dice_loss.py``, ``_binary_class`` then ``_compute_dice_loss``), with their
+    scripts' flags ``--dice_smooth 1 --dice_square --dice_alpha``: the sigmoid of the flattened
+    batch, ``p <- (1 - p)^alpha p``, one overlap over the whole batch."""
+    p = torch.sigmoid(logits.reshape(-1))
+    p = ((1 - p) ** alpha) * p
+    intersection = torch.sum(p * targets)
+    smooth = 1.0
+    return 1 - (2 * intersection + smooth) / (
+        torch.sum(torch.square(p)) + torch.sum(torch.square(targets)) + smooth
+    )
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01])
+def test_defaults_are_the_authors_released_configuration(alpha: float) -> None:
+    x, y = make(Task.BINARY, n=16)
+    expected, expected_grad = _value_and_grad(lambda z, t: _released_dice(z, t, alpha), x, y)
+    fn = dice_loss if alpha == 0.0 else self_adjusting_dice_loss
+    value, grad = _value_and_grad(fn, x, y)  # the defaults: alpha 0.01 for the latter
+    torch.testing.assert_close(value, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
 def test_parity_kornia_dice_micro_is_sample_scope() -> None:
     # kornia takes (B, C, H, W) logits with the softmax inside and (B, H, W) targets.
     # average="micro" sums over classes and pixels of each sample, then means the batch: with
     # H = W = 1 that is our multiclass scope="sample" with reduction="mean".
     x, y = make(Task.MULTICLASS, n=10, c=4)
-    v1, g1 = _value_and_grad(dice_loss, x, y, smooth=0.0)
+    v1, g1 = _value_and_grad(dice_loss, x, y, smooth=0.0, square_denominator=False, **SAMPLE)
     ref = lambda z, t: kornia.losses.dice_loss(  # noqa: E731
         z.reshape(10, 4, 1, 1), y.reshape(10, 1, 1), average="micro", eps=_EPS
     )
@@ -422,7 +467,7 @@ def test_parity_kornia_dice_macro_is_batch_scope() -> None:
     # once every class is present (kornia leaves absent classes out of the mean; we keep them,
     # where the loss is 1 - s / (Σp + s)).
     x, y = make(Task.MULTICLASS, n=12, c=4)
-    v1, g1 = _value_and_grad(dice_loss, x, y, smooth=0.0, scope="batch")
+    v1, g1 = _value_and_grad(dice_loss, x, y, smooth=0.0, scope="batch", square_denominator=False)
     ref = lambda z, t: kornia.losses.dice_loss(  # noqa: E731
         z.T.reshape(1, 4, 12, 1), y.reshape(1, 12, 1), average="macro", eps=_EPS
     )
@@ -537,7 +582,7 @@ def _extreme(task: Task) -> tuple[Tensor, Tensor]:
 def test_extreme_logits_value_gradient_hessian_finite(name: str, task: Task, smooth: float) -> None:
     x, y = _extreme(task)
     params = {**PARAMS[name], "smooth": smooth}
-    out = losses.derivatives(name, x, y, hessian=True, **params)
+    out = losses.derivatives(name, x, y, hessian=True, **SAMPLE, **params)
     assert torch.isfinite(out.value).all()
     assert torch.isfinite(out.grad).all()
     assert out.hessian_diag is not None and torch.isfinite(out.hessian_diag).all()
@@ -558,7 +603,7 @@ def test_all_negative_and_all_positive_batches_finite(name: str, task: Task, kin
         y = torch.zeros_like(x) if kind == "all_negative" else torch.ones_like(x)
     for smooth in (0.0, 1.0):
         params = {**PARAMS[name], "smooth": smooth}
-        out = losses.derivatives(name, x, y, hessian=True, **params)
+        out = losses.derivatives(name, x, y, hessian=True, **SAMPLE, **params)
         assert torch.isfinite(out.value) and torch.isfinite(out.grad).all()
         assert out.hessian_diag is not None and torch.isfinite(out.hessian_diag).all()
         batch = losses.derivatives(name, x, y, scope="batch", **params)
@@ -596,9 +641,9 @@ def test_half_precision_computes_in_float32(
 def test_exact_hessian_diagonal(name: str, task: Task) -> None:
     x, y = make(task, n=4, c=3)
     w = torch.tensor([0.5, 1.0, 2.0, 1.5], dtype=torch.float64)
-    out = losses.derivatives(name, x, y, hessian=True, sample_weight=w, **PARAMS[name])
+    out = losses.derivatives(name, x, y, hessian=True, sample_weight=w, **SAMPLE, **PARAMS[name])
     full = torch.autograd.functional.hessian(
-        lambda z: FUNCTIONS[name](z, y, sample_weight=w, **PARAMS[name]), x
+        lambda z: FUNCTIONS[name](z, y, sample_weight=w, **SAMPLE, **PARAMS[name]), x
     )
     diag = full.reshape(x.numel(), x.numel()).diagonal().reshape(x.shape)
     assert out.hessian_diag is not None
@@ -625,13 +670,47 @@ def test_registry_entry_and_coupling(name: str) -> None:
     assert spec.tasks == frozenset(TASKS)
     assert spec.sample_separable is False
     for task in TASKS:
-        assert spec.coupling(spec.validate({}), task) is Coupling.SAMPLE
-        assert spec.coupling(spec.validate({"scope": "batch"}), task) is Coupling.BATCH
+        assert spec.coupling(spec.validate({}), task) is Coupling.BATCH
+        assert spec.coupling(spec.validate({"scope": "sample"}), task) is Coupling.SAMPLE
     schema = spec.json_schema()["properties"]
     assert schema["scope"]["enum"] == ["sample", "batch"]
-    assert schema["scope"]["default"] == "sample"
+    assert schema["scope"]["default"] == "batch"
     assert schema["smooth"]["default"] == 1.0
     x, y = make(Task.MULTICLASS)
     torch.testing.assert_close(
         losses.compute(name, x, y, **PARAMS[name]), FUNCTIONS[name](x, y, **PARAMS[name])
     )
+
+
+# --- the degeneracies at alpha near 1 that the docstring and its figure state ---------------
+
+
+def test_self_adjusting_dice_at_alpha_one_is_degenerate_per_example() -> None:
+    p = torch.linspace(0.02, 0.98, 49, dtype=torch.float64)
+    z = (torch.log(p) - torch.log1p(-p)).requires_grad_(True)
+    paper = {"alpha": 1.0, "scope": "sample", "square_denominator": False, "reduction": "none"}
+    positive = self_adjusting_dice_loss(z, torch.ones_like(p), **paper)
+    (grad,) = torch.autograd.grad(positive.sum(), z)
+    # a positive's loss is lowest at p = 1/2, and past it the gradient pushes the logit down
+    assert p[positive.argmin()].item() == pytest.approx(0.5)
+    assert (grad[p > 0.5] > 0).all() and (grad[p < 0.5] < 0).all()
+    # a negative's loss falls to 0 at both ends: the wrong pole costs nothing
+    ends = torch.tensor([-30.0, 30.0], dtype=torch.float64)
+    negative = self_adjusting_dice_loss(ends, torch.zeros(2, dtype=torch.float64), **paper)
+    assert negative.max().item() < 1e-12
+    # at the defaults (alpha 0.01) a lone positive's loss falls all the way to p = 0.98
+    default = self_adjusting_dice_loss(
+        z.detach(), torch.ones_like(p), scope="sample", reduction="none"
+    )
+    assert default.argmin().item() == len(p) - 1
+
+
+def test_the_figure_script_draws_every_registry_loss(tmp_path: Path) -> None:
+    figures = load_script("loss_figures")
+    assert figures.main(["--out", str(tmp_path)]) == 0
+    for name in ("losses_vs_pt.png", "self_adjusting_dice.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pt = torch.tensor([0.2, 0.9], dtype=torch.float64)
+    for name in losses.names():
+        values, _ = figures.loss_at(name, pt)
+        assert torch.isfinite(values).all(), name

@@ -136,7 +136,8 @@ def test_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "docs" / "results.md"
     argv = [
         "experiment", "digits-lt",
-        "--seeds", "0", "1",
+        "--folds", "3",
+        "--learning-rates", "0.001", "0.003",
         "--losses", "cross_entropy+balanced,logit_adjusted_cross_entropy",
         "--epochs", "2",
         "--hidden", "16",
@@ -145,14 +146,24 @@ def test_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ]  # fmt: skip
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert "cross_entropy+balanced seed 1: test macro-F1" in err
+    assert [line.split(":")[0] for line in err.splitlines()[:3]] == [
+        "seed 0 fold 1", "seed 0 fold 2", "seed 0 fold 3",
+    ]  # fmt: skip
     text = output.read_text()
-    assert out == text + "\n"  # printed, and written as printed
-    assert "## digits-lt: test macro-F1" in text
-    assert "| MLP | cross_entropy | balanced | " in text
-    assert "| MLP | logit_adjusted_cross_entropy | - | " in text
-    assert 'LogisticRegression(class_weight="balanced")' in text
-    assert " ± " in text  # two seeds: mean ± std
+    assert text.startswith("<!-- experiment: digits-lt -->\n## digits-lt: test macro-F1")
+    assert out.strip() in text  # printed, and written as printed
+    assert "3-fold stratified cross-validation x 1 seed (0)" in text
+    # the reference first, then the variants asked for, then the baselines
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split(" | ")[1:3] for r in rows[1:]] == [
+        ["cross_entropy", "-"],
+        ["cross_entropy", "balanced"],
+        ["logit_adjusted_cross_entropy", "-"],
+        ["-", "balanced"],
+        ["-", "balanced"],
+    ]
+    assert "| reference |" in rows[1] and " ± " in rows[1]  # three folds: mean ± std
+    assert "With argmax: " in text and "With offsets: " in text
 
 
 def test_experiment_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,7 +171,8 @@ def test_experiment_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture
     argv = [
         "experiment", str(data),
         "--label", "kind",
-        "--seeds", "0",
+        "--folds", "2",
+        "--learning-rates", "0.01",
         "--losses", "cross_entropy",
         "--epochs", "2",
         "--quiet",
@@ -169,6 +181,18 @@ def test_experiment_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "## animals.csv: test macro-F1" in out
     assert "| MLP | cross_entropy | - | " in out
+
+
+def test_experiment_more_folds_than_rows_of_a_class(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "digits-lt", "--quiet"]) == 2  # 5 folds; digit 9 has 3 rows
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(
+            "folds: expected at least 5 rows of class '9' for 5 folds (one in each test fold), "
+            "got 3; use fewer folds"
+        )
+    )
 
 
 def test_experiment_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
