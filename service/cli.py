@@ -582,11 +582,16 @@ def _train(args: argparse.Namespace) -> int:
         refit_thresholds=args.refit_thresholds,
         **_data_columns(args),
         quiet=args.quiet,
+        metric=args.metric,
+        budget_s=args.budget,
+        jobs=args.jobs,
     )
     result = train(config)
     for note in result.notes:
         print(note, file=sys.stderr)
     card, seconds = result.card, result.seconds
+    if card.selection is not None:
+        print(_selection_text(card.selection))
     print(
         f"{card.name} version {card.version} ({card.task}, {card.loss}): test macro-F1 "
         f"{card.test.macro_f1_argmax:.4f} plain, {card.test.macro_f1_thresholds:.4f} with "
@@ -597,6 +602,27 @@ def _train(args: argparse.Namespace) -> int:
     timing = ", ".join(f"{key} {value:.2f}" for key, value in seconds.items())
     print(f"wrote {result.model_path} and card.json (seconds: {timing})")
     return 0
+
+
+def _selection_text(selection: dict[str, Any]) -> str:
+    """``--loss auto``'s comparison, one line a candidate."""
+    lines = [
+        f"chose {selection['chosen']} (learning rate {selection['learning_rate']:g}) by "
+        f"{selection['metric']} over {selection['folds']} folds; mean, and the difference "
+        f"from {selection['reference']} [95%]:"
+    ]
+    for row in selection["candidates"]:
+        if "mean" not in row:
+            lines.append(f"  {row['key']}: {row['note']}")
+            continue
+        low, high = row["interval"]
+        delta = (
+            "reference"
+            if row["key"] == selection["reference"]
+            else f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+        )
+        lines.append(f"  {row['key']}: {row['mean']:.3f} ± {row['std']:.3f}, {delta}")
+    return "\n".join(lines)
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -791,7 +817,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="digits-lt, breast-cancer-imbalanced, multilabel-synth, or a .csv/.parquet/.npz file "
         "(required)",
     )
-    fit.add_argument("--loss", required=True, help="a registry loss name, GET /losses (required)")
+    fit.add_argument(
+        "--loss",
+        required=True,
+        help="a registry loss name (GET /losses), or auto: every loss for the task (and the "
+        "class-weighted variants) cross-validated on the training data, the best kept "
+        "(required)",
+    )
+    fit.add_argument(
+        "--metric",
+        choices=["macro_f1", "macro_f1_plain"],
+        default="macro_f1",
+        help="--loss auto: choose by macro-F1 with the learned decision rule, or with plain "
+        "decisions (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="--loss auto: no further candidate loss starts past this many seconds (default: none)",
+    )
+    fit.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--loss auto: folds trained at once, in processes (default: %(default)s)",
+    )
     fit.add_argument(
         "--params",
         type=_params,

@@ -116,6 +116,22 @@ class ModelCard(BaseModel):
     created_at: str = Field(description="ISO 8601, UTC.")
     dataset: str
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    training: dict[str, Any] | None = Field(
+        None,
+        description="How it was trained: the options (seed, learning rate, epochs, ...), the "
+        "rows of each split, and the epoch kept.",
+    )
+    per_class: list[dict[str, Any]] | None = Field(
+        None,
+        description="Test split, with the decision rule: each label's precision, recall, F1 "
+        "and support (binary: both classes).",
+    )
+    selection: dict[str, Any] | None = Field(
+        None,
+        description="lossserve train --loss auto: how the loss was chosen (the protocol, "
+        "every candidate's mean macro-F1 over the folds and its difference from "
+        "cross-entropy with a 95% interval, the winner and its learning rate).",
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_input(self) -> ModelCard:

@@ -55,12 +55,14 @@ from .thresholds import fit_decision_rule
 from .trainer import FitResult, TrainOptions, fit, predict_logits, resolve_loss, scores
 
 __all__ = [
+    "BASELINES",
     "VARIANTS",
     "ExperimentResult",
     "ExperimentRow",
     "FoldScore",
     "Protocol",
     "Variant",
+    "cross_validate",
     "run_experiment",
     "write_section",
 ]
@@ -447,67 +449,70 @@ def _score(
 # ---------------------------------------------------------------------------- one fold
 
 
-def _run_fold(
-    dataset: Dataset,
-    pooled: Split,
-    fixed_test: Split | None,
-    fold: _Fold,
-    variants: Sequence[Variant],
-    protocol: Protocol,
-    options: TrainOptions,
-) -> dict[str, FoldScore | str]:
-    """Every variant and baseline on one outer fold: key -> score (or why none)."""
-    task = dataset.task
+def _inner(
+    dataset: Dataset, pooled: Split, fixed_test: Split | None, fold: _Fold, protocol: Protocol
+) -> Dataset:
+    """One outer fold as a dataset: inner training rows, the inner validation split, and the
+    outer test rows."""
     outer = Split(pooled.features[fold.train], pooled.targets[fold.train])
     test = fixed_test or Split(pooled.features[fold.test], pooled.targets[fold.test])
-    held = _split_in_two(task, outer.targets, protocol.validation_fraction, fold.seed)
-    inner = dataclasses.replace(
+    held = _split_in_two(dataset.task, outer.targets, protocol.validation_fraction, fold.seed)
+    return dataclasses.replace(
         dataset,
         train=Split(outer.features[~held], outer.targets[~held]),
         validation=Split(outer.features[held], outer.targets[held]),
         test=test,
         tabular=None,
     )
-    val_y, test_y = inner.validation.targets, test.targets
-    out: dict[str, FoldScore | str] = {}
-    for variant in variants:
-        loss = resolve_loss(
-            inner, variant.loss, variant.params, class_weights=variant.class_weights
-        )
-        runs: list[tuple[float, FitResult]] = []
-        for rate in protocol.learning_rates:
-            opts = options.model_copy(update={"learning_rate": rate, "seed": fold.seed})
-            runs.append((rate, fit(inner, loss, opts, track_thresholds=True)))
-        rate, plain = max(runs, key=lambda r: r[1].best_validation_macro_f1)
-        tuned = max(
-            (r[1] for r in runs),
-            key=lambda f: f.thresholds.validation_macro_f1 if f.thresholds else -1.0,
-        )
-        tuned_model = tuned.thresholds.model if tuned.thresholds else tuned.model
 
-        def logits(model: Any, split: Split) -> npt.NDArray[np.float32]:
-            return scores(task, predict_logits(model, split.features))
 
-        out[variant.key] = _score(
-            task,
-            logits(plain.model, test),
-            logits(tuned_model, inner.validation),
-            logits(tuned_model, test),
-            val_y,
-            test_y,
-            fold.seed,
-            learning_rate=rate,
-            loss=loss.name,
-            params=loss.params,
-        )
-    for name, baseline in ((LOGISTIC, _logistic), (LIGHTGBM, _lightgbm)):
+def _run_unit(
+    dataset: Dataset,
+    pooled: Split,
+    fixed_test: Split | None,
+    fold: _Fold,
+    unit: Variant | str,
+    protocol: Protocol,
+    options: TrainOptions,
+) -> FoldScore | str:
+    """A variant (or a baseline, by name) on one outer fold: its score, or why none."""
+    task = dataset.task
+    inner = _inner(dataset, pooled, fixed_test, fold, protocol)
+    val_y, test_y = inner.validation.targets, inner.test.targets
+    if isinstance(unit, str):
+        baseline = _logistic if unit == LOGISTIC else _lightgbm
         try:
-            val, tst = baseline(task, inner, fold.seed)
+            val, test = baseline(task, inner, fold.seed)
         except ImportError as exc:
-            out[name] = f"not installed ({exc.name})"
-            continue
-        out[name] = _score(task, tst, val, tst, val_y, test_y, fold.seed)
-    return out
+            return f"not installed ({exc.name})"
+        return _score(task, test, val, test, val_y, test_y, fold.seed)
+    loss = resolve_loss(inner, unit.loss, unit.params, class_weights=unit.class_weights)
+    runs: list[tuple[float, FitResult]] = []
+    for rate in protocol.learning_rates:
+        opts = options.model_copy(update={"learning_rate": rate, "seed": fold.seed})
+        runs.append((rate, fit(inner, loss, opts, track_thresholds=True)))
+    rate, plain = max(runs, key=lambda r: r[1].best_validation_macro_f1)
+    tuned = max(
+        (r[1] for r in runs),
+        key=lambda f: f.thresholds.validation_macro_f1 if f.thresholds else -1.0,
+    )
+    tuned_model = tuned.thresholds.model if tuned.thresholds else tuned.model
+
+    def logits(model: Any, split: Split) -> npt.NDArray[np.float32]:
+        return scores(task, predict_logits(model, split.features))
+
+    return _score(
+        task,
+        logits(plain.model, inner.test),
+        logits(tuned_model, inner.validation),
+        logits(tuned_model, inner.test),
+        val_y,
+        test_y,
+        fold.seed,
+        learning_rate=rate,
+        loss=loss.name,
+        params=loss.params,
+    )
 
 
 # ---------------------------------------------------------------------------- baselines
@@ -591,6 +596,69 @@ def _lightgbm(task: Task, inner: Dataset, seed: int) -> Scores:
 # ---------------------------------------------------------------------------- the run
 
 
+def cross_validate(
+    data: Dataset,
+    variants: Sequence[Variant],
+    *,
+    protocol: Protocol | None = None,
+    options: TrainOptions | None = None,
+    baselines: bool = True,
+    jobs: int = 1,
+    budget_s: float | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: bool = False,
+) -> ExperimentResult:
+    """``variants`` (the first is the reference) and, with ``baselines``, the baselines,
+    through :class:`Protocol`'s folds of ``data``: one after the other, each over its folds
+    (``jobs`` at once, in processes). Past ``budget_s`` seconds no further variant starts;
+    those left are rows without scores that say so. ``progress``: a tqdm bar on stderr when
+    it is a terminal."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    plan = protocol or Protocol()
+    opts = options or TrainOptions()
+    pooled, fixed_test = _pooled(data)
+    folds = _outer_folds(data, pooled, plan)
+    units: list[Variant | str] = [*variants, *(BASELINES if baselines else ())]
+    rows = [
+        ExperimentRow(v.key, opts.architecture.upper(), v.loss, v.class_weights) for v in variants
+    ]
+    rows += [ExperimentRow(n, n, "-", "balanced") for n in (BASELINES if baselines else ())]
+    bar = tqdm(
+        total=len(units) * len(folds),
+        desc=f"cross-validating on {data.name}",
+        unit="fit",
+        disable=None if progress else True,  # None: off unless stderr is a terminal
+    )
+    with bar, Parallel(n_jobs=jobs, return_as="generator") as parallel:
+        for unit, row in zip(units, rows, strict=True):
+            elapsed = time.perf_counter() - started
+            if budget_s is not None and elapsed > budget_s and row is not rows[0]:
+                row.note = f"not run: past the {budget_s:g} s budget"
+                bar.update(len(folds))
+                continue
+            calls = (
+                delayed(_run_unit)(data, pooled, fixed_test, fold, unit, plan, opts)
+                for fold in folds
+            )
+            for scored in parallel(calls):
+                if isinstance(scored, str):
+                    row.note = scored
+                else:
+                    row.folds.append(scored)
+                bar.update(1)
+            if log is not None and row.folds:
+                log(
+                    f"{row.key}: macro-F1 {statistics.fmean(row.argmax):.3f} plain, "
+                    f"{statistics.fmean(row.thresholds):.3f} with the decision rule, over "
+                    f"{len(row.folds)} folds ({time.perf_counter() - started:.0f} s so far)"
+                )
+    share = 0.0 if data.fixed_test else float(np.mean([len(f.test) / len(f.train) for f in folds]))
+    return ExperimentResult(data, plan, opts, rows, time.perf_counter() - started, share)
+
+
 def run_experiment(
     dataset: str,
     *,
@@ -605,7 +673,7 @@ def run_experiment(
     drop: Sequence[str] | None = None,
 ) -> ExperimentResult:
     """Every variant of the dataset's task (or those named, the reference always first) and
-    the baselines through :class:`Protocol`'s folds; ``jobs`` folds at once (processes).
+    the baselines, by :func:`cross_validate`.
 
     ``dataset``: a built-in name, or a user file with its columns (``label``, ``features``,
     ``split_column``, ``drop``) as :func:`~lossserve.training.datasets.load_dataset` takes
@@ -615,10 +683,6 @@ def run_experiment(
     Raises:
         ValueError: an unknown dataset or variant name, a bad protocol.
     """
-    from joblib import Parallel, delayed
-
-    started = time.perf_counter()
-    plan = protocol or Protocol()
     data = load_dataset(
         dataset, label=label, features=features, split_column=split_column, drop=drop
     )
@@ -633,29 +697,4 @@ def run_experiment(
                 f"{', '.join(unknown) if unknown else 'none'}"
             )
         chosen = [available[0]] + [keys[k] for k in variants if k != available[0].key]
-    opts = options or TrainOptions()
-    pooled, fixed_test = _pooled(data)
-    folds = _outer_folds(data, pooled, plan)
-    rows = [
-        ExperimentRow(v.key, opts.architecture.upper(), v.loss, v.class_weights) for v in chosen
-    ]
-    rows += [ExperimentRow(name, name, "-", "balanced") for name in BASELINES]
-    results = Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(_run_fold)(data, pooled, fixed_test, fold, chosen, plan, opts) for fold in folds
-    )
-    for fold, scored in zip(folds, results, strict=True):
-        for row in rows:
-            value = scored[row.key]
-            if isinstance(value, str):
-                row.note = value
-            else:
-                row.folds.append(value)
-        if log is not None:
-            parts = ", ".join(
-                f"{r.key} {r.folds[-1].argmax:.3f}/{r.folds[-1].thresholds:.3f}"
-                for r in rows
-                if r.folds
-            )
-            log(f"seed {fold.seed} fold {fold.index + 1}: {parts}")
-    share = 0.0 if data.fixed_test else float(np.mean([len(f.test) / len(f.train) for f in folds]))
-    return ExperimentResult(data, plan, opts, rows, time.perf_counter() - started, share)
+    return cross_validate(data, chosen, protocol=protocol, options=options, jobs=jobs, log=log)

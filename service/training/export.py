@@ -189,12 +189,15 @@ def publish(
     test_features: npt.NDArray[np.float32],
     card: Callable[[int, str, float], ModelCard],
     tabular: Tabular | None = None,
+    beside: Callable[[Path, ModelCard], object] | None = None,
 ) -> tuple[Path, ModelCard]:
     """Export, verify and add ``model`` to ``repository`` as the next version of ``name``.
 
     ``card(version, sha256, onnx_tolerance)`` builds the card. ``tabular``: the data's
     preprocessing, exported in front of the network (the model then takes the raw columns,
-    checked on the raw test rows). Returns the version folder and the card written there.
+    checked on the raw test rows). ``beside(folder, card)`` writes other files into the
+    version's folder before it appears (the report). Returns the version folder and the card
+    written there.
 
     Raises:
         ValueError: a bad model name.
@@ -222,6 +225,8 @@ def publish(
             version = next_version(model_dir)
             written = card(version, digest, tolerance)
             written.write(staging)
+            if beside is not None:
+                beside(staging, written)
             target = model_dir / str(version)
             try:
                 os.rename(staging, target)  # fails on a non-empty target: never overwrites

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,9 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..core.evaluator import evaluate
+from ..core.types import EvaluateRequest
 from ..models.card import ColumnSpec, InputSpec, ModelCard, SplitMetrics
-from .datasets import Dataset, load_dataset
+from .datasets import SPLITS, Dataset, load_dataset
 from .export import OUTPUT_NAMES, check_model_name, publish
+from .report import per_class, write_report
+from .selection import AUTO, Metric, select_loss
 from .thresholds import DecisionRule, fit_decision_rule, split_metrics
 from .trainer import FitResult, TrainOptions, fit, predict_logits, resolve_loss, scores
 
@@ -25,7 +30,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(description="A built-in dataset name or a CSV/Parquet/NPZ path.")
-    loss: str
+    loss: str = Field(description="A registry loss, or 'auto': chosen by cross-validation.")
     params: dict[str, Any] = Field(default_factory=dict)
     name: str
     repository: Path
@@ -38,6 +43,15 @@ class TrainConfig(BaseModel):
     split_column: str | None = None
     drop: list[str] | None = None
     quiet: bool = False
+    metric: Metric = Field(
+        "macro_f1",
+        description="--loss auto: what the loss is chosen by, over the folds: macro-F1 with "
+        "the decision rule (macro_f1) or with plain decisions (macro_f1_plain).",
+    )
+    budget_s: float | None = Field(
+        None, gt=0, description="--loss auto: no further candidate starts past this many seconds."
+    )
+    jobs: int = Field(1, ge=1, description="--loss auto: folds trained at once (processes).")
 
 
 @dataclass
@@ -92,6 +106,10 @@ def train(config: TrainConfig) -> TrainResult:
     4. Export to ONNX, verify it with ONNX Runtime on the test split, and write
        ``<repository>/<name>/<version>/{model.onnx,card.json}``.
 
+    With ``loss="auto"`` the loss (and its learning rate) is chosen first by
+    :func:`~lossserve.training.selection.select_loss`, and the comparison goes into the card
+    (``selection``).
+
     Raises:
         ValueError: bad data, loss, params, class weights or model name (before training).
         ExportError: ONNX Runtime does not reproduce the model; nothing is written.
@@ -106,17 +124,47 @@ def train(config: TrainConfig) -> TrainResult:
         split_column=config.split_column,
         drop=config.drop,
     )
-    loss = resolve_loss(dataset, config.loss, config.params, class_weights=config.class_weights)
     seconds["load"] = time.perf_counter() - started
+    selection = None
+    options = config.options
+    if config.loss == AUTO:
+        if config.params or config.class_weights:
+            raise ValueError(
+                "loss: expected no params or class weights with --loss auto (each candidate "
+                "has its own), got some"
+            )
+        mark = time.perf_counter()
+        selection = select_loss(
+            dataset,
+            metric=config.metric,
+            options=options,
+            budget_s=config.budget_s,
+            jobs=config.jobs,
+            progress=not config.quiet,
+        )
+        seconds["select"] = time.perf_counter() - mark
+        chosen = selection.variant
+        loss = resolve_loss(dataset, chosen.loss, chosen.params, class_weights=chosen.class_weights)
+        options = options.model_copy(update={"learning_rate": selection.learning_rate})
+    else:
+        loss = resolve_loss(dataset, config.loss, config.params, class_weights=config.class_weights)
 
     mark = time.perf_counter()
     result = fit(
         dataset,
         loss,
-        config.options,
+        options,
         quiet=config.quiet,
-        description=f"{config.name} ({config.loss})",
+        description=f"{config.name} ({loss.name})",
+        track_thresholds=selection is not None and config.metric == "macro_f1",
     )
+    if result.thresholds is not None:  # the checkpoint of the column the loss won
+        result = dataclasses.replace(
+            result,
+            model=result.thresholds.model,
+            best_epoch=result.thresholds.epoch,
+            best_validation_macro_f1=result.thresholds.validation_macro_f1,
+        )
     seconds["fit"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -125,6 +173,16 @@ def train(config: TrainConfig) -> TrainResult:
     )
     seconds["thresholds"] = time.perf_counter() - mark
 
+    test_scores = scores(dataset.task, predict_logits(result.model, dataset.test.features))
+    tested = evaluate(
+        EvaluateRequest(logits=test_scores, targets=dataset.test.targets, thresholds=rule.values)
+    )
+    training = {
+        "options": options.model_dump(mode="json"),
+        "rows": {split: len(dataset.split(split)) for split in SPLITS},
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+    }
     tabular = dataset.tabular
     columns = []
     if tabular is not None:
@@ -155,6 +213,14 @@ def train(config: TrainConfig) -> TrainResult:
             sha256=sha256,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             dataset=config.dataset,
+            selection=None if selection is None else selection.summary(),
+            training=training,
+            per_class=per_class(dataset.labels, dataset.task, tested),
+        )
+
+    def report(folder: Path, written: ModelCard) -> None:
+        write_report(
+            folder, written, result.history, result.best_epoch, test_scores, dataset.test.targets
         )
 
     mark = time.perf_counter()
@@ -166,6 +232,7 @@ def train(config: TrainConfig) -> TrainResult:
         dataset.test.features,
         card,
         tabular,
+        beside=report,
     )
     seconds["export"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import losses
+from losses import Task
 from lossserve.cli import main
 from lossserve.models.card import ModelCard, sha256_of
 
@@ -47,6 +50,17 @@ def test_train_builtin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert card.loss_params["pos_weight"] > 1.0  # negatives / positives
     assert card.threshold_kind == "thresholds" and len(card.thresholds) == 1
     assert card.sha256 == sha256_of(tmp_path / "breast" / "1" / "model.onnx")
+    # what it was trained with, on how many rows, and how each class fares on test
+    assert card.training is not None and card.training["options"]["architecture"] == "linear"
+    assert card.training["rows"] == {"train": 236, "validation": 78, "test": 78}
+    assert card.per_class is not None
+    assert [c["label"] for c in card.per_class] == ["benign", "malignant"]
+    assert [c["support"] for c in card.per_class] == [71, 7]
+    report = (tmp_path / "breast" / "1" / "report.html").read_text()
+    for section in ("Per class", "Confusion", "Precision-recall", "Reliability", "Training"):
+        assert f"<h2>{section}" in report
+    assert report.count("data:image/png;base64,") == 4
+    assert "How the loss was chosen" not in report
 
 
 def test_train_user_csv(
@@ -146,9 +160,11 @@ def test_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ]  # fmt: skip
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert [line.split(":")[0] for line in err.splitlines()[:3]] == [
-        "seed 0 fold 1", "seed 0 fold 2", "seed 0 fold 3",
+    assert [line.split(":")[0] for line in err.splitlines()[:5]] == [
+        "cross_entropy", "cross_entropy+balanced", "logit_adjusted_cross_entropy",
+        'LogisticRegression(class_weight="balanced")', 'LightGBM(class_weight="balanced")',
     ]  # fmt: skip
+    assert "over 3 folds" in err.splitlines()[0]
     text = output.read_text()
     assert text.startswith("<!-- experiment: digits-lt -->\n## digits-lt: test macro-F1")
     assert out.strip() in text  # printed, and written as printed
@@ -198,3 +214,70 @@ def test_experiment_more_folds_than_rows_of_a_class(capsys: pytest.CaptureFixtur
 def test_experiment_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "digits-lt", "--losses", "focal,hinge", "--quiet"]) == 2
     assert "losses: expected names among cross_entropy" in capsys.readouterr().err
+
+
+def test_train_loss_auto_chooses_by_cross_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "train", "--dataset", "breast-cancer-imbalanced", "--loss", "auto",
+        "--name", "auto", "--model-repository", str(tmp_path),
+        "--epochs", "3", "--hidden", "8", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    card = json.loads((tmp_path / "auto" / "1" / "card.json").read_text())
+    selection = card["selection"]
+    keys = [row["key"] for row in selection["candidates"]]
+    binary = sorted(n for n in losses.names() if Task.BINARY in losses.get(n).tasks)
+    assert keys[0] == "binary_cross_entropy" == selection["reference"]
+    assert sorted({row["loss"] for row in selection["candidates"]}) == binary
+    assert "binary_cross_entropy+balanced" in keys and "sigmoid_focal" in keys
+    assert all(len(row["interval"]) == 2 for row in selection["candidates"])
+    means = {row["key"]: row["mean"] for row in selection["candidates"]}
+    assert means[selection["chosen"]] == max(means.values())
+    chosen = next(r for r in selection["candidates"] if r["key"] == selection["chosen"])
+    assert card["loss"] == chosen["loss"]
+    assert selection["learning_rate"] in selection["learning_rates"]
+    assert (selection["metric"], selection["folds"]) == ("macro_f1", 5)
+    assert out.startswith(f"chose {selection['chosen']} (learning rate ")
+    report = (tmp_path / "auto" / "1" / "report.html").read_text()
+    assert "<h2>How the loss was chosen</h2>" in report
+    assert f"<td>{selection['chosen']}</td>" in report
+
+
+def test_train_loss_auto_within_a_budget_keeps_what_it_ran(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "train", "--dataset", "digits-lt", "--loss", "auto", "--metric", "macro_f1_plain",
+        "--budget", "0.001", "--name", "d", "--model-repository", str(tmp_path),
+        "--epochs", "2", "--hidden", "8", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    card = json.loads((tmp_path / "d" / "1" / "card.json").read_text())
+    selection = card["selection"]
+    # the reference always runs; nothing else starts past the budget
+    assert selection["chosen"] == "cross_entropy" and card["loss"] == "cross_entropy"
+    notes = [row.get("note") for row in selection["candidates"][1:]]
+    assert notes and all(note == "not run: past the 0.001 s budget" for note in notes)
+    # digit 9 has 2 rows in training and validation together: 2 folds, not 5
+    assert selection["folds"] == 2
+
+
+def test_train_loss_auto_takes_no_params(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--dataset", "digits-lt", "--loss", "auto", "--name", "d",
+            "--params", '{"gamma": 2}', "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    assert "expected no params or class weights with --loss auto" in capsys.readouterr().err
+
+
+def test_the_report_of_a_multilabel_model(tmp_path: Path) -> None:
+    argv = ["train", "--dataset", "multilabel-synth", "--loss", "binary_cross_entropy",
+            "--name", "tags", "--model-repository", str(tmp_path), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    card = ModelCard.read(tmp_path / "tags" / "1")
+    assert card.per_class is not None and len(card.per_class) == len(card.labels) == 8
+    report = (tmp_path / "tags" / "1" / "report.html").read_text()
+    assert "<th>TN</th><th>FP</th><th>FN</th><th>TP</th>" in report  # per label, no matrix
+    assert report.count("data:image/png;base64,") == 3

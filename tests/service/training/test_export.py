@@ -57,7 +57,7 @@ def _session(path: Path) -> ort.InferenceSession:
 def test_layout_and_card(published: TrainResult, repository: Path, digits: Dataset) -> None:
     directory = repository / "digits" / "1"
     assert published.directory == directory
-    assert sorted(p.name for p in directory.iterdir()) == ["card.json", "model.onnx"]
+    assert sorted(p.name for p in directory.iterdir()) == ["card.json", "model.onnx", "report.html"]
     card = ModelCard.read(directory)  # validates against the schema
     assert card == published.card
     assert card.name == "digits" and card.version == 1 and card.task == "multiclass"

@@ -1,0 +1,273 @@
+"""The training report: one HTML file beside ``card.json``, figures embedded as PNG.
+
+What ``lossserve train`` wrote, to look at: per-class precision, recall, F1 and support on
+the test split with the served decision rule; the confusion matrix (per label for a
+multilabel model); each class's precision-recall curve on the test split with the point
+the decision rule operates at; a reliability diagram; the training loss and the
+validation macro-F1 per epoch; and, for ``--loss auto``, the cross-validated comparison of
+the candidate losses with their intervals. Figures are drawn with matplotlib (Agg).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from losses import Task
+
+from ..core.evaluator import evaluate
+from ..core.types import EvaluateRequest, EvaluateResult
+from ..models.card import ModelCard
+from .trainer import EpochRecord
+
+__all__ = ["REPORT_FILE", "per_class", "write_report"]
+
+REPORT_FILE = "report.html"
+_MAX_CURVES = 20
+"""Precision-recall curves drawn at most (the first classes); the table lists them all."""
+
+
+def per_class(
+    card_labels: Sequence[str], task: Task, result: EvaluateResult
+) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support of each label (binary: both classes)."""
+    return [
+        {
+            "label": card_labels[m.label],
+            "precision": m.precision,
+            "recall": m.recall,
+            "f1": m.f1,
+            "support": m.support,
+        }
+        for m in result.per_class
+    ]
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _img(png: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        return f"<td>{html.escape(text)}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(f"<tr>{''.join(cell(v) for v in row)}</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _probabilities(task: Task, logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    z = logits.astype(np.float64)
+    if task is Task.MULTICLASS:
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def _history(history: Sequence[EpochRecord], best_epoch: int) -> str:
+    import matplotlib.pyplot as plt
+
+    figure, loss_axes = plt.subplots(figsize=(7, 3.5))
+    epochs = [r.epoch for r in history]
+    loss_axes.plot(epochs, [r.train_loss for r in history], color="tab:blue", label="train loss")
+    loss_axes.set_xlabel("epoch")
+    loss_axes.set_ylabel("training loss", color="tab:blue")
+    f1_axes = loss_axes.twinx()
+    f1_axes.plot(
+        epochs, [r.validation_macro_f1 for r in history], color="tab:orange", label="plain"
+    )
+    tuned = [r.validation_macro_f1_thresholds for r in history]
+    known = [v for v in tuned if v is not None]
+    if known and len(known) == len(tuned):
+        f1_axes.plot(epochs, known, color="tab:green", label="with the decision rule")
+    f1_axes.set_ylabel("validation macro-F1", color="tab:orange")
+    f1_axes.axvline(best_epoch, color="grey", linestyle=":", label=f"kept: epoch {best_epoch}")
+    f1_axes.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+def _confusion(labels: Sequence[str], task: Task, result: EvaluateResult) -> str:
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(result.confusion)
+    if task is Task.BINARY:
+        tn, fp, fn, tp = counts[0]
+        counts = np.array([[tn, fp], [fn, tp]])
+    size = max(4.0, 0.45 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(counts, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    if len(labels) <= 20:
+        for (i, j), value in np.ndenumerate(counts):
+            axes.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    return _png(figure)
+
+
+def _pr_curves(
+    labels: Sequence[str],
+    task: Task,
+    probabilities: npt.NDArray[np.float64],
+    targets: npt.NDArray[np.int64],
+    result: EvaluateResult,
+) -> str:
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    columns = [1] if task is Task.BINARY else list(range(len(labels)))[:_MAX_CURVES]
+    for column in columns:
+        if task is Task.BINARY:
+            truth, score = targets == 1, probabilities
+        elif task is Task.MULTICLASS:
+            truth, score = targets == column, probabilities[:, column]
+        else:
+            truth, score = targets[:, column] == 1, probabilities[:, column]
+        if not truth.any():
+            continue
+        precision, recall, _ = precision_recall_curve(truth, score)
+        line = axes.plot(recall, precision, linewidth=1, label=labels[column])[0]
+        metrics = result.per_class[column]
+        axes.plot(metrics.recall, metrics.precision, "o", color=line.get_color())
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_title("test split; dots: where the decision rule operates")
+    axes.legend(fontsize=7, ncol=2)
+    return _png(figure)
+
+
+def _reliability(
+    task: Task, probabilities: npt.NDArray[np.float64], targets: npt.NDArray[np.int64]
+) -> str:
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    if task is Task.MULTICLASS:
+        confidence = probabilities.max(axis=1)
+        truth = probabilities.argmax(axis=1) == targets
+        what = "top-class probability"
+    else:
+        confidence, truth = probabilities.reshape(-1), targets.reshape(-1) == 1
+        what = "predicted probability"
+    observed, predicted = calibration_curve(truth, confidence, n_bins=10, strategy="quantile")
+    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axes.plot(predicted, observed, "o-")
+    axes.set_xlabel(what)
+    axes.set_ylabel("observed frequency")
+    axes.set_title("reliability, test split")
+    return _png(figure)
+
+
+def _selection_table(selection: dict[str, Any]) -> str:
+    rows = []
+    for row in selection["candidates"]:
+        if "mean" not in row:
+            rows.append([row["key"], row.get("note", ""), "", ""])
+            continue
+        low, high = row["interval"]
+        delta = (
+            "reference"
+            if row["key"] == selection["reference"]
+            else f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+        )
+        rows.append([row["key"], f"{row['mean']:.3f} ± {row['std']:.3f}", delta, ""])
+    for row in rows:
+        row[3] = "chosen" if row[0] == selection["chosen"] else ""
+    return (
+        f"<p>Chosen by {html.escape(selection['metric'])} over {selection['folds']}-fold "
+        f"cross-validation of the training rows; learning rate {selection['learning_rate']:g}."
+        "</p>"
+        + _table(["candidate", "mean ± std", f"Δ vs {selection['reference']} [95%]", ""], rows)
+    )
+
+
+def write_report(
+    directory: Path,
+    card: ModelCard,
+    history: Sequence[EpochRecord],
+    best_epoch: int,
+    test_logits: npt.NDArray[np.float32],
+    test_targets: npt.NDArray[np.int64],
+) -> Path:
+    """``directory/report.html`` for the model ``card`` describes; its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    task = Task(card.task)
+    labels = card.labels
+    result = evaluate(
+        EvaluateRequest(
+            logits=test_logits, targets=test_targets, thresholds=np.asarray(card.thresholds)
+        )
+    )
+    probabilities = _probabilities(task, test_logits)
+    rows = [
+        [r["label"], r["precision"], r["recall"], r["f1"], r["support"]]
+        for r in per_class(labels, task, result)
+    ]
+    parts = [
+        f"<h1>{html.escape(card.name)} version {card.version}</h1>",
+        f"<p>{html.escape(card.task)} on {html.escape(card.dataset)}; loss "
+        f"{html.escape(card.loss)}; {html.escape(card.architecture)}; test macro-F1 "
+        f"{card.test.macro_f1_thresholds:.3f} with the learned {card.threshold_kind}, "
+        f"{card.test.macro_f1_argmax:.3f} plain.</p>",
+        "<h2>Per class, test split, with the decision rule</h2>",
+        _table(["label", "precision", "recall", "F1", "support"], rows),
+        "<h2>Confusion</h2>",
+    ]
+    if task is Task.MULTILABEL:
+        counts = np.asarray(result.confusion)
+        parts.append(
+            _table(
+                ["label", "TN", "FP", "FN", "TP"],
+                [[label, *map(int, counts[i])] for i, label in enumerate(labels)],
+            )
+        )
+    else:
+        parts.append(_img(_confusion(labels, task, result), "confusion matrix"))
+    parts += [
+        "<h2>Precision-recall, test split</h2>",
+        _img(_pr_curves(labels, task, probabilities, test_targets, result), "PR curves"),
+        "<h2>Reliability</h2>",
+        _img(_reliability(task, probabilities, test_targets), "reliability diagram"),
+        "<h2>Training</h2>",
+        _img(_history(history, best_epoch), "training loss and validation macro-F1"),
+    ]
+    if card.selection is not None:
+        parts += ["<h2>How the loss was chosen</h2>", _selection_table(card.selection)]
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
+        "text-align:right}img{max-width:100%}"
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(card.name)} "
+        f"v{card.version}</title><style>{style}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
+    path = directory / REPORT_FILE
+    path.write_text(page, encoding="utf-8")
+    return path
