@@ -63,6 +63,7 @@ __all__ = [
     "Protocol",
     "Variant",
     "cross_validate",
+    "draw_differences",
     "run_experiment",
     "write_section",
 ]
@@ -296,12 +297,49 @@ class ExperimentResult:
         return "\n".join(lines)
 
 
+def draw_differences(result: ExperimentResult, path: Path) -> None:
+    """A PNG of each row's paired difference from the reference with its 95% interval, one
+    panel per column (a forest plot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result.rows[1:] if r.folds]
+    plain = "argmax" if result.dataset.task is Task.MULTICLASS else "logit 0"
+    rule = "offsets" if result.dataset.task is Task.MULTICLASS else "thresholds"
+    figure, panels = plt.subplots(
+        1, 2, figsize=(10, 0.45 * len(rows) + 1.6), sharey=True, squeeze=False
+    )
+    for axes, column, name in zip(panels[0], ("argmax", "thresholds"), (plain, rule), strict=True):
+        for y, row in enumerate(rows):
+            mean, low, high = result.interval(row, column)
+            colour = "tab:green" if low > 0 else "tab:red" if high < 0 else "tab:grey"
+            axes.plot([low, high], [y, y], color=colour, linewidth=2)
+            axes.plot(mean, y, "o", color=colour)
+        axes.axvline(0, color="black", linewidth=0.8)
+        axes.set_yticks(range(len(rows)), [r.key for r in rows], fontsize=8)
+        axes.set_xlabel(f"macro-F1 minus {result.reference.key}'s ({name})")
+        axes.invert_yaxis()
+    figure.suptitle(f"{result.dataset.name}: paired differences, 95% intervals", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def write_section(path: Path, result: ExperimentResult) -> None:
     """Put ``result``'s Markdown into ``path`` between markers named after its dataset:
-    replacing that dataset's earlier section, else appended, other sections kept."""
-    begin = f"<!-- experiment: {result.dataset.name} -->"
-    end = f"<!-- end of experiment: {result.dataset.name} -->"
-    section = f"{begin}\n{result.markdown().rstrip()}\n{end}\n"
+    replacing that dataset's earlier section, else appended, other sections kept; and its
+    :func:`draw_differences` figure as ``figures/<dataset>.png`` beside ``path``, linked
+    from the section."""
+    name = result.dataset.name
+    begin = f"<!-- experiment: {name} -->"
+    end = f"<!-- end of experiment: {name} -->"
+    figure = Path("figures") / f"{name}.png"
+    (path.parent / figure.parent).mkdir(parents=True, exist_ok=True)
+    draw_differences(result, path.parent / figure)
+    link = f"![{name}: paired differences from the reference, 95% intervals]({figure})"
+    section = f"{begin}\n{result.markdown().rstrip()}\n\n{link}\n{end}\n"
     text = path.read_text() if path.is_file() else ""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)

@@ -129,6 +129,10 @@ def test_write_section_replaces_its_own_section_and_keeps_the_rest(tmp_path: Pat
     digits = text.split("<!-- experiment: digits-lt -->")[1].split("<!-- end of")[0]
     assert "0.150 ± 0.071" in digits and "0.650 ± 0.071" not in digits  # the new rows
     assert text.index("digits-lt") < text.index("breast-cancer-imbalanced")
+    # each section links its figure, drawn beside the file
+    assert "](figures/digits-lt.png)\n<!-- end of experiment: digits-lt -->" in text
+    for name in ("digits-lt", "breast-cancer-imbalanced"):
+        assert (tmp_path / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_small_run_end_to_end() -> None:
