@@ -296,7 +296,8 @@ def _start_frontend(cpu: int | None) -> None:  # runs in the child between fork 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
+        with contextlib.suppress(OSError):  # a CPU taken away meanwhile: run unpinned
+            os.sched_setaffinity(0, {cpu})
 
 
 class _Supervisor:

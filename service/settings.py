@@ -183,8 +183,15 @@ class Settings(BaseSettings):
     @field_validator("worker_cpus")
     @classmethod
     def _cpu_numbers(cls, value: list[int] | None) -> list[int] | None:
+        """CPUs this machine has (whether this process may use them is the kernel's to
+        say: a frontend pinned to one CPU reads the supervisor's whole set here)."""
         if value is not None and (not value or min(value) < 0):
             raise ValueError(f"expected a non-empty list of CPU numbers >= 0, got {value!r}")
+        count = os.cpu_count()
+        if value is not None and count is not None and max(value) >= count:
+            raise ValueError(
+                f"expected CPU numbers below {count} (this machine's CPUs), got {max(value)}"
+            )
         return value
 
     @field_validator("devices")

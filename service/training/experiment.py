@@ -64,6 +64,7 @@ __all__ = [
     "Variant",
     "cross_validate",
     "draw_differences",
+    "keep_if_better",
     "run_experiment",
     "write_section",
 ]
@@ -144,7 +145,13 @@ class FoldScore:
     kept: bool
     """The thresholds beat plain decisions on the inner split, and were used."""
     learning_rate: float | None = None
-    """Of the plain column (None: a baseline)."""
+    """The plain column's (None: a baseline)."""
+    thresholds_learning_rate: float | None = None
+    """The thresholds column's (None: a baseline)."""
+
+    def rate(self, column: str) -> float | None:
+        """The learning rate ``column`` (``argmax`` or ``thresholds``) was scored at."""
+        return self.learning_rate if column == "argmax" else self.thresholds_learning_rate
 
 
 @dataclass
@@ -257,7 +264,7 @@ class ExperimentResult:
             f": {', '.join(str(int(c)) for c in counts)}.",
             "",
             f"| model | loss | class weights | {plain} | Δ {plain} [95%] | {rule} | "
-            f"Δ {rule} [95%] | {rule} kept | learning rates |",
+            f"Δ {rule} [95%] | {rule} kept | learning rates ({plain}) |",
             "|---|---|---|---:|---:|---:|---:|---:|---|",
         ]
         for row in self.rows:
@@ -300,17 +307,13 @@ class ExperimentResult:
 def draw_differences(result: ExperimentResult, path: Path) -> None:
     """A PNG of each row's paired difference from the reference with its 95% interval, one
     panel per column (a forest plot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = [r for r in result.rows[1:] if r.folds]
     plain = "argmax" if result.dataset.task is Task.MULTICLASS else "logit 0"
     rule = "offsets" if result.dataset.task is Task.MULTICLASS else "thresholds"
-    figure, panels = plt.subplots(
-        1, 2, figsize=(10, 0.45 * len(rows) + 1.6), sharey=True, squeeze=False
-    )
+    figure = Figure(figsize=(10, 0.45 * len(rows) + 1.6))
+    panels = figure.subplots(1, 2, sharey=True, squeeze=False)
     for axes, column, name in zip(panels[0], ("argmax", "thresholds"), (plain, rule), strict=True):
         for y, row in enumerate(rows):
             mean, low, high = result.interval(row, column)
@@ -324,7 +327,6 @@ def draw_differences(result: ExperimentResult, path: Path) -> None:
     figure.suptitle(f"{result.dataset.name}: paired differences, 95% intervals", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def write_section(path: Path, result: ExperimentResult) -> None:
@@ -400,6 +402,11 @@ def _split_in_two(
 def _outer_folds(dataset: Dataset, pooled: Split, protocol: Protocol) -> list[_Fold]:
     rows = np.arange(len(pooled))
     if dataset.fixed_test:
+        if len(protocol.seeds) < 2:
+            raise ValueError(
+                f"seeds: expected at least 2 seeds for {dataset.name!r}, whose test split is "
+                f"fixed (each seed is one training on it), got {len(protocol.seeds)}"
+            )
         return [_Fold(seed, 0, rows, np.zeros(0, dtype=np.int64)) for seed in protocol.seeds]
     counts = (
         pooled.targets.sum(axis=0)
@@ -432,7 +439,7 @@ def _outer_folds(dataset: Dataset, pooled: Split, protocol: Protocol) -> list[_F
 # ---------------------------------------------------------------------------- decisions
 
 
-def _decide(
+def keep_if_better(
     task: Task,
     val: npt.NDArray[np.float32],
     val_targets: npt.NDArray[np.int64],
@@ -440,8 +447,10 @@ def _decide(
     loss: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> tuple[npt.NDArray[np.float64] | None, bool]:
-    """Thresholds fitted on the inner validation scores, or None where they do not beat
-    plain decisions there out of sample (halves fitted on each other)."""
+    """Thresholds (offsets) fitted on the validation scores, or None where they do not beat
+    plain decisions there out of sample: fitted on one stratified half, scored on the other,
+    both ways round, the mean compared with plain decisions' (``seed`` draws the halves).
+    A loss that keeps its own threshold 0 (ZLPR, circle) gets None."""
     rule = fit_decision_rule(task, val, val_targets, loss=loss, params=params)
     if not rule.fitted:
         return None, False
@@ -471,16 +480,17 @@ def _score(
     test_targets: npt.NDArray[np.int64],
     seed: int,
     *,
-    learning_rate: float | None = None,
+    rates: tuple[float, float] | None = None,
     loss: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> FoldScore:
-    values, kept = _decide(task, tuned_val, val_targets, seed, loss, params)
+    values, kept = keep_if_better(task, tuned_val, val_targets, seed, loss, params)
     return FoldScore(
         argmax=_macro_f1(plain_test, test_targets, None),
         thresholds=_macro_f1(tuned_test, test_targets, values),
         kept=kept,
-        learning_rate=learning_rate,
+        learning_rate=None if rates is None else rates[0],
+        thresholds_learning_rate=None if rates is None else rates[1],
     )
 
 
@@ -528,11 +538,15 @@ def _run_unit(
     runs: list[tuple[float, FitResult]] = []
     for rate in protocol.learning_rates:
         opts = options.model_copy(update={"learning_rate": rate, "seed": fold.seed})
-        runs.append((rate, fit(inner, loss, opts, track_thresholds=True)))
+        try:
+            runs.append((rate, fit(inner, loss, opts, track_thresholds=True)))
+        except RuntimeError:  # the loss became NaN or infinite at this rate: not a candidate
+            continue
+    if not runs:
+        return "diverged at every learning rate"
     rate, plain = max(runs, key=lambda r: r[1].best_validation_macro_f1)
-    tuned = max(
-        (r[1] for r in runs),
-        key=lambda f: f.thresholds.validation_macro_f1 if f.thresholds else -1.0,
+    tuned_rate, tuned = max(
+        runs, key=lambda r: r[1].thresholds.validation_macro_f1 if r[1].thresholds else -1.0
     )
     tuned_model = tuned.thresholds.model if tuned.thresholds else tuned.model
 
@@ -547,7 +561,7 @@ def _run_unit(
         val_y,
         test_y,
         fold.seed,
-        learning_rate=rate,
+        rates=(rate, tuned_rate),
         loss=loss.name,
         params=loss.params,
     )
@@ -687,6 +701,8 @@ def cross_validate(
                 else:
                     row.folds.append(scored)
                 bar.update(1)
+            if row.note:  # its figures need every fold
+                row.folds.clear()
             if log is not None and row.folds:
                 log(
                     f"{row.key}: macro-F1 {statistics.fmean(row.argmax):.3f} plain, "

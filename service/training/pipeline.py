@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.evaluator import evaluate
 from ..core.types import EvaluateRequest
 from ..models.card import ColumnSpec, InputSpec, ModelCard, SplitMetrics
 from .datasets import SPLITS, Dataset, load_dataset
+from .experiment import keep_if_better
 from .export import OUTPUT_NAMES, check_model_name, publish
 from .report import per_class, write_report
 from .selection import AUTO, Metric, select_loss
@@ -72,9 +74,17 @@ class TrainResult:
 
 
 def evaluate_fit(
-    dataset: Dataset, result: FitResult, *, beta: float = 1.0, refit: bool = False
+    dataset: Dataset,
+    result: FitResult,
+    *,
+    beta: float = 1.0,
+    refit: bool = False,
+    only_if_better: int | None = None,
 ) -> tuple[DecisionRule, SplitMetrics, SplitMetrics]:
-    """Fit the decision rule on validation; the validation and test metrics with it."""
+    """Fit the decision rule on validation; the validation and test metrics with it. With
+    ``only_if_better`` (a seed), the fitted rule is kept only where it beats plain decisions
+    on validation out of sample (:func:`~lossserve.training.experiment.keep_if_better`),
+    else it is zeros (plain decisions)."""
     task, loss = dataset.task, result.loss
     val = scores(task, predict_logits(result.model, dataset.validation.features))
     test = scores(task, predict_logits(result.model, dataset.test.features))
@@ -87,6 +97,13 @@ def evaluate_fit(
         beta=beta,
         refit=refit,
     )
+    if only_if_better is not None and rule.fitted:
+        _, kept = keep_if_better(
+            task, val, dataset.validation.targets, only_if_better, loss.name, loss.params
+        )
+        if not kept:
+            zeros = np.zeros_like(rule.values)
+            rule = DecisionRule(zeros, rule.kind, False, rule.before, rule.before)
     metrics = [
         split_metrics(s, split.targets, rule, loss=loss.name, params=loss.params)
         for s, split in ((val, dataset.validation), (test, dataset.test))
@@ -108,7 +125,10 @@ def train(config: TrainConfig) -> TrainResult:
 
     With ``loss="auto"`` the loss (and its learning rate) is chosen first by
     :func:`~lossserve.training.selection.select_loss`, and the comparison goes into the card
-    (``selection``).
+    (``selection``); with the default metric the model kept is the epoch best with the
+    decision rule (``fit.best_epoch`` and ``fit.best_validation_macro_f1`` are then that
+    checkpoint's), and the rule is kept only where it beats plain decisions out of sample,
+    as in the cross-validation.
 
     Raises:
         ValueError: bad data, loss, params, class weights or model name (before training).
@@ -169,7 +189,11 @@ def train(config: TrainConfig) -> TrainResult:
 
     mark = time.perf_counter()
     rule, validation, test = evaluate_fit(
-        dataset, result, beta=config.beta, refit=config.refit_thresholds
+        dataset,
+        result,
+        beta=config.beta,
+        refit=config.refit_thresholds,
+        only_if_better=None if selection is None else options.seed,
     )
     seconds["thresholds"] = time.perf_counter() - mark
 

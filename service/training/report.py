@@ -5,7 +5,8 @@ the test split with the served decision rule; the confusion matrix (per label fo
 multilabel model); each class's precision-recall curve on the test split with the point
 the decision rule operates at; a reliability diagram; the training loss and the
 validation macro-F1 per epoch; and, for ``--loss auto``, the cross-validated comparison of
-the candidate losses with their intervals. Figures are drawn with matplotlib (Agg).
+the candidate losses with their intervals. Figures are drawn with matplotlib's own
+``Figure`` objects (no pyplot: a caller's backend is left alone).
 """
 
 from __future__ import annotations
@@ -50,13 +51,17 @@ def per_class(
     ]
 
 
-def _png(figure: Any) -> str:
-    import matplotlib.pyplot as plt
+def _figure(width: float, height: float) -> Any:
+    """A matplotlib figure of its own (no pyplot: the caller's backend is left alone)."""
+    from matplotlib.figure import Figure
 
+    return Figure(figsize=(width, height))
+
+
+def _png(figure: Any) -> str:
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -84,9 +89,8 @@ def _probabilities(task: Task, logits: npt.NDArray[np.float32]) -> npt.NDArray[n
 
 
 def _history(history: Sequence[EpochRecord], best_epoch: int) -> str:
-    import matplotlib.pyplot as plt
-
-    figure, loss_axes = plt.subplots(figsize=(7, 3.5))
+    figure = _figure(7, 3.5)
+    loss_axes = figure.subplots()
     epochs = [r.epoch for r in history]
     loss_axes.plot(epochs, [r.train_loss for r in history], color="tab:blue", label="train loss")
     loss_axes.set_xlabel("epoch")
@@ -106,14 +110,13 @@ def _history(history: Sequence[EpochRecord], best_epoch: int) -> str:
 
 
 def _confusion(labels: Sequence[str], task: Task, result: EvaluateResult) -> str:
-    import matplotlib.pyplot as plt
-
     counts = np.asarray(result.confusion)
     if task is Task.BINARY:
         tn, fp, fn, tp = counts[0]
         counts = np.array([[tn, fp], [fn, tp]])
     size = max(4.0, 0.45 * len(labels) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
+    figure = _figure(size, size)
+    axes = figure.subplots()
     axes.imshow(counts, cmap="Blues")
     axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
     axes.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -132,10 +135,10 @@ def _pr_curves(
     targets: npt.NDArray[np.int64],
     result: EvaluateResult,
 ) -> str:
-    import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve
 
-    figure, axes = plt.subplots(figsize=(7, 5))
+    figure = _figure(7, 5)
+    axes = figure.subplots()
     columns = [1] if task is Task.BINARY else list(range(len(labels)))[:_MAX_CURVES]
     for column in columns:
         if task is Task.BINARY:
@@ -160,7 +163,6 @@ def _pr_curves(
 def _reliability(
     task: Task, probabilities: npt.NDArray[np.float64], targets: npt.NDArray[np.int64]
 ) -> str:
-    import matplotlib.pyplot as plt
     from sklearn.calibration import calibration_curve
 
     if task is Task.MULTICLASS:
@@ -171,7 +173,8 @@ def _reliability(
         confidence, truth = probabilities.reshape(-1), targets.reshape(-1) == 1
         what = "predicted probability"
     observed, predicted = calibration_curve(truth, confidence, n_bins=10, strategy="quantile")
-    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    figure = _figure(4.5, 4.5)
+    axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
     axes.plot(predicted, observed, "o-")
     axes.set_xlabel(what)
@@ -212,9 +215,6 @@ def write_report(
     test_targets: npt.NDArray[np.int64],
 ) -> Path:
     """``directory/report.html`` for the model ``card`` describes; its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     task = Task(card.task)
     labels = card.labels
     result = evaluate(

@@ -4,11 +4,12 @@ Every registry loss that takes the dataset's task, at its defaults, and the clas
 (``balanced``) variants of those that take class weights, go through the experiment's
 protocol (:func:`~lossserve.training.experiment.cross_validate`) on the training and
 validation rows pooled (the test split stays out: it is what the card reports). The winner
-has the highest mean macro-F1 over the folds in the ``metric``'s column (``macro_f1``: with
-the decision rule the model is served with; ``macro_f1_plain``: argmax / logit 0); its
-learning rate is the one its folds chose most often. It is then trained once more on the
-training split, with early stopping on the validation split, as ``lossserve train`` trains
-any loss.
+has the highest mean macro-F1 over the folds in the ``metric``'s column (``macro_f1``:
+with thresholds (offsets) fitted on each fold's inner validation split, kept where they
+beat plain decisions out of sample; ``macro_f1_plain``: argmax / logit 0); its learning
+rate is the one that column chose most often. It is then trained once more on the training
+split with early stopping on the validation split, and its decision rule fitted there the
+same way (:func:`~lossserve.training.experiment.keep_if_better`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 
 import losses
 
-from .datasets import Dataset, Split
-from .experiment import ExperimentResult, Protocol, Variant, cross_validate
+from .datasets import SPLITS, Dataset, Split
+from .experiment import VARIANTS, ExperimentResult, Protocol, Variant, cross_validate
 from .trainer import CLASS_WEIGHT_PARAMS, TrainOptions
 
 __all__ = ["AUTO", "METRICS", "Selection", "candidates", "select_loss"]
@@ -37,22 +38,20 @@ Metric = Literal["macro_f1", "macro_f1_plain"]
 METRICS: dict[str, str] = {"macro_f1": "thresholds", "macro_f1_plain": "argmax"}
 """Each metric and the experiment column it reads."""
 
-_REFERENCE = {"multiclass": "cross_entropy", "binary": "binary_cross_entropy"}
-
 
 def candidates(dataset: Dataset) -> list[Variant]:
-    """Every registry loss for the task (the reference, cross-entropy, first) and the
-    ``balanced`` variant of each that takes class weights. ``subset_softmax`` gets
-    ``max_k``, the most labels of any training row (it has no default)."""
+    """Every registry loss for the task (the experiment's reference, cross-entropy, first)
+    and the ``balanced`` variant of each that takes class weights. ``subset_softmax`` gets
+    ``max_k``, the most labels of any row of any split (it has no default)."""
     task = dataset.task
-    reference = _REFERENCE.get(task.value, "binary_cross_entropy")
+    reference = VARIANTS[task][0].loss
     names = sorted(n for n in losses.names() if task in losses.get(n).tasks)
     names.remove(reference)
     out = []
     for name in [reference, *names]:
         params: dict[str, Any] = {}
         if name == "subset_softmax":
-            params["max_k"] = int(dataset.train.targets.sum(axis=1).max())
+            params["max_k"] = max(int(dataset.split(s).targets.sum(axis=1).max()) for s in SPLITS)
         out.append(Variant(name, name, params))
         if name in CLASS_WEIGHT_PARAMS:
             out.append(Variant(f"{name}+balanced", name, params, "balanced"))
@@ -78,6 +77,7 @@ class Selection:
                 "key": row.key,
                 "loss": row.loss,
                 "class_weights": row.class_weights,
+                "learning_rates": [f.rate(column) for f in row.folds],
             }
             values = getattr(row, column)
             if values:
@@ -119,8 +119,9 @@ def select_loss(
     log: Callable[[str], None] | None = None,
 ) -> Selection:
     """Cross-validate :func:`candidates` on ``dataset``'s training and validation rows and
-    pick the best mean in ``metric``'s column. Fewer folds than asked are used when a class
-    (a label's positives) has fewer rows than folds, down to 2.
+    pick the best mean in ``metric``'s column, at the learning rate that column chose in most
+    folds (a tie: the smaller rate). Fewer folds than asked are used when a class (a label's
+    positives) has fewer rows than folds, down to 2.
 
     Raises:
         ValueError: an unknown metric, or a class with fewer than 2 rows to fold.
@@ -160,6 +161,6 @@ def select_loss(
         ((r, v) for r, v in zip(result.rows, variants, strict=True) if r.folds),
         key=lambda pair: statistics.fmean(getattr(pair[0], column)),
     )
-    rates = Counter(f.learning_rate for f in best_row.folds if f.learning_rate is not None)
-    rate = max(rates, key=lambda r: (rates[r], -abs(np.log(r / 1e-3))))
+    rates = Counter(f.rate(column) for f in best_row.folds)
+    rate = max((r for r in rates if r is not None), key=lambda r: (rates[r], -r))
     return Selection(best, float(rate), metric, result)

@@ -23,6 +23,7 @@ from ..core.evaluator import evaluate, fit_thresholds
 from ..core.types import EvaluateRequest, ThresholdsRequest
 from .datasets import Dataset, Split
 from .model import Architecture, Classifier
+from .thresholds import keeps_zero_threshold
 
 __all__ = [
     "CLASS_WEIGHT_PARAMS",
@@ -292,6 +293,10 @@ def _fit(
     from tqdm import tqdm
 
     task, train = dataset.task, dataset.train
+    track = tuned
+    # a loss that keeps its own threshold 0 (ZLPR, circle) is served without fitted ones:
+    # its thresholds checkpoint is the plain one
+    tuned = track and not keeps_zero_threshold(loss.name, loss.params)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed)
         model = Classifier(
@@ -362,6 +367,8 @@ def _fit(
         checkpoint = Checkpoint(other, tuned_epoch, tuned_f1)
     model.load_state_dict(best_state)
     model.eval()
+    if track and not tuned:
+        checkpoint = Checkpoint(model, best_epoch, best_f1)
     return FitResult(
         model=model,
         loss=loss,

@@ -14,6 +14,7 @@ import losses
 from losses import Task
 from lossserve.cli import main
 from lossserve.models.card import ModelCard, sha256_of
+from lossserve.training import load_dataset
 
 TINY = ["--epochs", "3", "--patience", "3", "--hidden", "16", "--quiet"]
 
@@ -238,7 +239,12 @@ def test_train_loss_auto_chooses_by_cross_validation(
     assert means[selection["chosen"]] == max(means.values())
     chosen = next(r for r in selection["candidates"] if r["key"] == selection["chosen"])
     assert card["loss"] == chosen["loss"]
-    assert selection["learning_rate"] in selection["learning_rates"]
+    # the rate the chosen column (macro_f1: with the decision rule) picked in most folds
+    picked = chosen["learning_rates"]
+    assert len(picked) == 5 and set(picked) <= set(selection["learning_rates"])
+    most = max(picked.count(r) for r in picked)
+    assert selection["learning_rate"] == min(r for r in picked if picked.count(r) == most)
+    assert card["training"]["options"]["learning_rate"] == selection["learning_rate"]
     assert (selection["metric"], selection["folds"]) == ("macro_f1", 5)
     assert out.startswith(f"chose {selection['chosen']} (learning rate ")
     report = (tmp_path / "auto" / "1" / "report.html").read_text()
@@ -281,3 +287,16 @@ def test_the_report_of_a_multilabel_model(tmp_path: Path) -> None:
     report = (tmp_path / "tags" / "1" / "report.html").read_text()
     assert "<th>TN</th><th>FP</th><th>FN</th><th>TP</th>" in report  # per label, no matrix
     assert report.count("data:image/png;base64,") == 3
+
+
+def test_auto_candidates_fit_every_row_of_the_data() -> None:
+    """subset_softmax's max_k covers the rows of every split: on yeast a validation row has
+    11 labels where no training row has more than 10."""
+    from lossserve.training.selection import candidates
+
+    yeast = load_dataset("yeast")
+    assert int(yeast.train.targets.sum(axis=1).max()) == 10
+    by_key = {v.key: v for v in candidates(yeast)}
+    assert by_key["subset_softmax"].params == {"max_k": 11}
+    assert next(iter(by_key)) == "binary_cross_entropy"
+    assert "binary_cross_entropy+balanced" in by_key and "sigmoid_focal" in by_key

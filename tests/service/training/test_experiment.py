@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,10 +18,10 @@ from lossserve.training.experiment import (
     ExperimentResult,
     ExperimentRow,
     FoldScore,
-    _decide,
     _outer_folds,
     _pooled,
     _split_in_two,
+    keep_if_better,
     write_section,
 )
 
@@ -57,6 +58,9 @@ def test_a_fixed_test_split_is_kept() -> None:
         (3, len(pooled), 0),
         (4, len(pooled), 0),
     ]
+    # one seed is one training: no spread, no interval
+    with pytest.raises(ValueError, match="expected at least 2 seeds for 'digits-lt'"):
+        _outer_folds(dataset, pooled, Protocol(seeds=(0,)))
 
 
 def test_inner_split_is_stratified_and_keeps_lone_rows_for_training() -> None:
@@ -71,13 +75,13 @@ def test_thresholds_are_kept_only_where_they_help_out_of_sample() -> None:
     y = (rng.random(400) < 0.2).astype(np.int64)
     separated = np.where(y == 1, 2.0, -2.0).astype(np.float32) + rng.normal(0, 0.3, 400)
     shifted = (separated + 3.0).astype(np.float32)  # logit 0 calls everything positive
-    values, kept = _decide(Task.BINARY, shifted, y, seed=0)
+    values, kept = keep_if_better(Task.BINARY, shifted, y, seed=0)
     assert kept and values is not None and values[0] > 1.0
-    values, kept = _decide(Task.BINARY, separated.astype(np.float32), y, seed=0)
+    values, kept = keep_if_better(Task.BINARY, separated.astype(np.float32), y, seed=0)
     assert (values, kept) == (None, False)  # nothing to gain over logit 0
     # ZLPR keeps its own threshold 0: nothing is fitted
     zlpr = np.stack([shifted, shifted], axis=1)
-    assert _decide(Task.MULTILABEL, zlpr, np.stack([y, y], axis=1), 0, "circle", {}) == (
+    assert keep_if_better(Task.MULTILABEL, zlpr, np.stack([y, y], axis=1), 0, "circle", {}) == (
         None,
         False,
     )
@@ -146,6 +150,36 @@ def test_a_small_run_end_to_end() -> None:
     assert keys[:2] == ["binary_cross_entropy", "dice"]  # the reference comes first
     assert all(len(row.folds) == 2 for row in result.rows)
     assert result.test_share == pytest.approx(1.0, abs=0.01)  # two folds: halves
-    for row in result.rows:
-        for score in row.folds:
-            assert 0.0 <= score.argmax <= 1.0 and 0.0 <= score.thresholds <= 1.0
+    for row in result.rows:  # each column's learning rate is from the grid; none for baselines
+        rates = {score.rate(c) for score in row.folds for c in ("argmax", "thresholds")}
+        assert rates == ({None} if row.loss == "-" else {1e-2}), row.key
+
+
+def test_a_rate_that_diverges_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lossserve.training import experiment
+
+    real_fit = experiment.fit
+
+    def fit(dataset: Any, loss: Any, options: Any, **kwargs: Any) -> Any:
+        if options.learning_rate > 0.005:  # stands in for a loss that turns NaN
+            raise RuntimeError("training: expected a finite loss, got nan")
+        return real_fit(dataset, loss, options, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit", fit)
+    result = run_experiment(
+        "breast-cancer-imbalanced",
+        protocol=Protocol(folds=2, learning_rates=(1e-3, 1e-2)),
+        options=TrainOptions(epochs=2, hidden=8),
+        variants=["dice"],
+    )
+    assert {s.rate("argmax") for s in result.rows[1].folds} == {1e-3}
+    every = run_experiment(
+        "breast-cancer-imbalanced",
+        protocol=Protocol(folds=2, learning_rates=(1e-2,)),
+        options=TrainOptions(epochs=2, hidden=8),
+        variants=["dice"],
+    )
+    assert [(r.key, r.folds, r.note) for r in every.rows[:2]] == [
+        ("binary_cross_entropy", [], "diverged at every learning rate"),
+        ("dice", [], "diverged at every learning rate"),
+    ]
