@@ -66,7 +66,8 @@ class TrainResult:
     rule: DecisionRule
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    """What loading the data decided (columns left out as IDs)."""
+    """What loading the data decided (columns left out as IDs), and warnings (learned
+    thresholds that did not beat plain decisions out of sample)."""
 
     @property
     def model_path(self) -> Path:
@@ -197,6 +198,24 @@ def train(config: TrainConfig) -> TrainResult:
     )
     seconds["thresholds"] = time.perf_counter() - mark
 
+    warnings = []
+    if selection is None and rule.fitted:  # --loss auto already kept the rule only if better
+        val_scores = scores(dataset.task, predict_logits(result.model, dataset.validation.features))
+        _, kept = keep_if_better(
+            dataset.task,
+            val_scores,
+            dataset.validation.targets,
+            options.seed,
+            loss.name,
+            loss.params,
+        )
+        if not kept:
+            warnings.append(
+                f"warning: the learned {rule.kind} did not beat plain decisions on the "
+                "validation split out of sample (fitted on one half, scored on the other); "
+                "they may not hold on new data: compare the card's test macro-F1 with and "
+                "without them"
+            )
     test_scores = scores(dataset.task, predict_logits(result.model, dataset.test.features))
     tested = evaluate(
         EvaluateRequest(logits=test_scores, targets=dataset.test.targets, thresholds=rule.values)
@@ -260,4 +279,4 @@ def train(config: TrainConfig) -> TrainResult:
     )
     seconds["export"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started
-    return TrainResult(directory, written, result, rule, seconds, dataset.notes)
+    return TrainResult(directory, written, result, rule, seconds, (*dataset.notes, *warnings))

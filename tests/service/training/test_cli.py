@@ -300,3 +300,28 @@ def test_auto_candidates_fit_every_row_of_the_data() -> None:
     assert by_key["subset_softmax"].params == {"max_k": 11}
     assert next(iter(by_key)) == "binary_cross_entropy"
     assert "binary_cross_entropy+balanced" in by_key and "sigmoid_focal" in by_key
+
+
+@pytest.mark.parametrize("helps", [True, False])
+def test_train_warns_when_learned_thresholds_do_not_hold_out_of_sample(
+    helps: bool,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lossserve.training import pipeline
+
+    asked = []
+
+    def verdict(*args: object) -> tuple[None, bool]:
+        asked.append(args[0])
+        return None, helps
+
+    monkeypatch.setattr(pipeline, "keep_if_better", verdict)
+    argv = ["train", "--dataset", "digits-lt", "--loss", "cross_entropy", "--name", "d",
+            "--model-repository", str(tmp_path), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert asked == [Task.MULTICLASS]
+    warned = "warning: the learned offsets did not beat plain decisions" in err
+    assert warned is not helps
