@@ -937,8 +937,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_columns,
         default=None,
         metavar="NAME[,NAME...]",
-        help="a subset of the variants, e.g. cross_entropy,focal (default: every variant of "
-        "the dataset's task)",
+        help="a subset of the variants, e.g. cross_entropy,focal, or auto: every loss "
+        "train --loss auto tries (default: every variant of the dataset's task)",
     )
     experiment.add_argument(
         "--output",

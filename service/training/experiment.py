@@ -726,8 +726,9 @@ def run_experiment(
     split_column: str | None = None,
     drop: Sequence[str] | None = None,
 ) -> ExperimentResult:
-    """Every variant of the dataset's task (or those named, the reference always first) and
-    the baselines, by :func:`cross_validate`.
+    """Every variant of the dataset's task (or those named, the reference always first; or
+    ``["auto"]``: every candidate of ``--loss auto``) and the baselines, by
+    :func:`cross_validate`.
 
     ``dataset``: a built-in name, or a user file with its columns (``label``, ``features``,
     ``split_column``, ``drop``) as :func:`~lossserve.training.datasets.load_dataset` takes
@@ -742,6 +743,12 @@ def run_experiment(
     )
     available = VARIANTS[data.task]
     chosen = list(available)
+    if variants is not None and list(variants) == ["auto"]:
+        from .selection import candidates  # it builds on this module
+
+        return cross_validate(
+            data, candidates(data), protocol=protocol, options=options, jobs=jobs, log=log
+        )
     if variants is not None:
         keys = {v.key: v for v in available}
         unknown = [k for k in variants if k not in keys]

@@ -325,3 +325,17 @@ def test_train_warns_when_learned_thresholds_do_not_hold_out_of_sample(
     assert asked == [Task.MULTICLASS]
     warned = "warning: the learned offsets did not beat plain decisions" in err
     assert warned is not helps
+
+
+def test_experiment_with_every_candidate_of_loss_auto(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _csv(tmp_path / "animals.csv")
+    argv = ["experiment", str(data), "--label", "kind", "--losses", "auto", "--folds", "2",
+            "--learning-rates", "0.01", "--epochs", "1", "--hidden", "4", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    multiclass = sorted(n for n in losses.names() if Task.MULTICLASS in losses.get(n).tasks)
+    rows = [line.split(" | ")[1] for line in out.splitlines() if line.startswith("| MLP |")]
+    assert sorted(set(rows)) == multiclass
+    assert "| MLP | focal | balanced |" in out
