@@ -283,8 +283,8 @@ def dice_loss(
         With soft targets the soft Dice is not minimised at ``p = y`` (``Σ p y`` is not ``Σ y``);
         this is the paper's formula, as MONAI's ``soft_label=False``. The self-adjusting Dice
         with ``alpha=0`` is this loss, and the Tversky loss with ``alpha=beta=0.5`` and
-        ``smooth=s/2`` is this loss with ``square_denominator=False``. ``scope="batch"`` couples the batch: ``losses.derivatives`` refuses its
-        exact Hessian diagonal.
+        ``smooth=s/2`` is this loss with ``square_denominator=False``. ``scope="batch"``
+        couples the batch: ``losses.derivatives`` refuses its exact Hessian diagonal.
     """
     check_params(
         DICE_NAME,
@@ -366,8 +366,8 @@ def tversky_loss(
     Note:
         The smoothing is the paper's and MONAI's: ``s`` is added once to numerator and
         denominator, so ``alpha=beta=0.5`` with ``smooth=s`` is exactly the Dice loss with
-        ``smooth=2s`` and ``square_denominator=False`` (the same at ``s=0``), gradients included. ``alpha=beta=1`` is the soft
-        Jaccard (Tanimoto) loss. ``1 - p`` is ``exp(logsigmoid(-x))`` or, for the softmax,
+        ``smooth=2s`` and ``square_denominator=False`` (the same at ``s=0``), gradients
+        included. ``alpha=beta=1`` is the soft Jaccard (Tanimoto) loss. ``1 - p`` is ``exp(logsigmoid(-x))`` or, for the softmax,
         taken in log space (the top class: the log-sum of the other classes), exact where
         ``p`` rounds to 1. ``0 / 0`` (``smooth=0``, empty sets) reads as ratio 1, loss 0.
     """
