@@ -367,9 +367,10 @@ def tversky_loss(
         The smoothing is the paper's and MONAI's: ``s`` is added once to numerator and
         denominator, so ``alpha=beta=0.5`` with ``smooth=s`` is exactly the Dice loss with
         ``smooth=2s`` and ``square_denominator=False`` (the same at ``s=0``), gradients
-        included. ``alpha=beta=1`` is the soft Jaccard (Tanimoto) loss. ``1 - p`` is ``exp(logsigmoid(-x))`` or, for the softmax,
-        taken in log space (the top class: the log-sum of the other classes), exact where
-        ``p`` rounds to 1. ``0 / 0`` (``smooth=0``, empty sets) reads as ratio 1, loss 0.
+        included. ``alpha=beta=1`` is the soft Jaccard (Tanimoto) loss. ``1 - p`` is
+        ``exp(logsigmoid(-x))`` or, for the softmax, taken in log space (the top class: the
+        log-sum of the other classes), exact where ``p`` rounds to 1. ``0 / 0``
+        (``smooth=0``, empty sets) reads as ratio 1, loss 0.
     """
     check_params(
         TVERSKY_NAME,
