@@ -323,7 +323,7 @@ def draw_differences(result: ExperimentResult, path: Path) -> None:
         axes.axvline(0, color="black", linewidth=0.8)
         axes.set_yticks(range(len(rows)), [r.key for r in rows], fontsize=8)
         axes.set_xlabel(f"macro-F1 minus {result.reference.key}'s ({name})")
-        axes.invert_yaxis()
+    panels[0][0].invert_yaxis()  # the table's order, top down (the panels share the axis)
     figure.suptitle(f"{result.dataset.name}: paired differences, 95% intervals", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
