@@ -607,22 +607,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _selection_text(selection: dict[str, Any]) -> str:
     """``--loss auto``'s comparison, one line a candidate."""
+    from .training.selection import comparison
+
     lines = [
         f"chose {selection['chosen']} (learning rate {selection['learning_rate']:g}) by "
         f"{selection['metric']} over {selection['folds']} folds; mean, and the difference "
         f"from {selection['reference']} [95%]:"
     ]
-    for row in selection["candidates"]:
-        if "mean" not in row:
-            lines.append(f"  {row['key']}: {row['note']}")
-            continue
-        low, high = row["interval"]
-        delta = (
-            "reference"
-            if row["key"] == selection["reference"]
-            else f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
-        )
-        lines.append(f"  {row['key']}: {row['mean']:.3f} ± {row['std']:.3f}, {delta}")
+    for key, figures, delta in comparison(selection):
+        lines.append(f"  {key}: {figures}, {delta}" if delta else f"  {key}: {figures}")
     return "\n".join(lines)
 
 

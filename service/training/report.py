@@ -26,6 +26,7 @@ from losses import Task
 from ..core.evaluator import evaluate
 from ..core.types import EvaluateRequest, EvaluateResult
 from ..models.card import ModelCard
+from .selection import comparison
 from .trainer import EpochRecord
 
 __all__ = ["REPORT_FILE", "per_class", "write_report"]
@@ -184,20 +185,10 @@ def _reliability(
 
 
 def _selection_table(selection: dict[str, Any]) -> str:
-    rows = []
-    for row in selection["candidates"]:
-        if "mean" not in row:
-            rows.append([row["key"], row.get("note", ""), "", ""])
-            continue
-        low, high = row["interval"]
-        delta = (
-            "reference"
-            if row["key"] == selection["reference"]
-            else f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
-        )
-        rows.append([row["key"], f"{row['mean']:.3f} ± {row['std']:.3f}", delta, ""])
-    for row in rows:
-        row[3] = "chosen" if row[0] == selection["chosen"] else ""
+    rows = [
+        [key, figures, delta, "chosen" if key == selection["chosen"] else ""]
+        for key, figures, delta in comparison(selection)
+    ]
     return (
         f"<p>Chosen by {html.escape(selection['metric'])} over {selection['folds']}-fold "
         f"cross-validation of the training rows; learning rate {selection['learning_rate']:g}."

@@ -29,7 +29,7 @@ from .datasets import SPLITS, Dataset, Split
 from .experiment import VARIANTS, ExperimentResult, Protocol, Variant, cross_validate
 from .trainer import CLASS_WEIGHT_PARAMS, TrainOptions
 
-__all__ = ["AUTO", "METRICS", "Selection", "candidates", "select_loss"]
+__all__ = ["AUTO", "METRICS", "Selection", "candidates", "comparison", "select_loss"]
 
 AUTO = "auto"
 """The ``--loss`` value that asks for the selection."""
@@ -56,6 +56,24 @@ def candidates(dataset: Dataset) -> list[Variant]:
         if name in CLASS_WEIGHT_PARAMS:
             out.append(Variant(f"{name}+balanced", name, params, "balanced"))
     return out
+
+
+def comparison(selection: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A card's ``selection`` as rows to show: (candidate, "mean ± std" or why it has no
+    figures, its difference from the reference with the 95% interval)."""
+    rows = []
+    for row in selection["candidates"]:
+        if "mean" not in row:
+            rows.append((row["key"], row.get("note", ""), ""))
+            continue
+        low, high = row["interval"]
+        delta = (
+            "reference"
+            if row["key"] == selection["reference"]
+            else f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+        )
+        rows.append((row["key"], f"{row['mean']:.3f} ± {row['std']:.3f}", delta))
+    return rows
 
 
 @dataclass(frozen=True)
