@@ -889,8 +889,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     experiment.add_argument(
         "dataset",
-        help="digits-lt, breast-cancer-imbalanced, multilabel-synth, or a .csv/.parquet/.npz "
-        "file with --label",
+        help="a built-in dataset (page-blocks, kr-vs-k, yeast, fashion-mnist-lt, ...: see the "
+        "README), or a .csv/.parquet/.npz file with --label",
     )
     _add_data_columns(experiment)
     experiment.add_argument(

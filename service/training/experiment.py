@@ -35,6 +35,7 @@ same rows with a different inner split and initialisation, and the interval is t
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import statistics
 import time
@@ -63,7 +64,8 @@ __all__ = [
     "Protocol",
     "Variant",
     "cross_validate",
-    "draw_differences",
+    "difference_figure",
+    "experiment_report",
     "keep_if_better",
     "run_experiment",
     "write_section",
@@ -148,6 +150,12 @@ class FoldScore:
     """The plain column's (None: a baseline)."""
     thresholds_learning_rate: float | None = None
     """The thresholds column's (None: a baseline)."""
+    test_rows: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
+    """The outer test fold's rows among the pooled rows (None: the fixed test split)."""
+    test_scores: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
+    """The thresholds column's model's scores on the outer test fold."""
+    rule: npt.NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+    """The thresholds (offsets) the thresholds column kept; None: plain decisions."""
 
     def rate(self, column: str) -> float | None:
         """The learning rate ``column`` (``argmax`` or ``thresholds``) was scored at."""
@@ -193,6 +201,8 @@ class ExperimentResult:
     test_share: float
     """Outer test rows over outer training rows (Nadeau and Bengio's n_test / n_train), 0
     for a fixed test split."""
+    jobs: int = 1
+    """Folds trained at once (the time depends on it; the figures do not)."""
 
     @property
     def reference(self) -> ExperimentRow:
@@ -226,11 +236,83 @@ class ExperimentResult:
                 worse.append(row.key)
         return better, worse
 
+    def command(self) -> str:
+        """The ``lossserve experiment`` command line that runs this again (a built-in
+        dataset's; a user file needs its column flags too)."""
+        p, o = self.protocol, self.options
+        words = [
+            "lossserve experiment",
+            self.dataset.name,
+            f"--folds {p.folds}",
+            f"--seeds {' '.join(map(str, p.seeds))}",
+            f"--learning-rates {' '.join(f'{r:g}' for r in p.learning_rates)}",
+        ]
+        keys = [r.key for r in self.rows if r.loss != "-"]
+        known = [v.key for v in VARIANTS[self.dataset.task]]
+        if not set(keys) <= set(known):
+            words.append("--losses auto")
+        elif keys != known:
+            words.append(f"--losses {','.join(keys)}")
+        defaults = TrainOptions()
+        for name in ("architecture", "hidden", "epochs", "patience", "batch_size", "weight_decay"):
+            if getattr(o, name) != getattr(defaults, name):
+                words.append(f"--{name.replace('_', '-')} {getattr(o, name)}")
+        if self.jobs > 1:
+            words.append(f"--jobs {self.jobs}")
+        return " ".join(words)
+
+    def cells(self) -> list[list[str]]:
+        """Each row of the results table: model, loss, class weights, the plain column's mean
+        ± std and Δ, the thresholds column's, how often thresholds were kept, and the plain
+        column's learning rates."""
+        table = []
+        for row in self.rows:
+            if not row.folds:
+                table.append([row.model, "-", "-", row.note, "", "", "", "", ""])
+                continue
+            deltas = [
+                "reference" if row is self.reference else _interval_text(self.interval(row, c))
+                for c in ("argmax", "thresholds")
+            ]
+            rates = [f.learning_rate for f in row.folds if f.learning_rate is not None]
+            chosen = (
+                ", ".join(f"{r:g} x{rates.count(r)}" for r in sorted(set(rates))) if rates else "-"
+            )
+            kept = sum(f.kept for f in row.folds)
+            table.append(
+                [
+                    row.model,
+                    row.loss,
+                    row.class_weights or "-",
+                    _mean_std(row.argmax),
+                    deltas[0],
+                    _mean_std(row.thresholds),
+                    deltas[1],
+                    f"{kept}/{len(row.folds)}",
+                    chosen,
+                ]
+            )
+        return table
+
+    def columns(self) -> list[str]:
+        """The header of :meth:`cells`."""
+        plain, rule = _column_names(self.dataset.task)
+        return [
+            "model",
+            "loss",
+            "class weights",
+            plain,
+            f"Δ {plain} [95%]",
+            rule,
+            f"Δ {rule} [95%]",
+            f"{rule} kept",
+            f"learning rates ({plain})",
+        ]
+
     def markdown(self) -> str:
         """The results as a Markdown section: protocol, data, the table, the verdicts."""
         d, p, o = self.dataset, self.protocol, self.options
-        plain = "argmax" if d.task is Task.MULTICLASS else "logit 0"
-        rule = "offsets" if d.task is Task.MULTICLASS else "thresholds"
+        plain, rule = _column_names(d.task)
         layers = f"2x{o.hidden} ReLU, " if o.architecture == "mlp" else ""
         counts = d.class_counts("train") + d.class_counts("validation")
         if not d.fixed_test:
@@ -263,28 +345,10 @@ class ExperimentResult:
             f"features; {'positives per label' if d.task is Task.MULTILABEL else 'rows per class'}"
             f": {', '.join(str(int(c)) for c in counts)}.",
             "",
-            f"| model | loss | class weights | {plain} | Δ {plain} [95%] | {rule} | "
-            f"Δ {rule} [95%] | {rule} kept | learning rates ({plain}) |",
+            f"| {' | '.join(self.columns())} |",
             "|---|---|---|---:|---:|---:|---:|---:|---|",
         ]
-        for row in self.rows:
-            if not row.folds:
-                lines.append(f"| {row.model} | - | - | {row.note} | | | | | |")
-                continue
-            deltas = [
-                "reference" if row is self.reference else _interval_text(self.interval(row, c))
-                for c in ("argmax", "thresholds")
-            ]
-            rates = [f.learning_rate for f in row.folds if f.learning_rate is not None]
-            chosen = (
-                ", ".join(f"{r:g} x{rates.count(r)}" for r in sorted(set(rates))) if rates else "-"
-            )
-            kept = sum(f.kept for f in row.folds)
-            lines.append(
-                f"| {row.model} | {row.loss} | {row.class_weights or '-'} | "
-                f"{_mean_std(row.argmax)} | {deltas[0]} | {_mean_std(row.thresholds)} | "
-                f"{deltas[1]} | {kept}/{len(row.folds)} | {chosen} |"
-            )
+        lines += [f"| {' | '.join(cells)} |" for cells in self.cells()]
         lines.append("")
         for column, name in (("argmax", plain), ("thresholds", rule)):
             better, worse = self.verdicts(column)
@@ -300,21 +364,27 @@ class ExperimentResult:
             )
             lines.append(f"With {name}: {verdict}.")
             lines.append("")
-        lines += [f"Total time {self.seconds:.0f} s.", ""]
+        lines += [f"Total time {self.seconds:.0f} s, by `{self.command()}`.", ""]
         return "\n".join(lines)
 
 
-def draw_differences(result: ExperimentResult, path: Path) -> None:
-    """A PNG of each row's paired difference from the reference with its 95% interval, one
-    panel per column (a forest plot)."""
+def _column_names(task: Task) -> tuple[str, str]:
+    """What the plain and the thresholds columns are called for ``task``."""
+    if task is Task.MULTICLASS:
+        return "argmax", "offsets"
+    return "logit 0", "thresholds"
+
+
+def difference_figure(result: ExperimentResult) -> Any:
+    """Each row's paired difference from the reference with its 95% interval, one panel per
+    column (a forest plot): a matplotlib ``Figure``."""
     from matplotlib.figure import Figure
 
     rows = [r for r in result.rows[1:] if r.folds]
-    plain = "argmax" if result.dataset.task is Task.MULTICLASS else "logit 0"
-    rule = "offsets" if result.dataset.task is Task.MULTICLASS else "thresholds"
     figure = Figure(figsize=(10, 0.45 * len(rows) + 1.6))
     panels = figure.subplots(1, 2, sharey=True, squeeze=False)
-    for axes, column, name in zip(panels[0], ("argmax", "thresholds"), (plain, rule), strict=True):
+    names = _column_names(result.dataset.task)
+    for axes, column, name in zip(panels[0], ("argmax", "thresholds"), names, strict=True):
         for y, row in enumerate(rows):
             mean, low, high = result.interval(row, column)
             colour = "tab:green" if low > 0 else "tab:red" if high < 0 else "tab:grey"
@@ -326,21 +396,97 @@ def draw_differences(result: ExperimentResult, path: Path) -> None:
     panels[0][0].invert_yaxis()  # the table's order, top down (the panels share the axis)
     figure.suptitle(f"{result.dataset.name}: paired differences, 95% intervals", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    return figure
+
+
+def _out_of_fold(
+    result: ExperimentResult, row: ExperimentRow
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+    """The thresholds column's predictions of ``row`` on every row once (the first seed's
+    outer folds; a fixed test split: the first seed's): scores, the same shifted by each
+    fold's decision rule (so that plain decisions on them are the rule's), and targets."""
+    folds = row.folds[: 1 if result.dataset.fixed_test else result.protocol.folds]
+    if not folds or any(f.test_scores is None for f in folds):
+        return None
+    pooled, fixed_test = _pooled(result.dataset)
+    sign = 1.0 if result.dataset.task is Task.MULTICLASS else -1.0  # offsets add; thresholds
+    shifted = [
+        f.test_scores if f.rule is None else f.test_scores + sign * f.rule.astype(np.float32)
+        for f in folds
+        if f.test_scores is not None
+    ]
+    raw = np.concatenate([f.test_scores for f in folds if f.test_scores is not None])
+    moved = np.concatenate(shifted)
+    if fixed_test is not None:
+        return raw, moved, fixed_test.targets
+    order = np.argsort(np.concatenate([f.test_rows for f in folds if f.test_rows is not None]))
+    return raw[order], moved[order], pooled.targets
+
+
+def experiment_report(result: ExperimentResult) -> str:
+    """An HTML page of ``result``: its table, the interval figure, and for each row the
+    figures ``lossserve train`` draws for a model (per-class metrics, confusion,
+    precision-recall curves with the operating points, reliability), on out-of-fold
+    predictions."""
+    from .report import evaluation_sections, figure_png, html_page, img, to_probabilities
+
+    d, p = result.dataset, result.protocol
+    _, rule = _column_names(d.task)
+    where = (
+        f"the fixed test split, seed {p.seeds[0]}"
+        if d.fixed_test
+        else f"every row out of fold, seed {p.seeds[0]}'s {p.folds} folds"
+    )
+    table = "".join(
+        f"<tr>{''.join(f'<td>{html.escape(c)}</td>' for c in cells)}</tr>"
+        for cells in result.cells()
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in result.columns())
+    parts = [
+        f"<h1>{html.escape(d.name)}: losses compared</h1>",
+        "<p>The table and the intervals of <code>docs/results.md</code>'s section (mean ± std "
+        f"over {len(result.reference.folds)} outer folds; total time {result.seconds:.0f} s). "
+        f"Below, each row's {rule} column on {html.escape(where)}: its model and decision rule "
+        "per fold, pooled (macro-F1 of the pooled decisions, not the table's mean over "
+        "folds).</p>",
+        f"<table><tr>{head}</tr>{table}</table>",
+        img(figure_png(difference_figure(result)), "paired differences, 95% intervals"),
+    ]
+    for row in result.rows:
+        predictions = _out_of_fold(result, row)
+        if predictions is None:
+            continue
+        raw, moved, targets = predictions
+        decisions = evaluate(EvaluateRequest(logits=moved, targets=targets))
+        parts += [
+            f"<h2>{html.escape(row.key)}</h2>",
+            f"<p>Pooled macro-F1 {decisions.macro_f1:.3f} with the {rule} each fold kept.</p>",
+            *evaluation_sections(
+                d.labels, d.task, decisions, to_probabilities(d.task, raw), targets, where, 3
+            ),
+        ]
+    return html_page(f"{d.name}: losses compared", parts)
 
 
 def write_section(path: Path, result: ExperimentResult) -> None:
     """Put ``result``'s Markdown into ``path`` between markers named after its dataset:
-    replacing that dataset's earlier section, else appended, other sections kept; and its
-    :func:`draw_differences` figure as ``figures/<dataset>.png`` beside ``path``, linked
-    from the section."""
+    replacing that dataset's earlier section, else appended, other sections kept; beside
+    ``path``, its :func:`difference_figure` as ``figures/<dataset>.png`` and its
+    :func:`experiment_report` as ``reports/<dataset>.html``, both linked from the section."""
     name = result.dataset.name
     begin = f"<!-- experiment: {name} -->"
     end = f"<!-- end of experiment: {name} -->"
     figure = Path("figures") / f"{name}.png"
-    (path.parent / figure.parent).mkdir(parents=True, exist_ok=True)
-    draw_differences(result, path.parent / figure)
-    link = f"![{name}: paired differences from the reference, 95% intervals]({figure})"
+    report = Path("reports") / f"{name}.html"
+    for written in (figure, report):
+        (path.parent / written.parent).mkdir(parents=True, exist_ok=True)
+    difference_figure(result).savefig(path.parent / figure, dpi=100)
+    (path.parent / report).write_text(experiment_report(result), encoding="utf-8")
+    link = (
+        f"![{name}: paired differences from the reference, 95% intervals]({figure})\n\n"
+        f"Per-class metrics, confusion, precision-recall and reliability of every row: "
+        f"[{report}]({report})."
+    )
     section = f"{begin}\n{result.markdown().rstrip()}\n\n{link}\n{end}\n"
     text = path.read_text() if path.is_file() else ""
     if begin in text and end in text:
@@ -479,6 +625,7 @@ def _score(
     val_targets: npt.NDArray[np.int64],
     test_targets: npt.NDArray[np.int64],
     seed: int,
+    test_rows: npt.NDArray[np.int64] | None,
     *,
     rates: tuple[float, float] | None = None,
     loss: str | None = None,
@@ -491,6 +638,9 @@ def _score(
         kept=kept,
         learning_rate=None if rates is None else rates[0],
         thresholds_learning_rate=None if rates is None else rates[1],
+        test_rows=test_rows,
+        test_scores=tuned_test,
+        rule=values,
     )
 
 
@@ -527,13 +677,14 @@ def _run_unit(
     task = dataset.task
     inner = _inner(dataset, pooled, fixed_test, fold, protocol)
     val_y, test_y = inner.validation.targets, inner.test.targets
+    rows = None if fixed_test is not None else fold.test
     if isinstance(unit, str):
         baseline = _logistic if unit == LOGISTIC else _lightgbm
         try:
             val, test = baseline(task, inner, fold.seed)
         except ImportError as exc:
             return f"not installed ({exc.name})"
-        return _score(task, test, val, test, val_y, test_y, fold.seed)
+        return _score(task, test, val, test, val_y, test_y, fold.seed, rows)
     loss = resolve_loss(inner, unit.loss, unit.params, class_weights=unit.class_weights)
     runs: list[tuple[float, FitResult]] = []
     for rate in protocol.learning_rates:
@@ -561,6 +712,7 @@ def _run_unit(
         val_y,
         test_y,
         fold.seed,
+        rows,
         rates=(rate, tuned_rate),
         loss=loss.name,
         params=loss.params,
@@ -710,7 +862,8 @@ def cross_validate(
                     f"{len(row.folds)} folds ({time.perf_counter() - started:.0f} s so far)"
                 )
     share = 0.0 if data.fixed_test else float(np.mean([len(f.test) / len(f.train) for f in folds]))
-    return ExperimentResult(data, plan, opts, rows, time.perf_counter() - started, share)
+    seconds = time.perf_counter() - started
+    return ExperimentResult(data, plan, opts, rows, seconds, share, jobs)
 
 
 def run_experiment(

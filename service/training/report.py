@@ -29,7 +29,16 @@ from ..models.card import ModelCard
 from .selection import comparison
 from .trainer import EpochRecord
 
-__all__ = ["REPORT_FILE", "per_class", "write_report"]
+__all__ = [
+    "REPORT_FILE",
+    "evaluation_sections",
+    "figure_png",
+    "html_page",
+    "img",
+    "per_class",
+    "to_probabilities",
+    "write_report",
+]
 
 REPORT_FILE = "report.html"
 _MAX_CURVES = 20
@@ -59,14 +68,15 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height))
 
 
-def _png(figure: Any) -> str:
+def figure_png(figure: Any) -> str:
+    """``figure`` as base64 PNG, for :func:`_img`."""
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=100)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _img(png: str, alt: str) -> str:
+def img(png: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
 
@@ -80,7 +90,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _probabilities(task: Task, logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def to_probabilities(task: Task, logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     z = logits.astype(np.float64)
     if task is Task.MULTICLASS:
         z = z - z.max(axis=1, keepdims=True)
@@ -107,7 +117,7 @@ def _history(history: Sequence[EpochRecord], best_epoch: int) -> str:
     f1_axes.set_ylabel("validation macro-F1", color="tab:orange")
     f1_axes.axvline(best_epoch, color="grey", linestyle=":", label=f"kept: epoch {best_epoch}")
     f1_axes.legend(loc="lower right", fontsize=8)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _confusion(labels: Sequence[str], task: Task, result: EvaluateResult) -> str:
@@ -126,7 +136,7 @@ def _confusion(labels: Sequence[str], task: Task, result: EvaluateResult) -> str
     if len(labels) <= 20:
         for (i, j), value in np.ndenumerate(counts):
             axes.text(j, i, str(value), ha="center", va="center", fontsize=7)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _pr_curves(
@@ -135,6 +145,7 @@ def _pr_curves(
     probabilities: npt.NDArray[np.float64],
     targets: npt.NDArray[np.int64],
     result: EvaluateResult,
+    where: str,
 ) -> str:
     from sklearn.metrics import precision_recall_curve
 
@@ -156,13 +167,13 @@ def _pr_curves(
         axes.plot(metrics.recall, metrics.precision, "o", color=line.get_color())
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
-    axes.set_title("test split; dots: where the decision rule operates")
+    axes.set_title(f"{where}; dots: where the decision rule operates")
     axes.legend(fontsize=7, ncol=2)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _reliability(
-    task: Task, probabilities: npt.NDArray[np.float64], targets: npt.NDArray[np.int64]
+    task: Task, probabilities: npt.NDArray[np.float64], targets: npt.NDArray[np.int64], where: str
 ) -> str:
     from sklearn.calibration import calibration_curve
 
@@ -180,8 +191,8 @@ def _reliability(
     axes.plot(predicted, observed, "o-")
     axes.set_xlabel(what)
     axes.set_ylabel("observed frequency")
-    axes.set_title("reliability, test split")
-    return _png(figure)
+    axes.set_title(f"reliability, {where}")
+    return figure_png(figure)
 
 
 def _selection_table(selection: dict[str, Any]) -> str:
@@ -197,36 +208,28 @@ def _selection_table(selection: dict[str, Any]) -> str:
     )
 
 
-def write_report(
-    directory: Path,
-    card: ModelCard,
-    history: Sequence[EpochRecord],
-    best_epoch: int,
-    test_logits: npt.NDArray[np.float32],
-    test_targets: npt.NDArray[np.int64],
-) -> Path:
-    """``directory/report.html`` for the model ``card`` describes; its path."""
-    task = Task(card.task)
-    labels = card.labels
-    result = evaluate(
-        EvaluateRequest(
-            logits=test_logits, targets=test_targets, thresholds=np.asarray(card.thresholds)
-        )
-    )
-    probabilities = _probabilities(task, test_logits)
+def evaluation_sections(
+    labels: Sequence[str],
+    task: Task,
+    result: EvaluateResult,
+    probabilities: npt.NDArray[np.float64],
+    targets: npt.NDArray[np.int64],
+    where: str,
+    level: int = 2,
+) -> list[str]:
+    """The HTML of one model's predictions on ``where`` (the test split, pooled outer
+    folds): per-class metrics and the confusion of ``result`` (the decisions made), the
+    precision-recall curves of ``probabilities`` with ``result``'s operating points, and
+    their reliability diagram."""
+    h = f"h{level}"
     rows = [
         [r["label"], r["precision"], r["recall"], r["f1"], r["support"]]
         for r in per_class(labels, task, result)
     ]
     parts = [
-        f"<h1>{html.escape(card.name)} version {card.version}</h1>",
-        f"<p>{html.escape(card.task)} on {html.escape(card.dataset)}; loss "
-        f"{html.escape(card.loss)}; {html.escape(card.architecture)}; test macro-F1 "
-        f"{card.test.macro_f1_thresholds:.3f} with the learned {card.threshold_kind}, "
-        f"{card.test.macro_f1_argmax:.3f} plain.</p>",
-        "<h2>Per class, test split, with the decision rule</h2>",
+        f"<{h}>Per class, {html.escape(where)}, with the decision rule</{h}>",
         _table(["label", "precision", "recall", "F1", "support"], rows),
-        "<h2>Confusion</h2>",
+        f"<{h}>Confusion</{h}>",
     ]
     if task is Task.MULTILABEL:
         counts = np.asarray(result.confusion)
@@ -237,28 +240,64 @@ def write_report(
             )
         )
     else:
-        parts.append(_img(_confusion(labels, task, result), "confusion matrix"))
+        parts.append(img(_confusion(labels, task, result), "confusion matrix"))
+    pr = _pr_curves(labels, task, probabilities, targets, result, where)
     parts += [
-        "<h2>Precision-recall, test split</h2>",
-        _img(_pr_curves(labels, task, probabilities, test_targets, result), "PR curves"),
-        "<h2>Reliability</h2>",
-        _img(_reliability(task, probabilities, test_targets), "reliability diagram"),
-        "<h2>Training</h2>",
-        _img(_history(history, best_epoch), "training loss and validation macro-F1"),
+        f"<{h}>Precision-recall, {html.escape(where)}</{h}>",
+        img(pr, "PR curves"),
+        f"<{h}>Reliability</{h}>",
+        img(_reliability(task, probabilities, targets, where), "reliability diagram"),
     ]
-    if card.selection is not None:
-        parts += ["<h2>How the loss was chosen</h2>", _selection_table(card.selection)]
+    return parts
+
+
+def html_page(title: str, parts: Sequence[str]) -> str:
+    """A self-contained HTML page of ``parts`` (figures are embedded)."""
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
         "text-align:right}img{max-width:100%}"
     )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(card.name)} "
-        f"v{card.version}</title><style>{style}</style></head><body>"
-        + "\n".join(parts)
-        + "</body></html>\n"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{style}</style></head><body>" + "\n".join(parts) + "</body></html>\n"
     )
+
+
+def write_report(
+    directory: Path,
+    card: ModelCard,
+    history: Sequence[EpochRecord],
+    best_epoch: int,
+    test_logits: npt.NDArray[np.float32],
+    test_targets: npt.NDArray[np.int64],
+) -> Path:
+    """``directory/report.html`` for the model ``card`` describes; its path."""
+    task = Task(card.task)
+    result = evaluate(
+        EvaluateRequest(
+            logits=test_logits, targets=test_targets, thresholds=np.asarray(card.thresholds)
+        )
+    )
+    parts = [
+        f"<h1>{html.escape(card.name)} version {card.version}</h1>",
+        f"<p>{html.escape(card.task)} on {html.escape(card.dataset)}; loss "
+        f"{html.escape(card.loss)}; {html.escape(card.architecture)}; test macro-F1 "
+        f"{card.test.macro_f1_thresholds:.3f} with the learned {card.threshold_kind}, "
+        f"{card.test.macro_f1_argmax:.3f} plain.</p>",
+        *evaluation_sections(
+            card.labels,
+            task,
+            result,
+            to_probabilities(task, test_logits),
+            test_targets,
+            "test split",
+        ),
+        "<h2>Training</h2>",
+        img(_history(history, best_epoch), "training loss and validation macro-F1"),
+    ]
+    if card.selection is not None:
+        parts += ["<h2>How the loss was chosen</h2>", _selection_table(card.selection)]
     path = directory / REPORT_FILE
-    path.write_text(page, encoding="utf-8")
+    path.write_text(html_page(f"{card.name} v{card.version}", parts), encoding="utf-8")
     return path

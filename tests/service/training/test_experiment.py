@@ -5,6 +5,7 @@ the Markdown section written into a results file."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ import numpy as np
 import pytest
 
 from losses import Task
+from lossserve.core.evaluator import evaluate
+from lossserve.core.types import EvaluateRequest
 from lossserve.training import Protocol, TrainOptions, load_dataset, run_experiment
 from lossserve.training.experiment import (
     ExperimentResult,
     ExperimentRow,
     FoldScore,
+    _out_of_fold,
     _outer_folds,
     _pooled,
     _split_in_two,
@@ -133,10 +137,12 @@ def test_write_section_replaces_its_own_section_and_keeps_the_rest(tmp_path: Pat
     digits = text.split("<!-- experiment: digits-lt -->")[1].split("<!-- end of")[0]
     assert "0.150 ± 0.071" in digits and "0.650 ± 0.071" not in digits  # the new rows
     assert text.index("digits-lt") < text.index("breast-cancer-imbalanced")
-    # each section links its figure, drawn beside the file
-    assert "](figures/digits-lt.png)\n<!-- end of experiment: digits-lt -->" in text
+    # each section links its figure and its report, written beside the file
+    assert "](figures/digits-lt.png)\n\n" in digits
+    assert "[reports/digits-lt.html](reports/digits-lt.html).\n" in digits
     for name in ("digits-lt", "breast-cancer-imbalanced"):
         assert (tmp_path / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / "reports" / f"{name}.html").read_text().startswith("<!doctype html>")
 
 
 def test_a_small_run_end_to_end() -> None:
@@ -150,6 +156,10 @@ def test_a_small_run_end_to_end() -> None:
     assert keys[:2] == ["binary_cross_entropy", "dice"]  # the reference comes first
     assert all(len(row.folds) == 2 for row in result.rows)
     assert result.test_share == pytest.approx(1.0, abs=0.01)  # two folds: halves
+    assert result.command() == (  # what the section says ran it
+        "lossserve experiment breast-cancer-imbalanced --folds 2 --seeds 0 --learning-rates "
+        "0.01 --losses binary_cross_entropy,dice --hidden 8 --epochs 3"
+    )
     for row in result.rows:  # each column's learning rate is from the grid; none for baselines
         rates = {score.rate(c) for score in row.folds for c in ("argmax", "thresholds")}
         assert rates == ({None} if row.loss == "-" else {1e-2}), row.key
@@ -183,3 +193,40 @@ def test_a_rate_that_diverges_is_left_out(monkeypatch: pytest.MonkeyPatch) -> No
         ("binary_cross_entropy", [], "diverged at every learning rate"),
         ("dice", [], "diverged at every learning rate"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "variant"),
+    [("breast-cancer-imbalanced", "dice"), ("digits-lt", "focal"), ("multilabel-synth", "dice")],
+)
+def test_the_report_pools_each_folds_decisions(name: str, variant: str, tmp_path: Path) -> None:
+    """The report's out-of-fold predictions are each fold's, in the pooled rows' order, and
+    plain decisions on them shifted by each fold's rule are that fold's thresholds column."""
+    result = run_experiment(
+        name,
+        protocol=Protocol(folds=2, learning_rates=(1e-2,)),
+        options=TrainOptions(epochs=4, hidden=8),
+        variants=[variant],
+    )
+    pooled, _ = _pooled(result.dataset)
+    for row in result.rows:
+        predictions = _out_of_fold(result, row)
+        assert predictions is not None, row.key
+        raw, moved, targets = predictions
+        assert np.array_equal(targets, pooled.targets)
+        assert raw.shape == moved.shape and len(raw) == len(pooled)
+        for fold in row.folds:
+            assert fold.test_rows is not None and fold.test_scores is not None
+            assert np.array_equal(raw[fold.test_rows], fold.test_scores)
+            request = EvaluateRequest(logits=moved[fold.test_rows], targets=targets[fold.test_rows])
+            assert evaluate(request).macro_f1 == pytest.approx(fold.thresholds, abs=1e-9)
+    path = tmp_path / "results.md"
+    write_section(path, result)
+    text = path.read_text()
+    assert f"[reports/{name}.html](reports/{name}.html)" in text
+    page = (tmp_path / "reports" / f"{name}.html").read_text()
+    for row in result.rows:
+        assert f"<h2>{html.escape(row.key)}</h2>" in page
+    # every row: the table of its pooled decisions, its confusion and curves
+    assert page.count("Per class, every row out of fold") == len(result.rows)
+    assert page.count("data:image/png;base64,") >= 1 + 2 * len(result.rows)
