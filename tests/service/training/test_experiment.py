@@ -18,6 +18,7 @@ from lossserve.core.evaluator import evaluate
 from lossserve.core.types import EvaluateRequest
 from lossserve.training import Protocol, TrainOptions, load_dataset, run_experiment
 from lossserve.training.experiment import (
+    VARIANTS,
     ExperimentResult,
     ExperimentRow,
     FoldScore,
@@ -25,6 +26,8 @@ from lossserve.training.experiment import (
     _outer_folds,
     _pooled,
     _split_in_two,
+    cross_validate,
+    experiment_report,
     keep_if_better,
     write_section,
 )
@@ -230,3 +233,24 @@ def test_the_report_pools_each_folds_decisions(name: str, variant: str, tmp_path
     # every row: the table of its pooled decisions, its confusion and curves
     assert page.count("Per class, every row out of fold") == len(result.rows)
     assert page.count("data:image/png;base64,") >= 1 + 2 * len(result.rows)
+
+
+def test_the_report_of_a_fixed_test_split_shows_the_first_seeds_model() -> None:
+    dataset = dataclasses.replace(load_dataset("digits-lt"), fixed_test=True)
+    result = cross_validate(
+        dataset,
+        VARIANTS[Task.MULTICLASS][:1],
+        protocol=Protocol(seeds=(0, 1), learning_rates=(1e-2,)),
+        options=TrainOptions(epochs=3, hidden=8),
+        baselines=False,
+    )
+    (row,) = result.rows
+    predictions = _out_of_fold(result, row)
+    assert predictions is not None
+    raw, _, targets = predictions
+    first = row.folds[0].test_scores
+    assert first is not None and np.array_equal(raw, first)
+    assert np.array_equal(targets, dataset.test.targets)
+    assert "Per class, the fixed test split, seed 0, with the decision rule" in (
+        experiment_report(result)
+    )
