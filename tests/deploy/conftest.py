@@ -86,6 +86,11 @@ class Deployment:
     def run(self, *command: str, timeout: float = 900) -> str:
         return output(command, cwd=ROOT, env=self.env, timeout=timeout)
 
+    def prune(self) -> None:
+        """Remove the untagged images builds leave (each build stage's, ~2 GB): a CI machine's
+        disk holds a few of them, not every build's."""
+        self.run("podman", "image", "prune", "--force", timeout=300)
+
     def status(self, *command: str, timeout: float = 120) -> int:
         """The exit status of ``command``."""
         return subprocess.run(
@@ -173,6 +178,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     }
     deployed = Deployment(env, repository)
 
+    graph_root = deployed.run("podman", "info", "--format", "{{.Store.GraphRoot}}").strip()
+    deployed.report["disk_free_bytes_before"] = shutil.disk_usage(graph_root).free
     start = time.monotonic()
     deployed.run("bash", "docker/build-local-base.sh", timeout=1200)
     deployed.report["base_images_s"] = round(time.monotonic() - start, 1)
@@ -183,6 +190,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "-f", "docker/Dockerfile", "-t", IMAGE, ".", timeout=1800,
     )  # fmt: skip
     deployed.report["cpu_image_build_s"] = round(time.monotonic() - start, 1)
+    deployed.prune()
     deployed.report["cpu_image_bytes"] = int(
         deployed.run("podman", "image", "inspect", "--format", "{{.Size}}", IMAGE)
     )

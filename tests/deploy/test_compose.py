@@ -134,25 +134,31 @@ def test_the_gpu_image_builds_on_the_cpu_stand_in_base(deployment: Deployment) -
     user and entry point. torch is the wheel pip finds here, 2.13.0's CPU build, which
     satisfies the image's ``torch==2.13.0``; on a registry the image takes the cu130 build
     from PyTorch's index, which this machine cannot reach."""
-    start = time.monotonic()
-    deployment.run(
-        "podman", "build", "--pull=never", "--network", "host", "--format", "docker",
-        *build_args(), "--build-arg", f"CUDA_IMAGE={PYTHON_BASE}",
-        "-f", "docker/Dockerfile.gpu", "-t", GPU_IMAGE, ".", timeout=1800,
-    )  # fmt: skip
-    deployment.report["gpu_image_on_cpu_base_build_s"] = round(time.monotonic() - start, 1)
-    deployment.report["gpu_image_on_cpu_base_bytes"] = int(
-        deployment.run("podman", "image", "inspect", "--format", "{{.Size}}", GPU_IMAGE)
-    )
-    probe = (
-        "import json, onnxruntime, torch, lossserve.cli; "
-        "print(json.dumps(onnxruntime.get_available_providers()))"
-    )
-    run = ["podman", "run", "--rm", "--read-only", "--entrypoint", "python", GPU_IMAGE]
-    providers = json.loads(deployment.run(*run, "-c", probe, timeout=120))
-    assert "CUDAExecutionProvider" in providers  # onnxruntime-gpu, not the CPU package
-    user = deployment.run("podman", "image", "inspect", "--format", "{{.Config.User}}", GPU_IMAGE)
-    assert user.strip() == "10001:10001"
+    try:
+        start = time.monotonic()
+        deployment.run(
+            "podman", "build", "--pull=never", "--network", "host", "--format", "docker",
+            *build_args(), "--build-arg", f"CUDA_IMAGE={PYTHON_BASE}",
+            "-f", "docker/Dockerfile.gpu", "-t", GPU_IMAGE, ".", timeout=1800,
+        )  # fmt: skip
+        deployment.report["gpu_image_on_cpu_base_build_s"] = round(time.monotonic() - start, 1)
+        deployment.report["gpu_image_on_cpu_base_bytes"] = int(
+            deployment.run("podman", "image", "inspect", "--format", "{{.Size}}", GPU_IMAGE)
+        )
+        probe = (
+            "import json, onnxruntime, torch, lossserve.cli; "
+            "print(json.dumps(onnxruntime.get_available_providers()))"
+        )
+        run = ["podman", "run", "--rm", "--read-only", "--entrypoint", "python", GPU_IMAGE]
+        providers = json.loads(deployment.run(*run, "-c", probe, timeout=120))
+        assert "CUDAExecutionProvider" in providers  # onnxruntime-gpu, not the CPU package
+        user = deployment.run(
+            "podman", "image", "inspect", "--format", "{{.Config.User}}", GPU_IMAGE
+        )
+        assert user.strip() == "10001:10001"
+    finally:  # nothing else uses it: its ~2 GB go back to the disk
+        deployment.status("podman", "rmi", "--force", GPU_IMAGE)
+        deployment.prune()
 
 
 def _restore(deployment: Deployment, replica: str) -> None:
