@@ -8,8 +8,9 @@ import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
+from ._stable import softmax_and_complement
 from ._validation import (
     NonNegativePerClass,
     Params,
@@ -19,7 +20,7 @@ from ._validation import (
     prepare,
 )
 
-__all__ = ["FocalLoss", "FocalParams", "focal_loss"]
+__all__ = ["FocalLoss", "FocalParams", "focal_hessian_diagonal", "focal_loss"]
 
 NAME = "focal"
 TASKS = frozenset({Task.MULTICLASS})
@@ -96,11 +97,73 @@ def focal_loss(
     others = torch.logsumexp(x.scatter(1, index, float("-inf")), dim=1)
     log_one_minus_p = others - log_z
     loss = -torch.exp(gamma * log_one_minus_p) * log_p
-    if isinstance(alpha, (int, float)) or (isinstance(alpha, Tensor) and alpha.dim() == 0):
-        loss = alpha * loss
-    elif alpha is not None:
-        loss = per_class_tensor("alpha", alpha, x)[y] * loss
+    if alpha is not None:
+        loss = _alpha_of_target(alpha, x, y) * loss
     return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+def _alpha_of_target(
+    alpha: float | Sequence[float] | Tensor | None, x: Tensor, y: Tensor
+) -> Tensor:
+    """``alpha_{y_i}`` for every sample: 1 without ``alpha``."""
+    if alpha is None:
+        return x.new_ones(y.shape)
+    if isinstance(alpha, (int, float)) or (isinstance(alpha, Tensor) and alpha.dim() == 0):
+        return x.new_full(y.shape, float(alpha))
+    return per_class_tensor("alpha", alpha, x)[y]
+
+
+def focal_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: float | Sequence[float] | Tensor | None = None,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`focal_loss` w.r.t. the logits, in O(N C).
+
+    With :math:`p = p_{i,y}`, :math:`q = 1 - p`, :math:`L = -\log p` and :math:`r_c =
+    p_c / q` (class :math:`c`'s share of the mass off the target), the sample's loss
+    :math:`-q^\gamma \log p` has
+
+    .. math::
+        H_{yy} = q^\gamma \left(\gamma^2 p^2 L - \gamma q p L + (2\gamma + 1) q p\right)
+
+        H_{cc} = q^\gamma \left(\gamma(\gamma - 1) r_c^2 p^2 L - \gamma q r_c^2 p L
+        + 2\gamma q r_c^2 p + \gamma r_c (1 - p_c) p L + p_c (1 - p_c)\right)
+
+    (from :math:`\partial \log p / \partial x_c = \delta_{yc} - p_c` and
+    :math:`\partial^2 \log p / \partial x_c^2 = -p_c (1 - p_c)`), times
+    :math:`\alpha_{y}` and the reduction's factor. Written with :math:`q^\gamma` and
+    :math:`r_c \le 1` only, it has no negative power of :math:`q`: finite for every
+    ``gamma >= 0`` as :math:`p \to 1`. :math:`q`, :math:`L` and :math:`r_c` come from
+    :func:`~losses._stable.softmax_and_complement`, accurate at both ends. ``gamma = 0``
+    gives cross-entropy's :math:`p_c (1 - p_c)`.
+    """
+    check_params(NAME, FocalParams, {"gamma": gamma, "alpha": alpha})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    if x.shape[1] < 2:
+        raise ValueError(f"Expected logits with at least 2 classes, got {x.shape[1]}")
+    index = y.unsqueeze(1)
+    p_c, one_minus = softmax_and_complement(x)
+    p = p_c.gather(1, index)  # (N, 1)
+    q = one_minus.gather(1, index)
+    # p L = -p log p: from log1p(-q) where p is near 1 (log p has an absolute error there
+    # that would swamp L ~ q); 0 where p underflows to 0
+    pl = torch.where(q < 0.5, -p * torch.log1p(-q), -torch.xlogy(p, p))
+    q_gamma = q.pow(gamma)  # 0^0 = 1
+    target = gamma * gamma * p * pl - gamma * q * pl + (2 * gamma + 1) * q * p
+    # H_cc = r (r A + (1 - p_c) B) + p_c (1 - p_c), with r = p_c / q and per-row A, B
+    a = gamma * (gamma - 1) * p * pl - gamma * q * pl + 2 * gamma * q * p
+    b = gamma * pl
+    r = p_c / q.clamp_min(torch.finfo(x.dtype).tiny)
+    curvature = r.mul(a).addcmul_(one_minus, b).mul_(r).addcmul_(p_c, one_minus)
+    curvature.scatter_(1, index, target)
+    scale = sample_scale(reduction, inputs.sample_weight, x) * _alpha_of_target(alpha, x, y)
+    return curvature.mul_(scale.unsqueeze(1) * q_gamma)
 
 
 class FocalLoss(LossModule):
@@ -132,5 +195,6 @@ SPECS = (
         when_to_use="Multiclass data where many easy majority samples swamp the gradient; "
         "gamma 1-2 is typical, alpha adds per-class balance.",
         coupling=per_sample,
+        hessian_diagonal=focal_hessian_diagonal,
     ),
 )

@@ -7,7 +7,7 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-__all__ = ["Reduction", "reduce_loss"]
+__all__ = ["Reduction", "reduce_loss", "sample_scale"]
 
 
 class Reduction(str, Enum):
@@ -57,3 +57,23 @@ def reduce_loss(
             per_sample = loss[0].numel() if loss.dim() > 0 and loss.shape[0] > 0 else 1
             denominator = sample_weight.sum() * per_sample
     return total / denominator.to(loss.dtype).clamp_min(torch.finfo(loss.dtype).tiny)
+
+
+def sample_scale(
+    reduction: str | Reduction,
+    sample_weight: Tensor | None,
+    like: Tensor,
+    *,
+    per_sample: int = 1,
+) -> Tensor:
+    """``(N,)``: the derivative of :func:`reduce_loss`'s result (without ``denominator``)
+    with respect to each sample's value, for values shaped ``like`` (leading axis: samples;
+    ``per_sample`` elements each). ``none`` is taken as its sum, as ``losses.derivatives``
+    does. Closed-form derivatives multiply each sample's own by it."""
+    n = like.shape[0]
+    scale = like.new_ones(n) if sample_weight is None else sample_weight.to(like.dtype)
+    if Reduction.parse(reduction) is Reduction.MEAN:
+        total = float(n) if sample_weight is None else scale.sum()
+        denominator = torch.as_tensor(total * per_sample, dtype=like.dtype, device=like.device)
+        scale = scale / denominator.clamp_min(torch.finfo(like.dtype).tiny)
+    return scale

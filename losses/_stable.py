@@ -15,6 +15,7 @@ __all__ = [
     "log_sigmoid",
     "logaddexp",
     "masked_logsumexp",
+    "softmax_and_complement",
 ]
 
 
@@ -65,6 +66,22 @@ def log_one_minus_softmax(logits: Tensor, dim: int = -1) -> Tensor:
     others = torch.logsumexp(logits.masked_fill(is_top, float("-inf")), dim=dim, keepdim=True)
     top = others - torch.logsumexp(logits, dim=dim, keepdim=True)
     return torch.where(is_top, top, rest)
+
+
+def softmax_and_complement(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``softmax(logits)`` and ``1 - softmax(logits)`` over the last axis of ``(N, C)``
+    logits, each accurate to a few ulps, in a few passes over the data (for closed-form
+    derivatives at large N x C).
+
+    ``1 - p_c`` is accurate by subtraction wherever ``p_c <= 1/2``: every class but perhaps
+    the row's argmax. For the argmax it is the sum of the other classes' probabilities, a
+    sum of positive terms, exact as ``p`` rounds to 1.
+    """
+    p = torch.softmax(logits, dim=-1)
+    top = logits.argmax(dim=-1, keepdim=True)
+    rest = p.scatter(-1, top, 0.0).sum(dim=-1, keepdim=True)
+    complement = torch.sub(1.0, p)
+    return p, complement.scatter_(-1, top, rest.clamp_min(0.0))
 
 
 def logaddexp(a: Tensor, b: Tensor) -> Tensor:

@@ -82,6 +82,10 @@ def test_unknown_parameter_is_refused() -> None:
         ("cross_entropy", {"weight": [0.5, 2.0, 1.0, 3.0], "label_smoothing": 0.2}),
         ("cross_entropy", {"ignore_index": 1, "label_smoothing": 0.1}),
         ("logit_adjusted_cross_entropy", {"class_prior": [5.0, 1.0, 2.0, 8.0], "tau": 1.5}),
+        ("focal", {"gamma": 0.0}),
+        ("focal", {"gamma": 0.5, "alpha": 0.25}),
+        ("focal", {"gamma": 1.0, "alpha": [0.5, 2.0, 1.0, 3.0]}),
+        ("focal", {"gamma": 3.7}),
     ],
 )
 def test_closed_form_hessian_diagonal_equals_autograd(
@@ -110,3 +114,24 @@ def test_closed_form_is_accurate_where_p_rounds_to_one() -> None:
     assert result.hessian_diag is not None
     expected = 2 * torch.exp(torch.tensor(-30.0, dtype=torch.float64))
     assert result.hessian_diag[0, 0].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_focal_closed_form_is_accurate_where_p_rounds_to_one(gamma: float) -> None:
+    # q = 1 - p_0 = 2 e^-30 / (1 + 2 e^-30); the loss -q^g log(1 - q) ~ q^(g+1), and q ~ 2
+    # e^(-x_0), so d2/dx_0^2 ~ (g+1)^2 q^(g+1): not the 0 that 1 - p would give.
+    x = torch.tensor([[30.0, 0.0, 0.0]], dtype=torch.float64)
+    result = losses.derivatives("focal", x, torch.tensor([0]), hessian=True, gamma=gamma)
+    assert result.hessian_diag is not None
+    q = 2 * torch.exp(torch.tensor(-30.0, dtype=torch.float64))
+    expected = (gamma + 1) ** 2 * q ** (gamma + 1)
+    assert result.hessian_diag[0, 0].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_focal_closed_form_is_finite_at_extreme_logits(dtype: torch.dtype) -> None:
+    x = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 0.0]]).to(dtype)
+    for gamma in (0.0, 0.5, 2.0):
+        h = losses.derivatives("focal", x, torch.tensor([0, 0, 2]), hessian=True, gamma=gamma)
+        assert h.hessian_diag is not None and h.hessian_diag.dtype == torch.float32
+        assert torch.isfinite(h.hessian_diag).all() and (h.hessian_diag[2] > 0).all()
