@@ -116,9 +116,17 @@ class FitResult:
 # ---------------------------------------------------------------------------- tensors
 
 
+def as_tensor(array: npt.NDArray[Any]) -> Tensor:
+    """``array`` as a tensor sharing its memory, or a copy where the array is read-only (a
+    memory map joblib hands its workers): torch cannot share read-only memory."""
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, order="C")
+    return torch.from_numpy(array)
+
+
 def loss_targets(task: Task, targets: npt.NDArray[np.int64]) -> Tensor:
     """Targets as the losses take them: indices (multiclass) or float 0/1 (otherwise)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(targets))
+    tensor = as_tensor(targets)
     return tensor if task is Task.MULTICLASS else tensor.float()
 
 
@@ -136,7 +144,7 @@ def predict_logits(model: Classifier, features: npt.NDArray[np.float32]) -> npt.
     """``(N, K)`` float32 logits of raw ``features`` (eval mode, no gradients)."""
     model.eval()
     with torch.inference_mode():
-        out: npt.NDArray[np.float32] = model(torch.from_numpy(features)).numpy()
+        out: npt.NDArray[np.float32] = model(as_tensor(features)).numpy()
     return out
 
 
@@ -309,7 +317,7 @@ def _fit(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=opts.learning_rate, weight_decay=opts.weight_decay
     )
-    x = torch.from_numpy(train.features)
+    x = as_tensor(train.features)
     y = loss_targets(task, train.targets)
     n = x.shape[0]
     started = time.perf_counter()

@@ -15,6 +15,7 @@ from lossserve.core.evaluator import evaluate
 from lossserve.core.types import EvaluateRequest
 from lossserve.training import (
     Dataset,
+    Split,
     TrainOptions,
     evaluate_fit,
     fit,
@@ -22,7 +23,7 @@ from lossserve.training import (
     keeps_zero_threshold,
     resolve_loss,
 )
-from lossserve.training.trainer import predict_logits, scores
+from lossserve.training.trainer import as_tensor, predict_logits, scores
 
 # ---------------------------------------------------------------------------- the loss
 
@@ -138,6 +139,34 @@ def test_fit_reproducible_and_leaves_global_rng(digits: Dataset, tiny: TrainOpti
         assert torch.equal(value, second.model.state_dict()[key]), key
     key = "body.0.weight"
     assert not torch.equal(first.model.state_dict()[key], other.model.state_dict()[key])
+
+
+def test_read_only_arrays_train_and_predict_without_warnings(
+    digits: Dataset, tiny: TrainOptions
+) -> None:
+    """joblib hands its workers large arrays as read-only memory maps; torch warns on
+    sharing read-only memory (once a process: the warning part fails only when run first),
+    so those are copied."""
+    import dataclasses
+    import warnings
+
+    def read_only(split: Split) -> Split:
+        features, targets = split.features.copy(), split.targets.copy()
+        features.setflags(write=False)
+        targets.setflags(write=False)
+        return Split(features, targets)
+
+    frozen = dataclasses.replace(digits, train=read_only(digits.train))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fit(frozen, resolve_loss(frozen, "cross_entropy"), tiny)
+        predict_logits(result.model, frozen.train.features)
+    assert not frozen.train.features.flags.writeable  # the caller's array is left as it was
+    tensor = as_tensor(frozen.train.features)
+    tensor[0, 0] = 123.0
+    assert frozen.train.features[0, 0] != 123.0  # a copy, not the read-only memory
+    writable = digits.train.features
+    assert as_tensor(writable).data_ptr() == writable.ctypes.data  # shared, as before
 
 
 def test_early_stopping_keeps_the_best_epoch(digits: Dataset) -> None:
