@@ -7,12 +7,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
-from ._stable import masked_logsumexp
+from ._stable import masked_logsumexp, softmax_and_complement
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["CircleLoss", "CircleParams", "circle_loss"]
+__all__ = ["CircleLoss", "CircleParams", "circle_hessian_diagonal", "circle_loss"]
 
 NAME = "circle"
 TASKS = frozenset({Task.MULTILABEL})
@@ -114,26 +114,100 @@ def circle_loss(
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
-    gamma = params.scale
-    shift = params.scale * params.margin
-    has_neg = (~positive).any(dim=1)
-    has_pos = positive.any(dim=1)
-    # log A and log B; -inf with a zero gradient for an empty set, masked out below.
-    log_a = masked_logsumexp(gamma * x, ~positive, dim=1)
-    log_b = masked_logsumexp(-gamma * x, positive, dim=1)
-    zero = torch.zeros_like(log_a)
-    safe_a = torch.where(has_neg, log_a, zero)
-    safe_b = torch.where(has_pos, log_b, zero)
+    pairs = _Pairs(x, positive, params)
     if params.threshold_class:
-        # log(A + B + AB): a log-sum-exp over the terms whose sets are not empty; C >= 1, so
-        # at least one of A and B is.
-        terms = torch.stack([safe_a, safe_b, safe_a + safe_b], dim=1)
-        present = torch.stack([has_neg, has_pos, has_neg & has_pos], dim=1)
-        loss = F.softplus(shift + masked_logsumexp(terms, present, dim=1))
+        loss = F.softplus(pairs.shift + masked_logsumexp(pairs.terms, pairs.present, dim=1))
     else:
-        both = has_neg & has_pos
-        loss = torch.where(both, F.softplus(shift + safe_a + safe_b), zero)
+        both = pairs.has_neg & pairs.has_pos
+        zero = torch.zeros_like(pairs.log_a)
+        loss = torch.where(both, F.softplus(pairs.shift + pairs.log_a + pairs.log_b), zero)
     return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+class _Pairs:
+    """What the loss is made of: ``log A`` and ``log B`` (0 for an empty set, which
+    ``has_neg`` and ``has_pos`` tell), ``gamma * m``, and with the threshold class the terms
+    ``log A, log B, log A + log B`` of ``log(A + B + AB)`` with the ones ``present``."""
+
+    def __init__(self, x: Tensor, positive: Tensor, params: CircleParams) -> None:
+        self.gamma = params.scale
+        self.shift = params.scale * params.margin
+        self.has_neg = (~positive).any(dim=1)
+        self.has_pos = positive.any(dim=1)
+        zero = x.new_zeros(x.shape[0])
+        # -inf with a zero gradient for an empty set, masked out
+        log_a = masked_logsumexp(self.gamma * x, ~positive, dim=1)
+        log_b = masked_logsumexp(-self.gamma * x, positive, dim=1)
+        self.log_a = torch.where(self.has_neg, log_a, zero)
+        self.log_b = torch.where(self.has_pos, log_b, zero)
+        # log(A + B + AB): a log-sum-exp over the terms whose sets are not empty; C >= 1,
+        # so at least one of A and B is
+        self.terms = torch.stack([self.log_a, self.log_b, self.log_a + self.log_b], dim=1)
+        self.present = torch.stack([self.has_neg, self.has_pos, self.has_neg & self.has_pos], dim=1)
+
+
+def circle_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    scale: float = 1.0,
+    margin: float = 0.0,
+    threshold_class: bool = True,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`circle_loss` w.r.t. the logits, in O(N C).
+
+    A negative's score enters only :math:`a = \log A` and a positive's only :math:`b =
+    \log B`, with :math:`\partial a / \partial s_n = \gamma \pi_n` and
+    :math:`\partial^2 a / \partial s_n^2 = \gamma^2 \pi_n (1 - \pi_n)` (:math:`\pi` the
+    softmax of :math:`\gamma s` over the negatives; for :math:`b`, of :math:`-\gamma s`
+    over the positives). So :math:`H_{nn} = \ell_{aa} \gamma^2 \pi_n^2 + \ell_a
+    \gamma^2 \pi_n (1 - \pi_n)`, and alike for positives. The loss is
+    :math:`\operatorname{softplus}(u)`: without the threshold class :math:`u = \gamma m
+    + a + b`, :math:`\ell_a = \sigma(u)`, :math:`\ell_{aa} = \sigma(u) \sigma(-u)`;
+    with it :math:`u = \gamma m + g`, :math:`g = \log(e^a + e^b + e^{a+b})`, whose
+    :math:`g_a = w_0 + w_2` (:math:`w` the softmax of the three terms) has
+    :math:`g_{aa} = g_a (1 - g_a)`: :math:`\ell_a = \sigma(u) g_a`, :math:`\ell_{aa} =
+    \sigma(u) \sigma(-u) g_a^2 + \sigma(u) g_a (1 - g_a)`.
+    """
+    params = check_params(
+        NAME,
+        CircleParams,
+        {"scale": scale, "margin": margin, "threshold_class": threshold_class},
+    )
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x, positive = inputs.logits, inputs.targets.bool()
+    pairs = _Pairs(x, positive, params)
+    gamma = pairs.gamma
+    if params.threshold_class:
+        u = pairs.shift + masked_logsumexp(pairs.terms, pairs.present, dim=1)
+        w = torch.softmax(pairs.terms.masked_fill(~pairs.present, float("-inf")), dim=1)
+        g_a, one_minus_g_a = w[:, 0] + w[:, 2], w[:, 1]
+        g_b, one_minus_g_b = w[:, 1] + w[:, 2], w[:, 0]
+    else:
+        u = pairs.shift + pairs.log_a + pairs.log_b
+        g_a = g_b = torch.where(pairs.has_neg & pairs.has_pos, 1.0, 0.0).to(x.dtype)
+        one_minus_g_a = one_minus_g_b = torch.zeros_like(g_a)
+    s, s_bar = torch.sigmoid(u), torch.sigmoid(-u)
+    first_a, first_b = s * g_a, s * g_b
+    second_a = s * s_bar * g_a * g_a + s * g_a * one_minus_g_a
+    second_b = s * s_bar * g_b * g_b + s * g_b * one_minus_g_b
+
+    def softmax_terms(scores: Tensor, members: Tensor) -> tuple[Tensor, Tensor]:
+        """pi^2 and pi (1 - pi) of the softmax over each row's members (0 elsewhere)."""
+        filled = scores.masked_fill(~members, float("-inf"))
+        filled = filled.masked_fill(~members.any(dim=1, keepdim=True), 0.0)  # no members
+        pi, complement = softmax_and_complement(filled)
+        pi = pi * members
+        return pi * pi, pi * complement
+
+    neg_sq, neg_var = softmax_terms(gamma * x, ~positive)
+    pos_sq, pos_var = softmax_terms(-gamma * x, positive)
+    negative_h = second_a.unsqueeze(1) * neg_sq + first_a.unsqueeze(1) * neg_var
+    positive_h = second_b.unsqueeze(1) * pos_sq + first_b.unsqueeze(1) * pos_var
+    curvature = gamma * gamma * torch.where(positive, positive_h, negative_h)
+    return curvature * sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
 
 
 class CircleLoss(LossModule):
@@ -171,5 +245,6 @@ SPECS = (
         when_to_use="Multilabel ranking where every positive should beat every negative by a "
         "margin; scale 1, margin 0 with the threshold class is ZLPR.",
         coupling=per_sample,
+        hessian_diagonal=circle_hessian_diagonal,
     ),
 )

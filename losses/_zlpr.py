@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
+from ._stable import softmax_and_complement
 from ._validation import Params, Task, check_params, prepare
 
 __all__ = [
     "MultilabelCategoricalCrossentropyLoss",
     "MultilabelCategoricalCrossentropyParams",
+    "multilabel_categorical_crossentropy_hessian_diagonal",
     "multilabel_categorical_crossentropy_loss",
 ]
 
@@ -89,6 +91,41 @@ def multilabel_categorical_crossentropy_loss(
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
+def multilabel_categorical_crossentropy_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`multilabel_categorical_crossentropy_loss`.
+
+    Each term is a log-sum-exp over one set and the 0 class, of the scores :math:`s_c`
+    (negatives) or :math:`-s_c` (positives); a log-sum-exp's Hessian diagonal is
+    :math:`\sigma_c (1 - \sigma_c)` with :math:`\sigma` its softmax, and the sign squares
+    away. So :math:`H_{cc} = \sigma_c (1 - \sigma_c)` with :math:`\sigma` the softmax over
+    class :math:`c`'s own set joined by the 0 class, times the reduction's factor: O(N C),
+    with :math:`1 - \sigma` accurate as :math:`\sigma` nears 1
+    (:func:`~losses._stable.softmax_and_complement`).
+    """
+    check_params(NAME, MultilabelCategoricalCrossentropyParams, {})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x, positive = inputs.logits, inputs.targets.bool()
+    zero = x.new_zeros(x.shape[0], 1)
+
+    def curvature(scores: Tensor) -> Tensor:
+        p, complement = softmax_and_complement(torch.cat([scores, zero], dim=1))
+        return (p * complement)[:, :-1]
+
+    outside = torch.full_like(x, float("-inf"))
+    diagonal = torch.where(
+        positive,
+        curvature(torch.where(positive, -x, outside)),
+        curvature(torch.where(positive, outside, x)),
+    )
+    return diagonal * sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+
+
 class MultilabelCategoricalCrossentropyLoss(LossModule):
     """Module form of :func:`multilabel_categorical_crossentropy_loss`."""
 
@@ -116,5 +153,6 @@ SPECS = (
         when_to_use="Multilabel data with many classes and few positives per sample, where "
         "per-class sigmoid BCE drowns in negatives; predicts c when s_c > 0, no tuning.",
         coupling=per_sample,
+        hessian_diagonal=multilabel_categorical_crossentropy_hessian_diagonal,
     ),
 )

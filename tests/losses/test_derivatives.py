@@ -135,3 +135,56 @@ def test_focal_closed_form_is_finite_at_extreme_logits(dtype: torch.dtype) -> No
         h = losses.derivatives("focal", x, torch.tensor([0, 0, 2]), hessian=True, gamma=gamma)
         assert h.hessian_diag is not None and h.hessian_diag.dtype == torch.float32
         assert torch.isfinite(h.hessian_diag).all() and (h.hessian_diag[2] > 0).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("multilabel_categorical_crossentropy", {}),
+        ("circle", {}),
+        ("circle", {"scale": 4.0, "margin": 0.5}),
+        ("circle", {"scale": 2.0, "margin": -0.3, "threshold_class": False}),
+        ("circle", {"threshold_class": False}),
+    ],
+)
+def test_multilabel_closed_form_hessian_diagonal_equals_autograd(
+    name: str, params: dict[str, object], reduction: str
+) -> None:
+    assert losses.get(name).hessian_diagonal is not None
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 5, generator=generator, dtype=torch.float64) * 2
+    y = (torch.rand(6, 5, generator=generator) < 0.4).double()
+    y[1], y[2] = 0.0, 1.0  # a row with no positives, one with no negatives
+    w = torch.tensor([1.0, 0.5, 2.0, 0.0, 1.5, 1.0], dtype=torch.float64)
+    result = losses.derivatives(
+        name, x, y, hessian=True, reduction=reduction, sample_weight=w, **params
+    )
+
+    def total(z: torch.Tensor) -> torch.Tensor:
+        return losses.compute(name, z, y, reduction=reduction, sample_weight=w, **params).sum()
+
+    full = torch.autograd.functional.hessian(total, x).reshape(x.numel(), x.numel())
+    assert result.hessian_diag is not None
+    torch.testing.assert_close(result.hessian_diag, full.diagonal().reshape(x.shape))
+
+
+def test_circle_closed_form_is_accurate_where_autograd_rounds_to_zero() -> None:
+    # Positives s = 10, 0 and negatives 5, -5, -10, scale 4, no threshold class: the loss is
+    # softplus(u), u = a + b, a = log(e^20 + e^-20 + e^-40), b = log(e^-40 + 1). The positive
+    # at 0 has softmax weight rho = 1 / (1 + e^-40) among the positives (-4 s), so its
+    # H = 16 (sigma(u) sigma(-u) rho^2 + sigma(u) rho (1 - rho)); autograd's 1 - sigma(u)
+    # rounds to 0 there and gives 0.
+    import math
+
+    x = torch.tensor([[10.0, -10.0, 0.0, 5.0, -5.0]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    result = losses.derivatives(
+        "circle", x, y, hessian=True, scale=4.0, threshold_class=False, reduction="sum"
+    )
+    u = math.log(math.exp(20) + math.exp(-20) + math.exp(-40)) + math.log1p(math.exp(-40))
+    sigma, sigma_bar = 1 / (1 + math.exp(-u)), 1 / (1 + math.exp(u))
+    rho = 1 / (1 + math.exp(-40))
+    expected = 16 * (sigma * sigma_bar * rho**2 + sigma * rho * math.exp(-40) * rho)
+    assert result.hessian_diag is not None
+    assert result.hessian_diag[0, 2].item() == pytest.approx(expected, rel=1e-9)
