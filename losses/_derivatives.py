@@ -54,7 +54,7 @@ def derivatives_for(
     x = as_float_logits(logits).detach().clone()
     task = infer_task(x, targets)
     coupling = spec.coupling(validated, task)
-    if hessian and coupling is Coupling.BATCH:
+    if hessian and coupling is Coupling.BATCH and spec.hessian_diagonal is None:
         raise ValueError(
             f"Expected a loss whose exact Hessian diagonal is affordable, got {spec.name!r} "
             "with scope='batch': every logit's second derivative depends on the whole batch, "

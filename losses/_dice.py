@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import Coupling, LossModule, LossSpec
-from ._stable import log_one_minus_softmax, log_sigmoid
+from ._stable import log_one_minus_softmax, log_sigmoid, softmax_and_complement
 from ._validation import Params, Prepared, Task, check_params, prepare
 
 __all__ = [
@@ -50,8 +50,11 @@ __all__ = [
     "SelfAdjustingDiceParams",
     "TverskyLoss",
     "TverskyParams",
+    "dice_hessian_diagonal",
     "dice_loss",
+    "self_adjusting_dice_hessian_diagonal",
     "self_adjusting_dice_loss",
+    "tversky_hessian_diagonal",
     "tversky_loss",
 ]
 
@@ -206,6 +209,188 @@ def _overlap_loss(
     return reduce_loss(loss, mode, None)
 
 
+def _overlap_hessian(
+    name: str,
+    logits: Tensor,
+    targets: Tensor,
+    sample_weight: Tensor | None,
+    reduction: str | Reduction,
+    *,
+    scope: str,
+    smooth: float,
+    coefficient: float = 2.0,
+    focus: float = 0.0,
+    square_denominator: bool = False,
+    tversky: tuple[float, float] | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`_overlap_loss` w.r.t. the logits, in O(N C),
+    in either scope (the batch scope too: each logit's own second derivative needs only
+    its set's sums).
+
+    Each set's loss is :math:`L = 1 - (N + s) / (D + s)` with :math:`N = \sum_e n(p_e)`,
+    :math:`D = \sum_e d(p_e)` over the set's elements :math:`e` (weighted by
+    ``sample_weight`` in the batch scope), so :math:`L_N = -1/(D+s)`, :math:`L_D =
+    (N+s)/(D+s)^2`, :math:`L_{ND} = 1/(D+s)^2`, :math:`L_{DD} = -2(N+s)/(D+s)^3`. Every
+    element function :math:`h` (``n``, ``d``) enters through :math:`\zeta = h'(p)\, p (1-p)`
+    and :math:`\psi = h''(p)\, p^2 (1-p)^2`, which stay finite where :math:`h'` does not
+    (:math:`\tilde p = (1-p)^\alpha p` at :math:`p \to 1`).
+
+    Sigmoid (binary, multilabel): a logit moves only its own :math:`p`, whose first and
+    second derivatives are :math:`p(1-p)` and :math:`p(1-p)(1-2p)`: :math:`H = w (L_N
+    \xi_n + L_D \xi_d) + w^2 (2 L_{ND} \zeta_n \zeta_d + L_{DD} \zeta_d^2)` with
+    :math:`\xi = \psi + \zeta (1 - 2p)`. Softmax (multiclass): :math:`x_c` moves the whole
+    row, :math:`\partial p_a / \partial x_c = p_a (\delta_{ac} - p_c)`. The set terms that
+    couple two elements of one row (the sample scope's) are rank one in
+    :math:`V_c = \zeta_c - p_c \sum_{a \ne c} \zeta_a / (1 - p_a)`; the rest is diagonal in
+    :math:`p`, :math:`G_a`, and gives :math:`\Psi_c + Z_c (1 - 2 p_c) + p_c^2 \sum_{a \ne c}
+    \Psi_a / (1-p_a)^2 + p_c (2 p_c - 1) \sum_{a \ne c} Z_a / (1 - p_a)` with :math:`Z =
+    G_1 p (1-p)`, :math:`\Psi = G_2 p^2 (1-p)^2`. The sums leave out the row's argmax
+    apart, as :func:`~losses._stable.softmax_and_complement` does. Computed in float64.
+    """
+    mode = Reduction.parse(reduction)
+    inputs = prepare(name, TASKS, logits, targets, sample_weight)
+    x = inputs.logits
+    softmax = inputs.task is Task.MULTICLASS
+    if softmax and x.shape[1] < 2:
+        raise ValueError(f"Expected multiclass logits with at least 2 classes, got {x.shape[1]}")
+    terms = _OverlapTerms(coefficient, focus, square_denominator, tversky)
+    weight = None if inputs.sample_weight is None else inputs.sample_weight.double()
+    width = 1 if x.dim() == 1 else x.shape[1]
+    step = max(1, _CHUNK_ELEMENTS // width)
+    chunks = [slice(start, start + step) for start in range(0, x.shape[0], step)]
+
+    def chunk_terms(rows: slice) -> tuple[Tensor, ...]:
+        part = x[rows].double()
+        if softmax:
+            p, q = softmax_and_complement(part)
+            y = F.one_hot(inputs.targets[rows], x.shape[1]).double()
+        else:
+            p, q = torch.sigmoid(part), torch.sigmoid(-part)
+            y = inputs.targets[rows].double()
+        return (p, q, *terms(p, q, y))
+
+    def chunk_weight(rows: slice) -> Tensor | None:
+        return None if weight is None else weight[rows]
+
+    if scope == "batch":  # the sets' sums, over every row first
+        sums = [x.new_zeros((), dtype=torch.float64)] * 2
+        for rows in chunks:
+            _, _, n, _, _, d, _, _ = chunk_terms(rows)
+            sums = [
+                total + _scope_sum(v, scope, chunk_weight(rows))
+                for total, v in zip(sums, (n, d), strict=True)
+            ]
+        batch_derivatives = _ratio_derivatives(sums[0] + smooth, sums[1] + smooth)
+        loss_count = 1 if x.dim() == 1 else x.shape[1]
+        scale = x.new_full(
+            (loss_count,), 1.0 / loss_count if mode is Reduction.MEAN else 1.0, dtype=torch.float64
+        )
+    else:
+        per_sample = sample_scale(mode, weight, x.double())
+    out = torch.empty_like(x)
+    for rows in chunks:
+        p, q, n, zeta_n, psi_n, d, zeta_d, psi_d = chunk_terms(rows)
+        if scope == "batch":
+            l_n, l_d, l_nd, l_dd = batch_derivatives
+            factor = scale
+            w = x.new_ones(p.shape[0], dtype=torch.float64) if weight is None else weight[rows]
+            w = w.unsqueeze(1) if x.dim() == 2 else w
+        else:
+            numerator = _scope_sum(n, scope, None) + smooth
+            denominator = _scope_sum(d, scope, None) + smooth
+            l_n, l_d, l_nd, l_dd = (
+                v.unsqueeze(1) if x.dim() == 2 else v
+                for v in _ratio_derivatives(numerator, denominator)
+            )
+            factor = per_sample[rows].unsqueeze(1) if x.dim() == 2 else per_sample[rows]
+            w = torch.ones((), dtype=torch.float64)  # the sample weight is in the factor
+        first = w * (l_n * zeta_n + l_d * zeta_d)  # Z
+        second = w * (l_n * psi_n + l_d * psi_d)  # Psi, diagonal in p
+        coupled = w * w * (2.0 * l_nd * zeta_n * zeta_d + l_dd * zeta_d * zeta_d)
+        if not softmax:
+            curvature = second + first * (1.0 - 2.0 * p) + coupled
+        elif scope == "batch":
+            curvature = _softmax_diagonal(second + coupled, first, p, q)
+        else:
+            curvature = _softmax_diagonal(second, first, p, q)
+            v_n = zeta_n - _others(zeta_n, p, q, 1)
+            v_d = zeta_d - _others(zeta_d, p, q, 1)
+            curvature += 2.0 * l_nd * v_n * v_d + l_dd * v_d * v_d
+        out[rows] = factor * curvature
+    return out
+
+
+_CHUNK_ELEMENTS = 1 << 18
+"""Logits per chunk of rows in :func:`_overlap_hessian` (its float64 temporaries, about 30
+of them, stay near 60 MB whatever the batch)."""
+
+
+class _OverlapTerms:
+    """Each element's numerator and denominator terms ``n``, ``d`` with their ``zeta =
+    h'(p) p q`` and ``psi = h''(p) p^2 q^2`` (see :func:`_overlap_hessian`)."""
+
+    def __init__(
+        self,
+        coefficient: float,
+        focus: float,
+        square_denominator: bool,
+        tversky: tuple[float, float] | None,
+    ) -> None:
+        self.coefficient, self.focus = coefficient, focus
+        self.square_denominator, self.tversky = square_denominator, tversky
+
+    def __call__(self, p: Tensor, q: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+        k, focus = self.coefficient, self.focus
+        # p~ = (1 - p)^focus p, and its derivatives times p q and p^2 q^2
+        t = q.pow(focus) * p
+        t_1 = t * (q - focus * p)
+        t_2 = t * p * (focus * (focus - 1.0) * p - 2.0 * focus * q)
+        if self.tversky is not None:
+            alpha, beta = self.tversky
+            kept = y + alpha * (1.0 - y)
+            d, zeta_d, psi_d = kept * t + beta * q * y, kept * t_1 - beta * y * p * q, kept * t_2
+        elif self.square_denominator:
+            d, zeta_d, psi_d = t * t + y * y, 2.0 * t * t_1, 2.0 * (t_1 * t_1 + t * t_2)
+        else:
+            d, zeta_d, psi_d = t + y, t_1, t_2
+        return k * y * t, k * y * t_1, k * y * t_2, d, zeta_d, psi_d
+
+
+def _ratio_derivatives(numerator: Tensor, denominator: Tensor) -> tuple[Tensor, ...]:
+    """``L_N, L_D, L_ND, L_DD`` of ``L = 1 - numerator / denominator`` (both smoothed); 0
+    where the numerator is 0, the constant ratio 0 of :func:`_one_minus_ratio`."""
+    live = numerator != 0
+    inverse = torch.where(live, 1.0 / torch.where(live, denominator, 1.0), 0.0)
+    return (
+        -inverse,
+        numerator * inverse * inverse,
+        inverse * inverse,
+        -2.0 * numerator * inverse**3,
+    )
+
+
+def _others(values: Tensor, p: Tensor, q: Tensor, power: int) -> Tensor:
+    """``p_c^power * sum over a != c of values_a / q_a^power`` for every class ``c`` of each
+    row, in O(C): the row's argmax ``m`` apart (``q_m`` may round to 0), its term taken as
+    ``(p_c / q_m)^power values_m`` with ``p_c <= q_m``."""
+    top = p.argmax(dim=1, keepdim=True)
+    tiny = torch.finfo(q.dtype).tiny
+    scaled = values / q.clamp_min(tiny).pow(power)
+    is_top = torch.zeros_like(p, dtype=torch.bool).scatter_(1, top, True)
+    scaled = torch.where(is_top, 0.0, scaled)
+    rest = scaled.sum(dim=1, keepdim=True)  # over a != m
+    ratio = p / q.gather(1, top).clamp_min(tiny)
+    top_term = ratio.pow(power) * values.gather(1, top)
+    return torch.where(is_top, p.pow(power) * rest, p.pow(power) * (rest - scaled) + top_term)
+
+
+def _softmax_diagonal(second: Tensor, first: Tensor, p: Tensor, q: Tensor) -> Tensor:
+    """``sum_a G2_a (dp_a/dx_c)^2 + G1_a d2p_a/dx_c^2`` of a softmax row, from ``second =
+    G2 p^2 q^2`` and ``first = G1 p q`` (see :func:`_overlap_hessian`)."""
+    own = second + first * (1.0 - 2.0 * p)
+    return own + _others(second, p, q, 2) + (2.0 * p - 1.0) * _others(first, p, q, 1)
+
+
 def _coupling(params: Params, task: Task) -> Coupling:
     """``scope='batch'`` couples the whole batch; ``scope='sample'`` couples one sample."""
     if isinstance(params, _OverlapParams) and params.scope == "batch":
@@ -284,7 +469,8 @@ def dice_loss(
         this is the paper's formula, as MONAI's ``soft_label=False``. The self-adjusting Dice
         with ``alpha=0`` is this loss, and the Tversky loss with ``alpha=beta=0.5`` and
         ``smooth=s/2`` is this loss with ``square_denominator=False``. ``scope="batch"``
-        couples the batch: ``losses.derivatives`` refuses its exact Hessian diagonal.
+        couples the batch; its exact Hessian diagonal is still O(N C)
+        (:func:`dice_hessian_diagonal`).
     """
     check_params(
         DICE_NAME,
@@ -497,6 +683,108 @@ def self_adjusting_dice_loss(
     )
 
 
+# --- their exact Hessian diagonals ----------------------------------------------------------
+
+
+def dice_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    smooth: float = 1.0,
+    square_denominator: bool = True,
+    scope: Scope = "batch",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`dice_loss` w.r.t. the logits, in either scope,
+    in O(N C) (see :func:`_overlap_hessian`)."""
+    check_params(
+        DICE_NAME,
+        DiceParams,
+        {"smooth": smooth, "square_denominator": square_denominator, "scope": scope},
+    )
+    return _overlap_hessian(
+        DICE_NAME,
+        logits,
+        targets,
+        sample_weight,
+        reduction,
+        scope=scope,
+        smooth=smooth,
+        square_denominator=square_denominator,
+    )
+
+
+def tversky_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float = 0.3,
+    beta: float = 0.7,
+    smooth: float = 1.0,
+    scope: Scope = "batch",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`tversky_loss` w.r.t. the logits, in either
+    scope, in O(N C) (see :func:`_overlap_hessian`)."""
+    check_params(
+        TVERSKY_NAME,
+        TverskyParams,
+        {"alpha": alpha, "beta": beta, "smooth": smooth, "scope": scope},
+    )
+    return _overlap_hessian(
+        TVERSKY_NAME,
+        logits,
+        targets,
+        sample_weight,
+        reduction,
+        scope=scope,
+        smooth=smooth,
+        coefficient=1.0,
+        tversky=(alpha, beta),
+    )
+
+
+def self_adjusting_dice_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float = 0.01,
+    smooth: float = 1.0,
+    coefficient: float = 2.0,
+    square_denominator: bool = True,
+    scope: Scope = "batch",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`self_adjusting_dice_loss` w.r.t. the logits, in
+    either scope, in O(N C) (see :func:`_overlap_hessian`)."""
+    check_params(
+        SELF_ADJUSTING_DICE_NAME,
+        SelfAdjustingDiceParams,
+        {
+            "alpha": alpha,
+            "smooth": smooth,
+            "coefficient": coefficient,
+            "square_denominator": square_denominator,
+            "scope": scope,
+        },
+    )
+    return _overlap_hessian(
+        SELF_ADJUSTING_DICE_NAME,
+        logits,
+        targets,
+        sample_weight,
+        reduction,
+        scope=scope,
+        smooth=smooth,
+        coefficient=coefficient,
+        focus=alpha,
+        square_denominator=square_denominator,
+    )
+
+
 # --- modules and registry entries ------------------------------------------------------------
 
 
@@ -565,13 +853,14 @@ class SelfAdjustingDiceLoss(LossModule):
 
 _WHEN_SCOPE = (
     "scope='batch' (default) is one overlap per class over the batch; scope='sample' one "
-    "per sample (and the exact Hessian diagonal GBDT objectives need)."
+    "per sample (the form GBDT objectives take)."
 )
 
 SPECS = (
     LossSpec(
         name=DICE_NAME,
         function=dice_loss,
+        hessian_diagonal=dice_hessian_diagonal,
         module=DiceLoss,
         params=DiceParams,
         tasks=TASKS,
@@ -588,6 +877,7 @@ SPECS = (
     LossSpec(
         name=TVERSKY_NAME,
         function=tversky_loss,
+        hessian_diagonal=tversky_hessian_diagonal,
         module=TverskyLoss,
         params=TverskyParams,
         tasks=TASKS,
@@ -605,6 +895,7 @@ SPECS = (
     LossSpec(
         name=SELF_ADJUSTING_DICE_NAME,
         function=self_adjusting_dice_loss,
+        hessian_diagonal=self_adjusting_dice_hessian_diagonal,
         module=SelfAdjustingDiceLoss,
         params=SelfAdjustingDiceParams,
         tasks=TASKS,

@@ -102,9 +102,10 @@ class GBDTObjective:
         if all(spec.coupling(validated, t) is Coupling.BATCH for t in spec.tasks & _GBDT_TASKS):
             raise ValueError(
                 f"Expected a loss that is a sum of per-sample terms, got {spec.name!r} with "
-                f"parameters {params!r} that couple the whole batch: its exact Hessian "
-                "diagonal is unaffordable and a tree's leaves cannot be fitted sample by "
-                "sample; choose per-sample parameters (e.g. scope='sample')"
+                f"parameters {params!r} that couple the whole batch: each sample's share "
+                "of a batch-level overlap shrinks as 1/n and its curvature as 1/n^2, below "
+                "any Hessian floor, so leaves would take unscaled gradient steps; choose "
+                "per-sample parameters (e.g. scope='sample')"
             )
         self.spec = spec
         self.hessian_floor = float(hessian_floor)

@@ -121,7 +121,7 @@ class LossEngine:
             )
         _check_targets(task, logits, targets, getattr(params, "ignore_index", None))
         coupling = spec.coupling(params, task)
-        if request.return_hessian and coupling is Coupling.BATCH:
+        if request.return_hessian and coupling is Coupling.BATCH and not spec.hessian_diagonal:
             raise InvalidArgument(
                 "return_hessian: the exact Hessian diagonal of a loss that couples the batch "
                 "(scope='batch') costs O((N*C)^2); use scope='sample' or return_grad only"

@@ -16,20 +16,11 @@ REQUIRED_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def params_for(
-    name: str, num_classes: int, task: Task | None = None, *, hessian: bool = False
-) -> dict[str, Any]:
-    """The loss's defaults plus :data:`REQUIRED_PARAMS`; with ``hessian``, a loss whose
-    defaults couple the batch (the Dice family's ``scope="batch"``, whose exact Hessian
-    diagonal ``losses.derivatives`` refuses: ``test_dice`` checks that) in its per-sample
-    scope instead."""
+def params_for(name: str, num_classes: int) -> dict[str, Any]:
+    """The loss's defaults plus :data:`REQUIRED_PARAMS`."""
     params = dict(REQUIRED_PARAMS.get(name, {}))
     if params.get("class_prior") == "counts":
         params["class_prior"] = [float(10 * (c + 1)) for c in range(num_classes)]
-    spec = losses.get(name)
-    batch = task is not None and spec.coupling(spec.validate(params), task)
-    if hessian and batch is losses.Coupling.BATCH:
-        params["scope"] = "sample"
     return params
 
 
@@ -76,11 +67,10 @@ def make_inputs(
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
     kind: str = "mixed",
-    hessian: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """Logits, targets and params (see :func:`params_for` for ``hessian``)."""
+    """Logits, targets and params (:func:`params_for`)."""
     generator = torch.Generator().manual_seed(seed)
     shape = (n,) if task is Task.BINARY else (n, c)
     logits = (torch.randn(shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
     targets = make_targets(name, task, n, c, generator, kind)
-    return logits, targets, params_for(name, c, task, hessian=hessian)
+    return logits, targets, params_for(name, c)

@@ -29,7 +29,7 @@ def _full_hessian_diagonal(
 def test_hessian_diagonal_is_exact(
     name: str, task: Task, reduction: str, device: torch.device
 ) -> None:
-    x, y, params = make_inputs(name, task, hessian=True)
+    x, y, params = make_inputs(name, task)
     x, y = x.to(device), y.to(device)
     result = losses.derivatives(name, x, y, hessian=True, reduction=reduction, **params)
     expected_value = losses.compute(name, x, y, reduction=reduction, **params)

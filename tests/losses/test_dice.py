@@ -651,16 +651,20 @@ def test_exact_hessian_diagonal(name: str, task: Task) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_batch_scope_hessian_is_refused_with_reason_and_alternative(name: str) -> None:
-    x, y = make(Task.MULTILABEL)
-    with pytest.raises(ValueError, match="depends on the whole batch") as info:
-        losses.derivatives(name, x, y, hessian=True, scope="batch")
-    assert "scope='sample'" in str(info.value)
-    assert "hessian=False" in str(info.value)
-    # the gradient alone is fine and is autograd's
-    out = losses.derivatives(name, x, y, scope="batch", reduction="none")
-    _, grad = _value_and_grad(FUNCTIONS[name], x, y, scope="batch", reduction="none")
-    torch.testing.assert_close(out.grad, grad)
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.value)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_batch_scope_hessian_diagonal_is_exact(name: str, task: Task, reduction: str) -> None:
+    """The batch couples every logit, but each logit's own second derivative needs only its
+    set's sums: the closed form, held to autograd's full Hessian."""
+    x, y = make(task, n=5, c=3)
+    w = torch.tensor([0.5, 1.0, 2.0, 1.5, 0.0], dtype=torch.float64)
+    kwargs = {"scope": "batch", "reduction": reduction, "sample_weight": w, **PARAMS[name]}
+    out = losses.derivatives(name, x, y, hessian=True, **kwargs)
+    full = torch.autograd.functional.hessian(lambda z: FUNCTIONS[name](z, y, **kwargs).sum(), x)
+    assert out.hessian_diag is not None
+    torch.testing.assert_close(
+        out.hessian_diag, full.reshape(x.numel(), x.numel()).diagonal().reshape(x.shape)
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -714,3 +718,25 @@ def test_the_figure_script_draws_every_registry_loss(tmp_path: Path) -> None:
     for name in losses.names():
         values, _ = figures.loss_at(name, pt)
         assert torch.isfinite(values).all(), name
+
+
+@pytest.mark.parametrize("scope", ["sample", "batch"])
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.value)
+def test_hessian_diagonal_in_chunks_of_rows_is_the_whole(
+    scope: str, task: Task, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The closed form runs over chunks of rows (its memory stays bounded): the batch
+    scope's sums over every chunk first."""
+    from losses import _dice
+
+    x, y = make(task, n=9, c=3)
+    w = torch.linspace(0.5, 2.0, 9, dtype=torch.float64)
+    whole = losses.derivatives(
+        "self_adjusting_dice", x, y, hessian=True, scope=scope, sample_weight=w
+    )
+    monkeypatch.setattr(_dice, "_CHUNK_ELEMENTS", 4)  # chunks of 1 to 4 rows
+    chunked = losses.derivatives(
+        "self_adjusting_dice", x, y, hessian=True, scope=scope, sample_weight=w
+    )
+    assert whole.hessian_diag is not None and chunked.hessian_diag is not None
+    torch.testing.assert_close(chunked.hessian_diag, whole.hessian_diag)

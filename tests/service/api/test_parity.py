@@ -180,9 +180,6 @@ BAD = {
     "nan logits": LossRequest("focal", np.full((8, 3), np.nan, dtype=np.float32), TARGETS),
     "task not supported": LossRequest("focal", LOGITS, (LOGITS > 0).astype(np.float32)),
     "bad reduction": LossRequest("focal", LOGITS, TARGETS, reduction="avg"),
-    "batch hessian": LossRequest(
-        "dice", LOGITS, TARGETS, {"scope": "batch"}, return_grad=True, return_hessian=True
-    ),
     "bad weights": LossRequest("focal", LOGITS, TARGETS, sample_weight=WEIGHTS[:3]),
 }
 
