@@ -3,15 +3,16 @@
     python bench/losses.py [--n 65536] [--c 128] [--repeats 3] [--hessian-n 4096]
 
 Each loss runs on the task it is built for (multiclass where it supports it, else
-multilabel with a few positives a row) at N x C logits on this machine's CPU. Ratios are
-measured in one run against ``torch.nn.functional.cross_entropy``: the forward+backward
-ratio against its forward+backward, the Hessian-diagonal time against both
-cross-entropy's forward+backward and cross-entropy's own Hessian diagonal through the same
-``losses.derivatives`` path (a closed form for cross-entropy, O(N C); batched
-Hessian-vector products, O(N C^2), for losses without one). The Hessian columns run at
-``--hessian-n`` rows (default 4096) with both baselines re-measured there: at O(N C^2)
-the full N would take minutes a loss. A benchmark, not a test: nothing
-here passes or fails.
+multilabel with a few positives a row) at N x C logits on this machine's CPU; the Dice
+family in both scopes. Ratios are measured in one run against
+``torch.nn.functional.cross_entropy``: the forward+backward ratio against its
+forward+backward, and ``losses.derivatives(..., hessian=True)`` (value, gradient and the
+exact Hessian diagonal) against both cross-entropy's forward+backward and cross-entropy's
+own ``losses.derivatives(..., hessian=True)``. A loss with a closed-form diagonal (or an
+element-wise one, one Hessian-vector product) is measured at the full N; the rest take C
+batched Hessian-vector products, O(N C^2), and run at ``--hessian-n`` rows (default 4096)
+with both baselines re-measured there: at the full N they would take minutes a loss. The
+"rows" column says which. A benchmark, not a test: nothing here passes or fails.
 """
 
 from __future__ import annotations
@@ -130,26 +131,48 @@ def main() -> None:
             f"{base_small * 1e3:.2f} ms, cross_entropy Hessian diagonal (closed form) "
             f"{base_h * 1e3:.2f} ms."
         )
+    full_h = None
+    if not args.skip_hessian:
+        full_h = best_time(
+            partial(losses.derivatives, "cross_entropy", x, y, hessian=True),
+            args.hessian_repeats,
+        )
     print()
     print(
-        "| loss | task | coupling | fwd+bwd / CE fwd+bwd "
+        "| loss | task | coupling | fwd+bwd / CE fwd+bwd | Hessian rows "
         "| Hessian diag / CE fwd+bwd | Hessian diag / CE Hessian diag |"
     )
-    print("|---|---|---|---:|---:|---:|")
-    for name in losses.names():
+    print("|---|---|---|---:|---:|---:|---:|")
+    for name, scope in _variants():
         task, lx, ly, params = inputs(name, args.n, args.c, generator)
+        if scope is not None:
+            params["scope"] = scope
         ratio = best_time(partial(forward_backward, name, lx, ly, params), args.repeats) / base
         spec = losses.get(name)
         coupling = spec.coupling(spec.validate(params), task)
-        hess = "refused (batch) | refused (batch)"
-        if base_h is None:
-            hess = "- | -"
-        elif coupling is not Coupling.BATCH:
-            hx_, hy_ = lx[: args.hessian_n], ly[: args.hessian_n]
+        label = name if scope is None else f"{name} ({scope})"
+        hess = "- | - | -"
+        if full_h is not None and base_h is not None:
+            if spec.hessian_diagonal is not None or coupling is Coupling.ELEMENT:
+                rows, ce_fb, ce_h, hx_, hy_ = args.n, base, full_h, lx, ly
+            else:
+                rows, ce_fb, ce_h = args.hessian_n, base_small, base_h
+                hx_, hy_ = lx[: args.hessian_n], ly[: args.hessian_n]
             hessian_call = partial(losses.derivatives, name, hx_, hy_, hessian=True, **params)
             t = best_time(hessian_call, args.hessian_repeats)
-            hess = f"{t / base_small:.1f} | {t / base_h:.1f}"
-        print(f"| {name} | {task.value} | {coupling.value} | {ratio:.2f} | {hess} |", flush=True)
+            hess = f"{rows} | {t / ce_fb:.1f} | {t / ce_h:.1f}"
+        print(f"| {label} | {task.value} | {coupling.value} | {ratio:.2f} | {hess} |", flush=True)
+
+
+def _variants() -> list[tuple[str, str | None]]:
+    """Every registry loss; the Dice family once per scope."""
+    out: list[tuple[str, str | None]] = []
+    for name in losses.names():
+        if "scope" in losses.get(name).params.model_fields:
+            out += [(name, "batch"), (name, "sample")]
+        else:
+            out.append((name, None))
+    return out
 
 
 if __name__ == "__main__":
