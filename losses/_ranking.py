@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["RankingLoss", "RankingParams", "ranking_loss"]
+__all__ = ["RankingLoss", "RankingParams", "ranking_hessian_diagonal", "ranking_loss"]
 
 NAME = "ranking"
 TASKS = frozenset({Task.MULTICLASS})
@@ -117,32 +117,89 @@ def ranking_loss(
         },
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
-    x, y = inputs.logits, inputs.targets
-    num_classes = x.shape[1]
-    index = y.unsqueeze(1)
-    classes = torch.arange(num_classes, device=x.device)
-    excluded = classes.unsqueeze(0) == index
-    if params.other_class is not None:
-        if params.other_class >= num_classes:
-            raise ValueError(
-                f"Expected other_class in [0, {num_classes - 1}] for {num_classes} classes, "
-                f"got {params.other_class}"
-            )
-        excluded = excluded | (classes == params.other_class).unsqueeze(0)
-    # c-: argmax over the candidates; rows without one pick an arbitrary column (finite
-    # score, no -inf in the graph) whose term is masked out.
-    candidates = x.detach().masked_fill(excluded, float("-inf"))
-    hardest = candidates.argmax(dim=1, keepdim=True)
-    s_neg = x.gather(1, hardest).squeeze(1)
-    s_pos = x.gather(1, index).squeeze(1)
-    g = params.gamma
-    pos_term = F.softplus(g * (params.margin_pos - s_pos))
-    neg_term = F.softplus(g * (params.margin_neg + s_neg))
+    terms = _Terms(inputs.logits, inputs.targets, params)
+    pos_term = F.softplus(terms.z_pos)
+    neg_term = F.softplus(terms.z_neg)
     zero = torch.zeros_like(pos_term)
-    neg_term = torch.where((~excluded).any(dim=1), neg_term, zero)
-    if params.other_class is not None:
-        pos_term = torch.where(y == params.other_class, zero, pos_term)
+    neg_term = torch.where(terms.has_negative, neg_term, zero)
+    pos_term = torch.where(terms.has_positive, pos_term, zero)
     return reduce_loss(pos_term + neg_term, reduction, inputs.sample_weight)
+
+
+class _Terms:
+    """The two margins' arguments ``z+ = gamma (m+ - s_y)`` and ``z- = gamma (m- + s_c-)``
+    with ``c-`` the best-scoring wrong class (held fixed: the loss is piecewise in it), and
+    whether each term counts."""
+
+    def __init__(self, x: Tensor, y: Tensor, params: RankingParams) -> None:
+        num_classes = x.shape[1]
+        self.index = y.unsqueeze(1)
+        classes = torch.arange(num_classes, device=x.device)
+        excluded = classes.unsqueeze(0) == self.index
+        if params.other_class is not None:
+            if params.other_class >= num_classes:
+                raise ValueError(
+                    f"Expected other_class in [0, {num_classes - 1}] for {num_classes} "
+                    f"classes, got {params.other_class}"
+                )
+            excluded = excluded | (classes == params.other_class).unsqueeze(0)
+        # c-: argmax over the candidates; rows without one pick an arbitrary column (finite
+        # score, no -inf in the graph) whose term is masked out.
+        candidates = x.detach().masked_fill(excluded, float("-inf"))
+        self.hardest = candidates.argmax(dim=1, keepdim=True)
+        self.gamma = params.gamma
+        self.z_pos = params.gamma * (params.margin_pos - x.gather(1, self.index).squeeze(1))
+        self.z_neg = params.gamma * (params.margin_neg + x.gather(1, self.hardest).squeeze(1))
+        self.has_negative = (~excluded).any(dim=1)
+        self.has_positive = (
+            torch.ones_like(self.has_negative)
+            if params.other_class is None
+            else y != params.other_class
+        )
+
+
+def ranking_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    gamma: float = 2.0,
+    margin_pos: float = 2.5,
+    margin_neg: float = 0.5,
+    other_class: int | None = None,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`ranking_loss` w.r.t. the logits, in O(N C).
+
+    Each term is a softplus of one score, so only the true class and the best wrong class
+    have curvature: :math:`\gamma^2 \sigma(z) \sigma(-z)` of their term (0 where the
+    term does not count), times the reduction's factor. The best wrong class is held fixed,
+    as autograd holds it.
+    """
+    params = check_params(
+        NAME,
+        RankingParams,
+        {
+            "gamma": gamma,
+            "margin_pos": margin_pos,
+            "margin_neg": margin_neg,
+            "other_class": other_class,
+        },
+    )
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x = inputs.logits
+    terms = _Terms(x, inputs.targets, params)
+    zero = torch.zeros_like(terms.z_pos)
+
+    def curvature(z: Tensor, counts: Tensor) -> Tensor:
+        value = terms.gamma**2 * torch.sigmoid(z) * torch.sigmoid(-z)
+        return torch.where(counts, value, zero).unsqueeze(1)
+
+    scale = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    diagonal = torch.zeros_like(x)
+    diagonal.scatter_add_(1, terms.index, curvature(terms.z_pos, terms.has_positive) * scale)
+    diagonal.scatter_add_(1, terms.hardest, curvature(terms.z_neg, terms.has_negative) * scale)
+    return diagonal
 
 
 class RankingLoss(LossModule):
@@ -187,5 +244,6 @@ SPECS = (
         "extraction): other_class removes its score, so it is predicted only when nothing "
         "else scores above 0.",
         coupling=per_sample,
+        hessian_diagonal=ranking_hessian_diagonal,
     ),
 )

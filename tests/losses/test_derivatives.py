@@ -86,6 +86,8 @@ def test_unknown_parameter_is_refused() -> None:
         ("focal", {"gamma": 0.5, "alpha": 0.25}),
         ("focal", {"gamma": 1.0, "alpha": [0.5, 2.0, 1.0, 3.0]}),
         ("focal", {"gamma": 3.7}),
+        ("ranking", {}),
+        ("ranking", {"gamma": 0.5, "margin_pos": -1.0, "margin_neg": 2.0, "other_class": 2}),
     ],
 )
 def test_closed_form_hessian_diagonal_equals_autograd(
