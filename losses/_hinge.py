@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from pydantic import Field, StrictBool
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import Coupling, LossModule, LossSpec
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["HingeLoss", "HingeParams", "hinge_loss"]
+__all__ = ["HingeLoss", "HingeParams", "hinge_hessian_diagonal", "hinge_loss"]
 
 NAME = "hinge"
 TASKS = frozenset({Task.BINARY, Task.MULTICLASS})
@@ -114,6 +114,54 @@ def hinge_loss(
     return reduce_loss(terms.sum(dim=1), reduction, inputs.sample_weight)
 
 
+def hinge_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    margin: float = 1.0,
+    squared: bool = False,
+    variant: Variant = "crammer_singer",
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`hinge_loss` w.r.t. the logits, O(N C).
+
+    Piecewise linear: 0, unless ``squared``. Then each active term ``relu(u)^2`` adds
+    ``2 (du/dx_c)^2``: binary ``2`` where ``u > 0``; Weston-Watkins ``2`` to each active
+    wrong class and ``2`` per active term to the true class; Crammer-Singer ``2`` to the
+    true class and ``2 / k^2`` to each of the ``k`` tied best wrong classes (the share of
+    the maximum's gradient autograd gives each), where the term is active.
+    """
+    check_params(NAME, HingeParams, {"margin": margin, "squared": squared, "variant": variant})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x, y = inputs.logits, inputs.targets
+    scale = sample_scale(reduction, inputs.sample_weight, x)
+    if not squared:
+        return torch.zeros_like(x)
+    if inputs.task is Task.BINARY:
+        active = (margin - (2.0 * y - 1.0) * x) > 0
+        return 2.0 * active.to(x.dtype) * scale
+    num_classes = x.shape[1]
+    if num_classes < 2:
+        raise ValueError(f"Expected at least 2 classes for a multiclass hinge, got {num_classes}")
+    is_target = F.one_hot(y, num_classes).bool()
+    correct = x.gather(1, y.unsqueeze(1))
+    index = y.unsqueeze(1)
+    if variant == "crammer_singer":
+        masked = x.masked_fill(is_target, float("-inf"))
+        others = masked.amax(dim=1, keepdim=True)
+        active = ((margin + others - correct) > 0).to(x.dtype)
+        tied = (masked == others).to(x.dtype)
+        share = tied / tied.sum(dim=1, keepdim=True)
+        curvature = 2.0 * active * share * share
+        curvature = curvature.scatter(1, index, 2.0 * active)
+    else:
+        active = ((margin + x - correct) > 0) & ~is_target
+        curvature = 2.0 * active.to(x.dtype)
+        curvature = curvature.scatter(1, index, curvature.sum(dim=1, keepdim=True))
+    return curvature * scale.unsqueeze(1)
+
+
 class HingeLoss(LossModule):
     """Module form of :func:`hinge_loss`."""
 
@@ -150,5 +198,6 @@ SPECS = (
         when_to_use="Margin-based training of linear or kernel-style scorers when calibrated "
         "probabilities are not needed; the squared form is smooth and often trains faster.",
         coupling=_coupling,
+        hessian_diagonal=hinge_hessian_diagonal,
     ),
 )

@@ -5,11 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import Coupling, LossModule, LossSpec
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["SquaredErrorLoss", "SquaredErrorParams", "squared_error_loss"]
+__all__ = [
+    "SquaredErrorLoss",
+    "SquaredErrorParams",
+    "squared_error_hessian_diagonal",
+    "squared_error_loss",
+]
 
 NAME = "squared_error"
 TASKS = frozenset({Task.BINARY, Task.MULTICLASS, Task.MULTILABEL})
@@ -77,6 +82,41 @@ def squared_error_loss(
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
+def squared_error_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`squared_error_loss` w.r.t. the logits, O(N C).
+
+    Sigmoid (binary, multilabel), per element: :math:`2 p q (p q + (p - y)(1 - 2p))` with
+    :math:`q = 1 - p`. Softmax: the loss is :math:`\sum_a (p_a - y_a)^2`, whose gradient
+    and (diagonal) Hessian in :math:`p` are :math:`g_a = 2 (p_a - y_a)` and 2; through
+    :math:`\partial p_a / \partial x_c = p_a (\delta_{ac} - p_c)` that gives
+    :math:`H_c = p_c^2 S_2 + p_c (2 p_c - 1) S_1 + (1 - 2 p_c)(2 p_c^2 + g_c p_c)` with
+    :math:`S_2 = 2 \sum_a p_a^2` and :math:`S_1 = \sum_a g_a p_a`. Times the reduction's
+    factor.
+    """
+    check_params(NAME, SquaredErrorParams, {})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    if inputs.task is Task.MULTICLASS:
+        p = torch.softmax(x, dim=1)
+        g = 2.0 * p.scatter_add(1, y.unsqueeze(1), -torch.ones_like(p[:, :1]))
+        s_2 = 2.0 * (p * p).sum(dim=1, keepdim=True)
+        s_1 = (g * p).sum(dim=1, keepdim=True)
+        curvature = p * p * s_2 + p * (2.0 * p - 1.0) * s_1 + (1.0 - 2.0 * p) * (2.0 * p + g) * p
+        return curvature * sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    p, q = torch.sigmoid(x), torch.sigmoid(-x)
+    curvature = 2.0 * p * q * (p * q + (p - y) * (1.0 - 2.0 * p))
+    scale = sample_scale(
+        reduction, inputs.sample_weight, x, per_sample=1 if x.dim() == 1 else x.shape[1]
+    )
+    return curvature * (scale.unsqueeze(1) if x.dim() == 2 else scale)
+
+
 class SquaredErrorLoss(LossModule):
     """Module form of :func:`squared_error_loss`."""
 
@@ -108,5 +148,6 @@ SPECS = (
         when_to_use="When calibrated probabilities matter more than ranking, or labels are "
         "noisy: the loss is bounded, so outliers cannot dominate the gradient.",
         coupling=_coupling,
+        hessian_diagonal=squared_error_hessian_diagonal,
     ),
 )

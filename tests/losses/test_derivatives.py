@@ -190,3 +190,38 @@ def test_circle_closed_form_is_accurate_where_autograd_rounds_to_zero() -> None:
     expected = 16 * (sigma * sigma_bar * rho**2 + sigma * rho * math.exp(-40) * rho)
     assert result.hessian_diag is not None
     assert result.hessian_diag[0, 2].item() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    ("name", "params", "task"),
+    [
+        (name, params, task)
+        for name, params in [
+            ("squared_error", {}),
+            ("hinge", {}),
+            ("hinge", {"squared": True}),
+            ("hinge", {"squared": True, "variant": "weston_watkins", "margin": 0.7}),
+        ]
+        for task in sorted(losses.get(name).tasks, key=lambda t: t.value)
+    ],
+)
+def test_piecewise_and_brier_closed_forms_equal_autograd(
+    name: str, params: dict[str, object], task: Task, reduction: str
+) -> None:    generator = torch.Generator().manual_seed(5)
+    shape = (7,) if task is Task.BINARY else (7, 4)
+    x = torch.randn(shape, generator=generator, dtype=torch.float64) * 2
+    if task is Task.MULTICLASS:
+        y = torch.randint(0, 4, (7,), generator=generator)
+    else:
+        y = (torch.rand(shape, generator=generator) < 0.4).double()
+    w = torch.linspace(0.0, 2.0, 7, dtype=torch.float64)
+    kwargs = {"reduction": reduction, "sample_weight": w, **params}
+    result = losses.derivatives(name, x, y, hessian=True, **kwargs)
+
+    def total(z: torch.Tensor) -> torch.Tensor:
+        return losses.compute(name, z, y, **kwargs).sum()
+
+    full = torch.autograd.functional.hessian(total, x).reshape(x.numel(), x.numel())
+    assert result.hessian_diag is not None
+    torch.testing.assert_close(result.hessian_diag, full.diagonal().reshape(x.shape))
