@@ -208,7 +208,8 @@ def test_circle_closed_form_is_accurate_where_autograd_rounds_to_zero() -> None:
 )
 def test_piecewise_and_brier_closed_forms_equal_autograd(
     name: str, params: dict[str, object], task: Task, reduction: str
-) -> None:    generator = torch.Generator().manual_seed(5)
+) -> None:
+    generator = torch.Generator().manual_seed(5)
     shape = (7,) if task is Task.BINARY else (7, 4)
     x = torch.randn(shape, generator=generator, dtype=torch.float64) * 2
     if task is Task.MULTICLASS:
