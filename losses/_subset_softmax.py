@@ -8,7 +8,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
 
@@ -16,6 +16,7 @@ __all__ = [
     "SubsetSoftmaxLoss",
     "SubsetSoftmaxParams",
     "log_elementary_symmetric",
+    "subset_softmax_hessian_diagonal",
     "subset_softmax_loss",
 ]
 
@@ -147,6 +148,43 @@ def subset_softmax_loss(
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
+def subset_softmax_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    k: int | None = None,
+    max_k: int | None = None,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The exact Hessian diagonal of :func:`subset_softmax_loss` w.r.t. the logits, in
+    O(N C k): the cost of one gradient.
+
+    :math:`Z` (``e_k``, or the padded sum of ``e_j``) is multilinear in the :math:`u_c =
+    e^{x_c}`: :math:`Z = A_c + u_c B_c` with :math:`A_c, B_c` free of :math:`u_c`. So
+    :math:`\partial \log Z / \partial x_c = \pi_c`, the probability that class
+    :math:`c` is in the label set under the subset softmax, and :math:`\partial^2 \log Z /
+    \partial x_c^2 = \pi_c (1 - \pi_c)`; the picked scores are linear. :math:`\pi` is
+    the gradient of :math:`\log Z` (autograd through the recursion, in float64), times the
+    reduction's factor.
+    """
+    params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x = inputs.logits.detach().double().requires_grad_(True)
+    counts = inputs.targets.sum(dim=1).round().long()
+    with torch.enable_grad():
+        if params.k is not None:
+            log_z = _exactly_k(x, counts, params.k)
+        elif params.max_k is not None:
+            log_z = _at_most_k(x, counts, params.max_k)
+        else:  # unreachable: the params model requires one of them
+            raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+        (inclusion,) = torch.autograd.grad(log_z.sum(), x)
+    curvature = (inclusion * (1.0 - inclusion)).clamp_min(0.0)
+    scale = sample_scale(reduction, inputs.sample_weight, x.detach())
+    return (curvature * scale.unsqueeze(1)).to(inputs.logits.dtype)
+
+
 def _exactly_k(x: Tensor, counts: Tensor, k: int) -> Tensor:
     """``log e_k(e^x)`` per sample, after checking every sample has ``k`` positives."""
     num_classes = x.shape[1]
@@ -220,5 +258,6 @@ SPECS = (
         when_to_use="Multilabel data where each sample has exactly k labels (or at most "
         "max_k): the label set is scored jointly, as softmax does for one label.",
         coupling=per_sample,
+        hessian_diagonal=subset_softmax_hessian_diagonal,
     ),
 )

@@ -210,11 +210,25 @@ def test_gradcheck_float64(mode: dict[str, int]) -> None:
     assert torch.autograd.gradgradcheck(lambda z: subset_softmax_loss(z, y, **mode), (x,))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("mode", [{"k": 2}, {"max_k": 3}])
-def test_exact_hessian_diagonal(mode: dict[str, int]) -> None:
+def test_exact_hessian_diagonal(mode: dict[str, int], reduction: str) -> None:
+    """The closed form pi (1 - pi), pi the inclusion probabilities, against autograd's full
+    Hessian, with sample weights."""
+    assert losses.get(NAME).hessian_diagonal is not None
     x = _logits(4, 5, seed=1)
     counts = [2] * 4 if "k" in mode else [0, 1, 2, 3]
     y = _targets_with_counts(counts, 5)
+    w = torch.tensor([1.0, 0.0, 2.5, 0.5], dtype=torch.float64)
+    weighted = losses.derivatives(
+        NAME, x, y, hessian=True, reduction=reduction, sample_weight=w, **mode
+    )
+    full = torch.autograd.functional.hessian(
+        lambda z: subset_softmax_loss(z, y, reduction=reduction, sample_weight=w, **mode).sum(),
+        x,
+    )
+    assert weighted.hessian_diag is not None
+    torch.testing.assert_close(weighted.hessian_diag, full.reshape(20, 20).diagonal().reshape(4, 5))
     full = torch.autograd.functional.hessian(
         lambda z: subset_softmax_loss(z, y, reduction="sum", **mode), x
     )
