@@ -6,12 +6,17 @@ import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import log_sigmoid
+from ._stable import focused_log_sigmoid_curvature, log_sigmoid
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["AsymmetricLoss", "AsymmetricParams", "asymmetric_loss"]
+__all__ = [
+    "AsymmetricLoss",
+    "AsymmetricParams",
+    "asymmetric_hessian_diagonal",
+    "asymmetric_loss",
+]
 
 NAME = "asymmetric"
 TASKS = frozenset({Task.MULTILABEL, Task.BINARY})
@@ -118,6 +123,53 @@ def asymmetric_loss(
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
+def asymmetric_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`asymmetric_loss`, O(N C).
+
+    A positive's term is the focal one (:func:`~losses._stable.focused_log_sigmoid_curvature`).
+    A negative's is ``f(r) = -r^g log(1 - r)`` at ``r = p - clip`` where ``p > clip`` (0
+    below): ``f''(r) (p q)^2 + f'(r) p q (1 - 2p)`` with ``f' = -g r^(g-1) log(1-r) +
+    r^g / (1-r)`` and ``f'' = -g (g-1) r^(g-2) log(1-r) + 2 g r^(g-1) / (1-r) + r^g /
+    (1-r)^2``, ``1 - r = q + clip``; at ``clip = 0``, the focal form with ``x`` negated.
+    """
+    check_params(
+        NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
+    )
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x, y = inputs.logits, inputs.targets
+    log_p, log_q = log_sigmoid(x), log_sigmoid(-x)
+    positive = focused_log_sigmoid_curvature(log_p, log_q, gamma_pos)
+    if clip == 0.0:
+        negative = focused_log_sigmoid_curvature(log_q, log_p, gamma_neg)
+    else:
+        p, q = log_p.exp(), log_q.exp()
+        active = p > clip
+        log_r = torch.log(torch.where(active, p - clip, 1.0))
+        rest = q + clip  # 1 - r
+        log_rest = torch.log(rest)
+        g = gamma_neg
+        power = torch.exp(g * log_r)
+        slope = -g * torch.exp((g - 1) * log_r) * log_rest + power / rest
+        bend = (
+            -g * (g - 1) * torch.exp((g - 2) * log_r) * log_rest
+            + 2 * g * torch.exp((g - 1) * log_r) / rest
+            + power / (rest * rest)
+        )
+        pq = p * q
+        negative = torch.where(active, bend * pq * pq + slope * pq * (1.0 - 2.0 * p), 0.0)
+    curvature = torch.where(y == 1, positive, negative)
+    return curvature * element_scale(reduction, inputs.sample_weight, x)
+
+
 class AsymmetricLoss(LossModule):
     """Module form of :func:`asymmetric_loss`."""
 
@@ -151,5 +203,6 @@ SPECS = (
         when_to_use="Multilabel data with many negative labels per sample (and possibly "
         "missing positive labels); gamma_neg 4, gamma_pos 0, clip 0.05 is the paper's setting.",
         coupling=element_wise,
+        hessian_diagonal=asymmetric_hessian_diagonal,
     ),
 )

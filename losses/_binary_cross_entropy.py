@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import log_sigmoid
 from ._validation import (
@@ -21,7 +21,12 @@ from ._validation import (
     prepare,
 )
 
-__all__ = ["BinaryCrossEntropyLoss", "BinaryCrossEntropyParams", "binary_cross_entropy_loss"]
+__all__ = [
+    "BinaryCrossEntropyLoss",
+    "BinaryCrossEntropyParams",
+    "binary_cross_entropy_hessian_diagonal",
+    "binary_cross_entropy_loss",
+]
 
 NAME = "binary_cross_entropy"
 TASKS = frozenset({Task.BINARY, Task.MULTILABEL})
@@ -105,6 +110,30 @@ def binary_cross_entropy_loss(
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
+def binary_cross_entropy_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    pos_weight: float | Sequence[float] | Tensor | None = None,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`binary_cross_entropy_loss`: ``(w y + 1 - y)
+    sigmoid(x) sigmoid(-x)`` per element (``w`` the positive weight), times the reduction's
+    factor; no cancellation at any logit."""
+    check_params(NAME, BinaryCrossEntropyParams, {"pos_weight": pos_weight})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    positive = y
+    if pos_weight is not None:
+        weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
+        if weight.dim() != 0:
+            weight = check_per_class("pos_weight", weight, x)
+        positive = weight * y
+    curvature = (positive + 1.0 - y) * torch.sigmoid(x) * torch.sigmoid(-x)
+    return curvature * element_scale(reduction, inputs.sample_weight, x)
+
+
 class BinaryCrossEntropyLoss(LossModule):
     """Module form of :func:`binary_cross_entropy_loss`; a per-class ``pos_weight`` is a buffer."""
 
@@ -135,5 +164,6 @@ SPECS = (
         when_to_use="The baseline for binary and multilabel classification; pos_weight "
         "(e.g. negatives/positives per class) counters a rare positive class.",
         coupling=element_wise,
+        hessian_diagonal=binary_cross_entropy_hessian_diagonal,
     ),
 )

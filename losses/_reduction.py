@@ -7,7 +7,7 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-__all__ = ["Reduction", "reduce_loss", "sample_scale"]
+__all__ = ["Reduction", "element_scale", "reduce_loss", "sample_scale"]
 
 
 class Reduction(str, Enum):
@@ -77,3 +77,11 @@ def sample_scale(
         denominator = torch.as_tensor(total * per_sample, dtype=like.dtype, device=like.device)
         scale = scale / denominator.clamp_min(torch.finfo(like.dtype).tiny)
     return scale
+
+
+def element_scale(reduction: str | Reduction, sample_weight: Tensor | None, like: Tensor) -> Tensor:
+    """:func:`sample_scale` for an element-wise loss: each element's factor, broadcastable
+    to ``like`` (``(N,)`` or ``(N, C)``)."""
+    per_sample = 1 if like.dim() == 1 else like.shape[1]
+    scale = sample_scale(reduction, sample_weight, like, per_sample=per_sample)
+    return scale.unsqueeze(1) if like.dim() == 2 else scale

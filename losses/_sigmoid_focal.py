@@ -8,12 +8,17 @@ import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import log_sigmoid, logaddexp
+from ._stable import focused_log_sigmoid_curvature, log_sigmoid, logaddexp
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["SigmoidFocalLoss", "SigmoidFocalParams", "sigmoid_focal_loss"]
+__all__ = [
+    "SigmoidFocalLoss",
+    "SigmoidFocalParams",
+    "sigmoid_focal_hessian_diagonal",
+    "sigmoid_focal_loss",
+]
 
 NAME = "sigmoid_focal"
 TASKS = frozenset({Task.BINARY, Task.MULTILABEL})
@@ -111,6 +116,41 @@ def sigmoid_focal_loss(
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
+def sigmoid_focal_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`sigmoid_focal_loss`, O(N C).
+
+    Hard targets: a positive's term is ``-alpha q^gamma log p`` and a negative's ``-(1 -
+    alpha) p^gamma log q``, each's second derivative in closed form
+    (:func:`~losses._stable.focused_log_sigmoid_curvature`). Soft targets mix both inside
+    ``(1 - p_t)^gamma``: there it is one Hessian-vector product of the element-wise loss.
+    """
+    check_params(NAME, SigmoidFocalParams, {"alpha": alpha, "gamma": gamma})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    scale = element_scale(reduction, inputs.sample_weight, x)
+    if not bool(((y == 0) | (y == 1)).all()):
+        z = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            total = sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma, reduction="sum")
+            (grad,) = torch.autograd.grad(total, z, create_graph=True)
+            (curvature,) = torch.autograd.grad(grad, z, torch.ones_like(z))
+        return curvature.detach() * scale
+    log_p, log_q = log_sigmoid(x), log_sigmoid(-x)
+    positive = focused_log_sigmoid_curvature(log_p, log_q, gamma)
+    negative = focused_log_sigmoid_curvature(log_q, log_p, gamma)
+    if alpha is not None:
+        positive, negative = alpha * positive, (1.0 - alpha) * negative
+    return torch.where(y == 1, positive, negative) * scale
+
+
 class SigmoidFocalLoss(LossModule):
     """Module form of :func:`sigmoid_focal_loss`."""
 
@@ -141,5 +181,6 @@ SPECS = (
         when_to_use="Binary or multilabel data dominated by easy negatives (dense detection, "
         "rare labels); gamma 2 with alpha 0.25 is RetinaNet's setting.",
         coupling=element_wise,
+        hessian_diagonal=sigmoid_focal_hessian_diagonal,
     ),
 )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "focused_log_sigmoid_curvature",
     "log1mexp",
     "log_one_minus_softmax",
     "log_sigmoid",
@@ -82,6 +83,19 @@ def softmax_and_complement(logits: Tensor) -> tuple[Tensor, Tensor]:
     rest = p.scatter(-1, top, 0.0).sum(dim=-1, keepdim=True)
     complement = torch.sub(1.0, p)
     return p, complement.scatter_(-1, top, rest.clamp_min(0.0))
+
+
+def focused_log_sigmoid_curvature(log_p: Tensor, log_q: Tensor, gamma: float) -> Tensor:
+    """The second derivative in ``x`` of ``-q^gamma log p`` (``p = sigmoid(x)``, ``q =
+    sigmoid(-x)``, given as ``log_p``, ``log_q``): the focal term of a positive; a
+    negative's is the same with ``x`` negated (``log_p`` and ``log_q`` swapped).
+
+    ``p q^gamma (gamma q log p - gamma^2 p log p + (2 gamma + 1) q)``, from ``dp/dx = p q``
+    and ``d log p / dx = q``; every factor bounded, so finite at any logit.
+    """
+    p, q = log_p.exp(), log_q.exp()
+    q_gamma = torch.exp(gamma * log_q) if gamma != 0 else torch.ones_like(q)
+    return p * q_gamma * (gamma * q * log_p - gamma * gamma * p * log_p + (2 * gamma + 1) * q)
 
 
 def logaddexp(a: Tensor, b: Tensor) -> Tensor:

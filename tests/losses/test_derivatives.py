@@ -202,11 +202,17 @@ def test_circle_closed_form_is_accurate_where_autograd_rounds_to_zero() -> None:
             ("hinge", {}),
             ("hinge", {"squared": True}),
             ("hinge", {"squared": True, "variant": "weston_watkins", "margin": 0.7}),
+            ("binary_cross_entropy", {"pos_weight": 3.0}),
+            ("sigmoid_focal", {}),
+            ("sigmoid_focal", {"alpha": 0.7, "gamma": 0.5}),
+            ("asymmetric", {}),
+            ("asymmetric", {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.2}),
+            ("asymmetric", {"gamma_pos": 0.5, "gamma_neg": 1.5, "clip": 0.0}),
         ]
         for task in sorted(losses.get(name).tasks, key=lambda t: t.value)
     ],
 )
-def test_piecewise_and_brier_closed_forms_equal_autograd(
+def test_element_wise_and_piecewise_closed_forms_equal_autograd(
     name: str, params: dict[str, object], task: Task, reduction: str
 ) -> None:
     generator = torch.Generator().manual_seed(5)
@@ -226,3 +232,17 @@ def test_piecewise_and_brier_closed_forms_equal_autograd(
     full = torch.autograd.functional.hessian(total, x).reshape(x.numel(), x.numel())
     assert result.hessian_diag is not None
     torch.testing.assert_close(result.hessian_diag, full.diagonal().reshape(x.shape))
+
+
+def test_sigmoid_focal_soft_targets_take_one_hessian_vector_product() -> None:
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(6, 3, generator=generator, dtype=torch.float64) * 3
+    y = torch.rand(6, 3, generator=generator, dtype=torch.float64)  # soft
+    result = losses.derivatives("sigmoid_focal", x, y, hessian=True, reduction="sum")
+
+    def total(z: torch.Tensor) -> torch.Tensor:
+        return losses.compute("sigmoid_focal", z, y, reduction="sum")
+
+    full = torch.autograd.functional.hessian(total, x).reshape(18, 18)
+    assert result.hessian_diag is not None
+    torch.testing.assert_close(result.hessian_diag, full.diagonal().reshape(6, 3))
