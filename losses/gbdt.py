@@ -15,8 +15,22 @@ registered loss whose tasks include binary or multiclass:
 - multiclass: raw scores ``(n, K)``, integer labels in ``[0, K)``; ``g`` and ``h`` come
   back ``(n, K)``, the layout LightGBM 4 and XGBoost 2+ expect.
 
-**Hessian floor.** The returned Hessian is ``max(h, hessian_floor)`` element-wise. Not
-every loss is convex in the logits: the focal loss's Hessian diagonal is negative for
+**Hessian policy.** ``hessian_policy`` says what the boosting library gets where the
+exact diagonal ``h`` is not positive:
+
+- ``"clip"`` (default): ``max(h, hessian_floor)``. Where the loss is locally convex the
+  leaf takes the exact Newton step; elsewhere the floor keeps it a descent step. The
+  default because it changes nothing where the exact curvature is usable.
+- ``"abs"``: ``max(|h|, hessian_floor)``: a concave region's curvature magnitude kept
+  (a saddle-free Newton step), not replaced by the floor.
+- ``"fisher"``: ``max(F, hessian_floor)`` with ``F`` the Fisher information of the
+  softmax (sigmoid) at the raw scores, ``p_c (1 - p_c)`` (cross-entropy's own
+  curvature), times the sample weight: always positive, independent of the loss, so the
+  leaf step ``-G / (F + lambda)`` is a natural-gradient step of the loss.
+- ``"exact"``: ``h`` as it is, negative values included (for checking, or for a library
+  that handles them).
+
+Not every loss is convex in the logits: the focal loss's Hessian diagonal is negative for
 confident-wrong samples, and piecewise-linear losses (hinge) have ``h = 0``. A leaf whose
 summed Hessian is zero or negative gives a Newton step ``-G / (H + \lambda)`` that blows up
 (``H + \lambda \to 0``) or points uphill (``H + \lambda < 0`` flips its sign), so training
@@ -62,6 +76,7 @@ from ._registry import Coupling, LossSpec
 from ._validation import Task
 
 __all__ = [
+    "HESSIAN_POLICIES",
     "GBDTObjective",
     "LightGBMObjective",
     "XGBoostObjective",
@@ -70,6 +85,15 @@ __all__ = [
 ]
 
 _GBDT_TASKS = frozenset({Task.BINARY, Task.MULTICLASS})
+HESSIAN_POLICIES = ("clip", "abs", "fisher", "exact")
+"""What a GBDT objective hands over where the Hessian diagonal is not positive (module
+docstring); ``clip`` is the default."""
+
+
+def _expit(z: Array) -> Array:
+    out: Array = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, no overflow
+    return out
+
 
 Array = NDArray[np.float64]
 
@@ -86,8 +110,20 @@ class GBDTObjective:
 
     library: ClassVar[str] = "a gradient-boosting library"
 
-    def __init__(self, loss: str | LossSpec, *, hessian_floor: float = 1e-6, **params: Any) -> None:
+    def __init__(
+        self,
+        loss: str | LossSpec,
+        *,
+        hessian_floor: float = 1e-6,
+        hessian_policy: str = "clip",
+        **params: Any,
+    ) -> None:
         spec = loss if isinstance(loss, LossSpec) else REGISTRY[loss]
+        if hessian_policy not in HESSIAN_POLICIES:
+            raise ValueError(
+                f"Expected hessian_policy one of {', '.join(HESSIAN_POLICIES)}, got "
+                f"{hessian_policy!r}"
+            )
         if not spec.tasks & _GBDT_TASKS:
             supported = ", ".join(sorted(t.value for t in spec.tasks))
             raise ValueError(
@@ -109,14 +145,15 @@ class GBDTObjective:
             )
         self.spec = spec
         self.hessian_floor = float(hessian_floor)
+        self.hessian_policy = hessian_policy
         self.params = dict(params)
 
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         extra = f", {items}" if items else ""
         return (
-            f"{type(self).__name__}({self.spec.name!r}, hessian_floor={self.hessian_floor!r}"
-            f"{extra})"
+            f"{type(self).__name__}({self.spec.name!r}, hessian_floor={self.hessian_floor!r}, "
+            f"hessian_policy={self.hessian_policy!r}{extra})"
         )
 
     def __call__(
@@ -147,7 +184,8 @@ class GBDTObjective:
             sample_weight: ``(n,)`` non-negative weights; ``None`` or empty for none.
 
         Returns:
-            ``(grad, hess)``, float64, shaped as ``raw_scores``; ``hess >= hessian_floor``.
+            ``(grad, hess)``, float64, shaped as ``raw_scores``; ``hess >= hessian_floor``
+            unless the policy is ``"exact"``.
 
         Raises:
             ValueError: shapes that fit neither task, a task the loss does not support,
@@ -186,7 +224,29 @@ class GBDTObjective:
                 f"Expected finite derivatives of loss {self.spec.name!r}, got NaN or inf for "
                 f"raw scores in [{scores.min()}, {scores.max()}]"
             )
-        return grad, np.maximum(hess, self.hessian_floor)
+        return grad, self._apply_policy(hess, scores, binary, weight)
+
+    def _apply_policy(
+        self, hess: Array, scores: Array, binary: bool, weight: torch.Tensor | None
+    ) -> Array:
+        """The Hessian the library gets, by :attr:`hessian_policy` (module docstring)."""
+        if self.hessian_policy == "exact":
+            return hess
+        if self.hessian_policy == "abs":
+            hess = np.abs(hess)
+        elif self.hessian_policy == "fisher":
+            if binary:
+                flat = scores.reshape(-1)
+                fisher = _expit(flat) * _expit(-flat)
+            else:
+                shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+                p = shifted / shifted.sum(axis=1, keepdims=True)
+                fisher = p * (1.0 - p)
+            if weight is not None:
+                w = weight.numpy()
+                fisher = fisher * (w if binary else w[:, None])
+            hess = fisher.reshape(scores.shape)
+        return np.maximum(hess, self.hessian_floor)
 
     def _derivatives(
         self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None
@@ -264,7 +324,11 @@ class XGBoostObjective(GBDTObjective):
 
 
 def lightgbm_objective(
-    loss: str | LossSpec, *, hessian_floor: float = 1e-6, **params: Any
+    loss: str | LossSpec,
+    *,
+    hessian_floor: float = 1e-6,
+    hessian_policy: str = "clip",
+    **params: Any,
 ) -> LightGBMObjective:
     """A LightGBM custom objective for the registry loss ``loss`` with ``params``.
 
@@ -287,17 +351,25 @@ def lightgbm_objective(
             element-wise, so that every Newton step ``-G / (H + lambda)`` is a finite
             descent step even where the loss is not convex (focal on confident-wrong
             samples) or flat (``h = 0``). Default ``1e-6``.
+        hessian_policy: ``"clip"`` (default), ``"abs"``, ``"fisher"`` or ``"exact"``:
+            what to hand over where ``h`` is not positive (the module docstring).
         **params: the loss's parameters, validated now against its schema.
 
     Raises:
         ValueError: an unknown loss (with a did-you-mean hint), a multilabel-only loss, a
             bad ``hessian_floor`` or parameter.
     """
-    return LightGBMObjective(loss, hessian_floor=hessian_floor, **params)
+    return LightGBMObjective(
+        loss, hessian_floor=hessian_floor, hessian_policy=hessian_policy, **params
+    )
 
 
 def xgboost_objective(
-    loss: str | LossSpec, *, hessian_floor: float = 1e-6, **params: Any
+    loss: str | LossSpec,
+    *,
+    hessian_floor: float = 1e-6,
+    hessian_policy: str = "clip",
+    **params: Any,
 ) -> XGBoostObjective:
     """An XGBoost custom objective for the registry loss ``loss`` with ``params``.
 
@@ -320,10 +392,13 @@ def xgboost_objective(
             or multiclass.
         hessian_floor: ``> 0``; the Hessian handed to XGBoost is ``max(h, floor)``
             element-wise (see :func:`lightgbm_objective` for why). Default ``1e-6``.
+        hessian_policy: as for :func:`lightgbm_objective`.
         **params: the loss's parameters, validated now against its schema.
 
     Raises:
         ValueError: an unknown loss (with a did-you-mean hint), a multilabel-only loss, a
             bad ``hessian_floor`` or parameter.
     """
-    return XGBoostObjective(loss, hessian_floor=hessian_floor, **params)
+    return XGBoostObjective(
+        loss, hessian_floor=hessian_floor, hessian_policy=hessian_policy, **params
+    )

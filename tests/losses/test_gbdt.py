@@ -310,6 +310,46 @@ def test_hessian_floor_replaces_negative_focal_curvature(factory: Any) -> None:
     assert np.isfinite(grad).all()
 
 
+@pytest.mark.parametrize("factory", [lightgbm_objective, xgboost_objective])
+def test_hessian_policies_where_focal_curvature_is_negative(factory: Any) -> None:
+    """exact hands the negative curvature over; abs its magnitude; fisher the softmax's
+    p (1 - p) whatever the loss, times the weight; every one but exact at least the floor."""
+    logits = np.array([[-4.0, 4.0, 0.0], [0.5, 0.0, -0.5]])
+    labels = np.array([0.0, 0.0])
+    weight = np.array([2.0, 0.5])
+    raw = losses.derivatives(
+        "focal",
+        torch.from_numpy(logits),
+        torch.tensor([0, 0]),
+        hessian=True,
+        reduction="sum",
+        sample_weight=torch.from_numpy(weight),
+        gamma=2.0,
+    ).hessian_diag
+    assert raw is not None
+    exact = raw.numpy()
+    assert exact[0, 0] < 0.0
+    floor = 1e-3
+
+    def hess(policy: str) -> np.ndarray:
+        objective = factory("focal", gamma=2.0, hessian_floor=floor, hessian_policy=policy)
+        return np.asarray(objective(labels, logits, weight)[1])
+
+    np.testing.assert_allclose(hess("exact"), exact)
+    np.testing.assert_allclose(hess("clip"), np.maximum(exact, floor))
+    np.testing.assert_allclose(hess("abs"), np.maximum(np.abs(exact), floor))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(hess("fisher"), np.maximum(p * (1 - p) * weight[:, None], floor))
+    binary = factory("binary_cross_entropy", hessian_policy="fisher")
+    scores = np.array([-30.0, 0.0, 2.0])
+    sigmoid = 1 / (1 + np.exp(-scores))
+    np.testing.assert_allclose(
+        binary(np.array([1.0, 0.0, 1.0]), scores)[1], np.maximum(sigmoid * (1 - sigmoid), 1e-6)
+    )
+    with pytest.raises(ValueError, match="hessian_policy one of clip, abs, fisher, exact"):
+        factory("focal", hessian_policy="newton")
+
+
 def test_focal_with_floor_still_trains_on_confident_wrong_start(imbalanced_digits: Split) -> None:
     # init_score puts every sample confidently on a wrong class (3 on class y + 1, -3 on the
     # others), where focal's curvature is negative in two logits of every sample: the true
