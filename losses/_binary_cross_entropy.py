@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import log_sigmoid
@@ -94,20 +96,45 @@ def binary_cross_entropy_loss(
     Note:
         ``pos_weight=1`` is the plain loss. The loss is computed with ``logsigmoid`` on both
         terms, so it is finite (and so are its first and second derivatives) for logits of any
-        size. With soft targets the minimum over the logits is the binary entropy of the
-        target, not 0.
+        size; value and gradient come from one pass, the gradient in closed form. With soft
+        targets the minimum over the logits is the binary entropy of the target, not 0.
     """
     check_params(NAME, BinaryCrossEntropyParams, {"pos_weight": pos_weight})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    positive = y * log_sigmoid(x)
+    weight = None
     if pos_weight is not None:
         weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
         if weight.dim() != 0:
             weight = check_per_class("pos_weight", weight, x)
-        positive = weight * positive
-    loss = -(positive + (1.0 - y) * log_sigmoid(-x))
-    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+        return _value_and_grad(z, y, weight, tracked)
+
+    return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
+
+
+def _value_and_grad(
+    x: Tensor, y: Tensor, weight: Tensor | None, tracked: bool
+) -> tuple[Tensor, Tensor]:
+    """Each element's ``-(w y log s + (1 - y) log(1 - s))`` and its gradient ``(1 - y) s -
+    w y (1 - s)``, ``s = sigmoid(x)``: ``log s`` from ``logsigmoid``, ``s`` and ``1 - s`` as
+    ``exp(log s)`` and ``exp(log s - x)`` (no ``1 - s`` cancels). ``tracked``: out of place
+    (for a double backward); else in place where it can."""
+    log_s = log_sigmoid(x) if tracked else F.logsigmoid(x)  # the same values
+    one_minus_y = 1.0 - y
+    positive = y if weight is None else weight * y
+    if tracked:  # log_sigmoid's derivatives are accurate to a few ulps at any logit
+        value = -(positive * log_s + one_minus_y * (log_s - x))
+        grad = one_minus_y * log_s.exp() - positive * (log_s - x).exp()
+        return value, grad
+    if weight is None:  # w y + 1 - y = 1
+        value = torch.addcmul(log_s, one_minus_y, x, value=-1.0).neg_()
+    else:
+        value = torch.addcmul(-(positive + one_minus_y) * log_s, one_minus_y, x)
+    s = log_s.exp()
+    grad = s.mul_(one_minus_y).addcmul_(positive, log_s.sub_(x).exp_(), value=-1.0)
+    return value, grad
 
 
 def binary_cross_entropy_hessian_diagonal(
