@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import focused_log_sigmoid_curvature, log_sigmoid, logaddexp
@@ -99,21 +101,52 @@ def sigmoid_focal_loss(
         ``gamma=0`` and ``alpha=None`` is binary cross-entropy exactly. ``(1 - p_t)^gamma``
         is computed as ``exp(gamma * log(1 - p_t))`` with ``log(1 - p_t)`` from
         ``logsigmoid``, so value, gradient and second derivative stay finite at logits of
-        ``±1e4`` and for ``gamma < 1``.
+        ``±1e4`` and for ``gamma < 1``. With 0/1 targets value and gradient come from one
+        pass, the gradient in closed form.
     """
     check_params(NAME, SigmoidFocalParams, {"alpha": alpha, "gamma": gamma})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
+    if bool(((y == 0) | (y == 1)).all()):  # hard targets: one pass, the gradient closed
+
+        def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+            return _hard_value_and_grad(z, y, alpha, gamma, tracked)
+
+        return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
     log_p, log_one_minus_p = log_sigmoid(x), log_sigmoid(-x)
     ce = -(y * log_p + (1.0 - y) * log_one_minus_p)
-    if bool(((y == 0) | (y == 1)).all()):  # hard targets: 1 - p_t is sigmoid(-x) or sigmoid(x)
-        log_one_minus_pt = y * log_one_minus_p + (1.0 - y) * log_p
-    else:
-        log_one_minus_pt = _log_one_minus_pt(log_p, log_one_minus_p, y)
+    log_one_minus_pt = _log_one_minus_pt(log_p, log_one_minus_p, y)
     loss = torch.exp(gamma * log_one_minus_pt) * ce
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+def _hard_value_and_grad(
+    x: Tensor, y: Tensor, alpha: float | None, gamma: float, tracked: bool
+) -> tuple[Tensor, Tensor]:
+    """Each element's ``-a_t (1 - p_t)^gamma log p_t`` and its gradient, for 0/1 targets.
+
+    With ``t = 2y - 1``, ``u = t x``, ``p_t = sigmoid(u)``, ``q = 1 - p_t``: ``d/du =
+    a_t q^gamma (gamma p_t log p_t - q)`` and ``d/dx = t d/du``; ``log p_t`` from
+    ``logsigmoid``, ``log q = log p_t - u``, so nothing cancels. ``tracked``: out of place
+    (for a double backward); else in place where it can.
+    """
+    sign = 2.0 * y - 1.0
+    u = sign * x
+    log_p = log_sigmoid(u) if tracked else F.logsigmoid(u)
+    weight = 1.0 if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
+    if tracked:
+        log_q = log_p - u
+        q_gamma = torch.exp(gamma * log_q)
+        value = -weight * q_gamma * log_p
+        slope = weight * q_gamma * (gamma * log_p.exp() * log_p - log_q.exp())
+        return value, sign * slope
+    q_gamma = (log_p - u).mul_(gamma).exp_() if gamma != 0 else torch.ones_like(log_p)
+    q = torch.sub(log_p, u).exp_()
+    value = (q_gamma * log_p).mul_(weight).neg_()
+    slope = log_p.exp().mul_(log_p).mul_(gamma).sub_(q).mul_(q_gamma).mul_(weight * sign)
+    return value, slope
 
 
 def sigmoid_focal_hessian_diagonal(
