@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import focused_log_sigmoid_curvature, log_sigmoid
@@ -38,23 +40,6 @@ class AsymmetricParams(Params):
         description="Probability margin m: negatives use p_m = max(p - m, 0), so those with "
         "p <= m cost nothing; 0 disables it.",
     )
-
-
-def _negative_term(log_p: Tensor, log_q: Tensor, gamma_neg: float, clip: float) -> Tensor:
-    """``-p_m^{gamma_neg} log(1 - p_m)`` with ``p_m = max(p - clip, 0)``.
-
-    With ``clip > 0``, ``1 - p_m = sigmoid(-x) + clip >= clip`` where ``p > clip``, so its log
-    is safe in probability space; ``p_m^gamma`` is ``exp(gamma * log(p - clip))`` there.
-    Elsewhere the term is 0 with a zero gradient, and the unused branch is fed ``p_m = 1``
-    so that no ``log 0`` leaks a NaN gradient through ``torch.where``.
-    """
-    if clip == 0.0:
-        return -torch.exp(gamma_neg * log_p) * log_q
-    p = torch.exp(log_p)
-    active = p > clip
-    p_m = torch.where(active, p - clip, torch.ones_like(p))
-    term = -torch.exp(gamma_neg * torch.log(p_m)) * torch.log(torch.exp(log_q) + clip)
-    return torch.where(active, term, torch.zeros_like(term))
 
 
 def asymmetric_loss(
@@ -107,20 +92,54 @@ def asymmetric_loss(
         ``clip = 0`` and ``gamma_pos = gamma_neg`` it is the sigmoid focal loss without
         ``alpha``. The gradient is taken through the focusing weights (the official code
         can detach them, ``disable_torch_grad_focal_loss``). Logarithms come from
-        ``logsigmoid`` and ``logaddexp`` (never ``log`` of a clamped probability), so value,
-        gradient and second derivative are finite at logits of ``±1e4``.
+        ``logsigmoid`` (and, with the margin, ``log(1 - p + clip)``, at least ``log clip``;
+        never ``log`` of a clamped probability), so value, gradient and second derivative
+        are finite at logits of ``±1e4``. Value and gradient come from one pass, the
+        gradient in closed form.
     """
     check_params(
         NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
-    log_p = log_sigmoid(x)
-    log_q = log_sigmoid(-x)
-    positive = -torch.exp(gamma_pos * log_q) * log_p
-    negative = _negative_term(log_p, log_q, gamma_neg, clip)
-    loss = y * positive + (1.0 - y) * negative
-    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+        return _value_and_grad(z, y, gamma_pos, gamma_neg, clip, tracked)
+
+    return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
+
+
+def _value_and_grad(
+    x: Tensor, y: Tensor, gamma_pos: float, gamma_neg: float, clip: float, tracked: bool
+) -> tuple[Tensor, Tensor]:
+    """Each element's loss and its gradient in closed form: a positive's ``-q^g log p`` has
+    ``d/dx = q^g (g p log p - q)``; a negative's ``f(r) = -r^g log(1 - r)`` at ``r = p -
+    clip`` (``r = p`` at ``clip = 0``) has ``d/dx = f'(r) p q``, ``f'(r) = -g r^(g-1) log(1 -
+    r) + r^g / (1 - r)``, 0 where ``p <= clip``. ``log p`` and ``log q`` from
+    ``logsigmoid`` (``tracked``: the one whose derivatives are accurate, for a double
+    backward)."""
+    log_p = log_sigmoid(x) if tracked else F.logsigmoid(x)
+    log_q = log_p - x
+    p, q = log_p.exp(), log_q.exp()
+    q_power = torch.exp(gamma_pos * log_q)
+    positive = -q_power * log_p
+    positive_slope = q_power * (gamma_pos * p * log_p - q)
+    if clip == 0.0:
+        p_power = torch.exp(gamma_neg * log_p)
+        negative = -p_power * log_q
+        negative_slope = p_power * (p - gamma_neg * q * log_q)
+    else:
+        active = p > clip
+        log_r = torch.log(torch.where(active, p - clip, 1.0))
+        rest = q + clip  # 1 - r
+        log_rest = torch.log(rest)
+        r_power = torch.exp(gamma_neg * log_r)
+        slope = -gamma_neg * torch.exp((gamma_neg - 1) * log_r) * log_rest + r_power / rest
+        negative = torch.where(active, -r_power * log_rest, 0.0)
+        negative_slope = torch.where(active, slope * p * q, 0.0)
+    is_positive = y == 1
+    value = torch.where(is_positive, positive, negative)
+    return value, torch.where(is_positive, positive_slope, negative_slope)
 
 
 def asymmetric_hessian_diagonal(
