@@ -141,6 +141,7 @@ def decode_infer_request(
         inputs=inputs,
         outputs=outputs,
         id=request.id,
+        parameters={key: parameter_value(value) for key, value in request.parameters.items()},
     )
 
 
@@ -156,6 +157,8 @@ def encode_infer_request(request: InferRequest) -> pb.ModelInferRequest:
         wanted = message.outputs.add(name=output.name)
         if output.classification:
             wanted.parameters["classification"].int64_param = output.classification
+    for key, value in request.parameters.items():
+        _set_parameter(message.parameters[key], value)
     return message
 
 

@@ -232,6 +232,10 @@ class OutputEncoding:
         return self.outputs.get(name, self.default)
 
 
+_RESERVED_PARAMETERS = frozenset({"binary_data_output"})
+"""Request parameters the transport reads itself (the others go with the request)."""
+
+
 def decode_infer_request(
     document: dict[str, Any],
     binary: memoryview | None,
@@ -311,7 +315,12 @@ def decode_infer_request(
         if as_binary is not None:
             per_output[entry["name"]] = as_binary
     request = InferRequest(
-        model=model, version=version, inputs=inputs, outputs=tuple(outputs), id=request_id
+        model=model,
+        version=version,
+        inputs=inputs,
+        outputs=tuple(outputs),
+        id=request_id,
+        parameters={k: v for k, v in parameters.items() if k not in _RESERVED_PARAMETERS},
     )
     return request, OutputEncoding(binary_default, per_output)
 

@@ -39,14 +39,7 @@ class Template:
             name: np.frombuffer(buffers[index], dtype, count, offset).reshape(shape).copy()
             for name, dtype, shape, count, (index, offset) in self.tensors
         }
-        request = self.request
-        return InferRequest(
-            model=request.model,
-            inputs=inputs,
-            version=request.version,
-            outputs=request.outputs,
-            id=request.id,
-        )
+        return replace(self.request, inputs=inputs)
 
 
 def template_of(request: InferRequest, places: Sequence[tuple[int, int]]) -> Template | None:

@@ -28,6 +28,7 @@ import numpy as np
 
 import losses
 
+from ..models import loss_models
 from . import costs
 from .admission import Admission, Ticket
 from .engine import validate_loss
@@ -66,7 +67,10 @@ _MODEL_LANE = "model "
 
 
 def model_lane(name: str) -> str:
-    """The lane of inference requests for model ``name`` (its batcher)."""
+    """The lane of inference requests for model ``name`` (its batcher); a loss model's
+    requests run on the worker pool, as ``POST /loss`` does."""
+    if loss_models.is_loss_model(name):
+        return POOL
     return f"{_MODEL_LANE}{name}"
 
 
@@ -244,6 +248,10 @@ class DataPlane:
     # -- models ------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest, *, remaining: float | None = None) -> InferResult:
+        if loss_models.is_loss_model(request.model):
+            loss_request, names = loss_models.loss_request(request)
+            result = await self.compute_loss(loss_request, remaining=remaining)
+            return loss_models.infer_result(request, result, names)
         limit = self.settings.max_elements
         rows = largest = strings = 0  # rows: the first input's
         for name, array in request.inputs.items():
@@ -267,15 +275,25 @@ class DataPlane:
         return self._state.ready()
 
     def model_ready(self, name: str, version: str = "") -> bool:
+        if loss_models.is_loss_model(name):
+            loss_models.metadata(name, version)  # NotFound for a loss nobody registered
+            return True
         return self._state.models.is_ready(name, version)
 
     def model_metadata(self, name: str, version: str = "") -> ModelMetadata:
+        if loss_models.is_loss_model(name):
+            return loss_models.metadata(name, version)
         return self._state.models.metadata(name, version)
 
     def model_config(self, name: str, version: str = "") -> dict[str, Any]:
+        if loss_models.is_loss_model(name):
+            return loss_models.config(name, version)
         return self._state.models.config(name, version)
 
     def model_stats(self, name: str = "", version: str = "") -> list[ModelStats]:
+        if loss_models.is_loss_model(name):
+            loss_models.metadata(name, version)
+            return []  # counted in the loss metrics (lossserve_requests_total), not here
         return self._state.models.stats(name, version)
 
     def check_json_answer(self, request: InferRequest, json_outputs: set[str]) -> None:
@@ -286,6 +304,9 @@ class DataPlane:
             return
         if any(array.ndim == 0 for array in request.inputs.values()):
             return  # the inference itself refuses it
+        if loss_models.is_loss_model(request.model):
+            self._check_json_values(loss_models.json_values(request, json_outputs), "")
+            return
         try:
             model = self._state.models.model(request.model, request.version)
         except (NotFound, InvalidArgument):
@@ -301,10 +322,13 @@ class DataPlane:
             for name in json_outputs
             if name in asked
         )
-        values, limit = rows * per_row, self.settings.max_json_values
+        self._check_json_values(rows * per_row, f" ({rows} rows)")
+
+    def _check_json_values(self, values: int, rows: str) -> None:
+        limit = self.settings.max_json_values
         if values > limit:
             raise PayloadTooLarge(
-                f"outputs: the answer would hold {values} JSON values ({rows} rows), above "
+                f"outputs: the answer would hold {values} JSON values{rows}, above "
                 f"the limit of {limit} (LOSSSERVE_MAX_JSON_VALUES); ask for the outputs with "
                 "binary_data, or send fewer rows"
             )

@@ -115,6 +115,9 @@ class InferRequest:
     outputs: tuple[RequestedOutput, ...] = ()
     """Empty: every output, without classification."""
     id: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The request's own parameters (the transports' reserved ones taken out): the loss
+    models' loss parameters and reduction; a trained model takes none."""
 
 
 @dataclass(frozen=True)

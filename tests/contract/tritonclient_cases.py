@@ -401,3 +401,115 @@ def test_our_proto_numbers_its_fields_as_tritonclient_does(tmp_path: Path) -> No
         other = their_service.methods_by_name[method.name]
         assert method.input_type.rsplit(".", 1)[-1] == other.input_type.name
         assert method.output_type.rsplit(".", 1)[-1] == other.output_type.name
+
+
+# -------------------------------------------------------------------------- loss models
+
+
+def _loss_input(kind: str, name: str, array: np.ndarray, binary: bool = True) -> Any:
+    datatype = {np.float32: "FP32", np.int64: "INT64"}[array.dtype.type]
+    tensor = _module(kind).InferInput(name, list(array.shape), datatype)
+    if kind == "http":
+        tensor.set_data_from_numpy(array, binary_data=binary)
+    else:
+        tensor.set_data_from_numpy(array)
+    return tensor
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("binary", [True, False])
+def test_a_loss_model_computes_value_gradient_and_hessian(
+    server: Server, kind: str, binary: bool
+) -> None:
+    """loss.focal through the unmodified client, its parameters as request parameters:
+    the same numbers as losses.derivatives in this process."""
+    import torch
+
+    import losses
+
+    client = server.client(kind)
+    assert client.is_model_ready("loss.focal")
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (64, 5)).astype(np.float32)
+    targets = rng.integers(0, 5, 64).astype(np.int64)
+    weight = rng.uniform(0.5, 2.0, 64).astype(np.float32)
+    inputs = [
+        _loss_input(kind, "logits", logits, binary),
+        _loss_input(kind, "targets", targets, binary),
+        _loss_input(kind, "sample_weight", weight, binary),
+    ]
+    outputs = [_output(kind, name, binary=binary) for name in ("loss", "grad", "hessian_diag")]
+    parameters = {"gamma": 1.5, "alpha": "[0.5, 1.0, 1.0, 2.0, 1.0]", "reduction": "sum"}
+    answer = client.infer("loss.focal", inputs, outputs=outputs, parameters=parameters)
+    expected = losses.derivatives(
+        "focal",
+        torch.from_numpy(logits),
+        torch.from_numpy(targets),
+        hessian=True,
+        reduction="sum",
+        sample_weight=torch.from_numpy(weight),
+        gamma=1.5,
+        alpha=[0.5, 1.0, 1.0, 2.0, 1.0],
+    )
+    assert answer.as_numpy("loss").shape == (1,)
+    np.testing.assert_allclose(answer.as_numpy("loss")[0], expected.value.item(), rtol=1e-5)
+    np.testing.assert_allclose(answer.as_numpy("grad"), expected.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert expected.hessian_diag is not None
+    np.testing.assert_allclose(
+        answer.as_numpy("hessian_diag"), expected.hessian_diag.numpy(), rtol=1e-5, atol=1e-7
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_loss_model_answers_only_the_outputs_asked_for(server: Server, kind: str) -> None:
+    client = server.client(kind)
+    logits = np.array([[0.2, -1.0, 3.0], [1.0, 0.0, -2.0]], dtype=np.float32)
+    targets = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    inputs = [_loss_input(kind, "logits", logits), _loss_input(kind, "targets", targets)]
+    answer = client.infer(
+        "loss.binary_cross_entropy",
+        inputs,
+        outputs=[_output(kind, "loss")],
+        parameters={"reduction": "none"},
+    )
+    per_element = answer.as_numpy("loss")
+    assert per_element.shape == (2, 3)
+    expected = -(
+        targets * np.log(1 / (1 + np.exp(-logits)))
+        + (1 - targets) * np.log(1 / (1 + np.exp(logits)))
+    )
+    np.testing.assert_allclose(per_element, expected, rtol=1e-5)
+    assert answer.as_numpy("grad") is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_model_metadata_and_config(server: Server, kind: str) -> None:
+    client = server.client(kind)
+    metadata = client.get_model_metadata("loss.dice", **_as_json(kind))
+    assert metadata["platform"] == "lossserve_loss"
+    assert [i["name"] for i in metadata["inputs"]] == ["logits", "targets", "sample_weight"]
+    assert [o["name"] for o in metadata["outputs"]] == ["loss", "grad", "hessian_diag"]
+    config = client.get_model_config("loss.dice", **_as_json(kind))
+    config = config.get("config", config)
+    assert config["name"] == "loss.dice"
+    assert int(config.get("max_batch_size", 0)) == 0  # proto3 JSON leaves a 0 out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_model_errors_name_what_was_wrong(server: Server, kind: str) -> None:
+    client = server.client(kind)
+    logits = np.zeros((4, 3), dtype=np.float32)
+    targets = np.array([0, 1, 2, 0], dtype=np.int64)
+    inputs = [_loss_input(kind, "logits", logits), _loss_input(kind, "targets", targets)]
+    missing = _failure(lambda: client.get_model_metadata("loss.focl"))
+    assert NOT_FOUND[kind] in str(missing.status())
+    assert "loss models are loss.<loss>" in str(missing)
+    bad = _failure(lambda: client.infer("loss.focal", inputs, parameters={"gamma": -1.0}))
+    assert BAD_REQUEST[kind] in str(bad.status()) and "gamma" in str(bad)
+    unknown = _failure(lambda: client.infer("loss.focal", inputs, parameters={"gama": 1.0}))
+    assert BAD_REQUEST[kind] in str(unknown.status()) and "gama" in str(unknown)
+    only_logits = _failure(lambda: client.infer("loss.focal", inputs[:1]))
+    assert BAD_REQUEST[kind] in str(only_logits.status()) and "targets" in str(only_logits)
+    out_of_range = [inputs[0], _loss_input(kind, "targets", np.array([0, 1, 7, 0]))]
+    wrong = _failure(lambda: client.infer("loss.focal", out_of_range))
+    assert BAD_REQUEST[kind] in str(wrong.status())

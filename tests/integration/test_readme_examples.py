@@ -70,6 +70,18 @@ def test_readme_curl_example(server: tuple[int, int]) -> None:
     assert body["device"] == "cpu"
 
 
+def test_readme_loss_model_example(server: tuple[int, int]) -> None:
+    """The loss as an Open Inference Protocol model, by curl as the README writes it."""
+    http_port, _ = server
+    command = _example("loss-model").replace("localhost:8000", f"127.0.0.1:{http_port}")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+    body = json.loads(result.stdout)
+    assert body["model_name"] == "loss.focal"
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["loss"]["data"][0] == pytest.approx(EXPECTED, rel=1e-6)
+    assert outputs["grad"]["shape"] == [2, 3]
+
+
 def test_readme_python_example(server: tuple[int, int]) -> None:
     http_port, grpc_port = server
     code = (
