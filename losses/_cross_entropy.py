@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._reduction import Reduction, reduce_loss
 from ._registry import LossModule, LossSpec, per_sample
-from ._stable import log_one_minus_softmax
+from ._stable import softmax_and_complement
 from ._validation import (
     NonNegativePerClass,
     Params,
@@ -163,8 +163,9 @@ def cross_entropy_hessian_diagonal(
     Each :math:`-\log p_{i,c}` has the Hessian :math:`\operatorname{diag}(p_i) - p_i p_i^T`,
     whatever ``c``; so with :math:`A_i = (1-\varepsilon) w_{y_i} + \frac{\varepsilon}{C}
     \sum_c w_c` the diagonal is :math:`s_i A_i\, p_{i,c} (1 - p_{i,c})`, divided by the
-    ``mean``'s denominator. :math:`p (1 - p)` is ``exp(log p + log(1 - p))``, accurate as
-    ``p`` nears 1. ``losses.derivatives`` uses it in place of ``C`` Hessian-vector products.
+    ``mean``'s denominator. :math:`1 - p` is the other classes' summed probability at the
+    argmax (:func:`~losses._stable.softmax_and_complement`), accurate as ``p`` nears 1.
+    ``losses.derivatives`` uses it in place of ``C`` Hessian-vector products.
     """
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, ignore_index=ignore_index)
     x = inputs.logits
@@ -178,8 +179,8 @@ def cross_entropy_hessian_diagonal(
         coefficient = coefficient * inputs.sample_weight
     if Reduction.parse(reduction) is Reduction.MEAN:
         coefficient = coefficient / denominator.clamp_min(torch.finfo(denominator.dtype).tiny)
-    curvature = torch.exp(torch.log_softmax(x, dim=1) + log_one_minus_softmax(x, dim=1))
-    return coefficient.unsqueeze(1) * curvature
+    p, complement = softmax_and_complement(x)
+    return p.mul_(complement).mul_(coefficient.unsqueeze(1))
 
 
 class CrossEntropyLoss(LossModule):
