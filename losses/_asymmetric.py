@@ -106,7 +106,7 @@ def asymmetric_loss(
     def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
         return _value_and_grad(z, y, gamma_pos, gamma_neg, clip, tracked)
 
-    return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
+    return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
 
 
 def _value_and_grad(
@@ -129,17 +129,28 @@ def _value_and_grad(
         negative = -p_power * log_q
         negative_slope = p_power * (p - gamma_neg * q * log_q)
     else:
-        active = p > clip
-        log_r = torch.log(torch.where(active, p - clip, 1.0))
-        rest = q + clip  # 1 - r
-        log_rest = torch.log(rest)
-        r_power = torch.exp(gamma_neg * log_r)
-        slope = -gamma_neg * torch.exp((gamma_neg - 1) * log_r) * log_rest + r_power / rest
-        negative = torch.where(active, -r_power * log_rest, 0.0)
-        negative_slope = torch.where(active, slope * p * q, 0.0)
+        margin = _Margin(p, q, clip, gamma_neg)
+        negative = torch.where(margin.active, -margin.power * margin.log_rest, 0.0)
+        negative_slope = torch.where(margin.active, margin.slope * p * q, 0.0)
     is_positive = y == 1
     value = torch.where(is_positive, positive, negative)
     return value, torch.where(is_positive, positive_slope, negative_slope)
+
+
+class _Margin:
+    """A negative's clipped term ``f(r) = -r^g log(1 - r)``, ``r = p - clip`` where ``p >
+    clip`` (``active``; elsewhere fed ``r = 1``, masked out by the caller): ``log r``,
+    ``1 - r = q + clip`` and its log, ``r^g`` and ``f'(r) = -g r^(g-1) log(1 - r) + r^g /
+    (1 - r)``."""
+
+    def __init__(self, p: Tensor, q: Tensor, clip: float, g: float) -> None:
+        self.active = p > clip
+        self.log_r = torch.log(torch.where(self.active, p - clip, 1.0))
+        self.rest = q + clip
+        self.log_rest = torch.log(self.rest)
+        self.power = torch.exp(g * self.log_r)
+        slope = -g * torch.exp((g - 1) * self.log_r) * self.log_rest
+        self.slope = slope + self.power / self.rest
 
 
 def asymmetric_hessian_diagonal(
@@ -171,20 +182,16 @@ def asymmetric_hessian_diagonal(
         negative = focused_log_sigmoid_curvature(log_q, log_p, gamma_neg)
     else:
         p, q = log_p.exp(), log_q.exp()
-        active = p > clip
-        log_r = torch.log(torch.where(active, p - clip, 1.0))
-        rest = q + clip  # 1 - r
-        log_rest = torch.log(rest)
-        g = gamma_neg
-        power = torch.exp(g * log_r)
-        slope = -g * torch.exp((g - 1) * log_r) * log_rest + power / rest
+        margin = _Margin(p, q, clip, gamma_neg)
+        g, log_r, rest = gamma_neg, margin.log_r, margin.rest
         bend = (
-            -g * (g - 1) * torch.exp((g - 2) * log_r) * log_rest
+            -g * (g - 1) * torch.exp((g - 2) * log_r) * margin.log_rest
             + 2 * g * torch.exp((g - 1) * log_r) / rest
-            + power / (rest * rest)
+            + margin.power / (rest * rest)
         )
         pq = p * q
-        negative = torch.where(active, bend * pq * pq + slope * pq * (1.0 - 2.0 * p), 0.0)
+        curvature = bend * pq * pq + margin.slope * pq * (1.0 - 2.0 * p)
+        negative = torch.where(margin.active, curvature, 0.0)
     curvature = torch.where(y == 1, positive, negative)
     return curvature * element_scale(reduction, inputs.sample_weight, x)
 

@@ -102,16 +102,20 @@ def binary_cross_entropy_loss(
     check_params(NAME, BinaryCrossEntropyParams, {"pos_weight": pos_weight})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    weight = None
-    if pos_weight is not None:
-        weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
-        if weight.dim() != 0:
-            weight = check_per_class("pos_weight", weight, x)
+    weight = _pos_weight(pos_weight, x)
 
     def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
         return _value_and_grad(z, y, weight, tracked)
 
-    return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
+    return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
+
+
+def _pos_weight(pos_weight: float | Sequence[float] | Tensor | None, x: Tensor) -> Tensor | None:
+    """``pos_weight`` as a tensor for ``x`` (a scalar, or one value per class, checked)."""
+    if pos_weight is None:
+        return None
+    weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
+    return weight if weight.dim() == 0 else check_per_class("pos_weight", weight, x)
 
 
 def _value_and_grad(
@@ -151,12 +155,8 @@ def binary_cross_entropy_hessian_diagonal(
     check_params(NAME, BinaryCrossEntropyParams, {"pos_weight": pos_weight})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    positive = y
-    if pos_weight is not None:
-        weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
-        if weight.dim() != 0:
-            weight = check_per_class("pos_weight", weight, x)
-        positive = weight * y
+    weight = _pos_weight(pos_weight, x)
+    positive = y if weight is None else weight * y
     curvature = (positive + 1.0 - y) * torch.sigmoid(x) * torch.sigmoid(-x)
     return curvature * element_scale(reduction, inputs.sample_weight, x)
 

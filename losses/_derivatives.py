@@ -43,11 +43,12 @@ def derivatives_for(
 ) -> Derivatives:
     """Compute value, gradient and (when asked) the exact Hessian diagonal of ``spec``'s loss.
 
-    The Hessian of a sample-separable loss is block diagonal (one ``C x C`` block per
-    sample), so its diagonal comes from ``C`` Hessian-vector products whose direction is
-    class ``c`` in every sample at once, batched: O(N C^2). Element-wise losses need one
-    product. A loss that couples the batch (``scope="batch"``) would need one product per
-    logit, O((N C)^2); it is refused.
+    A loss's own closed form (``spec.hessian_diagonal``, O(N C) for every registry loss
+    but ``power_bce``) comes first. Otherwise: the Hessian of a sample-separable loss is
+    block diagonal (one ``C x C`` block per sample), so its diagonal comes from ``C``
+    Hessian-vector products whose direction is class ``c`` in every sample at once,
+    batched: O(N C^2); element-wise losses need one product. A loss that couples the batch
+    without a closed form would need one product per logit, O((N C)^2); it is refused.
     """
     mode = Reduction.parse(reduction)
     validated = spec.validate(params)

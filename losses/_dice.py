@@ -245,7 +245,8 @@ def _overlap_hessian(
     :math:`p`, :math:`G_a`, and gives :math:`\Psi_c + Z_c (1 - 2 p_c) + p_c^2 \sum_{a \ne c}
     \Psi_a / (1-p_a)^2 + p_c (2 p_c - 1) \sum_{a \ne c} Z_a / (1 - p_a)` with :math:`Z =
     G_1 p (1-p)`, :math:`\Psi = G_2 p^2 (1-p)^2`. The sums leave out the row's argmax
-    apart, as :func:`~losses._stable.softmax_and_complement` does. Computed in float64.
+    apart, as :func:`~losses._stable.softmax_and_complement` does. Computed in float64 with
+    ``focus`` (self-adjusting Dice), else in the logits' precision; sums in float64.
     """
     mode = Reduction.parse(reduction)
     inputs = prepare(name, TASKS, logits, targets, sample_weight)
@@ -254,46 +255,51 @@ def _overlap_hessian(
     if softmax and x.shape[1] < 2:
         raise ValueError(f"Expected multiclass logits with at least 2 classes, got {x.shape[1]}")
     terms = _OverlapTerms(coefficient, focus, square_denominator, tversky)
-    weight = None if inputs.sample_weight is None else inputs.sample_weight.double()
+    # float64 where (1 - p)^focus's derivatives (powers of 1 - p below 0) can overflow
+    # float32; without focus every term is bounded and the input's precision is enough
+    work = torch.float64 if focus != 0.0 else x.dtype
+    weight = None if inputs.sample_weight is None else inputs.sample_weight.to(work)
     width = 1 if x.dim() == 1 else x.shape[1]
     step = max(1, _CHUNK_ELEMENTS // width)
     chunks = [slice(start, start + step) for start in range(0, x.shape[0], step)]
 
     def chunk_terms(rows: slice) -> tuple[Tensor, ...]:
-        part = x[rows].double()
+        part = x[rows].to(work)
         if softmax:
             p, q = softmax_and_complement(part)
-            y = F.one_hot(inputs.targets[rows], x.shape[1]).double()
+            y = F.one_hot(inputs.targets[rows], x.shape[1]).to(work)
         else:
             p, q = torch.sigmoid(part), torch.sigmoid(-part)
-            y = inputs.targets[rows].double()
+            y = inputs.targets[rows].to(work)
         return (p, q, *terms(p, q, y))
 
     def chunk_weight(rows: slice) -> Tensor | None:
         return None if weight is None else weight[rows]
 
     if scope == "batch":  # the sets' sums, over every row first
-        sums = [x.new_zeros((), dtype=torch.float64)] * 2
+        sums = [x.new_zeros((), dtype=torch.float64)] * 2  # summed in float64
         for rows in chunks:
             _, _, n, _, _, d, _, _ = chunk_terms(rows)
             sums = [
-                total + _scope_sum(v, scope, chunk_weight(rows))
+                total + _scope_sum(v, scope, chunk_weight(rows)).double()
                 for total, v in zip(sums, (n, d), strict=True)
             ]
-        batch_derivatives = _ratio_derivatives(sums[0] + smooth, sums[1] + smooth)
+        batch_derivatives = tuple(
+            v.to(work) for v in _ratio_derivatives(sums[0] + smooth, sums[1] + smooth)
+        )
         loss_count = 1 if x.dim() == 1 else x.shape[1]
         scale = x.new_full(
-            (loss_count,), 1.0 / loss_count if mode is Reduction.MEAN else 1.0, dtype=torch.float64
+            (loss_count,), 1.0 / loss_count if mode is Reduction.MEAN else 1.0, dtype=work
         )
     else:
-        per_sample = sample_scale(mode, weight, x.double())
+        per_sample = sample_scale(mode, weight, x.to(work))
     out = torch.empty_like(x)
     for rows in chunks:
         p, q, n, zeta_n, psi_n, d, zeta_d, psi_d = chunk_terms(rows)
         if scope == "batch":
             l_n, l_d, l_nd, l_dd = batch_derivatives
             factor = scale
-            w = x.new_ones(p.shape[0], dtype=torch.float64) if weight is None else weight[rows]
+            w = x.new_ones(p.shape[0], dtype=work) if weight is None else weight[rows]
             w = w.unsqueeze(1) if x.dim() == 2 else w
         else:
             numerator = _scope_sum(n, scope, None) + smooth
@@ -303,7 +309,7 @@ def _overlap_hessian(
                 for v in _ratio_derivatives(numerator, denominator)
             )
             factor = per_sample[rows].unsqueeze(1) if x.dim() == 2 else per_sample[rows]
-            w = torch.ones((), dtype=torch.float64)  # the sample weight is in the factor
+            w = torch.ones((), dtype=work)  # the sample weight is in the factor
         first = w * (l_n * zeta_n + l_d * zeta_d)  # Z
         second = w * (l_n * psi_n + l_d * psi_d)  # Psi, diagonal in p
         coupled = w * w * (2.0 * l_nd * zeta_n * zeta_d + l_dd * zeta_d * zeta_d)

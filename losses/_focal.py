@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import softmax_and_complement
@@ -93,63 +93,54 @@ def focal_loss(
     x, y = inputs.logits, inputs.targets
     if x.shape[1] < 2:
         raise ValueError(f"Expected logits with at least 2 classes, got {x.shape[1]}")
-    loss: Tensor = _Focal.apply(x, y, float(gamma))  # type: ignore[no-untyped-call]
+
+    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+        return _focal_value_and_grad(z, y, float(gamma), tracked)
+
+    loss = fused(x, compute)
     if alpha is not None:
         loss = _alpha_of_target(alpha, x, y) * loss
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
-class _Focal(torch.autograd.Function):
-    """Each sample's ``-(1 - p_y)^gamma log p_y`` with its gradient in closed form, both from
-    one softmax (:func:`_focal_value_and_grad`); the backward is differentiable (it recomputes
-    the gradient with tracked operations when a graph is asked for), so autograd's Hessians
-    of the loss still work."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, y: Tensor, gamma: float) -> Tensor:
-        value, grad = _focal_value_and_grad(x, y, gamma)
-        ctx.save_for_backward(x, y, grad)
-        ctx.gamma = gamma
-        return value
-
-    @staticmethod
-    def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor, None, None]:
-        x, y, grad = ctx.saved_tensors
-        if torch.is_grad_enabled():  # a double backward: the gradient as a function of x
-            grad = _focal_value_and_grad(x, y, ctx.gamma)[1]
-        return upstream.unsqueeze(1) * grad, None, None
-
-
-def _focal_value_and_grad(x: Tensor, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+def _focal_value_and_grad(
+    x: Tensor, y: Tensor, gamma: float, tracked: bool
+) -> tuple[Tensor, Tensor]:
     r"""``(N,)`` losses :math:`q^\gamma L` and their ``(N, C)`` gradient
     :math:`h'\,(\delta_{yc} - p_c)`, :math:`h' = -q^\gamma (\gamma p L / q + 1)`, with
     :math:`p = p_y`, :math:`q = 1 - p` (the other classes' summed probabilities: exact as
     :math:`p` rounds to 1), :math:`L = -\log p` (from ``log1p(-q)`` there). Written
     without a negative power of :math:`q`, finite for every ``gamma >= 0``; the branches
-    are masked so that their derivatives are finite too."""
+    are masked so that their derivatives are finite too. ``tracked``: out of place (for a
+    double backward); else one fused log-softmax and the rest in place."""
     index = y.unsqueeze(1)
-    if torch.is_grad_enabled():  # tracked (a double backward): no in-place operations
+    if tracked:
         log_p_all = torch.log_softmax(x, dim=1)
         p = log_p_all.exp()
         q = p.scatter(1, index, 0.0).sum(dim=1, keepdim=True)
-    else:  # one fused log-softmax, the rest in place; the target's entries are N writes
+        log_p = log_p_all.gather(1, index)
+    else:  # the target's entries are N writes
         p = torch.log_softmax(x, dim=1)
-        log_p_all = p
-        log_p_y = p.gather(1, index)
+        log_p = p.gather(1, index)
         p = p.exp_()
         p_target = p.gather(1, index)
         q = p.scatter_(1, index, 0.0).sum(dim=1, keepdim=True)
         p.scatter_(1, index, p_target)
-    log_p = log_p_all.gather(1, index) if torch.is_grad_enabled() else log_p_y
     p_y = p.gather(1, index)
     near_one = q < 0.5
-    q_small = torch.where(near_one & (q > 0), q, 0.25)
-    q_large = torch.where(near_one, 0.5, q)
-    small_ell = -torch.log1p(-q_small)
+    positive = q > 0
+    small_ell = -torch.log1p(-torch.where(near_one, q, 0.25))  # 0 at q = 0
     ell = torch.where(near_one, small_ell, -log_p)
     # L / q, which tends to 1 as q -> 0
-    ratio = torch.where(near_one, torch.where(q > 0, small_ell / q_small, 1.0), ell / q_large)
-    q_gamma = q.pow(gamma) if gamma != 0 else torch.ones_like(q)
+    q_small = torch.where(near_one & positive, q, 0.25)
+    q_large = torch.where(near_one, 0.5, q)
+    ratio = torch.where(
+        near_one, torch.where(positive, -torch.log1p(-q_small) / q_small, 1.0), ell / q_large
+    )
+    if gamma == 0:
+        q_gamma = torch.ones_like(q)
+    else:  # 0 at q = 0, with a finite (0) derivative there for any gamma > 0
+        q_gamma = torch.where(positive, torch.where(positive, q, 1.0).pow(gamma), 0.0)
     slope = -q_gamma * (gamma * p_y * ratio + 1.0)
     grad = (p * -slope).scatter_(1, index, slope * q)
     return (q_gamma * ell).squeeze(1), grad

@@ -5,7 +5,10 @@ or per sample) and the gradient of their sum w.r.t. ``x``. The forward runs it o
 a graph (``tracked=False``: it may work in place); the backward multiplies the kept
 gradient by the upstream one. When a graph is asked of the backward (a double backward:
 autograd's Hessians), it runs ``compute`` again with ``tracked=True``, out of place, so
-the second derivatives are autograd's own.
+the second derivatives are autograd's own. Where the one-pass function cannot serve, the
+tracked formula runs as plain autograd operations: under ``torch.func`` transforms and
+forward-mode AD (which a custom function would need rules for), and where another input
+(soft targets, say) asks for its own gradient.
 """
 
 from __future__ import annotations
@@ -41,7 +44,21 @@ class _Fused(torch.autograd.Function):
         return upstream * grad, None
 
 
-def fused(x: Tensor, compute: Compute) -> Tensor:
-    """``compute``'s values, with its gradient (see the module docstring)."""
+def fused(x: Tensor, compute: Compute, *others: Tensor) -> Tensor:
+    """``compute``'s values, with its gradient (see the module docstring); ``others``: the
+    other tensors ``compute`` reads (a gradient asked for any of them takes autograd)."""
+    if not _plain(x) or any(t.requires_grad for t in others):
+        return compute(x, True)[0]
     out: Tensor = _Fused.apply(x, compute)  # type: ignore[no-untyped-call]
     return out
+
+
+def _plain(x: Tensor) -> bool:
+    """Neither wrapped by a ``torch.func`` transform nor carrying a forward-mode tangent."""
+    from torch.autograd import forward_ad
+
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    if wrapped is not None and wrapped(x):
+        return False
+    dual = forward_ad.unpack_dual(x)  # type: ignore[no-untyped-call]
+    return dual.tangent is None

@@ -112,7 +112,7 @@ def sigmoid_focal_loss(
         def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
             return _hard_value_and_grad(z, y, alpha, gamma, tracked)
 
-        return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
+        return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
     log_p, log_one_minus_p = log_sigmoid(x), log_sigmoid(-x)
     ce = -(y * log_p + (1.0 - y) * log_one_minus_p)
     log_one_minus_pt = _log_one_minus_pt(log_p, log_one_minus_p, y)

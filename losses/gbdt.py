@@ -64,7 +64,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -85,7 +85,8 @@ __all__ = [
 ]
 
 _GBDT_TASKS = frozenset({Task.BINARY, Task.MULTICLASS})
-HESSIAN_POLICIES = ("clip", "abs", "fisher", "exact")
+HessianPolicy = Literal["clip", "abs", "fisher", "exact"]
+HESSIAN_POLICIES: tuple[HessianPolicy, ...] = ("clip", "abs", "fisher", "exact")
 """What a GBDT objective hands over where the Hessian diagonal is not positive (module
 docstring); ``clip`` is the default."""
 
@@ -115,7 +116,7 @@ class GBDTObjective:
         loss: str | LossSpec,
         *,
         hessian_floor: float = 1e-6,
-        hessian_policy: str = "clip",
+        hessian_policy: HessianPolicy = "clip",
         **params: Any,
     ) -> None:
         spec = loss if isinstance(loss, LossSpec) else REGISTRY[loss]
@@ -267,15 +268,18 @@ class GBDTObjective:
                     logits[active], targets[active], weight[active]
                 )
             return grad, hess
+        fisher = self.hessian_policy == "fisher"  # needs no Hessian of the loss
         derivs = derivatives_for(
             self.spec,
             logits,
             targets,
-            hessian=True,
+            hessian=not fisher,
             reduction="sum",
             sample_weight=weight,
             **self.params,
         )
+        if fisher:
+            return derivs.grad, torch.zeros_like(derivs.grad)  # replaced by the policy
         if derivs.hessian_diag is None:  # derivatives_for returns it when hessian=True
             raise RuntimeError("Expected a Hessian diagonal from derivatives_for, got None")
         return derivs.grad, derivs.hessian_diag
@@ -327,7 +331,7 @@ def lightgbm_objective(
     loss: str | LossSpec,
     *,
     hessian_floor: float = 1e-6,
-    hessian_policy: str = "clip",
+    hessian_policy: HessianPolicy = "clip",
     **params: Any,
 ) -> LightGBMObjective:
     """A LightGBM custom objective for the registry loss ``loss`` with ``params``.
@@ -368,7 +372,7 @@ def xgboost_objective(
     loss: str | LossSpec,
     *,
     hessian_floor: float = 1e-6,
-    hessian_policy: str = "clip",
+    hessian_policy: HessianPolicy = "clip",
     **params: Any,
 ) -> XGBoostObjective:
     """An XGBoost custom objective for the registry loss ``loss`` with ``params``.

@@ -20,6 +20,7 @@ from lossserve_proto.inference import grpc_service_pb2 as pb
 
 from ..core.errors import InvalidArgument
 from ..models.engine import (
+    RESERVED_PARAMETERS,
     IndexEntry,
     InferRequest,
     InferResult,
@@ -141,7 +142,11 @@ def decode_infer_request(
         inputs=inputs,
         outputs=outputs,
         id=request.id,
-        parameters={key: parameter_value(value) for key, value in request.parameters.items()},
+        parameters={
+            key: parameter_value(value)
+            for key, value in request.parameters.items()
+            if key not in RESERVED_PARAMETERS
+        },
     )
 
 

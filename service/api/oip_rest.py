@@ -52,6 +52,7 @@ from ..core.errors import ErrorCode, InvalidArgument, LossServeError
 from ..core.state import ServiceState
 from ..models.engine import (
     OUTPUT_NAMES,
+    RESERVED_PARAMETERS,
     InferRequest,
     InferResult,
     ModelStats,
@@ -232,10 +233,6 @@ class OutputEncoding:
         return self.outputs.get(name, self.default)
 
 
-_RESERVED_PARAMETERS = frozenset({"binary_data_output"})
-"""Request parameters the transport reads itself (the others go with the request)."""
-
-
 def decode_infer_request(
     document: dict[str, Any],
     binary: memoryview | None,
@@ -320,7 +317,7 @@ def decode_infer_request(
         inputs=inputs,
         outputs=tuple(outputs),
         id=request_id,
-        parameters={k: v for k, v in parameters.items() if k not in _RESERVED_PARAMETERS},
+        parameters={k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS},
     )
     return request, OutputEncoding(binary_default, per_output)
 

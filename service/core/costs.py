@@ -168,6 +168,10 @@ def loss_cost(
         what = f"params.{name}={k}: elementary symmetric sums up to {k} over {n} x {c} logits"
     memory = elements * _FLOAT * (passes + 3)
     work = elements * _OPS_PER_PASS * max(1, passes // _AUTOGRAD_PASSES)
+    if return_hessian and spec.hessian_diagonal is not None and k:
+        # subset softmax's closed form reruns the recursion and its gradient, in float64
+        memory += 2 * elements * _FLOAT * (passes + 3)
+        work += elements * _OPS_PER_PASS * max(1, passes // _AUTOGRAD_PASSES)
     if return_hessian and spec.hessian_diagonal is None:
         coupling = spec.coupling(params, _task(logits, targets))
         products = 1 if coupling is Coupling.ELEMENT or len(logits) < 2 else c

@@ -106,6 +106,14 @@ class RequestedOutput:
     """> 0: answer the top ``classification`` classes as strings instead of the values."""
 
 
+RESERVED_PARAMETERS = frozenset(
+    {"binary_data_output", "priority", "timeout", "sequence_id", "sequence_start", "sequence_end"}
+)
+"""Request parameters of the protocol and its clients (tritonclient sends ``priority``,
+``timeout`` and the ``sequence_*`` ones): the transports read or ignore them; they never
+reach a model as its own parameters."""
+
+
 @dataclass(frozen=True)
 class InferRequest:
     model: str

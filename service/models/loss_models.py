@@ -51,7 +51,6 @@ PLATFORM = "lossserve_loss"
 VERSION = "1"
 INPUTS = ("logits", "targets", "sample_weight")
 OUTPUTS = ("loss", "grad", "hessian_diag")
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 def is_loss_model(name: str) -> bool:
@@ -121,13 +120,23 @@ def config(name: str, version: str = "") -> dict[str, Any]:
     }
 
 
+_MAX_JSON_PARAMETER = 1 << 20
+"""Characters of a JSON list in a string parameter (a per-class list of a million classes
+is about 10 MB: the tensors' limits bind long before)."""
+
+
 def _param(key: str, value: Any) -> Any:
     """A request parameter as the loss takes it: a string holding a JSON list or object
     (a per-class parameter) decoded; anything else as it came."""
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        if len(value) > _MAX_JSON_PARAMETER:
+            raise InvalidArgument(
+                f"parameters.{key}: expected a JSON list of at most {_MAX_JSON_PARAMETER} "
+                f"characters, got {len(value)}"
+            )
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting overflows the parser's stack
             raise InvalidArgument(
                 f"parameters.{key}: expected a JSON list, got {value[:80]!r}"
             ) from None
@@ -163,11 +172,7 @@ def loss_request(request: InferRequest) -> tuple[LossRequest, tuple[str, ...]]:
         wanted.append(output.name)
     names = tuple(wanted) or OUTPUTS
     params = {key: _param(key, value) for key, value in request.parameters.items()}
-    reduction = params.pop("reduction", "mean")
-    if reduction not in _REDUCTIONS:
-        raise InvalidArgument(
-            f"parameters.reduction: expected one of {', '.join(_REDUCTIONS)}, got {reduction!r}"
-        )
+    reduction = params.pop("reduction", "mean")  # checked where POST /loss's is
     inputs: Mapping[str, np.ndarray] = request.inputs
     return (
         LossRequest(

@@ -401,7 +401,7 @@ def difference_figure(result: ExperimentResult) -> Any:
 
 def _out_of_fold(
     result: ExperimentResult, row: ExperimentRow
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], npt.NDArray[np.int64]] | None:
     """The thresholds column's predictions of ``row`` on every row once (the first seed's
     outer folds; a fixed test split: the first seed's): scores, the same shifted by each
     fold's decision rule (so that plain decisions on them are the rule's), and targets."""
@@ -410,8 +410,8 @@ def _out_of_fold(
         return None
     pooled, fixed_test = _pooled(result.dataset)
     sign = 1.0 if result.dataset.task is Task.MULTICLASS else -1.0  # offsets add; thresholds
-    shifted = [
-        f.test_scores if f.rule is None else f.test_scores + sign * f.rule.astype(np.float32)
+    shifted = [  # in float64, as evaluate compares scores with thresholds
+        f.test_scores.astype(np.float64) + (0.0 if f.rule is None else sign * f.rule)
         for f in folds
         if f.test_scores is not None
     ]

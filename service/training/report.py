@@ -69,7 +69,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def figure_png(figure: Any) -> str:
-    """``figure`` as base64 PNG, for :func:`_img`."""
+    """``figure`` as base64 PNG, for :func:`img`."""
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=100)

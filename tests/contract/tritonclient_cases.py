@@ -466,11 +466,13 @@ def test_a_loss_model_answers_only_the_outputs_asked_for(server: Server, kind: s
     logits = np.array([[0.2, -1.0, 3.0], [1.0, 0.0, -2.0]], dtype=np.float32)
     targets = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=np.float32)
     inputs = [_loss_input(kind, "logits", logits), _loss_input(kind, "targets", targets)]
-    answer = client.infer(
+    answer = client.infer(  # priority and timeout travel as request parameters too
         "loss.binary_cross_entropy",
         inputs,
         outputs=[_output(kind, "loss")],
         parameters={"reduction": "none"},
+        priority=1,
+        timeout=30_000_000,
     )
     per_element = answer.as_numpy("loss")
     assert per_element.shape == (2, 3)
@@ -508,6 +510,9 @@ def test_loss_model_errors_name_what_was_wrong(server: Server, kind: str) -> Non
     assert BAD_REQUEST[kind] in str(bad.status()) and "gamma" in str(bad)
     unknown = _failure(lambda: client.infer("loss.focal", inputs, parameters={"gama": 1.0}))
     assert BAD_REQUEST[kind] in str(unknown.status()) and "gama" in str(unknown)
+    deep = "[" * 3000 + "]" * 3000  # nesting past the JSON parser's stack
+    nested = _failure(lambda: client.infer("loss.focal", inputs, parameters={"alpha": deep}))
+    assert BAD_REQUEST[kind] in str(nested.status()) and "alpha" in str(nested)
     only_logits = _failure(lambda: client.infer("loss.focal", inputs[:1]))
     assert BAD_REQUEST[kind] in str(only_logits.status()) and "targets" in str(only_logits)
     out_of_range = [inputs[0], _loss_input(kind, "targets", np.array([0, 1, 7, 0]))]

@@ -1,0 +1,58 @@
+"""The one-pass losses (value and closed-form gradient in one autograd function): where
+they hand over to plain autograd, and their extremes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd import forward_ad
+
+import losses
+
+
+def test_focal_at_gamma_0_is_cross_entropy_where_p_rounds_to_one() -> None:
+    x = torch.tensor([[1e4, 0.0, -3.0], [0.0, 1e4, 0.0]])
+    y = torch.tensor([0, 0])
+    torch.testing.assert_close(
+        losses.compute("focal", x, y, gamma=0.0, reduction="none"),
+        F.cross_entropy(x, y, reduction="none"),
+    )
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_autograd_hessian_of_focal_is_finite_at_extreme_logits(gamma: float) -> None:
+    for logits in ([[1e4, -1e4, 0.0]], [[800.0, 0.0, 0.0]], [[-1e4, 1e4, 0.0]]):
+        x = torch.tensor(logits, dtype=torch.float64)
+        h = torch.autograd.functional.hessian(
+            lambda z: losses.compute("focal", z, torch.tensor([0]), gamma=gamma), x
+        )
+        assert torch.isfinite(h).all(), logits
+
+
+# forward-mode AD's first use scripts torch's own decompositions, which warns (torch.jit)
+@pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
+def test_focal_under_torch_func_and_forward_mode_matches_autograd() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    z = x.clone().requires_grad_(True)
+    losses.compute("focal", z, y, gamma=1.5).backward()
+    assert z.grad is not None
+    functional = torch.func.grad(lambda v: losses.compute("focal", v, y, gamma=1.5))(x)
+    torch.testing.assert_close(functional, z.grad)
+    tangent = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    with forward_ad.dual_level():
+        out = losses.compute("focal", forward_ad.make_dual(x, tangent), y, gamma=1.5)
+        jvp = forward_ad.unpack_dual(out).tangent
+    torch.testing.assert_close(jvp, (z.grad * tangent).sum())
+
+
+def test_soft_targets_that_ask_for_a_gradient_get_it() -> None:
+    """d/dy of -(y log s + (1 - y) log(1 - s)) is log(1 - s) - log s = -x."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    y = torch.rand(5, 3, generator=generator, dtype=torch.float64).requires_grad_(True)
+    losses.compute("binary_cross_entropy", x, y, reduction="sum").backward()
+    assert y.grad is not None
+    torch.testing.assert_close(y.grad, -x)
