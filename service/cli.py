@@ -736,7 +736,8 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lossserve`` command line: ``serve``, ``train`` and ``experiment``."""
     parser = argparse.ArgumentParser(prog="lossserve", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -942,8 +943,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stdout only)",
     )
     _add_training_options(experiment)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command in ("train", "experiment"):
         command = _train if args.command == "train" else _experiment
         try:

@@ -149,3 +149,29 @@ def test_readme_table_example(tmp_path: Path) -> None:
     assert [p["labels"] for p in predictions] == [[card.labels[int(d)]] for d in decisions]
     positive = [p["probabilities"][card.labels[1]] for p in predictions]
     np.testing.assert_allclose(positive, probabilities[:, 0], rtol=1e-5)
+
+
+def test_readme_training_commands(tmp_path: Path) -> None:
+    """The training block as written, from a folder of its own: the first ``train`` runs
+    whole; ``--loss auto`` runs with its budget cut to 1 s (every candidate after the
+    reference is skipped, minutes saved); the experiment (minutes on page-blocks) is parsed
+    by the command's own parser, every flag known."""
+    import shlex
+
+    from lossserve.cli import build_parser
+
+    block = _example("training").replace("\\\n", " ")
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert [shlex.split(c)[1] for c in commands] == ["train", "train", "experiment"]
+    lossserve = str(Path(sys.executable).with_name("lossserve"))
+    for command in commands[:2]:
+        words = [lossserve if w == ".venv/bin/lossserve" else w for w in shlex.split(command)]
+        if "auto" in words:
+            words[words.index("--budget") + 1] = "1"
+        subprocess.run(words, cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    for name in ("digits", "breast"):
+        card = json.loads((tmp_path / "models" / name / "1" / "card.json").read_text())
+        assert (tmp_path / "models" / name / "1" / "report.html").is_file()
+        assert card["name"] == name
+    args = build_parser().parse_args(shlex.split(commands[2])[1:])
+    assert (args.dataset, args.jobs, str(args.output)) == ("page-blocks", 2, "docs/results.md")
