@@ -67,7 +67,7 @@ def at_limit_lists() -> tuple[bytes, dict[str, Any]]:
 def hessian(name: str, rows: int, classes: int, **params: Any) -> dict[str, Any]:
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(rows, classes)).astype(np.float32)
-    multiclass = name in ("cross_entropy", "focal", "logit_adjusted_cross_entropy")
+    multiclass = name in ("cross_entropy", "focal", "logit_adjusted_cross_entropy", "ranking")
     targets = (
         rng.integers(0, classes, rows).astype(np.int64)
         if multiclass
