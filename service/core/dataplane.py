@@ -276,7 +276,7 @@ class DataPlane:
 
     def model_ready(self, name: str, version: str = "") -> bool:
         if loss_models.is_loss_model(name):
-            loss_models.metadata(name, version)  # NotFound for a loss nobody registered
+            loss_models.spec_of(name, version)  # NotFound for a loss nobody registered
             return True
         return self._state.models.is_ready(name, version)
 
@@ -292,7 +292,7 @@ class DataPlane:
 
     def model_stats(self, name: str = "", version: str = "") -> list[ModelStats]:
         if loss_models.is_loss_model(name):
-            loss_models.metadata(name, version)
+            loss_models.spec_of(name, version)
             return []  # counted in the loss metrics (lossserve_requests_total), not here
         return self._state.models.stats(name, version)
 

@@ -44,6 +44,7 @@ __all__ = [
     "json_values",
     "loss_request",
     "metadata",
+    "spec_of",
 ]
 
 PREFIX = "loss."
@@ -57,7 +58,9 @@ def is_loss_model(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def _spec(name: str, version: str = "") -> losses.LossSpec:
+def spec_of(name: str, version: str = "") -> losses.LossSpec:
+    """The registry loss model ``name`` serves; :class:`NotFound` for none, or another
+    version."""
     loss = name.removeprefix(PREFIX)
     if loss not in losses.names():
         raise NotFound(
@@ -77,7 +80,7 @@ def _targets_spec(spec: losses.LossSpec) -> TensorSpec:
 
 def metadata(name: str, version: str = "") -> ModelMetadata:
     """The model's inputs, outputs and, as parameters, its tasks and parameter schema."""
-    spec = _spec(name, version)
+    spec = spec_of(name, version)
     return ModelMetadata(
         name=name,
         versions=(VERSION,),
@@ -146,7 +149,7 @@ def _param(key: str, value: Any) -> Any:
 def loss_request(request: InferRequest) -> tuple[LossRequest, tuple[str, ...]]:
     """The ``POST /loss`` request an inference request of a loss model asks for, and the
     outputs to answer, in order."""
-    spec = _spec(request.model, request.version)
+    spec = spec_of(request.model, request.version)
     for key in request.inputs:
         if key not in INPUTS:
             raise InvalidArgument(
