@@ -14,10 +14,12 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -334,6 +336,10 @@ class _Supervisor:
         """The signal being forwarded, once one arrived."""
         self.failed = False
         """A frontend exited with a status other than 0 while stopping."""
+        self.registry: Path | None = None
+        """The shared-memory regions' records, made here for the frontends to share."""
+        if settings.allow_shared_memory and settings.shared_memory_registry is None:
+            self.registry = Path(tempfile.mkdtemp(prefix="lossserve-regions-"))
 
     def _spawn(self, frontend: _Frontend) -> None:
         env = {
@@ -345,6 +351,8 @@ class _Supervisor:
         }
         if self.settings.model_repository is not None:
             env["LOSSSERVE_MODEL_REPOSITORY"] = str(self.settings.model_repository)
+        if self.registry is not None:
+            env["LOSSSERVE_SHARED_MEMORY_REGISTRY"] = str(self.registry)
         cpu = None if self.cpus is None else self.cpus[frontend.index]
         if cpu is not None and self.settings.worker_cpus is None:
             env["LOSSSERVE_WORKER_CPUS"] = json.dumps(sorted(os.sched_getaffinity(0)))
@@ -385,6 +393,13 @@ class _Supervisor:
         )
 
     def run(self) -> int:
+        try:
+            return self._supervise()
+        finally:
+            if self.registry is not None:
+                shutil.rmtree(self.registry, ignore_errors=True)
+
+    def _supervise(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         for frontend in self.frontends:
@@ -797,6 +812,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between two looks at the repository with --model-control poll "
         f"(default: LOSSSERVE_MODEL_POLL_S, else {_default('model_poll_s'):g})",
     )
+    run.add_argument(
+        "--allow-shared-memory",
+        action="store_true",
+        default=None,
+        help="serve the system shared-memory extension to clients on this host, as Triton "
+        "does (default: LOSSSERVE_ALLOW_SHARED_MEMORY, else off)",
+    )
     run.add_argument(_FRONTEND_FLAG, action="store_true", help=argparse.SUPPRESS)
 
     fit = commands.add_parser(
@@ -967,6 +989,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "frontends": args.frontends,
             "model_control": args.model_control,
             "model_poll_s": args.poll_interval,
+            "allow_shared_memory": args.allow_shared_memory,
         }.items()
         if value is not None
     }

@@ -122,6 +122,19 @@ class Settings(BaseSettings):
         description="Bearer token of the model repository API (LOSSSERVE_ADMIN_TOKEN); "
         "None or empty turns that API off.",
     )
+    allow_shared_memory: bool = Field(
+        False,
+        description="Serve the system shared-memory extension (Triton's): a client on this "
+        "host registers POSIX shared-memory regions and passes tensors by region, offset and "
+        "size. A client that may do so may have the server read and write any shared-memory "
+        "object the server's user may open: turn it on only where every client is trusted "
+        "that far (a trainer beside its loss server, a sidecar).",
+    )
+    shared_memory_registry: Path | None = Field(
+        None,
+        description="The directory of the registered regions' records, shared by the "
+        "frontends of one server (lossserve serve makes one for them when this is unset).",
+    )
     model_threads: int = Field(
         1, ge=0, description="ONNX Runtime intra-op threads per model session (0: ORT's default)."
     )

@@ -36,12 +36,12 @@ from ..core.admission import Ticket
 from ..core.dataplane import INFERENCE, POOL, DataPlane
 from ..core.errors import ErrorCode, LossServeError
 from ..core.evaluator import EvaluationStream
+from ..core.offload import by_size
 from ..core.state import ServiceState
 from ..observability import Metrics
 from . import grpc_convert as convert
 from .grpc_messages import ANSWER_OVERHEAD, check_answer, decoded, messages, parser
 from .grpc_threads import ThreadedServer
-from .offload import by_size
 from .oip_grpc import INFERENCE_SERVICE, PARSERS, add_inference_servicer
 
 __all__ = [

@@ -21,7 +21,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 
 from ..core.errors import InvalidArgument, PayloadTooLarge
-from .offload import by_size
+from ..core.offload import by_size
 from .pacing import paced
 
 __all__ = [

@@ -30,8 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..core.admission import Ticket
 from ..core.documents import ascii_count, load_json_object
 from ..core.errors import ErrorCode, InvalidArgument, LossServeError, PayloadTooLarge
+from ..core.offload import by_size
 from ..observability import Metrics
-from .offload import by_size
 
 __all__ = [
     "CLIENT_CLOSED_REQUEST",

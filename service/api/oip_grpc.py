@@ -24,6 +24,7 @@ from lossserve_proto.inference import grpc_service_pb2_grpc as pb_grpc
 
 from ..core.dataplane import model_lane
 from ..core.errors import InvalidArgument, LossServeError
+from ..core.offload import by_size
 from ..core.state import ServiceState
 from ..models.engine import InferRequest
 from ..models.oip import raw_view
@@ -37,7 +38,6 @@ from .grpc_messages import (
     split_bytes,
 )
 from .memo import Memo
-from .offload import by_size
 from .oip_rest import EXTENSIONS, SERVER_NAME, server_version
 from .templates import Template, template_of
 

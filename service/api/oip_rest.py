@@ -49,6 +49,7 @@ from ..core.admission import Ticket
 from ..core.dataplane import model_lane
 from ..core.documents import ascii_count
 from ..core.errors import ErrorCode, InvalidArgument, LossServeError
+from ..core.offload import by_size
 from ..core.state import ServiceState
 from ..models.engine import (
     OUTPUT_NAMES,
@@ -72,7 +73,6 @@ from .http import (
 )
 from .http_protocol import WholeBody, WholeRoute
 from .memo import Memo
-from .offload import by_size
 from .templates import Template, template_of
 
 __all__ = [

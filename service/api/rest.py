@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.dataplane import POOL, ClassWeightsRequest
 from ..core.errors import InvalidArgument, LossServeError
+from ..core.offload import by_size
 from ..core.state import ServiceState
 from ..core.tensors import (
     BinaryReader,
@@ -53,7 +54,6 @@ from .http import (
     read_body,
 )
 from .http_protocol import WholeRoute
-from .offload import by_size
 from .oip_rest import DirectRoute, create_oip_routers
 
 __all__ = ["create_app"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -39,6 +39,7 @@ from .errors import (
     PayloadTooLarge,
 )
 from .evaluator import StreamFit
+from .offload import by_size
 from .types import (
     EvaluateRequest,
     EvaluateResult,
@@ -248,10 +249,14 @@ class DataPlane:
     # -- models ------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest, *, remaining: float | None = None) -> InferResult:
+        request = self._read_shared(request)
         if loss_models.is_loss_model(request.model):
             loss_request, names = loss_models.loss_request(request)
-            result = await self.compute_loss(loss_request, remaining=remaining)
-            return loss_models.infer_result(request, result, names)
+            loss_request = self._loss_destinations(request, loss_request)
+            answer = await self.compute_loss(loss_request, remaining=remaining)
+            return await self._write_shared(
+                request, loss_models.infer_result(request, answer, names)
+            )
         limit = self.settings.max_elements
         rows = largest = strings = 0  # rows: the first input's
         for name, array in request.inputs.items():
@@ -265,7 +270,41 @@ class DataPlane:
         features = largest // max(1, rows)
         outputs = _outputs_per_row(self._state, request)
         self.budget.check(costs.infer_cost(rows, features, outputs, strings=strings))
-        return await self._state.models.infer(request, timeout=self.deadline(remaining))
+        result = await self._state.models.infer(request, timeout=self.deadline(remaining))
+        return await self._write_shared(request, result)
+
+    # System shared memory: inputs read from a client's regions (views, not copies), outputs
+    # written into them (a loss's gradient and Hessian by the worker itself)
+
+    def _read_shared(self, request: InferRequest) -> InferRequest:
+        if not request.shared:
+            return request
+        inputs = dict(request.inputs)
+        for name, shared in request.shared.items():
+            inputs[name] = self._state.regions.read(shared, f"input {name!r}")
+        return replace(request, inputs=inputs, shared={})
+
+    def _loss_destinations(self, request: InferRequest, loss: LossRequest) -> LossRequest:
+        shape = loss.logits.shape
+        out = {
+            o.name: self._state.regions.destination(
+                o.shared, np.dtype("<f4"), shape, f"output {o.name!r}"
+            )
+            for o in request.outputs
+            if o.shared is not None and o.name in ("grad", "hessian_diag")
+        }
+        return replace(loss, out=out) if out else loss
+
+    async def _write_shared(self, request: InferRequest, result: InferResult) -> InferResult:
+        places = {o.name: o.shared for o in request.outputs if o.shared is not None}
+        if not places:
+            return result
+        for name, ref in places.items():
+            array = result.outputs.get(name)
+            if array is not None:  # a copy, unless it was computed there
+                write = self._state.regions.write
+                await by_size(array.nbytes, write, ref, array, f"output {name!r}")
+        return replace(result, shared=places)
 
     # Reads of the served models (cheap, constant-size: no admission, no cost)
 

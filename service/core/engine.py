@@ -135,6 +135,7 @@ class LossEngine:
             reduction=request.reduction,
             return_grad=request.return_grad,
             return_hessian=request.return_hessian,
+            out=dict(request.out),
         )
         separable = spec.sample_separable and coupling is not Coupling.BATCH
         splittable = separable and request.reduction in ("none", "sum") and len(logits) > 1
@@ -169,6 +170,8 @@ class _LossJob:
     reduction: str
     return_grad: bool
     return_hessian: bool
+    out: dict[str, np.ndarray]
+    """Where grad and hessian_diag go (views of shared memory, mapped here too)."""
 
     def __call__(self, device: str, lo: int = 0, hi: int | None = None) -> LossResult:
         rows = slice(lo, hi)
@@ -199,14 +202,25 @@ class _LossJob:
             loss=self.loss,
             reduction=self.reduction,
             value=_to_numpy(value),
-            grad=None if grad is None else _to_numpy(grad),
-            hessian_diag=None if hess is None else _to_numpy(hess),
+            grad=None if grad is None else _into(self.out.get("grad"), grad, rows),
+            hessian_diag=None if hess is None else _into(self.out.get("hessian_diag"), hess, rows),
             device=device,
         )
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
+
+
+def _into(target: np.ndarray | None, t: torch.Tensor, rows: slice) -> np.ndarray:
+    """``t`` as float32, written into ``target``'s ``rows`` when there is a target: the
+    target itself for all of its rows (it travels back as its place, not its bytes), the
+    rows' values for a half of a split job (the merged halves are written again)."""
+    array = _to_numpy(t)
+    if target is None:
+        return array
+    np.copyto(target[rows], array)
+    return target if rows == slice(0, None) else array
 
 
 def _task(logits: np.ndarray, targets: np.ndarray) -> losses.Task:

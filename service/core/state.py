@@ -17,6 +17,7 @@ from ..workers import WorkerPool, default_devices
 from . import evaluator
 from .dataplane import DataPlane
 from .engine import LossEngine
+from .shm import SharedMemoryRegistry
 from .types import EvaluateRequest, EvaluateResult, ThresholdsRequest, ThresholdsResult
 
 __all__ = ["ServiceState"]
@@ -32,6 +33,10 @@ class ServiceState:
     engine: LossEngine
     metrics: Metrics = field(default_factory=Metrics)
     models: ModelEngine = field(default_factory=lambda: ModelEngine(None))
+    regions: SharedMemoryRegistry = field(
+        default_factory=lambda: SharedMemoryRegistry(None, enabled=False)
+    )
+    """The system shared-memory regions clients registered (off unless allowed)."""
     started: bool = False
     draining: bool = False
     """Set by :meth:`drain`: requests are still served, but the server reports not ready."""
@@ -66,6 +71,9 @@ class ServiceState:
                 timeout=settings.request_timeout_s,
                 max_elements=settings.max_elements,
                 poll_s=settings.model_poll_s if settings.model_control == "poll" else None,
+            ),
+            regions=SharedMemoryRegistry(
+                settings.shared_memory_registry, enabled=settings.allow_shared_memory
             ),
         )
 
@@ -109,6 +117,7 @@ class ServiceState:
             finished = False
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         await self.pool.stop(timeout=remaining)
+        self.regions.close()
         return finished and not any(s.running or s.queued for s in self.pool.stats())
 
     async def evaluate(self, request: EvaluateRequest) -> EvaluateResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ class LossRequest:
     reduction: str = "mean"
     return_grad: bool = False
     return_hessian: bool = False
+    out: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Where ``grad`` and ``hessian_diag`` are to be written (float32 arrays of the logits'
+    shape: views of a client's shared memory), by name; the others are new arrays."""
 
 
 @dataclass(frozen=True)

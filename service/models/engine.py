@@ -46,6 +46,7 @@ from ..core.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from ..core.shm import SharedInput, SharedRef
 from .batching import DynamicBatcher
 from .card import CATEGORICAL_INPUT, NUMERIC_INPUT, ColumnSpec, ModelCard, category
 from .oip import config_type, datatype_of
@@ -104,6 +105,8 @@ class RequestedOutput:
     name: str
     classification: int = 0
     """> 0: answer the top ``classification`` classes as strings instead of the values."""
+    shared: SharedRef | None = None
+    """Write it into this place of a registered shared-memory region instead of sending it."""
 
 
 RESERVED_PARAMETERS = frozenset(
@@ -126,6 +129,9 @@ class InferRequest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     """The request's own parameters (the transports' reserved ones taken out): the loss
     models' loss parameters and reduction; a trained model takes none."""
+    shared: Mapping[str, SharedInput] = field(default_factory=dict)
+    """Inputs in registered shared-memory regions, not read yet (the data plane reads them
+    into ``inputs``)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class InferResult:
     id: str
     outputs: dict[str, np.ndarray]
     """In the order they were asked for (every output in :data:`OUTPUT_NAMES` order)."""
+    shared: Mapping[str, SharedRef] = field(default_factory=dict)
+    """Outputs written into shared memory, and where: their values are not sent."""
 
 
 @dataclass(frozen=True)

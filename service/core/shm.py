@@ -1,0 +1,406 @@
+"""System shared memory: tensors a client on the same host passes by place, not by value.
+
+The Open Inference Protocol's ``system_shared_memory`` extension, as Triton serves it. A
+client creates a POSIX shared-memory object (``shm_open``; ``tritonclient.utils.
+shared_memory`` does it), registers a *region* of it under a name (its key, an offset into
+it and a byte size), and from then on names a region, an offset into it and a byte size in
+an input's parameters (``shared_memory_region``, ``shared_memory_offset``,
+``shared_memory_byte_size``) instead of sending the input's bytes, and in a requested
+output's parameters to have the answer written there instead of sent. Nothing of those
+tensors crosses a socket.
+
+Off unless ``allow_shared_memory`` (``LOSSSERVE_ALLOW_SHARED_MEMORY``): a client that may
+register a region may have the server read and write any shared-memory object the server's
+user may open (the server's own worker segments, ``lossserve-*``, excepted). Triton leaves
+it on; here it is for a client beside its server (a trainer and its loss server, a
+sidecar), switched on where every client is trusted that far. A client that shrinks an
+object under a registered region makes the server fault on it: that too is trust.
+
+**Registrations** are files in one directory (``shared_memory_registry``, which ``lossserve
+serve`` creates for its frontends), one a region, created with ``link()`` so that a name is
+taken once: a region registered through one connection serves requests that arrive on any
+frontend. Unregistering removes the file; requests that already hold the region's mapping
+finish with it, later ones naming it are refused.
+
+**Zero copy.** A numeric input in a region is a view of this process's mapping of the
+object (:class:`RegionArray`), not a copy. Pickled to a worker process, such a view travels
+as its place (object, inode, offset), not its bytes: the worker maps the same object and
+views the same bytes; an output a worker writes into a region comes back the same way. So a
+loss's gradient is computed from the client's memory and written into it.
+
+Errors are :class:`~lossserve.core.errors.InvalidArgument` naming the region, the parameter
+and what was expected (an unknown region, an offset or size past the region's end, a size
+that does not match the tensor), :class:`~lossserve.core.errors.NotFound` for the status of
+an unknown region, and :class:`~lossserve.core.errors.PermissionDenied` when the extension
+is off.
+"""
+
+from __future__ import annotations
+
+import _posixshmem  # type: ignore[import-not-found]  # CPython's module behind SharedMemory
+import contextlib
+import json
+import math
+import mmap
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from ..models.oip import BYTES, DATATYPES, check_datatype, decode_raw
+from .errors import InvalidArgument, NotFound, PermissionDenied
+
+__all__ = [
+    "PARAMETERS",
+    "Region",
+    "RegionArray",
+    "SharedInput",
+    "SharedMemoryRegistry",
+    "SharedRef",
+    "attach",
+    "shared_ref",
+]
+
+REGION = "shared_memory_region"
+BYTE_SIZE = "shared_memory_byte_size"
+OFFSET = "shared_memory_offset"
+PARAMETERS = (REGION, BYTE_SIZE, OFFSET)
+"""A tensor's parameters that place it in a registered region."""
+
+MAX_NAME = 128
+"""Characters of a region's name."""
+_KEY = re.compile(r"/?[A-Za-z0-9_.-]{1,200}")
+_OWN = "lossserve-"
+"""The prefix of the server's own segments (its workers'), which no client may register."""
+_MAPPINGS = 16
+"""Objects a process keeps mapped (the least recently used beyond it is let go)."""
+_PRUNE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Region:
+    """A registered region: ``byte_size`` bytes from ``offset`` of the object ``key``."""
+
+    name: str
+    key: str
+    offset: int
+    byte_size: int
+
+
+@dataclass(frozen=True)
+class SharedRef:
+    """A tensor's place in a region: ``byte_size`` bytes from ``offset`` of the region."""
+
+    region: str
+    byte_size: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class SharedInput:
+    """An input tensor in a region, not read yet: its place, datatype and shape."""
+
+    ref: SharedRef
+    datatype: str
+    shape: tuple[int, ...]
+
+
+def _count(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{where}{name}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def shared_ref(parameters: Mapping[str, Any], where: str) -> SharedRef | None:
+    """A tensor's place from its parameters (``where``: the tensor, for messages), or None
+    when they name no region."""
+    region = parameters.get(REGION)
+    if region is None:
+        for name in (BYTE_SIZE, OFFSET):
+            if name in parameters:
+                raise InvalidArgument(f"{where}{name}: given without {REGION}")
+        return None
+    if not isinstance(region, str) or not region:
+        raise InvalidArgument(f"{where}{REGION}: expected a region's name, got {region!r}")
+    if BYTE_SIZE not in parameters:
+        raise InvalidArgument(f"{where}{BYTE_SIZE}: expected with {REGION}, got none")
+    size = _count(parameters[BYTE_SIZE], BYTE_SIZE, where)
+    offset = _count(parameters.get(OFFSET, 0), OFFSET, where)
+    return SharedRef(region, size, offset)
+
+
+# -- mappings (every process: frontends and workers) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a :class:`RegionArray`'s bytes are: the object, its inode, the first byte."""
+
+    key: str
+    inode: int
+    start: int
+
+
+_MAPPED: OrderedDict[str, tuple[int, mmap.mmap]] = OrderedDict()
+"""This process's mappings, by key: the object's inode and the mapping of all of it."""
+
+
+def _open(key: str, at_least: int, inode: int | None = None) -> tuple[int, mmap.mmap]:
+    """The inode and mapping of the object ``key``, which must have ``at_least`` bytes (and,
+    given ``inode``, still be that object); mapped once per process while it is in use."""
+    try:
+        fd = cast(int, _posixshmem.shm_open(key, os.O_RDWR, mode=0o600))
+    except FileNotFoundError:
+        raise InvalidArgument(f"key: no shared-memory object {key!r} on this host") from None
+    except PermissionError:
+        raise InvalidArgument(
+            f"key: the server may not read and write the shared-memory object {key!r}"
+        ) from None
+    try:
+        status = os.fstat(fd)
+        if inode is not None and status.st_ino != inode:
+            raise InvalidArgument(
+                f"key: the shared-memory object {key!r} was replaced since the request began"
+            )
+        if status.st_size < at_least:
+            raise InvalidArgument(
+                f"key: the shared-memory object {key!r} has {status.st_size} bytes, "
+                f"expected at least {at_least}"
+            )
+        kept = _MAPPED.get(key)
+        if kept is not None and kept[0] == status.st_ino and len(kept[1]) >= at_least:
+            _MAPPED.move_to_end(key)
+            return kept
+        memory = mmap.mmap(fd, status.st_size)
+    finally:
+        os.close(fd)
+    _MAPPED[key] = (status.st_ino, memory)
+    while len(_MAPPED) > _MAPPINGS:
+        _MAPPED.popitem(last=False)  # unmapped once no view of it is left
+    return status.st_ino, memory
+
+
+class RegionArray(np.ndarray):
+    """A view of a region's bytes that pickles as its place (a worker maps the same bytes),
+    not as a copy of them. Arrays derived from it (slices, reshapes) are ordinary views
+    that pickle their values."""
+
+    place: _Place | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.place = None
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if self.place is None:
+            return np.asarray(self).__reduce_ex__(protocol)
+        return attach, (self.place, self.dtype.str, self.shape)
+
+
+def _view(memory: mmap.mmap, place: _Place, dtype: np.dtype[Any], shape: tuple[int, ...]) -> Any:
+    count = math.prod(shape)
+    array = np.frombuffer(memory, dtype, count, place.start).reshape(shape).view(RegionArray)
+    array.place = place
+    return array
+
+
+def attach(place: _Place, dtype: str, shape: tuple[int, ...]) -> RegionArray:
+    """The view of the bytes at ``place`` in this process (unpickling a
+    :class:`RegionArray`)."""
+    dt = np.dtype(dtype)
+    _, memory = _open(place.key, place.start + math.prod(shape) * dt.itemsize, place.inode)
+    return cast(RegionArray, _view(memory, place, dt, shape))
+
+
+def _forget_unused(keys: set[str]) -> None:
+    for key in [key for key in _MAPPED if key not in keys]:
+        del _MAPPED[key]
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+
+class SharedMemoryRegistry:
+    """The regions registered with a server, shared by its frontends through ``directory``
+    (None: a directory of its own, removed by :meth:`close`)."""
+
+    def __init__(self, directory: Path | None, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._own = directory is None and enabled
+        self._dir = Path(tempfile.mkdtemp(prefix="lossserve-regions-")) if self._own else directory
+        self._records: dict[str, tuple[int, Region]] = {}
+        """Records read before, by file name: the record's inode and the region."""
+        self._pruned = 0.0
+
+    def close(self) -> None:
+        if self._own and self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _check(self) -> Path:
+        if not self.enabled or self._dir is None:
+            raise PermissionDenied(
+                "system shared memory is off on this server "
+                "(LOSSSERVE_ALLOW_SHARED_MEMORY=true turns it on)"
+            )
+        return self._dir
+
+    @staticmethod
+    def _file(name: str) -> str:
+        return name.encode().hex()
+
+    def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
+        """Register ``byte_size`` bytes from ``offset`` of the object ``key`` as ``name``."""
+        directory = self._check()
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+            raise InvalidArgument(
+                f"name: expected a region name of 1 to {MAX_NAME} characters, got {name!r}"
+            )
+        if not isinstance(key, str) or not _KEY.fullmatch(key) or key.strip("/") in (".", ".."):
+            raise InvalidArgument(
+                f"key: expected a shared-memory object's name ('/' and up to 200 letters, "
+                f"digits, '_', '.' or '-'), got {key!r}"
+            )
+        if key.lstrip("/").startswith(_OWN):
+            raise InvalidArgument(f"key: {key!r} names one of the server's own segments")
+        _count(offset, "offset", "")
+        if _count(byte_size, "byte_size", "") == 0:
+            raise InvalidArgument("byte_size: expected a positive size, got 0")
+        _open(key, offset + byte_size)  # the object is there, big enough, and ours to map
+        record = json.dumps({"name": name, "key": key, "offset": offset, "byte_size": byte_size})
+        fd, scratch = tempfile.mkstemp(dir=directory, prefix=".new-")
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(record)
+            try:
+                os.link(scratch, directory / self._file(name))
+            except FileExistsError:
+                raise InvalidArgument(
+                    f"name: a region {name!r} is registered already; unregister it first"
+                ) from None
+        finally:
+            os.unlink(scratch)
+
+    def unregister(self, name: str = "") -> None:
+        """Unregister the region ``name`` (every region when empty); an unknown name is no
+        error, as in Triton."""
+        directory = self._check()
+        files = [self._file(name)] if name else self._names(directory)
+        for file in files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / file)
+            self._records.pop(file, None)
+        self._prune(force=True)
+
+    def status(self, name: str = "") -> list[Region]:
+        """The region ``name`` (:class:`NotFound` when it is not registered), or every
+        region, by name."""
+        directory = self._check()
+        if name:
+            region = self._region(name)
+            if region is None:
+                raise NotFound(f"no shared-memory region {name!r} is registered")
+            return [region]
+        regions = (self._read(directory, file) for file in self._names(directory))
+        return sorted((r for r in regions if r is not None), key=lambda r: r.name)
+
+    @staticmethod
+    def _names(directory: Path) -> list[str]:
+        return [entry for entry in os.listdir(directory) if not entry.startswith(".")]
+
+    def _read(self, directory: Path, file: str) -> Region | None:
+        path = directory / file
+        try:
+            inode = os.stat(path).st_ino
+        except FileNotFoundError:
+            self._records.pop(file, None)
+            return None
+        kept = self._records.get(file)
+        if kept is not None and kept[0] == inode:
+            return kept[1]
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        region = Region(**record)
+        self._records[file] = (inode, region)
+        return region
+
+    def _region(self, name: str) -> Region | None:
+        return self._read(self._check(), self._file(name))
+
+    def _prune(self, *, force: bool = False) -> None:
+        """Let go of the mappings no registered region uses any more (at most once a
+        second, unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._pruned < _PRUNE_S:
+            return
+        self._pruned = now
+        _forget_unused({region.key for region in self.status()})
+
+    # -- tensors ----------------------------------------------------------------------------
+
+    def _place(
+        self, ref: SharedRef, nbytes: int, label: str, *, exact: bool
+    ) -> tuple[mmap.mmap, _Place]:
+        self._check()
+        region = self._region(ref.region)
+        if region is None:
+            raise InvalidArgument(f"{label}: {REGION} {ref.region!r}: no such region is registered")
+        if ref.offset + ref.byte_size > region.byte_size:
+            raise InvalidArgument(
+                f"{label}: {OFFSET} {ref.offset} + {BYTE_SIZE} {ref.byte_size} exceed region "
+                f"{ref.region!r}'s {region.byte_size} bytes"
+            )
+        if exact and ref.byte_size != nbytes:
+            raise InvalidArgument(
+                f"{label}: expected {BYTE_SIZE} {nbytes} for its shape and datatype, "
+                f"got {ref.byte_size}"
+            )
+        if ref.byte_size < nbytes:
+            raise InvalidArgument(
+                f"{label}: the output takes {nbytes} bytes, {BYTE_SIZE} is {ref.byte_size}"
+            )
+        start = region.offset + ref.offset
+        inode, memory = _open(region.key, start + nbytes)
+        self._prune()
+        return memory, _Place(region.key, inode, start)
+
+    def read(self, shared: SharedInput, label: str) -> np.ndarray:
+        """An input from its region: a view of the client's bytes (``BYTES``: decoded)."""
+        datatype = check_datatype(shared.datatype, label)
+        if datatype == BYTES:
+            memory, place = self._place(shared.ref, shared.ref.byte_size, label, exact=True)
+            data = memoryview(memory)[place.start : place.start + shared.ref.byte_size]
+            return decode_raw(data, datatype, shared.shape, label)
+        dtype = DATATYPES[datatype]
+        nbytes = math.prod(shared.shape) * dtype.itemsize
+        memory, place = self._place(shared.ref, nbytes, label, exact=True)
+        array: np.ndarray = _view(memory, place, dtype, shared.shape)
+        return array
+
+    def destination(
+        self, ref: SharedRef, dtype: np.dtype[Any], shape: tuple[int, ...], label: str
+    ) -> np.ndarray:
+        """Where an output of ``shape`` goes: a view of the region (its size checked)."""
+        memory, place = self._place(ref, math.prod(shape) * dtype.itemsize, label, exact=False)
+        array: np.ndarray = _view(memory, place, dtype, shape)
+        return array
+
+    def write(self, ref: SharedRef, array: np.ndarray, label: str) -> None:
+        """Put an output into its region (nothing to do when it was computed there)."""
+        if array.dtype == object:
+            raise InvalidArgument(f"{label}: a BYTES output cannot be written to shared memory")
+        target = self.destination(ref, array.dtype, array.shape, label)
+        if _address(target) != _address(array) or target.strides != array.strides:
+            np.copyto(target, array, casting="no")
+
+
+def _address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
