@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
 from typing import Any, NamedTuple, cast
 
 import grpc
@@ -38,7 +39,7 @@ from .grpc_messages import (
     split_bytes,
 )
 from .memo import Memo
-from .oip_rest import EXTENSIONS, SERVER_NAME, server_version
+from .oip_rest import SERVER_NAME, extensions, server_version
 from .templates import Template, template_of
 
 __all__ = [
@@ -123,6 +124,10 @@ def _serialize_result(result: Any, *, stream: bool, limit: int) -> bytes:
     """A ``ModelInferResponse`` (in a ``ModelStreamInferResponse`` with ``stream``) on the
     wire, its tensor bytes written without protobuf; RESOURCE_EXHAUSTED above ``limit``."""
     outputs = result.outputs
+    if result.shared:  # outputs in shared memory: their parameters say where (rare: no memo)
+        message, contents = convert.encode_infer_result_parts(result)
+        pieces = [message.SerializeToString(), *bytes_field(_RAW_OUTPUT_CONTENTS, contents)]
+        return _framed(pieces, stream=stream, limit=limit)
     key = (
         result.model,
         result.version,
@@ -137,6 +142,10 @@ def _serialize_result(result: Any, *, stream: bool, limit: int) -> bytes:
     else:
         contents = [raw_view(array) for array in outputs.values()]
     pieces = [head, *bytes_field(_RAW_OUTPUT_CONTENTS, contents)]
+    return _framed(pieces, stream=stream, limit=limit)
+
+
+def _framed(pieces: list[Any], *, stream: bool, limit: int) -> bytes:
     size = sum(memoryview(piece).nbytes for piece in pieces)
     if stream:
         pieces.insert(0, field_header(_INFER_RESPONSE, size))
@@ -155,6 +164,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._plane = state.plane
         self._admin = state.admin
         self._settings = state.settings
+        self._regions = state.regions
 
     @staticmethod
     def _authorization(context: Context) -> str | None:
@@ -180,7 +190,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ServerMetadataRequest, context: Context
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
-            name=SERVER_NAME, version=server_version(), extensions=list(EXTENSIONS)
+            name=SERVER_NAME, version=server_version(), extensions=extensions(self._settings)
         )
 
     async def ModelMetadata(  # noqa: N802
@@ -255,6 +265,28 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self._authorization(context), request.model_name, request.parameters
         )
         return pb.RepositoryModelUnloadResponse()
+
+    async def SystemSharedMemoryStatus(  # noqa: N802
+        self, request: pb.SystemSharedMemoryStatusRequest, context: Context
+    ) -> pb.SystemSharedMemoryStatusResponse:
+        answer = pb.SystemSharedMemoryStatusResponse()
+        for region in self._regions.status(request.name):
+            answer.regions[region.name].CopyFrom(
+                pb.SystemSharedMemoryStatusResponse.RegionStatus(**asdict(region))
+            )
+        return answer
+
+    async def SystemSharedMemoryRegister(  # noqa: N802
+        self, request: pb.SystemSharedMemoryRegisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryRegisterResponse:
+        self._regions.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    async def SystemSharedMemoryUnregister(  # noqa: N802
+        self, request: pb.SystemSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryUnregisterResponse:
+        self._regions.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
 
 
 def add_inference_servicer(state: ServiceState, server: grpc.aio.Server) -> None:

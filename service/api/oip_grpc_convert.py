@@ -19,6 +19,8 @@ from google.protobuf import json_format
 from lossserve_proto.inference import grpc_service_pb2 as pb
 
 from ..core.errors import InvalidArgument
+from ..core.shm import PARAMETERS as SHARED_PARAMETERS
+from ..core.shm import SharedInput, SharedRef, shared_parameters, shared_ref
 from ..models.engine import (
     RESERVED_PARAMETERS,
     IndexEntry,
@@ -109,23 +111,30 @@ def decode_infer_request(
     """An inference request from raw contents (or typed contents when there are none).
     ``contents``: the raw contents when they were taken out of ``request`` on the wire."""
     raw = request.raw_input_contents if contents is None else contents
-    if raw and len(raw) != len(request.inputs):
+    places = [_place(tensor.parameters, f"input {tensor.name!r}") for tensor in request.inputs]
+    sent = sum(place is None for place in places)  # the inputs not in shared memory
+    if raw and len(raw) != sent:
         raise InvalidArgument(
-            f"raw_input_contents: expected one entry per input ({len(request.inputs)}), "
-            f"got {len(raw)}"
+            f"raw_input_contents: expected one entry per input not in shared memory "
+            f"({sent}), got {len(raw)}"
         )
     if not request.inputs:
         raise InvalidArgument("inputs: expected a non-empty list of input tensors")
     inputs: dict[str, np.ndarray] = {}
-    for index, tensor in enumerate(request.inputs):
+    shared: dict[str, SharedInput] = {}
+    pieces = iter(raw)
+    for index, (tensor, place) in enumerate(zip(request.inputs, places, strict=True)):
         if not tensor.name:
             raise InvalidArgument(f"inputs[{index}].name: expected a non-empty string, got ''")
-        if tensor.name in inputs:
+        if tensor.name in inputs or tensor.name in shared:
             raise InvalidArgument(f"input {tensor.name!r}: given twice")
         label = f"input {tensor.name!r}"
         shape = decode_shape(list(tensor.shape), f"{label} shape", max_elements)
+        if place is not None:
+            shared[tensor.name] = SharedInput(place, check_datatype(tensor.datatype, label), shape)
+            continue
         if raw:
-            inputs[tensor.name] = decode_raw(raw[index], tensor.datatype, shape, label)
+            inputs[tensor.name] = decode_raw(next(pieces), tensor.datatype, shape, label)
             continue
         field = CONTENTS_FIELD.get(tensor.datatype)
         if field is None:
@@ -134,7 +143,12 @@ def decode_infer_request(
         values = list(getattr(tensor.contents, field))
         inputs[tensor.name] = from_elements(values, tensor.datatype, shape, f"{label}.contents")
     outputs = tuple(
-        RequestedOutput(output.name, _classification(output)) for output in request.outputs
+        RequestedOutput(
+            output.name,
+            _classification(output),
+            _place(output.parameters, f"output {output.name!r}"),
+        )
+        for output in request.outputs
     )
     return InferRequest(
         model=request.model_name,
@@ -147,7 +161,16 @@ def decode_infer_request(
             for key, value in request.parameters.items()
             if key not in RESERVED_PARAMETERS
         },
+        shared=shared,
     )
+
+
+def _place(parameters: Mapping[str, pb.InferParameter], tensor: str) -> SharedRef | None:
+    """A tensor's place in shared memory, from its parameters (None: sent or answered)."""
+    if not any(name in parameters for name in SHARED_PARAMETERS):
+        return None
+    values = {name: parameter_value(parameters[name]) for name in parameters}
+    return shared_ref(values, f"{tensor}: parameters.")
 
 
 def encode_infer_request(request: InferRequest) -> pb.ModelInferRequest:
@@ -185,8 +208,16 @@ def encode_infer_result_parts(
     )
     contents: list[bytes | memoryview] = []
     for name, array in result.outputs.items():
-        message.outputs.add(name=name, datatype=datatype_of(array), shape=list(array.shape))
-        contents.append(raw_view(array))
+        tensor = message.outputs.add(
+            name=name, datatype=datatype_of(array), shape=list(array.shape)
+        )
+        place = result.shared.get(name)
+        if place is None:
+            contents.append(raw_view(array))
+            continue
+        for key, value in shared_parameters(place).items():
+            _set_parameter(tensor.parameters[key], value)
+        contents.append(b"")  # in shared memory; an empty entry keeps the others' positions
     return message, contents
 
 

@@ -35,6 +35,7 @@ import asyncio
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ from ..core.dataplane import model_lane
 from ..core.documents import ascii_count
 from ..core.errors import ErrorCode, InvalidArgument, LossServeError
 from ..core.offload import by_size
+from ..core.shm import SharedInput, shared_parameters, shared_ref
 from ..core.state import ServiceState
 from ..models.engine import (
     OUTPUT_NAMES,
@@ -60,7 +62,15 @@ from ..models.engine import (
     Prediction,
     RequestedOutput,
 )
-from ..models.oip import datatype_of, decode_json, decode_raw, decode_shape, encode_json, encode_raw
+from ..models.oip import (
+    check_datatype,
+    datatype_of,
+    decode_json,
+    decode_raw,
+    decode_shape,
+    encode_json,
+    encode_raw,
+)
 from ..settings import Settings
 from . import oip_wire, wire
 from .http import (
@@ -85,6 +95,7 @@ __all__ = [
     "create_oip_routers",
     "decode_infer_request",
     "encode_infer_result",
+    "extensions",
     "stats_json",
 ]
 
@@ -252,6 +263,7 @@ def decode_infer_request(
     if not isinstance(entries, list) or not entries:
         raise InvalidArgument("inputs: expected a non-empty list of input tensors")
     inputs: dict[str, np.ndarray] = {}
+    shared: dict[str, SharedInput] = {}
     offset = 0
     for index, entry in enumerate(entries):
         where = f"inputs[{index}]."
@@ -261,13 +273,22 @@ def decode_infer_request(
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"{where}name: expected a non-empty string, got {name!r}")
-        if name in inputs:
+        if name in inputs or name in shared:
             raise InvalidArgument(f"input {name!r}: given twice")
         label = f"input {name!r}"
         datatype = entry.get("datatype")
         shape = decode_shape(entry.get("shape"), f"{label} shape", max_elements)
-        size = _parameters(entry.get("parameters"), where).get("binary_data_size")
-        if size is not None:
+        in_parameters = _parameters(entry.get("parameters"), where)
+        size = in_parameters.get("binary_data_size")
+        ref = shared_ref(in_parameters, f"{label}: parameters.")
+        if ref is not None:
+            if size is not None or "data" in entry:
+                raise InvalidArgument(
+                    f"{label}: expected one of data, binary_data_size and "
+                    "shared_memory_region, got more"
+                )
+            shared[name] = SharedInput(ref, check_datatype(datatype, label), shape)
+        elif size is not None:
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise InvalidArgument(
                     f"{label}: binary_data_size: expected a non-negative integer, got {size!r}"
@@ -307,7 +328,8 @@ def decode_infer_request(
             )
         _known(entry, _OUTPUT_FIELDS, where)
         out_parameters = _parameters(entry.get("parameters"), where)
-        outputs.append(RequestedOutput(entry["name"], _count(out_parameters, where)))
+        place = shared_ref(out_parameters, f"output {entry['name']!r}: parameters.")
+        outputs.append(RequestedOutput(entry["name"], _count(out_parameters, where), place))
         as_binary = _flag(out_parameters, "binary_data", where)
         if as_binary is not None:
             per_output[entry["name"]] = as_binary
@@ -318,6 +340,7 @@ def decode_infer_request(
         outputs=tuple(outputs),
         id=request_id,
         parameters={k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS},
+        shared=shared,
     )
     return request, OutputEncoding(binary_default, per_output)
 
@@ -379,7 +402,10 @@ def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Respon
             "datatype": datatype_of(array),
             "shape": list(array.shape),
         }
-        if encoding.binary(name):
+        place = result.shared.get(name)
+        if place is not None:
+            entry["parameters"] = shared_parameters(place)
+        elif encoding.binary(name):
             raw = encode_raw(array)
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
@@ -488,6 +514,65 @@ _MANY_ROWS = 256
 """Answers with more rows than this are built in a thread, off the loop."""
 
 
+def extensions(settings: Settings) -> list[str]:
+    """The extensions this server serves: :data:`EXTENSIONS`, and system shared memory
+    where it is allowed."""
+    return [*EXTENSIONS, "system_shared_memory"] if settings.allow_shared_memory else [*EXTENSIONS]
+
+
+_SHM_FIELDS = tuple(oip_wire.SharedMemoryRegisterBody.model_fields)
+
+
+def _add_shared_memory_routes(router: APIRouter, state: ServiceState) -> None:
+    """Triton's system shared memory extension: status, register and unregister."""
+    regions, settings = state.regions, state.settings
+    tags: list[str | Enum] = ["shared memory"]
+    listed = {200: {"model": list[oip_wire.SharedMemoryRegion]}, **_oip_errors(400, 403, 404)}
+    done = _documented(oip_wire.RepositoryResponse, 400, 403, 413)
+
+    def status(name: str = "") -> Response:
+        return _json([asdict(region) for region in regions.status(name)])
+
+    @router.get("/v2/systemsharedmemory/status", responses=listed, tags=tags)
+    async def shared_memory_status() -> Response:
+        return status()
+
+    @router.get("/v2/systemsharedmemory/region/{region_name}/status", responses=listed, tags=tags)
+    async def shared_memory_region_status(region_name: str) -> Response:
+        return status(region_name)
+
+    @router.post(
+        "/v2/systemsharedmemory/region/{region_name}/register",
+        responses=done,
+        tags=tags,
+        openapi_extra=wire.body_schema(
+            oip_wire.SharedMemoryRegisterBody, oip_wire.SHM_EXAMPLES, binary=False
+        ),
+    )
+    async def shared_memory_register(request: Request, region_name: str) -> Response:
+        regions.check()  # PermissionDenied before the body is read
+        document, _ = await _body(request, settings)
+        _known(document, _SHM_FIELDS, "")
+        if "key" not in document or "byte_size" not in document:
+            raise InvalidArgument("body: expected the fields key and byte_size (and offset)")
+        regions.register(
+            region_name, document["key"], document.get("offset", 0), document["byte_size"]
+        )
+        return _json({})
+
+    @router.post("/v2/systemsharedmemory/unregister", responses=done, tags=tags)
+    async def shared_memory_unregister_all() -> Response:
+        regions.unregister()
+        return _json({})
+
+    @router.post(
+        "/v2/systemsharedmemory/region/{region_name}/unregister", responses=done, tags=tags
+    )
+    async def shared_memory_unregister(region_name: str) -> Response:
+        regions.unregister(region_name)
+        return _json({})
+
+
 def _predictions_json(predictions: list[Prediction]) -> dict[str, Any]:
     return {"predictions": [asdict(p) for p in predictions]}
 
@@ -502,7 +587,7 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
     @v2.get("/v2", responses=_documented(oip_wire.ServerMetadataResponse))
     async def server_metadata() -> Response:
         return _json(
-            {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
+            {"name": SERVER_NAME, "version": server_version(), "extensions": extensions(settings)}
         )
 
     @v2.get("/v2/models/stats", responses=_documented(oip_wire.ModelStatisticsResponse))
@@ -547,7 +632,9 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         return await answer_decoded(infer_request, encoding)
 
     async def answer_decoded(infer_request: InferRequest, encoding: OutputEncoding) -> Response:
-        names = [o.name for o in infer_request.outputs] or list(OUTPUT_NAMES)
+        names = [o.name for o in infer_request.outputs if o.shared is None]
+        if not infer_request.outputs:
+            names = list(OUTPUT_NAMES)
         plane.check_json_answer(infer_request, {n for n in names if not encoding.binary(n)})
         result = await plane.infer(infer_request)
         answer = sum(a.size for a in result.outputs.values()) * 8
@@ -677,6 +764,7 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         await admin.unload(authorization(request), model_name, parameters)
         return _json({})
 
+    _add_shared_memory_routes(v2, state)
     predict_router = APIRouter()
 
     @predict_router.post(

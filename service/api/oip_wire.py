@@ -34,6 +34,8 @@ __all__ = [
     "RequestOutput",
     "ResponseOutput",
     "ServerMetadataResponse",
+    "SharedMemoryRegion",
+    "SharedMemoryRegisterBody",
     "TensorMetadata",
 ]
 
@@ -203,6 +205,27 @@ class RepositoryResponse(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+
+class SharedMemoryRegisterBody(BaseModel):
+    """A region to register: ``byte_size`` bytes from ``offset`` of the POSIX shared-memory
+    object ``key`` on the server's host (system shared memory extension)."""
+
+    key: str = Field(description="The object's name, as shm_open takes it: '/input0'.")
+    offset: int = Field(0, ge=0)
+    byte_size: int = Field(gt=0)
+
+
+class SharedMemoryRegion(SharedMemoryRegisterBody):
+    """A registered region."""
+
+    name: str
+
+
+SHM_EXAMPLES: dict[str, dict[str, Any]] = {
+    "region": example(
+        "The first MiB of the object /logits", {"key": "/logits", "offset": 0, "byte_size": 1 << 20}
+    ),
+}
 
 INFER_EXAMPLES: dict[str, dict[str, Any]] = {
     "json": example(

@@ -577,6 +577,7 @@ def create_app(state: ServiceState) -> _App:
             oip_wire.InferenceRequest,
             oip_wire.RepositoryIndexBody,
             oip_wire.RepositoryModelBody,
+            oip_wire.SharedMemoryRegisterBody,
         ):
             extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in extra.pop("$defs", {}).items():

@@ -66,6 +66,7 @@ __all__ = [
     "SharedMemoryRegistry",
     "SharedRef",
     "attach",
+    "shared_parameters",
     "shared_ref",
 ]
 
@@ -135,6 +136,14 @@ def shared_ref(parameters: Mapping[str, Any], where: str) -> SharedRef | None:
     size = _count(parameters[BYTE_SIZE], BYTE_SIZE, where)
     offset = _count(parameters.get(OFFSET, 0), OFFSET, where)
     return SharedRef(region, size, offset)
+
+
+def shared_parameters(ref: SharedRef) -> dict[str, Any]:
+    """The parameters of an output written to ``ref`` (the protocol's answer says where)."""
+    parameters: dict[str, Any] = {REGION: ref.region, BYTE_SIZE: ref.byte_size}
+    if ref.offset:
+        parameters[OFFSET] = ref.offset
+    return parameters
 
 
 # -- mappings (every process: frontends and workers) ----------------------------------------
@@ -243,7 +252,8 @@ class SharedMemoryRegistry:
         if self._own and self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
-    def _check(self) -> Path:
+    def check(self) -> Path:
+        """The records' directory; :class:`PermissionDenied` when the extension is off."""
         if not self.enabled or self._dir is None:
             raise PermissionDenied(
                 "system shared memory is off on this server "
@@ -257,7 +267,7 @@ class SharedMemoryRegistry:
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         """Register ``byte_size`` bytes from ``offset`` of the object ``key`` as ``name``."""
-        directory = self._check()
+        directory = self.check()
         if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
             raise InvalidArgument(
                 f"name: expected a region name of 1 to {MAX_NAME} characters, got {name!r}"
@@ -290,7 +300,7 @@ class SharedMemoryRegistry:
     def unregister(self, name: str = "") -> None:
         """Unregister the region ``name`` (every region when empty); an unknown name is no
         error, as in Triton."""
-        directory = self._check()
+        directory = self.check()
         files = [self._file(name)] if name else self._names(directory)
         for file in files:
             with contextlib.suppress(FileNotFoundError):
@@ -301,7 +311,7 @@ class SharedMemoryRegistry:
     def status(self, name: str = "") -> list[Region]:
         """The region ``name`` (:class:`NotFound` when it is not registered), or every
         region, by name."""
-        directory = self._check()
+        directory = self.check()
         if name:
             region = self._region(name)
             if region is None:
@@ -333,7 +343,7 @@ class SharedMemoryRegistry:
         return region
 
     def _region(self, name: str) -> Region | None:
-        return self._read(self._check(), self._file(name))
+        return self._read(self.check(), self._file(name))
 
     def _prune(self, *, force: bool = False) -> None:
         """Let go of the mappings no registered region uses any more (at most once a
@@ -349,7 +359,7 @@ class SharedMemoryRegistry:
     def _place(
         self, ref: SharedRef, nbytes: int, label: str, *, exact: bool
     ) -> tuple[mmap.mmap, _Place]:
-        self._check()
+        self.check()
         region = self._region(ref.region)
         if region is None:
             raise InvalidArgument(f"{label}: {REGION} {ref.region!r}: no such region is registered")

@@ -72,6 +72,14 @@ class GRPCInferenceServiceStub:
     """Load (or reload) a model's latest version; a failed load leaves the old one serving."""
     RepositoryModelUnload: _grpc.UnaryUnaryMultiCallable[_grpc_service_pb2.RepositoryModelUnloadRequest, _grpc_service_pb2.RepositoryModelUnloadResponse]
     """Unload a model."""
+    SystemSharedMemoryStatus: _grpc.UnaryUnaryMultiCallable[_grpc_service_pb2.SystemSharedMemoryStatusRequest, _grpc_service_pb2.SystemSharedMemoryStatusResponse]
+    """The registered system shared-memory regions, or one of them (system shared memory
+    extension; PERMISSION_DENIED unless the server allows it).
+    """
+    SystemSharedMemoryRegister: _grpc.UnaryUnaryMultiCallable[_grpc_service_pb2.SystemSharedMemoryRegisterRequest, _grpc_service_pb2.SystemSharedMemoryRegisterResponse]
+    """Register a region of a POSIX shared-memory object on the server's host."""
+    SystemSharedMemoryUnregister: _grpc.UnaryUnaryMultiCallable[_grpc_service_pb2.SystemSharedMemoryUnregisterRequest, _grpc_service_pb2.SystemSharedMemoryUnregisterResponse]
+    """Unregister a region (every region when the name is empty)."""
 
 @_typing.type_check_only
 class GRPCInferenceServiceAsyncStub(GRPCInferenceServiceStub):
@@ -100,6 +108,14 @@ class GRPCInferenceServiceAsyncStub(GRPCInferenceServiceStub):
     """Load (or reload) a model's latest version; a failed load leaves the old one serving."""
     RepositoryModelUnload: _aio.UnaryUnaryMultiCallable[_grpc_service_pb2.RepositoryModelUnloadRequest, _grpc_service_pb2.RepositoryModelUnloadResponse]  # type: ignore[assignment]
     """Unload a model."""
+    SystemSharedMemoryStatus: _aio.UnaryUnaryMultiCallable[_grpc_service_pb2.SystemSharedMemoryStatusRequest, _grpc_service_pb2.SystemSharedMemoryStatusResponse]  # type: ignore[assignment]
+    """The registered system shared-memory regions, or one of them (system shared memory
+    extension; PERMISSION_DENIED unless the server allows it).
+    """
+    SystemSharedMemoryRegister: _aio.UnaryUnaryMultiCallable[_grpc_service_pb2.SystemSharedMemoryRegisterRequest, _grpc_service_pb2.SystemSharedMemoryRegisterResponse]  # type: ignore[assignment]
+    """Register a region of a POSIX shared-memory object on the server's host."""
+    SystemSharedMemoryUnregister: _aio.UnaryUnaryMultiCallable[_grpc_service_pb2.SystemSharedMemoryUnregisterRequest, _grpc_service_pb2.SystemSharedMemoryUnregisterResponse]  # type: ignore[assignment]
+    """Unregister a region (every region when the name is empty)."""
 
 class GRPCInferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -197,5 +213,31 @@ class GRPCInferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_grpc_service_pb2.RepositoryModelUnloadResponse, _abc.Awaitable[_grpc_service_pb2.RepositoryModelUnloadResponse]]:
         """Unload a model."""
+
+    @_abc_1.abstractmethod
+    def SystemSharedMemoryStatus(
+        self,
+        request: _grpc_service_pb2.SystemSharedMemoryStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_service_pb2.SystemSharedMemoryStatusResponse, _abc.Awaitable[_grpc_service_pb2.SystemSharedMemoryStatusResponse]]:
+        """The registered system shared-memory regions, or one of them (system shared memory
+        extension; PERMISSION_DENIED unless the server allows it).
+        """
+
+    @_abc_1.abstractmethod
+    def SystemSharedMemoryRegister(
+        self,
+        request: _grpc_service_pb2.SystemSharedMemoryRegisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_service_pb2.SystemSharedMemoryRegisterResponse, _abc.Awaitable[_grpc_service_pb2.SystemSharedMemoryRegisterResponse]]:
+        """Register a region of a POSIX shared-memory object on the server's host."""
+
+    @_abc_1.abstractmethod
+    def SystemSharedMemoryUnregister(
+        self,
+        request: _grpc_service_pb2.SystemSharedMemoryUnregisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_grpc_service_pb2.SystemSharedMemoryUnregisterResponse, _abc.Awaitable[_grpc_service_pb2.SystemSharedMemoryUnregisterResponse]]:
+        """Unregister a region (every region when the name is empty)."""
 
 def add_GRPCInferenceServiceServicer_to_server(servicer: GRPCInferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

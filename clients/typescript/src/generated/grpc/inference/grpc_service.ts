@@ -534,6 +534,46 @@ export interface RepositoryModelUnloadRequest_ParametersEntry {
 export interface RepositoryModelUnloadResponse {
 }
 
+export interface SystemSharedMemoryStatusRequest {
+  /** Empty: every region. */
+  name: string;
+}
+
+export interface SystemSharedMemoryStatusResponse {
+  /** By name. */
+  regions: { [key: string]: SystemSharedMemoryStatusResponse_RegionStatus };
+}
+
+export interface SystemSharedMemoryStatusResponse_RegionStatus {
+  name: string;
+  key: string;
+  offset: number;
+  byteSize: number;
+}
+
+export interface SystemSharedMemoryStatusResponse_RegionsEntry {
+  key: string;
+  value: SystemSharedMemoryStatusResponse_RegionStatus | undefined;
+}
+
+export interface SystemSharedMemoryRegisterRequest {
+  name: string;
+  key: string;
+  offset: number;
+  byteSize: number;
+}
+
+export interface SystemSharedMemoryRegisterResponse {
+}
+
+export interface SystemSharedMemoryUnregisterRequest {
+  /** Empty: every region. */
+  name: string;
+}
+
+export interface SystemSharedMemoryUnregisterResponse {
+}
+
 function createBaseServerLiveRequest(): ServerLiveRequest {
   return {};
 }
@@ -6771,6 +6811,721 @@ export const RepositoryModelUnloadResponse: MessageFns<RepositoryModelUnloadResp
   },
 };
 
+function createBaseSystemSharedMemoryStatusRequest(): SystemSharedMemoryStatusRequest {
+  return { name: "" };
+}
+
+export const SystemSharedMemoryStatusRequest: MessageFns<SystemSharedMemoryStatusRequest> = {
+  encode(message: SystemSharedMemoryStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSystemSharedMemoryStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SystemSharedMemoryStatusRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: SystemSharedMemoryStatusRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SystemSharedMemoryStatusRequest>, I>>(base?: I): SystemSharedMemoryStatusRequest {
+    return SystemSharedMemoryStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryStatusRequest>, I>>(
+    object: I,
+  ): SystemSharedMemoryStatusRequest {
+    const message = createBaseSystemSharedMemoryStatusRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSystemSharedMemoryStatusResponse(): SystemSharedMemoryStatusResponse {
+  return { regions: {} };
+}
+
+export const SystemSharedMemoryStatusResponse: MessageFns<SystemSharedMemoryStatusResponse> = {
+  encode(message: SystemSharedMemoryStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    globalThis.Object.entries(message.regions).forEach(
+      ([key, value]: [string, SystemSharedMemoryStatusResponse_RegionStatus]) => {
+        SystemSharedMemoryStatusResponse_RegionsEntry.encode({ key: key as any, value }, writer.uint32(10).fork())
+          .join();
+      },
+    );
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSystemSharedMemoryStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const entry1 = SystemSharedMemoryStatusResponse_RegionsEntry.decode(reader, reader.uint32());
+            if (entry1.value !== undefined) {
+              message.regions[entry1.key] = entry1.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SystemSharedMemoryStatusResponse {
+    return {
+      regions: isObject(object.regions)
+        ? (globalThis.Object.entries(object.regions) as [string, any][]).reduce(
+          (acc: { [key: string]: SystemSharedMemoryStatusResponse_RegionStatus }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: SystemSharedMemoryStatusResponse_RegionStatus.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SystemSharedMemoryStatusResponse): unknown {
+    const obj: any = {};
+    if (message.regions) {
+      const entries = globalThis.Object.entries(message.regions) as [
+        string,
+        SystemSharedMemoryStatusResponse_RegionStatus,
+      ][];
+      if (entries.length > 0) {
+        obj.regions = {};
+        entries.forEach(([k, v]) => {
+          obj.regions[k] = SystemSharedMemoryStatusResponse_RegionStatus.toJSON(v);
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SystemSharedMemoryStatusResponse>, I>>(
+    base?: I,
+  ): SystemSharedMemoryStatusResponse {
+    return SystemSharedMemoryStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryStatusResponse>, I>>(
+    object: I,
+  ): SystemSharedMemoryStatusResponse {
+    const message = createBaseSystemSharedMemoryStatusResponse();
+    message.regions =
+      (globalThis.Object.entries(object.regions ?? {}) as [string, SystemSharedMemoryStatusResponse_RegionStatus][])
+        .reduce(
+          (
+            acc: { [key: string]: SystemSharedMemoryStatusResponse_RegionStatus },
+            [key, value]: [string, SystemSharedMemoryStatusResponse_RegionStatus],
+          ) => {
+            if (value !== undefined) {
+              acc[key] = SystemSharedMemoryStatusResponse_RegionStatus.fromPartial(value);
+            }
+            return acc;
+          },
+          {},
+        );
+    return message;
+  },
+};
+
+function createBaseSystemSharedMemoryStatusResponse_RegionStatus(): SystemSharedMemoryStatusResponse_RegionStatus {
+  return { name: "", key: "", offset: 0, byteSize: 0 };
+}
+
+export const SystemSharedMemoryStatusResponse_RegionStatus: MessageFns<SystemSharedMemoryStatusResponse_RegionStatus> =
+  {
+    encode(
+      message: SystemSharedMemoryStatusResponse_RegionStatus,
+      writer: BinaryWriter = new BinaryWriter(),
+    ): BinaryWriter {
+      if (message.name !== "") {
+        writer.uint32(10).string(message.name);
+      }
+      if (message.key !== "") {
+        writer.uint32(18).string(message.key);
+      }
+      if (message.offset !== 0) {
+        writer.uint32(24).uint64(message.offset);
+      }
+      if (message.byteSize !== 0) {
+        writer.uint32(32).uint64(message.byteSize);
+      }
+      return writer;
+    },
+
+    decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryStatusResponse_RegionStatus {
+      const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+      if (previousRecursionDepth >= 100) {
+        throw new globalThis.Error("protobuf decode recursion limit exceeded");
+      }
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+      try {
+        const end = length === undefined ? reader.len : reader.pos + length;
+        const message = createBaseSystemSharedMemoryStatusResponse_RegionStatus();
+        while (reader.pos < end) {
+          const tag = reader.uint32();
+          switch (tag >>> 3) {
+            case 1: {
+              if (tag !== 10) {
+                break;
+              }
+
+              message.name = reader.string();
+              continue;
+            }
+            case 2: {
+              if (tag !== 18) {
+                break;
+              }
+
+              message.key = reader.string();
+              continue;
+            }
+            case 3: {
+              if (tag !== 24) {
+                break;
+              }
+
+              message.offset = longToNumber(reader.uint64());
+              continue;
+            }
+            case 4: {
+              if (tag !== 32) {
+                break;
+              }
+
+              message.byteSize = longToNumber(reader.uint64());
+              continue;
+            }
+          }
+          if ((tag & 7) === 4 || tag === 0) {
+            break;
+          }
+          reader.skip(tag & 7);
+        }
+        return message;
+      } finally {
+        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+      }
+    },
+
+    fromJSON(object: any): SystemSharedMemoryStatusResponse_RegionStatus {
+      return {
+        name: isSet(object.name) ? globalThis.String(object.name) : "",
+        key: isSet(object.key) ? globalThis.String(object.key) : "",
+        offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+        byteSize: isSet(object.byteSize)
+          ? globalThis.Number(object.byteSize)
+          : isSet(object.byte_size)
+          ? globalThis.Number(object.byte_size)
+          : 0,
+      };
+    },
+
+    toJSON(message: SystemSharedMemoryStatusResponse_RegionStatus): unknown {
+      const obj: any = {};
+      if (message.name !== "") {
+        obj.name = message.name;
+      }
+      if (message.key !== "") {
+        obj.key = message.key;
+      }
+      if (message.offset !== 0) {
+        obj.offset = Math.round(message.offset);
+      }
+      if (message.byteSize !== 0) {
+        obj.byteSize = Math.round(message.byteSize);
+      }
+      return obj;
+    },
+
+    create<I extends Exact<DeepPartial<SystemSharedMemoryStatusResponse_RegionStatus>, I>>(
+      base?: I,
+    ): SystemSharedMemoryStatusResponse_RegionStatus {
+      return SystemSharedMemoryStatusResponse_RegionStatus.fromPartial(base ?? ({} as any));
+    },
+    fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryStatusResponse_RegionStatus>, I>>(
+      object: I,
+    ): SystemSharedMemoryStatusResponse_RegionStatus {
+      const message = createBaseSystemSharedMemoryStatusResponse_RegionStatus();
+      message.name = object.name ?? "";
+      message.key = object.key ?? "";
+      message.offset = object.offset ?? 0;
+      message.byteSize = object.byteSize ?? 0;
+      return message;
+    },
+  };
+
+function createBaseSystemSharedMemoryStatusResponse_RegionsEntry(): SystemSharedMemoryStatusResponse_RegionsEntry {
+  return { key: "", value: undefined };
+}
+
+export const SystemSharedMemoryStatusResponse_RegionsEntry: MessageFns<SystemSharedMemoryStatusResponse_RegionsEntry> =
+  {
+    encode(
+      message: SystemSharedMemoryStatusResponse_RegionsEntry,
+      writer: BinaryWriter = new BinaryWriter(),
+    ): BinaryWriter {
+      if (message.key !== "") {
+        writer.uint32(10).string(message.key);
+      }
+      if (message.value !== undefined) {
+        SystemSharedMemoryStatusResponse_RegionStatus.encode(message.value, writer.uint32(18).fork()).join();
+      }
+      return writer;
+    },
+
+    decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryStatusResponse_RegionsEntry {
+      const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+      if (previousRecursionDepth >= 100) {
+        throw new globalThis.Error("protobuf decode recursion limit exceeded");
+      }
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+      try {
+        const end = length === undefined ? reader.len : reader.pos + length;
+        const message = createBaseSystemSharedMemoryStatusResponse_RegionsEntry();
+        while (reader.pos < end) {
+          const tag = reader.uint32();
+          switch (tag >>> 3) {
+            case 1: {
+              if (tag !== 10) {
+                break;
+              }
+
+              message.key = reader.string();
+              continue;
+            }
+            case 2: {
+              if (tag !== 18) {
+                break;
+              }
+
+              message.value = SystemSharedMemoryStatusResponse_RegionStatus.decode(reader, reader.uint32());
+              continue;
+            }
+          }
+          if ((tag & 7) === 4 || tag === 0) {
+            break;
+          }
+          reader.skip(tag & 7);
+        }
+        return message;
+      } finally {
+        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+      }
+    },
+
+    fromJSON(object: any): SystemSharedMemoryStatusResponse_RegionsEntry {
+      return {
+        key: isSet(object.key) ? globalThis.String(object.key) : "",
+        value: isSet(object.value) ? SystemSharedMemoryStatusResponse_RegionStatus.fromJSON(object.value) : undefined,
+      };
+    },
+
+    toJSON(message: SystemSharedMemoryStatusResponse_RegionsEntry): unknown {
+      const obj: any = {};
+      if (message.key !== "") {
+        obj.key = message.key;
+      }
+      if (message.value !== undefined) {
+        obj.value = SystemSharedMemoryStatusResponse_RegionStatus.toJSON(message.value);
+      }
+      return obj;
+    },
+
+    create<I extends Exact<DeepPartial<SystemSharedMemoryStatusResponse_RegionsEntry>, I>>(
+      base?: I,
+    ): SystemSharedMemoryStatusResponse_RegionsEntry {
+      return SystemSharedMemoryStatusResponse_RegionsEntry.fromPartial(base ?? ({} as any));
+    },
+    fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryStatusResponse_RegionsEntry>, I>>(
+      object: I,
+    ): SystemSharedMemoryStatusResponse_RegionsEntry {
+      const message = createBaseSystemSharedMemoryStatusResponse_RegionsEntry();
+      message.key = object.key ?? "";
+      message.value = (object.value !== undefined && object.value !== null)
+        ? SystemSharedMemoryStatusResponse_RegionStatus.fromPartial(object.value)
+        : undefined;
+      return message;
+    },
+  };
+
+function createBaseSystemSharedMemoryRegisterRequest(): SystemSharedMemoryRegisterRequest {
+  return { name: "", key: "", offset: 0, byteSize: 0 };
+}
+
+export const SystemSharedMemoryRegisterRequest: MessageFns<SystemSharedMemoryRegisterRequest> = {
+  encode(message: SystemSharedMemoryRegisterRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(24).uint64(message.offset);
+    }
+    if (message.byteSize !== 0) {
+      writer.uint32(32).uint64(message.byteSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryRegisterRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSystemSharedMemoryRegisterRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.byteSize = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SystemSharedMemoryRegisterRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      byteSize: isSet(object.byteSize)
+        ? globalThis.Number(object.byteSize)
+        : isSet(object.byte_size)
+        ? globalThis.Number(object.byte_size)
+        : 0,
+    };
+  },
+
+  toJSON(message: SystemSharedMemoryRegisterRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.byteSize !== 0) {
+      obj.byteSize = Math.round(message.byteSize);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SystemSharedMemoryRegisterRequest>, I>>(
+    base?: I,
+  ): SystemSharedMemoryRegisterRequest {
+    return SystemSharedMemoryRegisterRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryRegisterRequest>, I>>(
+    object: I,
+  ): SystemSharedMemoryRegisterRequest {
+    const message = createBaseSystemSharedMemoryRegisterRequest();
+    message.name = object.name ?? "";
+    message.key = object.key ?? "";
+    message.offset = object.offset ?? 0;
+    message.byteSize = object.byteSize ?? 0;
+    return message;
+  },
+};
+
+function createBaseSystemSharedMemoryRegisterResponse(): SystemSharedMemoryRegisterResponse {
+  return {};
+}
+
+export const SystemSharedMemoryRegisterResponse: MessageFns<SystemSharedMemoryRegisterResponse> = {
+  encode(_: SystemSharedMemoryRegisterResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryRegisterResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSystemSharedMemoryRegisterResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): SystemSharedMemoryRegisterResponse {
+    return {};
+  },
+
+  toJSON(_: SystemSharedMemoryRegisterResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SystemSharedMemoryRegisterResponse>, I>>(
+    base?: I,
+  ): SystemSharedMemoryRegisterResponse {
+    return SystemSharedMemoryRegisterResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryRegisterResponse>, I>>(
+    _: I,
+  ): SystemSharedMemoryRegisterResponse {
+    const message = createBaseSystemSharedMemoryRegisterResponse();
+    return message;
+  },
+};
+
+function createBaseSystemSharedMemoryUnregisterRequest(): SystemSharedMemoryUnregisterRequest {
+  return { name: "" };
+}
+
+export const SystemSharedMemoryUnregisterRequest: MessageFns<SystemSharedMemoryUnregisterRequest> = {
+  encode(message: SystemSharedMemoryUnregisterRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryUnregisterRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSystemSharedMemoryUnregisterRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SystemSharedMemoryUnregisterRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: SystemSharedMemoryUnregisterRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SystemSharedMemoryUnregisterRequest>, I>>(
+    base?: I,
+  ): SystemSharedMemoryUnregisterRequest {
+    return SystemSharedMemoryUnregisterRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryUnregisterRequest>, I>>(
+    object: I,
+  ): SystemSharedMemoryUnregisterRequest {
+    const message = createBaseSystemSharedMemoryUnregisterRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSystemSharedMemoryUnregisterResponse(): SystemSharedMemoryUnregisterResponse {
+  return {};
+}
+
+export const SystemSharedMemoryUnregisterResponse: MessageFns<SystemSharedMemoryUnregisterResponse> = {
+  encode(_: SystemSharedMemoryUnregisterResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SystemSharedMemoryUnregisterResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSystemSharedMemoryUnregisterResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): SystemSharedMemoryUnregisterResponse {
+    return {};
+  },
+
+  toJSON(_: SystemSharedMemoryUnregisterResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SystemSharedMemoryUnregisterResponse>, I>>(
+    base?: I,
+  ): SystemSharedMemoryUnregisterResponse {
+    return SystemSharedMemoryUnregisterResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SystemSharedMemoryUnregisterResponse>, I>>(
+    _: I,
+  ): SystemSharedMemoryUnregisterResponse {
+    const message = createBaseSystemSharedMemoryUnregisterResponse();
+    return message;
+  },
+};
+
 export type GRPCInferenceServiceService = typeof GRPCInferenceServiceService;
 export const GRPCInferenceServiceService = {
   /** The server is live (it answers). */
@@ -6905,6 +7660,51 @@ export const GRPCInferenceServiceService = {
       Buffer.from(RepositoryModelUnloadResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RepositoryModelUnloadResponse => RepositoryModelUnloadResponse.decode(value),
   },
+  /**
+   * The registered system shared-memory regions, or one of them (system shared memory
+   * extension; PERMISSION_DENIED unless the server allows it).
+   */
+  systemSharedMemoryStatus: {
+    path: "/inference.GRPCInferenceService/SystemSharedMemoryStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SystemSharedMemoryStatusRequest): Buffer =>
+      Buffer.from(SystemSharedMemoryStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SystemSharedMemoryStatusRequest =>
+      SystemSharedMemoryStatusRequest.decode(value),
+    responseSerialize: (value: SystemSharedMemoryStatusResponse): Buffer =>
+      Buffer.from(SystemSharedMemoryStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SystemSharedMemoryStatusResponse =>
+      SystemSharedMemoryStatusResponse.decode(value),
+  },
+  /** Register a region of a POSIX shared-memory object on the server's host. */
+  systemSharedMemoryRegister: {
+    path: "/inference.GRPCInferenceService/SystemSharedMemoryRegister" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SystemSharedMemoryRegisterRequest): Buffer =>
+      Buffer.from(SystemSharedMemoryRegisterRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SystemSharedMemoryRegisterRequest =>
+      SystemSharedMemoryRegisterRequest.decode(value),
+    responseSerialize: (value: SystemSharedMemoryRegisterResponse): Buffer =>
+      Buffer.from(SystemSharedMemoryRegisterResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SystemSharedMemoryRegisterResponse =>
+      SystemSharedMemoryRegisterResponse.decode(value),
+  },
+  /** Unregister a region (every region when the name is empty). */
+  systemSharedMemoryUnregister: {
+    path: "/inference.GRPCInferenceService/SystemSharedMemoryUnregister" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SystemSharedMemoryUnregisterRequest): Buffer =>
+      Buffer.from(SystemSharedMemoryUnregisterRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SystemSharedMemoryUnregisterRequest =>
+      SystemSharedMemoryUnregisterRequest.decode(value),
+    responseSerialize: (value: SystemSharedMemoryUnregisterResponse): Buffer =>
+      Buffer.from(SystemSharedMemoryUnregisterResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SystemSharedMemoryUnregisterResponse =>
+      SystemSharedMemoryUnregisterResponse.decode(value),
+  },
 } as const;
 
 export interface GRPCInferenceServiceServer extends UntypedServiceImplementation {
@@ -6932,6 +7732,18 @@ export interface GRPCInferenceServiceServer extends UntypedServiceImplementation
   repositoryModelLoad: handleUnaryCall<RepositoryModelLoadRequest, RepositoryModelLoadResponse>;
   /** Unload a model. */
   repositoryModelUnload: handleUnaryCall<RepositoryModelUnloadRequest, RepositoryModelUnloadResponse>;
+  /**
+   * The registered system shared-memory regions, or one of them (system shared memory
+   * extension; PERMISSION_DENIED unless the server allows it).
+   */
+  systemSharedMemoryStatus: handleUnaryCall<SystemSharedMemoryStatusRequest, SystemSharedMemoryStatusResponse>;
+  /** Register a region of a POSIX shared-memory object on the server's host. */
+  systemSharedMemoryRegister: handleUnaryCall<SystemSharedMemoryRegisterRequest, SystemSharedMemoryRegisterResponse>;
+  /** Unregister a region (every region when the name is empty). */
+  systemSharedMemoryUnregister: handleUnaryCall<
+    SystemSharedMemoryUnregisterRequest,
+    SystemSharedMemoryUnregisterResponse
+  >;
 }
 
 export interface GRPCInferenceServiceClient extends Client {
@@ -7117,6 +7929,57 @@ export interface GRPCInferenceServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RepositoryModelUnloadResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The registered system shared-memory regions, or one of them (system shared memory
+   * extension; PERMISSION_DENIED unless the server allows it).
+   */
+  systemSharedMemoryStatus(
+    request: SystemSharedMemoryStatusRequest,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryStatusResponse) => void,
+  ): ClientUnaryCall;
+  systemSharedMemoryStatus(
+    request: SystemSharedMemoryStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryStatusResponse) => void,
+  ): ClientUnaryCall;
+  systemSharedMemoryStatus(
+    request: SystemSharedMemoryStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryStatusResponse) => void,
+  ): ClientUnaryCall;
+  /** Register a region of a POSIX shared-memory object on the server's host. */
+  systemSharedMemoryRegister(
+    request: SystemSharedMemoryRegisterRequest,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryRegisterResponse) => void,
+  ): ClientUnaryCall;
+  systemSharedMemoryRegister(
+    request: SystemSharedMemoryRegisterRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryRegisterResponse) => void,
+  ): ClientUnaryCall;
+  systemSharedMemoryRegister(
+    request: SystemSharedMemoryRegisterRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryRegisterResponse) => void,
+  ): ClientUnaryCall;
+  /** Unregister a region (every region when the name is empty). */
+  systemSharedMemoryUnregister(
+    request: SystemSharedMemoryUnregisterRequest,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryUnregisterResponse) => void,
+  ): ClientUnaryCall;
+  systemSharedMemoryUnregister(
+    request: SystemSharedMemoryUnregisterRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryUnregisterResponse) => void,
+  ): ClientUnaryCall;
+  systemSharedMemoryUnregister(
+    request: SystemSharedMemoryUnregisterRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SystemSharedMemoryUnregisterResponse) => void,
   ): ClientUnaryCall;
 }
 
