@@ -302,6 +302,11 @@ def _start_frontend(cpu: int | None) -> None:  # runs in the child between fork 
             os.sched_setaffinity(0, {cpu})
 
 
+_FLAGGED = ("model_control", "model_poll_s", "allow_shared_memory")
+"""Settings of ``serve``'s flags (beyond the addresses and the repository) that its
+frontends get through their environment."""
+
+
 class _Supervisor:
     """Runs ``count`` frontends (``lossserve serve`` processes of their own, each a fresh
     interpreter: nothing loaded here is inherited) on an HTTP and a gRPC port, each checked
@@ -351,6 +356,9 @@ class _Supervisor:
         }
         if self.settings.model_repository is not None:
             env["LOSSSERVE_MODEL_REPOSITORY"] = str(self.settings.model_repository)
+        for field in _FLAGGED:  # what the command's flags set, which a frontend reads anew
+            value = getattr(self.settings, field)
+            env[_env(field)] = json.dumps(value) if isinstance(value, bool) else str(value)
         if self.registry is not None:
             env["LOSSSERVE_SHARED_MEMORY_REGISTRY"] = str(self.registry)
         cpu = None if self.cpus is None else self.cpus[frontend.index]

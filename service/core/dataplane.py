@@ -40,6 +40,7 @@ from .errors import (
 )
 from .evaluator import StreamFit
 from .offload import by_size
+from .shm import Held
 from .types import (
     EvaluateRequest,
     EvaluateResult,
@@ -249,14 +250,12 @@ class DataPlane:
     # -- models ------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest, *, remaining: float | None = None) -> InferResult:
-        request = self._read_shared(request)
+        request, held = self._read_shared(request)
         if loss_models.is_loss_model(request.model):
             loss_request, names = loss_models.loss_request(request)
-            loss_request = self._loss_destinations(request, loss_request)
+            loss_request = _loss_destinations(held, loss_request)
             answer = await self.compute_loss(loss_request, remaining=remaining)
-            return await self._write_shared(
-                request, loss_models.infer_result(request, answer, names)
-            )
+            return await _write_shared(held, loss_models.infer_result(request, answer, names))
         limit = self.settings.max_elements
         rows = largest = strings = 0  # rows: the first input's
         for name, array in request.inputs.items():
@@ -271,40 +270,25 @@ class DataPlane:
         outputs = _outputs_per_row(self._state, request)
         self.budget.check(costs.infer_cost(rows, features, outputs, strings=strings))
         result = await self._state.models.infer(request, timeout=self.deadline(remaining))
-        return await self._write_shared(request, result)
+        return await _write_shared(held, result)
 
     # System shared memory: inputs read from a client's regions (views, not copies), outputs
-    # written into them (a loss's gradient and Hessian by the worker itself)
+    # written into them (a loss's gradient and Hessian by the worker itself). A request holds
+    # its places from its start: a region unregistered meanwhile does not affect it.
 
-    def _read_shared(self, request: InferRequest) -> InferRequest:
+    def _read_shared(self, request: InferRequest) -> tuple[InferRequest, dict[str, Held]]:
+        regions = self._state.regions
+        held = {
+            o.name: regions.hold(o.shared, f"output {o.name!r}")
+            for o in request.outputs
+            if o.shared is not None
+        }
         if not request.shared:
-            return request
+            return request, held
         inputs = dict(request.inputs)
         for name, shared in request.shared.items():
-            inputs[name] = self._state.regions.read(shared, f"input {name!r}")
-        return replace(request, inputs=inputs, shared={})
-
-    def _loss_destinations(self, request: InferRequest, loss: LossRequest) -> LossRequest:
-        shape = loss.logits.shape
-        out = {
-            o.name: self._state.regions.destination(
-                o.shared, np.dtype("<f4"), shape, f"output {o.name!r}"
-            )
-            for o in request.outputs
-            if o.shared is not None and o.name in ("grad", "hessian_diag")
-        }
-        return replace(loss, out=out) if out else loss
-
-    async def _write_shared(self, request: InferRequest, result: InferResult) -> InferResult:
-        places = {o.name: o.shared for o in request.outputs if o.shared is not None}
-        if not places:
-            return result
-        for name, ref in places.items():
-            array = result.outputs.get(name)
-            if array is not None:  # a copy, unless it was computed there
-                write = self._state.regions.write
-                await by_size(array.nbytes, write, ref, array, f"output {name!r}")
-        return replace(result, shared=places)
+            inputs[name] = regions.read(shared, f"input {name!r}")
+        return replace(request, inputs=inputs, shared={}), held
 
     # Reads of the served models (cheap, constant-size: no admission, no cost)
 
@@ -376,6 +360,30 @@ class DataPlane:
         self, name: str, instances: Any, *, remaining: float | None = None
     ) -> list[Prediction]:
         return await self._state.models.predict(name, instances, timeout=self.deadline(remaining))
+
+
+def _loss_destinations(held: dict[str, Held], loss: LossRequest) -> LossRequest:
+    """A loss request whose gradient and Hessian go into their regions (the worker writes
+    them there)."""
+    shape = loss.logits.shape
+    out = {
+        name: place.destination(np.dtype("<f4"), shape, f"output {name!r}")
+        for name, place in held.items()
+        if name in ("grad", "hessian_diag")
+    }
+    return replace(loss, out=out) if out else loss
+
+
+async def _write_shared(held: dict[str, Held], result: InferResult) -> InferResult:
+    """The result, its outputs in shared memory written there (a copy, unless computed
+    there), and marked as such."""
+    if not held:
+        return result
+    for name, place in held.items():
+        array = result.outputs.get(name)
+        if array is not None:
+            await by_size(array.nbytes, place.write, array, f"output {name!r}")
+    return replace(result, shared={name: place.ref for name, place in held.items()})
 
 
 def _outputs_per_row(state: ServiceState, request: InferRequest) -> int:

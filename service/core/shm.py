@@ -11,7 +11,7 @@ tensors crosses a socket.
 
 Off unless ``allow_shared_memory`` (``LOSSSERVE_ALLOW_SHARED_MEMORY``): a client that may
 register a region may have the server read and write any shared-memory object the server's
-user may open (the server's own worker segments, ``lossserve-*``, excepted). Triton leaves
+user may open (the server's own worker segments, ``/lossserve-<pid>-*``, excepted). Triton leaves
 it on; here it is for a client beside its server (a trainer and its loss server, a
 sidecar), switched on where every client is trusted that far. A client that shrinks an
 object under a registered region makes the server fault on it: that too is trust.
@@ -60,6 +60,7 @@ from .errors import InvalidArgument, NotFound, PermissionDenied
 
 __all__ = [
     "PARAMETERS",
+    "Held",
     "Region",
     "RegionArray",
     "SharedInput",
@@ -79,8 +80,8 @@ PARAMETERS = (REGION, BYTE_SIZE, OFFSET)
 MAX_NAME = 128
 """Characters of a region's name."""
 _KEY = re.compile(r"/?[A-Za-z0-9_.-]{1,200}")
-_OWN = "lossserve-"
-"""The prefix of the server's own segments (its workers'), which no client may register."""
+_OWN = re.compile(r"/?lossserve-[0-9]+-")
+"""The names of the server's own segments (its workers'), which no client may register."""
 _MAPPINGS = 16
 """Objects a process keeps mapped (the least recently used beyond it is let go)."""
 _PRUNE_S = 1.0
@@ -277,7 +278,7 @@ class SharedMemoryRegistry:
                 f"key: expected a shared-memory object's name ('/' and up to 200 letters, "
                 f"digits, '_', '.' or '-'), got {key!r}"
             )
-        if key.lstrip("/").startswith(_OWN):
+        if _OWN.match(key):
             raise InvalidArgument(f"key: {key!r} names one of the server's own segments")
         _count(offset, "offset", "")
         if _count(byte_size, "byte_size", "") == 0:
@@ -356,9 +357,9 @@ class SharedMemoryRegistry:
 
     # -- tensors ----------------------------------------------------------------------------
 
-    def _place(
-        self, ref: SharedRef, nbytes: int, label: str, *, exact: bool
-    ) -> tuple[mmap.mmap, _Place]:
+    def hold(self, ref: SharedRef, label: str) -> Held:
+        """The place ``ref`` names, mapped: what a request keeps from its start, so that
+        the region's unregistering meanwhile does not affect it."""
         self.check()
         region = self._region(ref.region)
         if region is None:
@@ -368,46 +369,52 @@ class SharedMemoryRegistry:
                 f"{label}: {OFFSET} {ref.offset} + {BYTE_SIZE} {ref.byte_size} exceed region "
                 f"{ref.region!r}'s {region.byte_size} bytes"
             )
-        if exact and ref.byte_size != nbytes:
-            raise InvalidArgument(
-                f"{label}: expected {BYTE_SIZE} {nbytes} for its shape and datatype, "
-                f"got {ref.byte_size}"
-            )
-        if ref.byte_size < nbytes:
-            raise InvalidArgument(
-                f"{label}: the output takes {nbytes} bytes, {BYTE_SIZE} is {ref.byte_size}"
-            )
         start = region.offset + ref.offset
-        inode, memory = _open(region.key, start + nbytes)
+        inode, memory = _open(region.key, start + ref.byte_size)
         self._prune()
-        return memory, _Place(region.key, inode, start)
+        return Held(ref, memory, _Place(region.key, inode, start))
 
     def read(self, shared: SharedInput, label: str) -> np.ndarray:
         """An input from its region: a view of the client's bytes (``BYTES``: decoded)."""
         datatype = check_datatype(shared.datatype, label)
+        held = self.hold(shared.ref, label)
+        size = shared.ref.byte_size
         if datatype == BYTES:
-            memory, place = self._place(shared.ref, shared.ref.byte_size, label, exact=True)
-            data = memoryview(memory)[place.start : place.start + shared.ref.byte_size]
+            data = memoryview(held.memory)[held.place.start : held.place.start + size]
             return decode_raw(data, datatype, shared.shape, label)
         dtype = DATATYPES[datatype]
         nbytes = math.prod(shared.shape) * dtype.itemsize
-        memory, place = self._place(shared.ref, nbytes, label, exact=True)
-        array: np.ndarray = _view(memory, place, dtype, shared.shape)
+        if size != nbytes:
+            raise InvalidArgument(
+                f"{label}: expected {BYTE_SIZE} {nbytes} for its shape and datatype, got {size}"
+            )
+        array: np.ndarray = _view(held.memory, held.place, dtype, shared.shape)
         return array
 
-    def destination(
-        self, ref: SharedRef, dtype: np.dtype[Any], shape: tuple[int, ...], label: str
-    ) -> np.ndarray:
+
+@dataclass(frozen=True)
+class Held:
+    """A place in a region, mapped (:meth:`SharedMemoryRegistry.hold`): where an output goes."""
+
+    ref: SharedRef
+    memory: mmap.mmap
+    place: _Place
+
+    def destination(self, dtype: np.dtype[Any], shape: tuple[int, ...], label: str) -> np.ndarray:
         """Where an output of ``shape`` goes: a view of the region (its size checked)."""
-        memory, place = self._place(ref, math.prod(shape) * dtype.itemsize, label, exact=False)
-        array: np.ndarray = _view(memory, place, dtype, shape)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if self.ref.byte_size < nbytes:
+            raise InvalidArgument(
+                f"{label}: the output takes {nbytes} bytes, {BYTE_SIZE} is {self.ref.byte_size}"
+            )
+        array: np.ndarray = _view(self.memory, self.place, dtype, shape)
         return array
 
-    def write(self, ref: SharedRef, array: np.ndarray, label: str) -> None:
-        """Put an output into its region (nothing to do when it was computed there)."""
+    def write(self, array: np.ndarray, label: str) -> None:
+        """Put an output here (nothing to do when it was computed here)."""
         if array.dtype == object:
             raise InvalidArgument(f"{label}: a BYTES output cannot be written to shared memory")
-        target = self.destination(ref, array.dtype, array.shape, label)
+        target = self.destination(array.dtype, array.shape, label)
         if _address(target) != _address(array) or target.strides != array.strides:
             np.copyto(target, array, casting="no")
 

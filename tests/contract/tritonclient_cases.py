@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from bench._server import running_server
@@ -518,3 +520,257 @@ def test_loss_model_errors_name_what_was_wrong(server: Server, kind: str) -> Non
     out_of_range = [inputs[0], _loss_input(kind, "targets", np.array([0, 1, 7, 0]))]
     wrong = _failure(lambda: client.infer("loss.focal", out_of_range))
     assert BAD_REQUEST[kind] in str(wrong.status())
+
+
+# -------------------------------------------------------------------- system shared memory
+
+
+@pytest.fixture(scope="module")
+def shm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Shared memory allowed, two frontends: a region registered on one connection serves
+    requests that arrive on the other frontend."""
+    repository = tmp_path_factory.mktemp("shm-models")
+    write_model(repository, "tiny", 1, seed=1)
+    # room for the slow request's estimated memory (its real peak is far below)
+    env = {
+        **SERVICE_ENV,
+        "LOSSSERVE_FRONTENDS": "2",
+        "LOSSSERVE_MAX_REQUEST_MEMORY_BYTES": str(8 << 30),
+    }
+    with running_server(
+        ["--model-repository", str(repository), "--allow-shared-memory"],
+        env,
+        ["/v2/health/ready"],
+        timeout=90,
+    ) as running:
+        yield Server(running.http_port, running.grpc_port, repository)
+
+
+@pytest.fixture
+def regions() -> Iterator[list[Any]]:
+    """tritonclient's own shared-memory regions, destroyed after the test."""
+    made: list[Any] = []
+    yield made
+    for handle in made:
+        shm.destroy_shared_memory_region(handle)
+
+
+def _region(made: list[Any], name: str, size: int) -> Any:
+    handle = shm.create_shared_memory_region(name, f"/tc-shm-{name}", size)
+    made.append(handle)
+    return handle
+
+
+def _placed(
+    kind: str, name: str, shape: Any, datatype: str, region: str, size: int, offset: int = 0
+) -> Any:
+    tensor = _module(kind).InferInput(name, list(shape), datatype)
+    tensor.set_shared_memory(region, size, offset)
+    return tensor
+
+
+def _placed_output(kind: str, name: str, region: str, size: int, offset: int = 0) -> Any:
+    output = _module(kind).InferRequestedOutput(name)
+    output.set_shared_memory(region, size, offset)
+    return output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shared_memory_is_advertised_and_off_elsewhere(
+    shm_server: Server, server: Server, kind: str
+) -> None:
+    metadata = shm_server.client(kind).get_server_metadata(**_as_json(kind))
+    assert "system_shared_memory" in metadata["extensions"]
+    assert (
+        "system_shared_memory"
+        not in server.client(kind).get_server_metadata(**_as_json(kind))["extensions"]
+    )
+    failure = _failure(
+        lambda: server.client(kind).register_system_shared_memory("r", "/anything", 64)
+    )
+    assert "LOSSSERVE_ALLOW_SHARED_MEMORY" in str(failure)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_loss_model_through_shared_memory(
+    shm_server: Server, regions: list[Any], kind: str
+) -> None:
+    """logits and targets in one region, the gradient and Hessian written into another:
+    nothing of them crosses the socket, and the numbers are losses.derivatives'."""
+    import torch
+
+    import losses
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, (256, 7)).astype(np.float32)
+    targets = rng.integers(0, 7, 256).astype(np.int64)
+    size = logits.nbytes
+    inputs = _region(regions, f"in-{kind}", size + targets.nbytes)
+    outputs = _region(regions, f"out-{kind}", 2 * size)
+    shm.set_shared_memory_region(inputs, [logits])
+    shm.set_shared_memory_region(inputs, [targets], offset=size)
+    client = shm_server.client(kind)
+    client.register_system_shared_memory(f"in-{kind}", f"/tc-shm-in-{kind}", size + targets.nbytes)
+    client.register_system_shared_memory(f"out-{kind}", f"/tc-shm-out-{kind}", 2 * size)
+    expected = losses.derivatives(
+        "focal", torch.from_numpy(logits), torch.from_numpy(targets), hessian=True, gamma=2.0
+    )
+    assert expected.hessian_diag is not None
+    for attempt in range(6):  # fresh connections: some reach the other frontend
+        shm.set_shared_memory_region(outputs, [np.zeros((2, *logits.shape), np.float32)])
+        answer = shm_server.client(kind).infer(
+            "loss.focal",
+            [
+                _placed(kind, "logits", logits.shape, "FP32", f"in-{kind}", size),
+                _placed(
+                    kind, "targets", targets.shape, "INT64", f"in-{kind}", targets.nbytes, size
+                ),
+            ],
+            outputs=[
+                _output(kind, "loss"),
+                _placed_output(kind, "grad", f"out-{kind}", size),
+                _placed_output(kind, "hessian_diag", f"out-{kind}", size, size),
+            ],
+            parameters={"gamma": 2.0},
+            request_id=f"shm-{attempt}",
+        )
+        np.testing.assert_allclose(answer.as_numpy("loss")[0], expected.value.item(), rtol=1e-5)
+        grad = shm.get_contents_as_numpy(outputs, np.float32, list(logits.shape))
+        hessian = shm.get_contents_as_numpy(outputs, np.float32, list(logits.shape), offset=size)
+        np.testing.assert_allclose(grad, expected.grad.numpy(), rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(hessian, expected.hessian_diag.numpy(), rtol=1e-5, atol=1e-8)
+    status = shm_server.client(kind).get_system_shared_memory_status(**_as_json(kind))
+    names = [r["name"] for r in status] if kind == "http" else sorted(status["regions"])
+    assert f"in-{kind}" in names and f"out-{kind}" in names
+    client.unregister_system_shared_memory(f"in-{kind}")
+    client.unregister_system_shared_memory(f"out-{kind}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_models_features_and_outputs_through_shared_memory(
+    shm_server: Server, regions: list[Any], kind: str
+) -> None:
+    features = rows(9, seed=21)
+    expected = reference(shm_server.repository / "tiny" / "1", features)
+    probabilities = expected["probabilities"].astype(np.float32)
+    handle = _region(regions, f"model-{kind}", features.nbytes + probabilities.nbytes)
+    shm.set_shared_memory_region(handle, [features])
+    client = shm_server.client(kind)
+    client.register_system_shared_memory(
+        f"model-{kind}", f"/tc-shm-model-{kind}", features.nbytes + probabilities.nbytes
+    )
+    answer = client.infer(
+        "tiny",
+        [_placed(kind, "features", features.shape, "FP32", f"model-{kind}", features.nbytes)],
+        outputs=[
+            _output(kind, "decisions"),
+            _placed_output(
+                kind, "probabilities", f"model-{kind}", probabilities.nbytes, features.nbytes
+            ),
+        ],
+    )
+    np.testing.assert_array_equal(answer.as_numpy("decisions"), expected["decisions"])
+    written = shm.get_contents_as_numpy(
+        handle, np.float32, list(probabilities.shape), offset=features.nbytes
+    )
+    np.testing.assert_allclose(written, probabilities, rtol=1e-6, atol=1e-7)
+    client.unregister_system_shared_memory(f"model-{kind}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_regions_offsets_and_sizes_answer_clear_errors(
+    shm_server: Server, regions: list[Any], kind: str
+) -> None:
+    client = shm_server.client(kind)
+    _region(regions, f"bad-{kind}", 1024)
+    key = f"/tc-shm-bad-{kind}"
+    cases = {
+        "no object": (
+            lambda: client.register_system_shared_memory("x", "/no-such-key", 8),
+            "no shared-memory object '/no-such-key'",
+        ),
+        "past the end": (
+            lambda: client.register_system_shared_memory("x", key, 2048, 512),
+            "has 1024 bytes, expected at least 2560",
+        ),
+        "zero size": (
+            lambda: client.register_system_shared_memory("x", key, 0),
+            "byte_size: expected a positive size, got 0",
+        ),
+        "server's own": (
+            lambda: client.register_system_shared_memory("x", "/lossserve-1-a-0in", 8),
+            "names one of the server's own segments",
+        ),
+    }
+    for name, (call, message) in cases.items():
+        assert message in str(_failure(call)), name
+    client.register_system_shared_memory(f"bad-{kind}", key, 1024)
+    twice = _failure(lambda: client.register_system_shared_memory(f"bad-{kind}", key, 8))
+    assert "is registered already" in str(twice)
+    logits = np.zeros((8, 4), np.float32)
+    targets = _loss_input(kind, "targets", np.zeros(8, np.int64))
+
+    def infer(placed: Any, *outputs: Any) -> Any:
+        return lambda: client.infer("loss.focal", [placed, targets], outputs=list(outputs) or None)
+
+    cases = {
+        "unknown region": (
+            infer(_placed(kind, "logits", logits.shape, "FP32", "nope", 128)),
+            "shared_memory_region 'nope': no such region is registered",
+        ),
+        "offset past the end": (
+            infer(_placed(kind, "logits", logits.shape, "FP32", f"bad-{kind}", 128, 1000)),
+            "shared_memory_offset 1000 + shared_memory_byte_size 128 exceed region",
+        ),
+        "size unlike the shape": (
+            infer(_placed(kind, "logits", logits.shape, "FP32", f"bad-{kind}", 120)),
+            "expected shared_memory_byte_size 128 for its shape and datatype, got 120",
+        ),
+        "output too small": (
+            infer(
+                _placed(kind, "logits", logits.shape, "FP32", f"bad-{kind}", 128),
+                _placed_output(kind, "grad", f"bad-{kind}", 64, 512),
+            ),
+            "output 'grad': the output takes 128 bytes, shared_memory_byte_size is 64",
+        ),
+    }
+    for name, (call, message) in cases.items():
+        failure = _failure(call)
+        assert message in str(failure), name
+        assert BAD_REQUEST[kind] in str(failure.status()), name
+    client.unregister_system_shared_memory(f"bad-{kind}")
+    assert client.is_server_live()
+
+
+def test_unregister_while_in_use(shm_server: Server, regions: list[Any]) -> None:
+    """A request in flight finishes with its region; later ones naming it are refused."""
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 1, (2048, 128)).astype(np.float32)
+    targets = (rng.uniform(size=(2048, 128)) < 0.1).astype(np.float32)
+    size = logits.nbytes
+    handle = _region(regions, "busy", 3 * size)
+    shm.set_shared_memory_region(handle, [logits, targets])
+    client = shm_server.client("grpc")
+    client.register_system_shared_memory("busy", "/tc-shm-busy", 3 * size)
+    answers: queue.Queue[Any] = queue.Queue()
+    placed = [
+        _placed("grpc", "logits", logits.shape, "FP32", "busy", size),
+        _placed("grpc", "targets", targets.shape, "FP32", "busy", size, size),
+    ]
+    outputs = [_placed_output("grpc", "hessian_diag", "busy", size, 2 * size)]
+    # subset softmax's Hessian up to k = 64: a recursion over the classes (about 2 s here)
+    client.async_infer(
+        "loss.subset_softmax",
+        placed,
+        lambda result, error: answers.put((result, error)),
+        outputs=outputs,
+        parameters={"max_k": 64},
+    )
+    time.sleep(0.3)
+    client.unregister_system_shared_memory("busy")
+    _, error = answers.get(timeout=60)
+    assert error is None, f"{error.status()} {error.message()}"
+    written = shm.get_contents_as_numpy(handle, np.float32, list(logits.shape), offset=2 * size)
+    assert np.isfinite(written).all() and np.abs(written).sum() > 0
+    later = _failure(lambda: client.infer("loss.subset_softmax", placed, outputs=outputs))
+    assert "'busy': no such region is registered" in str(later)

@@ -187,7 +187,9 @@ def test_tensors_must_fit_their_region(
     with pytest.raises(InvalidArgument, match="expected shared_memory_byte_size 64 for its shape"):
         registry.read(SharedInput(SharedRef("r", 128), "FP32", (16,)), "input 'x'")
     with pytest.raises(InvalidArgument, match=r"the output takes 256 bytes, .* is 128"):
-        registry.destination(SharedRef("r", 128), np.dtype("<f4"), (64,), "output 'y'")
+        registry.hold(SharedRef("r", 128), "output 'y'").destination(
+            np.dtype("<f4"), (64,), "output 'y'"
+        )
 
 
 def test_a_view_is_the_clients_memory_and_pickles_as_its_place(
@@ -410,8 +412,8 @@ def test_a_worker_computes_from_the_region_and_writes_the_gradient_into_it(
         state.regions.register("r", segment.key, 0, 2 * LOGITS.nbytes)
         size = LOGITS.nbytes
         logits = state.regions.read(SharedInput(SharedRef("r", size), "FP32", LOGITS.shape), "x")
-        grad = state.regions.destination(
-            SharedRef("r", size, size), np.dtype("<f4"), LOGITS.shape, "g"
+        grad = state.regions.hold(SharedRef("r", size, size), "g").destination(
+            np.dtype("<f4"), LOGITS.shape, "g"
         )
         request = LossRequest("focal", logits, TARGETS, return_grad=True, out={"grad": grad})
         result = await state.engine.compute(request)
