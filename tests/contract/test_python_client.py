@@ -9,10 +9,12 @@ decision rule for predictions.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -55,7 +57,7 @@ def server(repository: Path) -> Iterator[Server]:
         yield running
 
 
-def connect(server: Server, transport: str, **options: int) -> LossClient:
+def connect(server: Server, transport: str, **options: Any) -> LossClient:
     if transport == "rest":
         return LossClient.rest(f"http://{server.http_url}", **options)
     return LossClient.grpc(server.grpc_url, **options)
@@ -279,3 +281,64 @@ def test_an_unknown_model_is_not_found(client: LossClient) -> None:
         client.predict("nope", rows(1))
     assert caught.value.code == "NOT_FOUND"
     assert "nope" in caught.value.message
+
+
+@pytest.fixture(scope="module")
+def shm_server() -> Iterator[Server]:
+    with running_server(["--allow-shared-memory"], SERVICE_ENV, ["/v2/health/ready"]) as running:
+        yield running
+
+
+def _segments() -> set[str]:
+    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_compute_loss_through_shared_memory(shm_server: Server, transport: str) -> None:
+    """With shared_memory=True the tensors, gradient and Hessian go through a segment of the
+    client's: the same answers as over the socket, the region registered once, and the
+    segment and region gone after close."""
+    rng = np.random.default_rng(4)
+    before = _segments()
+    with (
+        connect(shm_server, transport, shared_memory=True) as shared,
+        connect(shm_server, transport) as plain,
+    ):
+        for logits, targets, options in (
+            (*_batch(64, 5, 1), {"return_grad": True, "return_hessian": True}),
+            (*_batch(64, 5, 2), {"reduction": "none", "return_grad": True}),
+            (  # larger than the first segment: a new one, registered anew
+                rng.normal(size=(20000, 20)).astype(np.float32),
+                rng.integers(0, 20, 20000),
+                {"return_grad": True, "params": {"gamma": 1.0, "alpha": [1.0] * 20}},
+            ),
+        ):
+            got = shared.compute_loss("focal", logits, targets, **options)  # type: ignore[arg-type]
+            want = plain.compute_loss("focal", logits, targets, **options)  # type: ignore[arg-type]
+            assert got.value.shape == want.value.shape
+            np.testing.assert_allclose(got.value, want.value, rtol=1e-6)
+            for name in ("grad", "hessian_diag"):
+                expected = getattr(want, name)
+                if expected is None:
+                    assert getattr(got, name) is None
+                else:
+                    np.testing.assert_allclose(getattr(got, name), expected, rtol=1e-6)
+        with pytest.raises(LossServeError) as caught:
+            shared.compute_loss("focal", *_batch(4, 3, 3), params={"gamma": -1.0})
+        assert caught.value.code == "INVALID_ARGUMENT"
+        assert "params.gamma" in caught.value.message
+        assert len(_segments() - before) == 1
+        status = httpx.get(f"http://{shm_server.http_url}/v2/systemsharedmemory/status").json()
+        assert len(status) == 1 and status[0]["name"].startswith("lossclient-")
+    assert _segments() == before
+    assert httpx.get(f"http://{shm_server.http_url}/v2/systemsharedmemory/status").json() == []
+
+
+def test_shared_memory_needs_a_server_that_allows_it(server: Server) -> None:
+    with (
+        connect(server, "grpc", shared_memory=True) as client,
+        pytest.raises(LossServeError) as caught,
+    ):
+        client.compute_loss("focal", *_batch(4, 3, 3))
+    assert caught.value.code == "PERMISSION_DENIED"
+    assert "LOSSSERVE_ALLOW_SHARED_MEMORY" in caught.value.message

@@ -43,6 +43,7 @@ from lossserve_proto.tensors import (
 )
 from lossserve_proto.tensors import to_bytes as tensor_bytes
 
+from ._shared import SharedTensors, loss_call, loss_result
 from .openapi import Client as RestApiClient
 from .openapi.api.losses import compute_loss as rest_compute_loss
 from .openapi.api.losses import list_losses as rest_list_losses
@@ -177,9 +178,19 @@ class LossClient:
         timeout: float | None = 60.0,
         binary_bytes: int = DEFAULT_BINARY_BYTES,
         headers: dict[str, str] | None = None,
+        shared_memory: bool = False,
     ) -> LossClient:
-        """A client of the REST API at ``url`` (e.g. ``http://127.0.0.1:8000``)."""
-        return cls(_Rest(url, timeout=timeout, binary_bytes=binary_bytes, headers=headers))
+        """A client of the REST API at ``url`` (e.g. ``http://127.0.0.1:8000``).
+
+        ``shared_memory``: the server is on this host and allows system shared memory
+        (``LOSSSERVE_ALLOW_SHARED_MEMORY=true``); ``compute_loss`` then passes its tensors,
+        gradient and Hessian through a shared-memory segment of this client's instead of
+        the socket (see :mod:`lossserve_client._shared`).
+        """
+        transport = _Rest(url, timeout=timeout, binary_bytes=binary_bytes, headers=headers)
+        if shared_memory:
+            transport.share()
+        return cls(transport)
 
     @classmethod
     def grpc(
@@ -190,21 +201,24 @@ class LossClient:
         stream_timeout: float | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         options: Sequence[tuple[str, Any]] = GRPC_OPTIONS,
+        shared_memory: bool = False,
     ) -> LossClient:
         """A client of the gRPC API at ``target`` (e.g. ``127.0.0.1:50051``), insecure.
 
         ``timeout`` is the deadline of each unary call and of a chunked ``compute_loss``;
         ``stream_timeout`` that of a whole ``evaluate_stream`` (None: as long as it takes).
+        ``shared_memory``: as for :meth:`rest`.
         """
-        return cls(
-            _Grpc(
-                target,
-                timeout=timeout,
-                stream_timeout=stream_timeout,
-                chunk_bytes=chunk_bytes,
-                options=options,
-            )
+        transport = _Grpc(
+            target,
+            timeout=timeout,
+            stream_timeout=stream_timeout,
+            chunk_bytes=chunk_bytes,
+            options=options,
         )
+        if shared_memory:
+            transport.share()
+        return cls(transport)
 
     def __enter__(self) -> LossClient:
         return self
@@ -398,9 +412,63 @@ class _Rest:
             raise_on_unexpected_status=False,
         )
         self._binary_bytes = binary_bytes
+        self._shared: SharedTensors | None = None
+
+    def share(self) -> None:
+        """Send ``compute_loss``'s tensors through shared memory from now on."""
+        self._shared = SharedTensors(self._register, self._unregister)
+
+    def _register(self, name: str, key: str, byte_size: int) -> None:
+        body = {"key": key, "offset": 0, "byte_size": byte_size}
+        self._post_oip(f"/v2/systemsharedmemory/region/{name}/register", body)
+
+    def _unregister(self, name: str) -> None:
+        self._post_oip(f"/v2/systemsharedmemory/region/{name}/unregister", None)
+
+    def _post_oip(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST a JSON body to an Open Inference Protocol route; its JSON answer."""
+        try:
+            response = self._api.get_httpx_client().post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise LossServeError("UNAVAILABLE", f"{type(exc).__name__}: {exc}", status=0) from None
+        if response.status_code != 200:
+            raise _oip_error(response)
+        answer: dict[str, Any] = _json_answer(response)
+        return answer
 
     def close(self) -> None:
-        self._api.get_httpx_client().close()
+        try:
+            if self._shared is not None:
+                self._shared.close()
+        finally:
+            self._api.get_httpx_client().close()
+
+    def _compute_shared(
+        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
+    ) -> LossResult:
+        assert self._shared is not None
+        call = loss_call(self._shared, request, tensors)
+        region = self._shared.region
+        document = {
+            "parameters": call.parameters,
+            "inputs": [
+                {
+                    "name": place.name,
+                    "datatype": place.datatype,
+                    "shape": list(place.shape),
+                    "parameters": place.parameters(region),
+                }
+                for place in call.inputs
+            ],
+            "outputs": [
+                {"name": "loss"},
+                *({"name": p.name, "parameters": p.parameters(region)} for p in call.outputs),
+            ],
+        }
+        answer = self._post_oip(f"/v2/models/{call.model}/infer", document)
+        loss = answer["outputs"][0]
+        value = np.asarray(loss["data"], np.float32).reshape(loss["shape"])
+        return LossResult(**loss_result(self._shared, call, request, value))
 
     def _send(self, operation: ModuleType, *args: Any, **kwargs: Any) -> httpx.Response:
         """The generated ``operation``'s request; its 200 answer, else a LossServeError."""
@@ -446,6 +514,8 @@ class _Rest:
         return [_loss_info(info, info.params_schema.to_dict()) for info in body.losses]
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
+        if self._shared is not None:
+            return self._compute_shared(request, tensors)
         body, binary = self._send_tensors(rest_compute_loss, LossRequestBody, request, tensors)
         arrays: dict[str, np.ndarray | None] = {}
         offset = 0
@@ -551,6 +621,41 @@ def _rest_error(response: httpx.Response) -> LossServeError:
 # --- gRPC --------------------------------------------------------------------------------------
 
 
+_OIP_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+"""The service's code of each status an Open Inference Protocol route answers."""
+
+
+def _oip_error(response: httpx.Response) -> LossServeError:
+    """The protocol's ``{"error": "message"}`` body (under ``/v2``) as a LossServeError."""
+    status = response.status_code
+    try:
+        message = str(json.loads(response.content)["error"])
+    except (ValueError, KeyError, TypeError):
+        message = f"HTTP {status}: {response.content.decode(errors='replace')[:500]}"
+    return LossServeError(_OIP_CODES.get(status, "UNKNOWN"), message, status=status)
+
+
+def _set_parameter(parameter: Any, value: Any) -> None:
+    """An ``inference.InferParameter`` holding ``value``."""
+    if isinstance(value, bool):
+        parameter.bool_param = value
+    elif isinstance(value, int):
+        parameter.int64_param = value
+    elif isinstance(value, float):
+        parameter.double_param = value
+    else:
+        parameter.string_param = str(value)
+
+
 def _grpc_error(error: grpc.RpcError) -> LossServeError:
     """The service's code (trailing metadata ``lossserve-error-code``) and message."""
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
@@ -604,9 +709,60 @@ class _Grpc:
         self._inference = oip_grpc.GRPCInferenceServiceStub(self._channel)
         self._timeout = timeout
         self._chunk_bytes = chunk_bytes
+        self._shared: SharedTensors | None = None
+
+    def share(self) -> None:
+        """Send ``compute_loss``'s tensors through shared memory from now on."""
+        self._shared = SharedTensors(self._register, self._unregister)
+
+    def _register(self, name: str, key: str, byte_size: int) -> None:
+        message = oip.SystemSharedMemoryRegisterRequest(name=name, key=key, byte_size=byte_size)
+        try:
+            self._inference.SystemSharedMemoryRegister(message, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
+
+    def _unregister(self, name: str) -> None:
+        message = oip.SystemSharedMemoryUnregisterRequest(name=name)
+        try:
+            self._inference.SystemSharedMemoryUnregister(message, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
 
     def close(self) -> None:
-        self._channel.close()
+        try:
+            if self._shared is not None:
+                self._shared.close()
+        finally:
+            self._channel.close()
+
+    def _compute_shared(
+        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
+    ) -> LossResult:
+        assert self._shared is not None
+        call = loss_call(self._shared, request, tensors)
+        region = self._shared.region
+        message = oip.ModelInferRequest(model_name=call.model)
+        for key, value in call.parameters.items():
+            _set_parameter(message.parameters[key], value)
+        for place in call.inputs:
+            tensor = message.inputs.add(
+                name=place.name, datatype=place.datatype, shape=list(place.shape)
+            )
+            for key, value in place.parameters(region).items():
+                _set_parameter(tensor.parameters[key], value)
+        message.outputs.add(name="loss")
+        for place in call.outputs:
+            output = message.outputs.add(name=place.name)
+            for key, value in place.parameters(region).items():
+                _set_parameter(output.parameters[key], value)
+        try:
+            answer = self._inference.ModelInfer(message, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise _grpc_error(error) from None
+        loss = np.frombuffer(answer.raw_output_contents[0], np.float32)
+        value = loss.reshape(tuple(answer.outputs[0].shape))
+        return LossResult(**loss_result(self._shared, call, request, value))
 
     def list_losses(self) -> list[LossInfo]:
         try:
@@ -616,6 +772,8 @@ class _Grpc:
         return [_loss_info(info, json.loads(info.params_schema)) for info in answer.losses]
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
+        if self._shared is not None:
+            return self._compute_shared(request, tensors)
         header = pb.ComputeLossRequest(
             loss=request["loss"],
             params_json=json.dumps(request["params"]) if request["params"] else "",
