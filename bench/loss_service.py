@@ -14,7 +14,18 @@ loss built for imbalance; reduction "mean", ``return_grad`` true) over:
   path when the request's or the answer's tensors exceed 2 MiB, unary below);
 - REST binary: JSON header + raw little-endian bytes (``Inference-Header-Content-Length``);
 - REST base64: ``{"shape", "dtype", "b64"}`` tensors (pybase64 on the client);
-- REST JSON lists: nested lists (orjson, numpy serialised directly).
+- REST JSON lists: nested lists (orjson, numpy serialised directly);
+- ``LossClient.grpc`` and ``LossClient.rest`` (the Python client: chunked gRPC above 2 MiB,
+  REST binary above 1 MiB), and both with ``shared_memory=True``: the client copies the
+  tensors into a registered segment of its own, the loss model ``loss.focal`` reads them
+  there and writes the gradient there, and the client copies it out;
+- the loss model ``loss.focal`` over the Open Inference Protocol: gRPC ``ModelInfer`` with
+  raw contents, REST with the binary tensor extension, and through system shared memory
+  with the tensors living in a registered region (as a trainer that writes its logits
+  there would; the gradient is read where the server wrote it, no copy);
+- the peer: ``bench/raw_loss_peer.py``, a hand-written FastAPI endpoint taking the raw
+  bytes (shape in a header) and answering the raw gradient, computed on its event loop,
+  in a process of its own with the same threads.
 
 REST runs through one keep-alive ``httpx.Client``. Every timing is the client's wall clock
 around one whole call: encoding the request, the server's work, and decoding the answer's
@@ -70,6 +81,8 @@ import pybase64
 import torch
 from _server import CpuShare, Server
 
+from lossserve_proto.inference import grpc_service_pb2 as oip
+from lossserve_proto.inference import grpc_service_pb2_grpc as oip_stubs
 from lossserve_proto.lossserve.v1 import loss_service_pb2 as pb
 from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 
@@ -86,6 +99,7 @@ GRPC_LIMIT = 512 * MiB
 HEADER_LENGTH = "Inference-Header-Content-Length"
 IN_PROCESS, BINARY = "in-process losses.derivatives", "REST binary"
 GRPC, CHUNKED = "gRPC unary ComputeLoss", "gRPC ComputeLossChunked (2 MiB)"
+PEER = "peer: hand-written FastAPI raw bytes"
 
 
 def import_losses() -> ModuleType:
@@ -118,12 +132,20 @@ def running_server(threads: int, queue_depth: int) -> AbstractContextManager[Ser
         "LOSSSERVE_MAX_ELEMENTS": str(1 << 28),
         "LOSSSERVE_MAX_INFLIGHT_BYTES": str(2 * GRPC_LIMIT),
         "LOSSSERVE_FRONTENDS": "1",
+        "LOSSSERVE_ALLOW_SHARED_MEMORY": "true",
         "LOSSSERVE_WORKER_THREADS": str(threads),
         "LOSSSERVE_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
     return _server.running_server([], env, ["/v2/health/ready"])
+
+
+def running_peer(threads: int) -> AbstractContextManager[Server]:
+    """``bench/raw_loss_peer.py`` with ``threads`` torch threads."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    program = (sys.executable, str(ROOT / "bench" / "raw_loss_peer.py"))
+    return _server.running_server([], env, ["/health"], program=program)
 
 
 # --- clients: encode the request, call, decode the answer to (value, grad) ----------------
@@ -251,6 +273,129 @@ def rest_lists(client: httpx.Client, logits: np.ndarray, targets: np.ndarray) ->
     response.raise_for_status()
     answer = orjson.loads(response.content)
     return float(answer["value"]), np.asarray(answer["grad"], dtype=np.float32)
+
+
+def peer(client: httpx.Client, logits: np.ndarray, targets: np.ndarray) -> Result:
+    body = b"".join((logits.data, targets.data))
+    response = client.post(
+        "/focal", content=body, headers={"X-Shape": f"{logits.shape[0]},{logits.shape[1]}"}
+    )
+    response.raise_for_status()
+    grad = np.frombuffer(response.content, np.float32).reshape(logits.shape)
+    return float(response.headers["x-loss"]), grad
+
+
+def lossclient(client: Any, logits: np.ndarray, targets: np.ndarray) -> Result:
+    result = client.compute_loss(LOSS, logits, targets, params=PARAMS, return_grad=True)
+    return float(result.value), result.grad
+
+
+def _oip_tensor(message: Any, name: str, array: np.ndarray) -> Any:
+    datatype = {"float32": "FP32", "int64": "INT64"}[array.dtype.name]
+    return message.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+
+
+def _oip_message(logits: np.ndarray, targets: np.ndarray) -> Any:
+    message = oip.ModelInferRequest(model_name=f"loss.{LOSS}")
+    message.parameters["gamma"].double_param = PARAMS["gamma"]
+    message.parameters["reduction"].string_param = REDUCTION
+    for name in ("loss", "grad"):
+        message.outputs.add(name=name)
+    return message
+
+
+def oip_infer(stub: Any, logits: np.ndarray, targets: np.ndarray) -> Result:
+    """``loss.focal`` by ``ModelInfer``, the tensors in ``raw_input_contents``."""
+    message = _oip_message(logits, targets)
+    _oip_tensor(message, "logits", logits)
+    _oip_tensor(message, "targets", targets)
+    message.raw_input_contents.extend((logits.tobytes(), targets.tobytes()))
+    answer = stub.ModelInfer(message)
+    value = np.frombuffer(answer.raw_output_contents[0], np.float32)
+    grad = np.frombuffer(answer.raw_output_contents[1], np.float32).reshape(logits.shape)
+    return float(value[0]), grad
+
+
+def oip_rest_binary(client: httpx.Client, logits: np.ndarray, targets: np.ndarray) -> Result:
+    """``loss.focal`` over REST with the binary tensor extension, both ways."""
+    header = orjson.dumps(
+        {
+            "parameters": {**PARAMS, "reduction": REDUCTION, "binary_data_output": True},
+            "inputs": [
+                {
+                    "name": name,
+                    "datatype": {"float32": "FP32", "int64": "INT64"}[array.dtype.name],
+                    "shape": list(array.shape),
+                    "parameters": {"binary_data_size": array.nbytes},
+                }
+                for name, array in (("logits", logits), ("targets", targets))
+            ],
+            "outputs": [{"name": "loss"}, {"name": "grad"}],
+        }
+    )
+    response = client.post(
+        f"/v2/models/loss.{LOSS}/infer",
+        content=b"".join((header, logits.data, targets.data)),
+        headers={HEADER_LENGTH: str(len(header)), "Content-Type": "application/octet-stream"},
+    )
+    response.raise_for_status()
+    length = int(response.headers[HEADER_LENGTH])
+    data = memoryview(response.content)[length:]
+    value = np.frombuffer(data, np.float32, 1)
+    return float(value[0]), np.frombuffer(data, np.float32, offset=4).reshape(logits.shape)
+
+
+class Region:
+    """A segment of this client's holding logits, targets and room for the gradient,
+    registered with the server: the tensors live there (written once, as a trainer that
+    produces its logits there would)."""
+
+    def __init__(self, stub: Any, logits: np.ndarray, targets: np.ndarray) -> None:
+        from multiprocessing import shared_memory
+
+        self.shape = logits.shape
+        self.sizes = (logits.nbytes, targets.nbytes, logits.nbytes)
+        self.memory = shared_memory.SharedMemory(create=True, size=sum(self.sizes))
+        buffer = np.frombuffer(cast(memoryview, self.memory.buf), np.uint8)
+        buffer[: logits.nbytes] = logits.view(np.uint8).reshape(-1)
+        buffer[logits.nbytes : logits.nbytes + targets.nbytes] = targets.view(np.uint8)
+        del buffer
+        self.name = f"bench-{os.getpid()}"
+        self.stub = stub
+        stub.SystemSharedMemoryRegister(
+            oip.SystemSharedMemoryRegisterRequest(
+                name=self.name, key="/" + self.memory.name, byte_size=sum(self.sizes)
+            )
+        )
+        self.message = _oip_message(logits, targets)
+        offsets = (0, logits.nbytes, logits.nbytes + targets.nbytes)
+        for (name, array), offset, size in zip(
+            (("logits", logits), ("targets", targets)), offsets, self.sizes, strict=False
+        ):
+            tensor = _oip_tensor(self.message, name, array)
+            self._place(tensor.parameters, offset, size)
+        self._place(self.message.outputs[1].parameters, offsets[2], self.sizes[2])
+
+    def _place(self, parameters: Any, offset: int, size: int) -> None:
+        parameters["shared_memory_region"].string_param = self.name
+        parameters["shared_memory_byte_size"].int64_param = size
+        parameters["shared_memory_offset"].int64_param = offset
+
+    def call(self) -> Result:
+        answer = self.stub.ModelInfer(self.message)
+        value = np.frombuffer(answer.raw_output_contents[0], np.float32)
+        count = self.shape[0] * self.shape[1]
+        grad = np.frombuffer(
+            cast(memoryview, self.memory.buf), np.float32, count, sum(self.sizes[:2])
+        )
+        return float(value[0]), grad.reshape(self.shape)
+
+    def close(self) -> None:
+        self.stub.SystemSharedMemoryUnregister(
+            oip.SystemSharedMemoryUnregisterRequest(name=self.name)
+        )
+        self.memory.close()
+        self.memory.unlink()
 
 
 # --- timing --------------------------------------------------------------------------------
@@ -410,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     derivatives = import_losses().derivatives
     from lossserve.client import CLIENT_OPTIONS  # imports losses: after import_losses
+    from lossserve_client import LossClient
 
     # SIGTERM ends this process through SystemExit, so the finally blocks stop the server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -434,14 +580,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     shares: list[str] = []
     with (
         running_server(args.threads, queue_depth) as server,
+        running_peer(args.threads) as peer_server,
         grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=CLIENT_OPTIONS) as channel,
         httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=600.0) as client,
+        httpx.Client(base_url=f"http://{peer_server.http_url}", timeout=600.0) as peer_client,
+        LossClient.grpc(server.grpc_url, timeout=600.0) as grpc_client,
+        LossClient.rest(f"http://{server.http_url}", timeout=600.0) as rest_client,
+        LossClient.grpc(server.grpc_url, timeout=600.0, shared_memory=True) as grpc_shared,
+        LossClient.rest(
+            f"http://{server.http_url}", timeout=600.0, shared_memory=True
+        ) as rest_shared,
     ):
         grpc.channel_ready_future(channel).result(timeout=60)
         stub: Any = cast(Any, pb_grpc).LossServiceStub(channel)
+        oip_stub: Any = cast(Any, oip_stubs).GRPCInferenceServiceStub(channel)
         for n, c in sizes:
             logits, targets = make_data(n, c, args.seed)
             x, y = torch.from_numpy(logits), torch.from_numpy(targets)
+            region = Region(oip_stub, logits, targets)
             label = f"{n} x {c}"
             lists_repeats = args.lists_repeats if (n, c) == largest else args.repeats
             calls: list[tuple[str, Callable[[], Any], int]] = [
@@ -451,6 +607,38 @@ def main(argv: Sequence[str] | None = None) -> None:
                 (BINARY, partial(rest_binary, client, logits, targets), args.repeats),
                 ("REST base64", partial(rest_b64, client, logits, targets), args.repeats),
                 ("REST JSON lists", partial(rest_lists, client, logits, targets), lists_repeats),
+                (
+                    "LossClient.grpc",
+                    partial(lossclient, grpc_client, logits, targets),
+                    args.repeats,
+                ),
+                (
+                    "LossClient.rest",
+                    partial(lossclient, rest_client, logits, targets),
+                    args.repeats,
+                ),
+                (
+                    "LossClient.grpc shared memory",
+                    partial(lossclient, grpc_shared, logits, targets),
+                    args.repeats,
+                ),
+                (
+                    "LossClient.rest shared memory",
+                    partial(lossclient, rest_shared, logits, targets),
+                    args.repeats,
+                ),
+                (
+                    "OIP loss.focal gRPC",
+                    partial(oip_infer, oip_stub, logits, targets),
+                    args.repeats,
+                ),
+                (
+                    "OIP loss.focal REST binary",
+                    partial(oip_rest_binary, client, logits, targets),
+                    args.repeats,
+                ),
+                ("OIP loss.focal shared memory (tensors in the region)", region.call, args.repeats),
+                (PEER, partial(peer, peer_client, logits, targets), args.repeats),
             ]
             share = CpuShare(server.process.pid)
             timings, answers = measure(calls, args.warmups)
@@ -467,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
                 shares.append(f"{label} chunking: {cpu_share(share)}")
             del calls, answers, x, y  # free this size's tensors before the next
+            region.close()
 
     print(
         "| N x C | path | median ms | best ms | ratio to in-process (median) "
