@@ -216,11 +216,10 @@ def _into(target: np.ndarray | None, t: torch.Tensor, rows: slice) -> np.ndarray
     """``t`` as float32, written into ``target``'s ``rows`` when there is a target: the
     target itself for all of its rows (it travels back as its place, not its bytes), the
     rows' values for a half of a split job (the merged halves are written again)."""
-    array = _to_numpy(t)
     if target is None:
-        return array
-    np.copyto(target[rows], array)
-    return target if rows == slice(0, None) else array
+        return _to_numpy(t)
+    torch.from_numpy(np.asarray(target[rows])).copy_(t.detach())  # torch's copy: threaded
+    return target if rows == slice(0, None) else np.array(target[rows])
 
 
 def _task(logits: np.ndarray, targets: np.ndarray) -> losses.Task:
@@ -235,7 +234,9 @@ def _check_targets(
 ) -> None:
     if task is losses.Task.MULTICLASS:
         c = logits.shape[1]
-        bad = ((targets < 0) | (targets >= c)) & (targets != ignore_index)
+        bad = (targets < 0) | (targets >= c)
+        if ignore_index is not None:  # (a comparison with None goes element by element)
+            bad &= targets != ignore_index
         if bad.any():
             raise InvalidArgument(
                 f"targets: expected class indices in [0, {c - 1}], got {int(targets[bad][0])}"

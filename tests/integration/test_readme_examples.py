@@ -175,3 +175,34 @@ def test_readme_training_commands(tmp_path: Path) -> None:
         assert card["name"] == name
     args = build_parser().parse_args(shlex.split(commands[2])[1:])
     assert (args.dataset, args.jobs, str(args.output)) == ("page-blocks", 2, "docs/results.md")
+
+
+def test_readme_shared_memory_example() -> None:
+    """LossClient through shared memory, as the README writes it, against a server that
+    allows it: the segment it made (multiprocessing's psm_*) is gone afterwards."""
+    env = {**os.environ, "LOSSSERVE_DEVICES": '["cpu"]', "LOSSSERVE_FRONTENDS": "1"}
+    before = set(os.listdir("/dev/shm"))
+    with tempfile.TemporaryFile() as log:
+        running = start_server(["--allow-shared-memory"], env, log)
+        try:
+            wait_ready(running, ["/v2/health/ready"], timeout=60)
+            code = _example("shared-memory").replace(
+                "localhost:50051", f"127.0.0.1:{running.grpc_port}"
+            )
+            result = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+        finally:
+            stop_server(running)
+    value, shape = result.stdout.strip().split(" ", 1)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(65536, 128)).astype(np.float32)
+    targets = rng.integers(0, 128, 65536)
+    expected = losses.compute(
+        "focal", torch.from_numpy(logits), torch.from_numpy(targets), gamma=2.0
+    ).item()
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    assert shape == "(65536, 128)"
+    assert {
+        name for name in set(os.listdir("/dev/shm")) - before if name.startswith("psm_")
+    } == set()
