@@ -43,8 +43,9 @@ def derivatives_for(
 ) -> Derivatives:
     """Compute value, gradient and (when asked) the exact Hessian diagonal of ``spec``'s loss.
 
-    A loss's own closed form (``spec.hessian_diagonal``, O(N C) for every registry loss
-    but ``power_bce``) comes first. Otherwise: the Hessian of a sample-separable loss is
+    A loss's own closed form (``spec.hessian_diagonal``, O(N C); every registry loss has
+    one) comes first. Otherwise (a loss registered without one): the Hessian of a
+    sample-separable loss is
     block diagonal (one ``C x C`` block per sample), so its diagonal comes from ``C``
     Hessian-vector products whose direction is class ``c`` in every sample at once,
     batched: O(N C^2); element-wise losses need one product. A loss that couples the batch

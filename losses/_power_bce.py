@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from ._reduction import Reduction, reduce_loss
+from ._fused import fused
+from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import log1mexp, log_sigmoid
 from ._validation import Params, Task, check_params, prepare
 
-__all__ = ["PowerBCELoss", "PowerBCEParams", "power_bce_loss"]
+__all__ = ["PowerBCELoss", "PowerBCEParams", "power_bce_hessian_diagonal", "power_bce_loss"]
 
 NAME = "power_bce"
 TASKS = frozenset({Task.BINARY, Task.MULTILABEL})
@@ -57,43 +60,6 @@ class PowerBCEParams(Params):
     n: float = Field(
         2.0, gt=0.0, le=100.0, description="Power of the probability, q = sigmoid(x)^n; 1 is BCE."
     )
-
-
-def _log_softplus_neg(x: Tensor) -> Tensor:
-    """``log(softplus(-x)) = log(-log sigmoid(x))``, finite and accurate with two derivatives.
-
-    For ``x > 4``, with ``u = exp(-x)``: ``-x + r(u)``, ``r(u) = log(log1p(u) / u)`` as a
-    polynomial (so ``softplus(-x)``, which underflows, is never formed and its derivatives
-    never divide by it). Each branch of the ``torch.where`` is fed logits clamped into its
-    own domain.
-    """
-    x_small = x.clamp(max=_X_SWITCH)
-    x_large = x.clamp(min=_X_SWITCH)
-    direct = torch.log(-log_sigmoid(x_small))
-    u = torch.exp(-x_large)
-    poly = torch.full_like(u, _R_COEFFS[-1])
-    for coeff in reversed(_R_COEFFS[:-1]):
-        poly = poly * u + coeff
-    return torch.where(x > _X_SWITCH, -x_large + u * poly, direct)
-
-
-def _log_one_minus_sigmoid_pow(x: Tensor, n: float) -> Tensor:
-    """``log(1 - sigmoid(x)^n)`` in log space, finite and accurate with two derivatives.
-
-    With ``s = softplus(-x)`` and ``z = n s`` (so ``sigmoid(x)^n = exp(-z)``): for
-    ``z >= 0.1``, ``log1mexp(-z)``; below, ``log(1 - e^{-z}) = log n + log s + phi(z)``
-    with ``phi(z) = -z/2 + z^2/24 - z^4/2880 + ...`` as a polynomial. For large ``x`` this
-    is the asymptote ``log n - x`` with its corrections; it also keeps a tiny ``n`` finite.
-    """
-    z = -n * log_sigmoid(x)
-    z_small = z.clamp(max=_Z_SWITCH)
-    z_large = z.clamp(min=_Z_SWITCH)
-    z2 = z_small * z_small
-    poly = torch.full_like(z2, _PHI_EVEN_COEFFS[-1])
-    for coeff in reversed(_PHI_EVEN_COEFFS[:-1]):
-        poly = poly * z2 + coeff
-    series = math.log(n) + _log_softplus_neg(x) - z_small / 2 + z2 * poly
-    return torch.where(z < _Z_SWITCH, series, log1mexp(-z_large))
 
 
 def power_bce_loss(
@@ -148,8 +114,123 @@ def power_bce_loss(
     check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    loss = -(y * (n * log_sigmoid(x)) + (1.0 - y) * _log_one_minus_sigmoid_pow(x, n))
-    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+        terms = _Terms(z, n, tracked)
+        value = -(y * (n * terms.log_p) + (1.0 - y) * terms.negative())
+        return value, -(y * (n * terms.q) + (1.0 - y) * terms.negative_slope())
+
+    return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
+
+
+class _Terms:
+    """A negative's term ``L = log(1 - sigmoid(x)^n)`` and its first two derivatives in
+    ``x``, finite and accurate at any logit, and ``log p``, ``p``, ``q`` for the positive's
+    ``n log p``. Each branch of a ``torch.where`` is fed inputs clamped into its own domain.
+
+    With ``s = softplus(-x)`` and ``z = n s`` (so ``sigmoid(x)^n = exp(-z)``), ``z' = -n q``
+    and ``z'' = n p q``:
+
+    - ``z >= 0.1``: ``L = log1mexp(-z)``, ``L' = -n q a``, ``L'' = a n q (p - (1 + a) n
+      q)``, ``a = 1 / expm1(z)``;
+    - ``z < 0.1``: ``L = log n + log s + phi(z)``, ``L' = (log s)' - n q phi'(z)``, ``L'' =
+      (log s)'' + phi''(z) n^2 q^2 + phi'(z) n p q``; ``(log s)' = -q / s`` and ``(log s)''
+      = q (p s - q) / s^2`` for ``x <= 4``, and above, with ``u = e^{-x}`` and ``log s = -x
+      + r(u)``: ``-1 - u r'(u)`` and ``u r'(u) + u^2 r''(u)``.
+
+    The series keep what the direct forms lose: ``log(1 - e^{-z})`` near ``z = 0`` is
+    ``log z`` plus ``phi(z) = log((1 - e^{-z}) / z) = -z/2 + z^2/24 - z^4/2880 + ...``, so for
+    large ``x`` it follows the asymptote ``log n - x`` and a tiny ``n`` stays finite; and
+    ``log s`` above ``x = 4`` never forms ``softplus(-x)``, which underflows, nor divides
+    by it.
+    """
+
+    def __init__(self, x: Tensor, n: float, tracked: bool) -> None:
+        self.n, self.tracked = n, tracked
+        self.log_p = log_sigmoid(x) if tracked else F.logsigmoid(x)
+        self.p, self.q = self.log_p.exp(), torch.exp(self.log_p - x)
+        self.z = -n * self.log_p
+        self.series = self.z < _Z_SWITCH
+        self.z_small = self.z.clamp(max=_Z_SWITCH)
+        self.z_large = self.z.clamp(min=_Z_SWITCH)
+        self.far = x > _X_SWITCH
+        self.x_small = x.clamp(max=_X_SWITCH)
+        x_large = x.clamp(min=_X_SWITCH)
+        self.u = torch.exp(-x_large)
+        self.x_large = x_large
+
+    def negative(self) -> Tensor:
+        z2 = self.z_small * self.z_small
+        phi = -self.z_small / 2 + z2 * _poly(_PHI_EVEN_COEFFS, z2)
+        log_s_far = -self.x_large + self.u * _poly(_R_COEFFS, self.u)
+        log_s = torch.where(self.far, log_s_far, torch.log(-log_sigmoid(self.x_small)))
+        series = math.log(self.n) + log_s + phi
+        return torch.where(self.series, series, log1mexp(-self.z_large))
+
+    def _phi_slopes(self) -> tuple[Tensor, Tensor]:
+        """``phi'(z)`` and ``phi''(z)`` on the clamped small ``z``."""
+        z = self.z_small
+        z2 = z * z
+        first = [2 * (j + 1) * c for j, c in enumerate(_PHI_EVEN_COEFFS)]  # of z^(2j+1)
+        second = [2 * (j + 1) * (2 * j + 1) * c for j, c in enumerate(_PHI_EVEN_COEFFS)]
+        return -0.5 + z * _poly(first, z2), _poly(second, z2)
+
+    def _log_s_slopes(self) -> tuple[Tensor, Tensor]:
+        """``(log s)'`` and ``(log s)''``, each from the branch of its ``x``."""
+        u = self.u
+        r1 = _poly([(k + 1) * c for k, c in enumerate(_R_COEFFS)], u)  # r'(u)
+        r2 = _poly([(k + 2) * (k + 1) * c for k, c in enumerate(_R_COEFFS[1:])], u)  # r''(u)
+        log_p = log_sigmoid(self.x_small) if self.tracked else F.logsigmoid(self.x_small)
+        s, p = -log_p, log_p.exp()
+        q = torch.exp(log_p - self.x_small)
+        first = torch.where(self.far, -1.0 - u * r1, -q / s)
+        second = torch.where(self.far, u * r1 + u * u * r2, q * (p * s - q) / (s * s))
+        return first, second
+
+    def _a(self) -> Tensor:
+        """``1 / expm1(z) = e^{-z} / (1 - e^{-z})``, for ``z >= 0.1`` (no overflow)."""
+        return torch.exp(-self.z_large) / -torch.expm1(-self.z_large)
+
+    def negative_slope(self) -> Tensor:
+        nq = self.n * self.q
+        phi1, _ = self._phi_slopes()
+        log_s1, _ = self._log_s_slopes()
+        return torch.where(self.series, log_s1 - nq * phi1, -nq * self._a())
+
+    def negative_curvature(self) -> Tensor:
+        n, p, q = self.n, self.p, self.q
+        nq = n * q
+        phi1, phi2 = self._phi_slopes()
+        _, log_s2 = self._log_s_slopes()
+        a = self._a()
+        series = log_s2 + phi2 * nq * nq + phi1 * n * p * q
+        return torch.where(self.series, series, a * nq * (p - (1.0 + a) * nq))
+
+
+def _poly(coeffs: Sequence[float], t: Tensor) -> Tensor:
+    """``coeffs[0] + coeffs[1] t + ...`` by Horner's rule."""
+    out = torch.full_like(t, coeffs[-1])
+    for coeff in reversed(coeffs[:-1]):
+        out = out * t + coeff
+    return out
+
+
+def power_bce_hessian_diagonal(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    n: float = 2.0,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """The exact Hessian diagonal of :func:`power_bce_loss`, O(N C): a positive's ``n p q``,
+    a negative's ``-L''`` (:class:`_Terms`), mixed by soft targets."""
+    check_params(NAME, PowerBCEParams, {"n": n})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    terms = _Terms(x, n, tracked=False)
+    curvature = y * (n * terms.p * terms.q) - (1.0 - y) * terms.negative_curvature()
+    return curvature * element_scale(reduction, inputs.sample_weight, x)
 
 
 class PowerBCELoss(LossModule):
@@ -178,5 +259,6 @@ SPECS = (
         when_to_use="Binary or multilabel data with rare positives where a skewed link "
         "calibrates better than the logistic one; n = 2 to 5 is a usual range.",
         coupling=element_wise,
+        hessian_diagonal=power_bce_hessian_diagonal,
     ),
 )
