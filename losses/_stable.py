@@ -113,12 +113,19 @@ def logaddexp(a: Tensor, b: Tensor) -> Tensor:
 
 
 class _Sigmoid(torch.autograd.Function):
-    """``sigmoid`` whose derivative is ``sigmoid(z) sigmoid(-z)``: no ``1 - sigmoid`` cancels."""
+    """``sigmoid`` whose derivative is ``sigmoid(z) sigmoid(-z)``: no ``1 - sigmoid`` cancels.
+    (``setup_context`` apart from ``forward``, and a generated vmap rule: so that
+    ``torch.func`` transforms take it.)"""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx: Any, z: Tensor) -> Tensor:
-        ctx.save_for_backward(z)
+    def forward(z: Tensor) -> Tensor:
         return torch.sigmoid(z)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
@@ -129,10 +136,15 @@ class _Sigmoid(torch.autograd.Function):
 class _LogSigmoid(torch.autograd.Function):
     """``log sigmoid(x)`` with derivative ``sigmoid(-x)`` taken through :class:`_Sigmoid`."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
+    def forward(x: Tensor) -> Tensor:
         return F.logsigmoid(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:

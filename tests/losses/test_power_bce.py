@@ -293,3 +293,23 @@ def test_registry_entry() -> None:
     torch.testing.assert_close(
         losses.compute("power_bce", x, y, n=3.0), power_bce_loss(x, y, n=3.0)
     )
+
+
+@pytest.mark.parametrize("n", [1e-3, 0.5, 1.0, 2.0, 37.5, 100.0])
+def test_closed_forms_equal_autograd_of_the_value_everywhere(n: float) -> None:
+    """The one-pass gradient and the closed-form Hessian diagonal against the derivatives of
+    the value's own formula (under ``torch.func`` the one-pass function steps aside, so
+    these are autograd's), float64, soft targets, from -1e4 to 1e4 and at the switches."""
+    special = [-1e4, -700.0, -40.0, 2.25, 3.99, 4.0, 4.01, 6.9, 40.0, 700.0, 1e4]
+    x = torch.cat([torch.linspace(-50, 50, 1001, dtype=torch.float64), torch.tensor(special)])
+    y = torch.rand(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    d = losses.derivatives("power_bce", x, y, hessian=True, reduction="sum", n=n)
+
+    def total(t: torch.Tensor) -> torch.Tensor:
+        return power_bce_loss(t, y, n=n, reduction="sum")
+
+    grad = torch.func.grad(total)
+    torch.testing.assert_close(d.grad, grad(x), rtol=1e-12, atol=0.0)
+    element_wise = torch.func.grad(lambda t: grad(t).sum())  # the diagonal, element-wise loss
+    assert d.hessian_diag is not None
+    torch.testing.assert_close(d.hessian_diag, element_wise(x), rtol=1e-12, atol=0.0)
