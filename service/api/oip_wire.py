@@ -223,7 +223,8 @@ class SharedMemoryRegion(SharedMemoryRegisterBody):
 
 SHM_EXAMPLES: dict[str, dict[str, Any]] = {
     "region": example(
-        "The first MiB of the object /logits", {"key": "/logits", "offset": 0, "byte_size": 1 << 20}
+        "The first MiB of the object /example-region",
+        {"key": "/example-region", "offset": 0, "byte_size": 1 << 20},
     ),
 }
 

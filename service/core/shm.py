@@ -245,6 +245,8 @@ class SharedMemoryRegistry:
         self.enabled = enabled
         self._own = directory is None and enabled
         self._dir = Path(tempfile.mkdtemp(prefix="lossserve-regions-")) if self._own else directory
+        if enabled and self._dir is not None:
+            self._dir.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, tuple[int, Region]] = {}
         """Records read before, by file name: the record's inode and the region."""
         self._pruned = 0.0

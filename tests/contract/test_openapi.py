@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Iterator, Sequence
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any, get_args
 
@@ -181,6 +182,7 @@ def test_every_body_operation_has_examples() -> None:
         "/v2/repository/index",
         "/v2/repository/models/{model_name}/load",
         "/v2/repository/models/{model_name}/unload",
+        "/v2/systemsharedmemory/region/{region_name}/register",
     }
     assert {path for path, _, _ in EXAMPLES} == with_body
 
@@ -194,10 +196,23 @@ TOKEN = "example-admin-token"
 def test_documented_example_succeeds(path: str, body: Any, tmp_path: Path) -> None:
     write_model(tmp_path, "tiny")  # the examples' four features fit this model (version 1)
     url = path.replace("{model_name}", "tiny").replace("{model_version}", "1")
+    url = url.replace("{region_name}", "example")
     headers = {"Authorization": f"Bearer {TOKEN}"}  # the repository API's; others ignore it
 
     async def scenario(client: httpx.AsyncClient, _: ServiceState) -> None:
         response = await client.post(url, json=body, headers=headers)
         assert response.status_code == 200, response.text
 
-    with_client(scenario, model_repository=tmp_path, admin_token=TOKEN)
+    # the shared-memory example's object, on a server that allows the extension
+    segment = shared_memory.SharedMemory("example-region", create=True, size=1 << 20)
+    try:
+        with_client(
+            scenario,
+            model_repository=tmp_path,
+            admin_token=TOKEN,
+            allow_shared_memory=True,
+            shared_memory_registry=tmp_path / "regions",
+        )
+    finally:
+        segment.close()
+        segment.unlink()

@@ -24,6 +24,7 @@ FLAGS = {
         "--frontends",
         "--model-control",
         "--poll-interval",
+        "--allow-shared-memory",
     },
     "train": {
         "--dataset", "--loss", "--params", "--name", "--model-repository", "--class-weights",

@@ -97,7 +97,9 @@ def test_contents_errors() -> None:
         convert.decode_infer_request(message, max_elements=10)
     message.raw_input_contents.extend([b"\0\0", b"\0\0"])
     with pytest.raises(
-        InvalidArgument, match=r"^raw_input_contents: expected one entry per input \(1\), got 2$"
+        InvalidArgument,
+        match=r"^raw_input_contents: expected one entry per input not in shared memory "
+        r"\(1\), got 2$",
     ):
         convert.decode_infer_request(message, max_elements=10)
     assert BYTES in convert.CONTENTS_FIELD

@@ -57,6 +57,8 @@ from .response_output import ResponseOutput
 from .response_output_datatype import ResponseOutputDatatype
 from .response_output_parameters_type_0 import ResponseOutputParametersType0
 from .server_metadata_response import ServerMetadataResponse
+from .shared_memory_region import SharedMemoryRegion
+from .shared_memory_register_body import SharedMemoryRegisterBody
 from .tensor_metadata import TensorMetadata
 from .tensor_metadata_datatype import TensorMetadataDatatype
 from .thresholds_body import ThresholdsBody
@@ -121,6 +123,8 @@ __all__ = (
     "ResponseOutputDatatype",
     "ResponseOutputParametersType0",
     "ServerMetadataResponse",
+    "SharedMemoryRegion",
+    "SharedMemoryRegisterBody",
     "TensorMetadata",
     "TensorMetadataDatatype",
     "ThresholdsBody",
