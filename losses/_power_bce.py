@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,14 @@ _PHI_EVEN_COEFFS = (
     -1.0 / 9676800.0,
     1.0 / 479001600.0,
 )
+
+
+# the coefficients of r'(u), r''(u) (r(u) = sum_k R[k] u^(k+1)) and of phi'(z) / z, phi''(z)
+# as polynomials in z^2 (phi(z) = -z/2 + sum_j PHI[j] z^(2j+2))
+_R1_COEFFS = tuple((k + 1) * c for k, c in enumerate(_R_COEFFS))
+_R2_COEFFS = tuple((k + 2) * (k + 1) * c for k, c in enumerate(_R_COEFFS[1:]))
+_PHI1_COEFFS = tuple(2 * (j + 1) * c for j, c in enumerate(_PHI_EVEN_COEFFS))
+_PHI2_COEFFS = tuple(2 * (j + 1) * (2 * j + 1) * c for j, c in enumerate(_PHI_EVEN_COEFFS))
 
 
 class PowerBCEParams(Params):
@@ -116,95 +125,96 @@ def power_bce_loss(
     x, y = inputs.logits, inputs.targets
 
     def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
-        terms = _Terms(z, n, tracked)
-        value = -(y * (n * terms.log_p) + (1.0 - y) * terms.negative())
-        return value, -(y * (n * terms.q) + (1.0 - y) * terms.negative_slope())
+        terms = _terms(z, n, tracked)
+        value = -(y * (n * terms.log_p) + (1.0 - y) * terms.value)
+        return value, -(y * (n * terms.q) + (1.0 - y) * terms.slope)
 
     return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
 
 
+@dataclass(frozen=True)
 class _Terms:
-    """A negative's term ``L = log(1 - sigmoid(x)^n)`` and its first two derivatives in
-    ``x``, finite and accurate at any logit, and ``log p``, ``p``, ``q`` for the positive's
-    ``n log p``. Each branch of a ``torch.where`` is fed inputs clamped into its own domain.
+    """``log p``, ``p``, ``q`` (for a positive's ``n log p``) and a negative's term ``L =
+    log(1 - sigmoid(x)^n)`` with its first two derivatives in ``x`` (the second only when
+    asked), finite and accurate at any logit.
 
     With ``s = softplus(-x)`` and ``z = n s`` (so ``sigmoid(x)^n = exp(-z)``), ``z' = -n q``
     and ``z'' = n p q``:
 
     - ``z >= 0.1``: ``L = log1mexp(-z)``, ``L' = -n q a``, ``L'' = a n q (p - (1 + a) n
-      q)``, ``a = 1 / expm1(z)``;
-    - ``z < 0.1``: ``L = log n + log s + phi(z)``, ``L' = (log s)' - n q phi'(z)``, ``L'' =
-      (log s)'' + phi''(z) n^2 q^2 + phi'(z) n p q``; ``(log s)' = -q / s`` and ``(log s)''
-      = q (p s - q) / s^2`` for ``x <= 4``, and above, with ``u = e^{-x}`` and ``log s = -x
-      + r(u)``: ``-1 - u r'(u)`` and ``u r'(u) + u^2 r''(u)``.
+      q)``, ``a = 1 / expm1(z) = e^{-z} / (1 - e^{-z})``;
+    - ``z < 0.1`` (:func:`_series`): ``L = log n + log s + phi(z)``, ``L' = (log s)' - n q
+      phi'(z)``, ``L'' = (log s)'' + phi''(z) n^2 q^2 + phi'(z) n p q``.
 
-    The series keep what the direct forms lose: ``log(1 - e^{-z})`` near ``z = 0`` is
-    ``log z`` plus ``phi(z) = log((1 - e^{-z}) / z) = -z/2 + z^2/24 - z^4/2880 + ...``, so for
-    large ``x`` it follows the asymptote ``log n - x`` and a tiny ``n`` stays finite; and
-    ``log s`` above ``x = 4`` never forms ``softplus(-x)``, which underflows, nor divides
-    by it.
+    The first form is computed for every element (``z`` clamped to its domain); the series
+    only for the elements it serves, written over them: most logits take the first form,
+    and evaluating three polynomials everywhere cost more than all the rest.
     """
 
-    def __init__(self, x: Tensor, n: float, tracked: bool) -> None:
-        self.n, self.tracked = n, tracked
-        self.log_p = log_sigmoid(x) if tracked else F.logsigmoid(x)
-        self.p, self.q = self.log_p.exp(), torch.exp(self.log_p - x)
-        self.z = -n * self.log_p
-        self.series = self.z < _Z_SWITCH
-        self.z_small = self.z.clamp(max=_Z_SWITCH)
-        self.z_large = self.z.clamp(min=_Z_SWITCH)
-        self.far = x > _X_SWITCH
-        self.x_small = x.clamp(max=_X_SWITCH)
-        x_large = x.clamp(min=_X_SWITCH)
-        self.u = torch.exp(-x_large)
-        self.x_large = x_large
+    log_p: Tensor
+    p: Tensor
+    q: Tensor
+    value: Tensor
+    slope: Tensor
+    curvature: Tensor | None
 
-    def negative(self) -> Tensor:
-        z2 = self.z_small * self.z_small
-        phi = -self.z_small / 2 + z2 * _poly(_PHI_EVEN_COEFFS, z2)
-        log_s_far = -self.x_large + self.u * _poly(_R_COEFFS, self.u)
-        log_s = torch.where(self.far, log_s_far, torch.log(-log_sigmoid(self.x_small)))
-        series = math.log(self.n) + log_s + phi
-        return torch.where(self.series, series, log1mexp(-self.z_large))
 
-    def _phi_slopes(self) -> tuple[Tensor, Tensor]:
-        """``phi'(z)`` and ``phi''(z)`` on the clamped small ``z``."""
-        z = self.z_small
-        z2 = z * z
-        first = [2 * (j + 1) * c for j, c in enumerate(_PHI_EVEN_COEFFS)]  # of z^(2j+1)
-        second = [2 * (j + 1) * (2 * j + 1) * c for j, c in enumerate(_PHI_EVEN_COEFFS)]
-        return -0.5 + z * _poly(first, z2), _poly(second, z2)
+def _terms(x: Tensor, n: float, tracked: bool, *, curvature: bool = False) -> _Terms:
+    """:class:`_Terms` of ``x``; ``tracked``: with derivatives accurate for a double
+    backward (``log_sigmoid``)."""
+    log_p = log_sigmoid(x) if tracked else F.logsigmoid(x)
+    p, q = torch.exp(log_p), torch.exp(log_p - x)
+    z = -n * log_p
+    z_far = z.clamp(min=_Z_SWITCH)
+    power = torch.exp(-z_far)  # sigmoid(x)^n
+    rest = -torch.expm1(-z_far)  # 1 - sigmoid(x)^n, at least 0.095
+    value = log1mexp(-z_far)
+    a = power / rest
+    nq = n * q
+    slope = -nq * a
+    bend = a * nq * (p - (1.0 + a) * nq) if curvature else None
+    where = (z < _Z_SWITCH).nonzero(as_tuple=True)
+    if where[0].numel():
+        near = _series(x[where], p[where], q[where], z[where], n, tracked, curvature=curvature)
+        value = value.index_put(where, near[0])
+        slope = slope.index_put(where, near[1])
+        if bend is not None and near[2] is not None:
+            bend = bend.index_put(where, near[2])
+    return _Terms(log_p, p, q, value, slope, bend)
 
-    def _log_s_slopes(self) -> tuple[Tensor, Tensor]:
-        """``(log s)'`` and ``(log s)''``, each from the branch of its ``x``."""
-        u = self.u
-        r1 = _poly([(k + 1) * c for k, c in enumerate(_R_COEFFS)], u)  # r'(u)
-        r2 = _poly([(k + 2) * (k + 1) * c for k, c in enumerate(_R_COEFFS[1:])], u)  # r''(u)
-        log_p = log_sigmoid(self.x_small) if self.tracked else F.logsigmoid(self.x_small)
-        s, p = -log_p, log_p.exp()
-        q = torch.exp(log_p - self.x_small)
-        first = torch.where(self.far, -1.0 - u * r1, -q / s)
-        second = torch.where(self.far, u * r1 + u * u * r2, q * (p * s - q) / (s * s))
-        return first, second
 
-    def _a(self) -> Tensor:
-        """``1 / expm1(z) = e^{-z} / (1 - e^{-z})``, for ``z >= 0.1`` (no overflow)."""
-        return torch.exp(-self.z_large) / -torch.expm1(-self.z_large)
-
-    def negative_slope(self) -> Tensor:
-        nq = self.n * self.q
-        phi1, _ = self._phi_slopes()
-        log_s1, _ = self._log_s_slopes()
-        return torch.where(self.series, log_s1 - nq * phi1, -nq * self._a())
-
-    def negative_curvature(self) -> Tensor:
-        n, p, q = self.n, self.p, self.q
-        nq = n * q
-        phi1, phi2 = self._phi_slopes()
-        _, log_s2 = self._log_s_slopes()
-        a = self._a()
-        series = log_s2 + phi2 * nq * nq + phi1 * n * p * q
-        return torch.where(self.series, series, a * nq * (p - (1.0 + a) * nq))
+def _series(
+    x: Tensor, p: Tensor, q: Tensor, z: Tensor, n: float, tracked: bool, *, curvature: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``L``, ``L'`` and ``L''`` where ``z < 0.1``: ``log(1 - e^{-z})`` is ``log z`` plus
+    ``phi(z) = log((1 - e^{-z}) / z) = -z/2 + z^2/24 - z^4/2880 + ...``, so for large ``x``
+    it follows the asymptote ``log n - x`` and a tiny ``n`` stays finite. ``log s``: direct
+    (``(log s)' = -q / s``, ``(log s)'' = q (p s - q) / s^2``) up to ``x = 4``; above, with
+    ``u = e^{-x}``, ``-x + r(u)`` (``-1 - u r'(u)``, ``u r'(u) + u^2 r''(u)``), which never
+    forms ``softplus(-x)`` (it underflows) nor divides by it. Each ``torch.where`` branch is
+    fed logits clamped into its own domain."""
+    far = x > _X_SWITCH
+    x_near, x_far = x.clamp(max=_X_SWITCH), x.clamp(min=_X_SWITCH)
+    u = torch.exp(-x_far)
+    r1 = _poly(_R1_COEFFS, u)
+    log_p_near = log_sigmoid(x_near) if tracked else F.logsigmoid(x_near)
+    s_near = -log_p_near
+    q_near = torch.exp(log_p_near - x_near)
+    log_s = torch.where(far, -x_far + u * _poly(_R_COEFFS, u), torch.log(s_near))
+    log_s1 = torch.where(far, -1.0 - u * r1, -q_near / s_near)
+    z2 = z * z
+    phi = -z / 2 + z2 * _poly(_PHI_EVEN_COEFFS, z2)
+    phi1 = -0.5 + z * _poly(_PHI1_COEFFS, z2)
+    nq = n * q
+    value = math.log(n) + log_s + phi
+    slope = log_s1 - nq * phi1
+    if not curvature:
+        return value, slope, None
+    p_near = torch.exp(log_p_near)
+    direct = q_near * (p_near * s_near - q_near) / (s_near * s_near)
+    log_s2 = torch.where(far, u * r1 + u * u * _poly(_R2_COEFFS, u), direct)
+    bend = log_s2 + _poly(_PHI2_COEFFS, z2) * nq * nq + phi1 * nq * p
+    return value, slope, bend
 
 
 def _poly(coeffs: Sequence[float], t: Tensor) -> Tensor:
@@ -228,8 +238,9 @@ def power_bce_hessian_diagonal(
     check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    terms = _Terms(x, n, tracked=False)
-    curvature = y * (n * terms.p * terms.q) - (1.0 - y) * terms.negative_curvature()
+    terms = _terms(x, n, tracked=False, curvature=True)
+    assert terms.curvature is not None
+    curvature = y * (n * terms.p * terms.q) - (1.0 - y) * terms.curvature
     return curvature * element_scale(reduction, inputs.sample_weight, x)
 
 
