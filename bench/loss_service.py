@@ -49,7 +49,9 @@ chunks over a stream beats one unary message, and at which chunk size (``--chunk
   chunks of that size) per chunk size, each answer checked against the in-process result.
 
 The client and the server share this machine's cores; the server inherits this process's
-environment (so e.g. glibc's ``MALLOC_*`` tunables apply to both). The last line says how
+environment (so e.g. glibc's ``MALLOC_*`` tunables apply to both), and this process keeps
+freed memory for reuse as the server's workers do (``lossserve.workers.keep_freed_memory``),
+so that the in-process baseline computes as fast as a worker. The last line says how
 much CPU time other processes took while each part was measured (from ``/proc``): on a
 shared machine torch's intra-op threads suffer most from it, so read the ratios with it.
 A benchmark, not a test: nothing here passes or fails.
@@ -554,6 +556,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     chunk_sizes = [int(float(k) * MiB) for k in args.chunk_mib.split(",") if k.strip()]
     torch.set_num_threads(args.threads)
     derivatives = import_losses().derivatives
+    from lossserve.workers import keep_freed_memory
+
+    keep_freed_memory()  # as the server's workers run: the baseline computes alike
     from lossserve.client import CLIENT_OPTIONS  # imports losses: after import_losses
     from lossserve_client import LossClient
 

@@ -88,7 +88,18 @@ def main() -> None:
         help="rows for the Hessian columns (their baselines are re-measured at this N)",
     )
     parser.add_argument("--skip-hessian", action="store_true")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc's mmap and trim thresholds raised in this process, as the service's "
+        "workers run (lossserve.workers.keep_freed_memory); default: glibc's defaults, as a "
+        "trainer runs",
+    )
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        from lossserve.workers import keep_freed_memory  # the service's setting
+
+        keep_freed_memory()
     generator = torch.Generator().manual_seed(0)
 
     x = torch.randn(args.n, args.c, generator=generator) * 3
@@ -123,7 +134,8 @@ def main() -> None:
         f"N={args.n} C={args.c} threads={torch.get_num_threads()} torch={torch.__version__}; "
         f"F.cross_entropy fwd+bwd {base * 1e3:.1f} ms; for reference torch's own "
         f"F.binary_cross_entropy_with_logits fwd+bwd (element-wise over N*C) is "
-        f"{torch_bce_ratio:.2f}x that."
+        f"{torch_bce_ratio:.2f}x that. glibc malloc: "
+        f"{'freed memory kept (the workers setting)' if args.keep_freed_memory else 'defaults'}."
     )
     if base_h is not None:
         print(
