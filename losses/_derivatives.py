@@ -43,13 +43,14 @@ def derivatives_for(
 ) -> Derivatives:
     """Compute value, gradient and (when asked) the exact Hessian diagonal of ``spec``'s loss.
 
-    A loss's own closed form (``spec.hessian_diagonal``, O(N C); every registry loss has
-    one) comes first. Otherwise (a loss registered without one): the Hessian of a
-    sample-separable loss is
-    block diagonal (one ``C x C`` block per sample), so its diagonal comes from ``C``
-    Hessian-vector products whose direction is class ``c`` in every sample at once,
-    batched: O(N C^2); element-wise losses need one product. A loss that couples the batch
-    without a closed form would need one product per logit, O((N C)^2); it is refused.
+    A loss's own closed forms come first: value, gradient and diagonal from one pass
+    (``spec.derivatives``), else autograd's value and gradient and the diagonal's closed
+    form (``spec.hessian_diagonal``, O(N C); every registry loss has one). Otherwise (a
+    loss registered without one): the Hessian of a sample-separable loss is block diagonal
+    (one ``C x C`` block per sample), so its diagonal comes from ``C`` Hessian-vector
+    products whose direction is class ``c`` in every sample at once, batched: O(N C^2);
+    element-wise losses need one product. A loss that couples the batch without a closed
+    form would need one product per logit, O((N C)^2); it is refused.
     """
     mode = Reduction.parse(reduction)
     validated = spec.validate(params)
@@ -63,6 +64,12 @@ def derivatives_for(
             "so the exact diagonal costs one Hessian-vector product per logit, O((N*C)^2). "
             "Use scope='sample', or ask for the gradient only (hessian=False)."
         )
+    if hessian and spec.derivatives is not None:  # all three from one closed-form pass
+        with params_trusted():
+            value, grad, diagonal = spec.derivatives(
+                x, targets, reduction=mode.value, sample_weight=sample_weight, **dict(validated)
+            )
+        return Derivatives(value=value, grad=grad, hessian_diag=diagonal)
     closed_form = spec.hessian_diagonal if hessian else None
     x.requires_grad_(True)
     with torch.enable_grad(), params_trusted():

@@ -31,7 +31,7 @@ trains slowly, as a mean absolute error does; the squared denominator does not.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -209,7 +209,7 @@ def _overlap_loss(
     return reduce_loss(loss, mode, None)
 
 
-def _overlap_hessian(
+def _overlap_derivatives(
     name: str,
     logits: Tensor,
     targets: Tensor,
@@ -222,10 +222,12 @@ def _overlap_hessian(
     focus: float = 0.0,
     square_denominator: bool = False,
     tversky: tuple[float, float] | None = None,
-) -> Tensor:
-    r"""The exact Hessian diagonal of :func:`_overlap_loss` w.r.t. the logits, in O(N C),
-    in either scope (the batch scope too: each logit's own second derivative needs only
-    its set's sums).
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The value of :func:`_overlap_loss`, its gradient and its exact Hessian diagonal
+    w.r.t. the logits, in O(N C), in either scope (the batch scope too: each logit's own
+    second derivative needs only its set's sums). The gradient is the Hessian's first-order
+    part: :math:`w (L_N \zeta_n + L_D \zeta_d)` for a sigmoid, :math:`Z_c - p_c \sum_{a \ne
+    c} Z_a / (1 - p_a)` for a softmax row.
 
     Each set's loss is :math:`L = 1 - (N + s) / (D + s)` with :math:`N = \sum_e n(p_e)`,
     :math:`D = \sum_e d(p_e)` over the set's elements :math:`e` (weighted by
@@ -294,6 +296,8 @@ def _overlap_hessian(
     else:
         per_sample = sample_scale(mode, weight, x.to(work))
     out = torch.empty_like(x)
+    grad = torch.empty_like(x)
+    losses: list[Tensor] = []  # the sample scope's, a chunk's rows at a time
     for rows in chunks:
         p, q, n, zeta_n, psi_n, d, zeta_d, psi_d = chunk_terms(rows)
         if scope == "batch":
@@ -310,30 +314,41 @@ def _overlap_hessian(
             )
             factor = per_sample[rows].unsqueeze(1) if x.dim() == 2 else per_sample[rows]
             w = torch.ones((), dtype=work)  # the sample weight is in the factor
+            losses.append(_one_minus_ratio(numerator, denominator))
         first = w * (l_n * zeta_n + l_d * zeta_d)  # Z
         second = w * (l_n * psi_n + l_d * psi_d)  # Psi, diagonal in p
         coupled = w * w * (2.0 * l_nd * zeta_n * zeta_d + l_dd * zeta_d * zeta_d)
         if not softmax:
             curvature = second + first * (1.0 - 2.0 * p) + coupled
+            slope = first
         elif scope == "batch":
             curvature = _softmax_diagonal(second + coupled, first, p, q)
+            slope = first - _others(first, p, q, 1)
         else:
             curvature = _softmax_diagonal(second, first, p, q)
             v_n = zeta_n - _others(zeta_n, p, q, 1)
             v_d = zeta_d - _others(zeta_d, p, q, 1)
             curvature += 2.0 * l_nd * v_n * v_d + l_dd * v_d * v_d
+            slope = l_n * v_n + l_d * v_d
         out[rows] = factor * curvature
-    return out
+        grad[rows] = factor * slope
+    if scope == "batch":
+        value = reduce_loss(
+            _one_minus_ratio(sums[0] + smooth, sums[1] + smooth).to(work), mode, None
+        )
+    else:
+        value = reduce_loss(torch.cat(losses), mode, weight)
+    return value.to(x.dtype), grad, out
 
 
 _CHUNK_ELEMENTS = 1 << 18
-"""Logits per chunk of rows in :func:`_overlap_hessian` (its float64 temporaries, about 30
+"""Logits per chunk of rows in :func:`_overlap_derivatives` (its float64 temporaries, about 30
 of them, stay near 60 MB whatever the batch)."""
 
 
 class _OverlapTerms:
     """Each element's numerator and denominator terms ``n``, ``d`` with their ``zeta =
-    h'(p) p q`` and ``psi = h''(p) p^2 q^2`` (see :func:`_overlap_hessian`)."""
+    h'(p) p q`` and ``psi = h''(p) p^2 q^2`` (see :func:`_overlap_derivatives`)."""
 
     def __init__(
         self,
@@ -392,7 +407,7 @@ def _others(values: Tensor, p: Tensor, q: Tensor, power: int) -> Tensor:
 
 def _softmax_diagonal(second: Tensor, first: Tensor, p: Tensor, q: Tensor) -> Tensor:
     """``sum_a G2_a (dp_a/dx_c)^2 + G1_a d2p_a/dx_c^2`` of a softmax row, from ``second =
-    G2 p^2 q^2`` and ``first = G1 p q`` (see :func:`_overlap_hessian`)."""
+    G2 p^2 q^2`` and ``first = G1 p q`` (see :func:`_overlap_derivatives`)."""
     own = second + first * (1.0 - 2.0 * p)
     return own + _others(second, p, q, 2) + (2.0 * p - 1.0) * _others(first, p, q, 1)
 
@@ -689,10 +704,10 @@ def self_adjusting_dice_loss(
     )
 
 
-# --- their exact Hessian diagonals ----------------------------------------------------------
+# --- their value, gradient and exact Hessian diagonal in closed form -------------------------
 
 
-def dice_hessian_diagonal(
+def _dice_derivatives(
     logits: Tensor,
     targets: Tensor,
     *,
@@ -701,15 +716,15 @@ def dice_hessian_diagonal(
     scope: Scope = "batch",
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
-) -> Tensor:
-    """The exact Hessian diagonal of :func:`dice_loss` w.r.t. the logits, in either scope,
-    in O(N C) (see :func:`_overlap_hessian`)."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`dice_loss`'s value, gradient and exact Hessian diagonal w.r.t. the logits,
+    in either scope, in O(N C) (see :func:`_overlap_derivatives`)."""
     check_params(
         DICE_NAME,
         DiceParams,
         {"smooth": smooth, "square_denominator": square_denominator, "scope": scope},
     )
-    return _overlap_hessian(
+    return _overlap_derivatives(
         DICE_NAME,
         logits,
         targets,
@@ -721,7 +736,7 @@ def dice_hessian_diagonal(
     )
 
 
-def tversky_hessian_diagonal(
+def _tversky_derivatives(
     logits: Tensor,
     targets: Tensor,
     *,
@@ -731,15 +746,15 @@ def tversky_hessian_diagonal(
     scope: Scope = "batch",
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
-) -> Tensor:
-    """The exact Hessian diagonal of :func:`tversky_loss` w.r.t. the logits, in either
-    scope, in O(N C) (see :func:`_overlap_hessian`)."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`tversky_loss`'s value, gradient and exact Hessian diagonal w.r.t. the logits,
+    in either scope, in O(N C) (see :func:`_overlap_derivatives`)."""
     check_params(
         TVERSKY_NAME,
         TverskyParams,
         {"alpha": alpha, "beta": beta, "smooth": smooth, "scope": scope},
     )
-    return _overlap_hessian(
+    return _overlap_derivatives(
         TVERSKY_NAME,
         logits,
         targets,
@@ -752,7 +767,7 @@ def tversky_hessian_diagonal(
     )
 
 
-def self_adjusting_dice_hessian_diagonal(
+def _self_adjusting_dice_derivatives(
     logits: Tensor,
     targets: Tensor,
     *,
@@ -763,9 +778,9 @@ def self_adjusting_dice_hessian_diagonal(
     scope: Scope = "batch",
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
-) -> Tensor:
-    """The exact Hessian diagonal of :func:`self_adjusting_dice_loss` w.r.t. the logits, in
-    either scope, in O(N C) (see :func:`_overlap_hessian`)."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`self_adjusting_dice_loss`'s value, gradient and exact Hessian diagonal w.r.t.
+    the logits, in either scope, in O(N C) (see :func:`_overlap_derivatives`)."""
     check_params(
         SELF_ADJUSTING_DICE_NAME,
         SelfAdjustingDiceParams,
@@ -777,7 +792,7 @@ def self_adjusting_dice_hessian_diagonal(
             "scope": scope,
         },
     )
-    return _overlap_hessian(
+    return _overlap_derivatives(
         SELF_ADJUSTING_DICE_NAME,
         logits,
         targets,
@@ -789,6 +804,22 @@ def self_adjusting_dice_hessian_diagonal(
         focus=alpha,
         square_denominator=square_denominator,
     )
+
+
+def dice_hessian_diagonal(logits: Tensor, targets: Tensor, **params: Any) -> Tensor:
+    """The exact Hessian diagonal of :func:`dice_loss` (its arguments), in O(N C)."""
+    return _dice_derivatives(logits, targets, **params)[2]
+
+
+def tversky_hessian_diagonal(logits: Tensor, targets: Tensor, **params: Any) -> Tensor:
+    """The exact Hessian diagonal of :func:`tversky_loss` (its arguments), in O(N C)."""
+    return _tversky_derivatives(logits, targets, **params)[2]
+
+
+def self_adjusting_dice_hessian_diagonal(logits: Tensor, targets: Tensor, **params: Any) -> Tensor:
+    """The exact Hessian diagonal of :func:`self_adjusting_dice_loss` (its arguments), in
+    O(N C)."""
+    return _self_adjusting_dice_derivatives(logits, targets, **params)[2]
 
 
 # --- modules and registry entries ------------------------------------------------------------
@@ -867,6 +898,7 @@ SPECS = (
         name=DICE_NAME,
         function=dice_loss,
         hessian_diagonal=dice_hessian_diagonal,
+        derivatives=_dice_derivatives,
         module=DiceLoss,
         params=DiceParams,
         tasks=TASKS,
@@ -884,6 +916,7 @@ SPECS = (
         name=TVERSKY_NAME,
         function=tversky_loss,
         hessian_diagonal=tversky_hessian_diagonal,
+        derivatives=_tversky_derivatives,
         module=TverskyLoss,
         params=TverskyParams,
         tasks=TASKS,
@@ -902,6 +935,7 @@ SPECS = (
         name=SELF_ADJUSTING_DICE_NAME,
         function=self_adjusting_dice_loss,
         hessian_diagonal=self_adjusting_dice_hessian_diagonal,
+        derivatives=_self_adjusting_dice_derivatives,
         module=SelfAdjustingDiceLoss,
         params=SelfAdjustingDiceParams,
         tasks=TASKS,

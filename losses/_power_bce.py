@@ -235,13 +235,29 @@ def power_bce_hessian_diagonal(
 ) -> Tensor:
     """The exact Hessian diagonal of :func:`power_bce_loss`, O(N C): a positive's ``n p q``,
     a negative's ``-L''`` (:class:`_Terms`), mixed by soft targets."""
+    return _derivatives(logits, targets, n=n, reduction=reduction, sample_weight=sample_weight)[2]
+
+
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    n: float = 2.0,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`power_bce_loss`'s value, gradient and Hessian diagonal from one pass."""
     check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     terms = _terms(x, n, tracked=False, curvature=True)
-    assert terms.curvature is not None
+    if terms.curvature is None:
+        raise RuntimeError("_terms computes the curvature when asked")
+    value = -(y * (n * terms.log_p) + (1.0 - y) * terms.value)
+    slope = -(y * (n * terms.q) + (1.0 - y) * terms.slope)
     curvature = y * (n * terms.p * terms.q) - (1.0 - y) * terms.curvature
-    return curvature * element_scale(reduction, inputs.sample_weight, x)
+    scale = element_scale(reduction, inputs.sample_weight, x)
+    return reduce_loss(value, reduction, inputs.sample_weight), slope * scale, curvature * scale
 
 
 class PowerBCELoss(LossModule):
@@ -271,5 +287,6 @@ SPECS = (
         "calibrates better than the logistic one; n = 2 to 5 is a usual range.",
         coupling=element_wise,
         hessian_diagonal=power_bce_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )
