@@ -322,12 +322,14 @@ def _overlap_derivatives(
             curvature = second + first * (1.0 - 2.0 * p) + coupled
             slope = first
         elif scope == "batch":
-            curvature = _softmax_diagonal(second + coupled, first, p, q)
-            slope = first - _others(first, p, q, 1)
+            rows_of = _Rows(p, q)
+            curvature = rows_of.diagonal(second + coupled, first)
+            slope = first - rows_of.others(first, 1)
         else:
-            curvature = _softmax_diagonal(second, first, p, q)
-            v_n = zeta_n - _others(zeta_n, p, q, 1)
-            v_d = zeta_d - _others(zeta_d, p, q, 1)
+            rows_of = _Rows(p, q)
+            curvature = rows_of.diagonal(second, first)
+            v_n = zeta_n - rows_of.others(zeta_n, 1)
+            v_d = zeta_d - rows_of.others(zeta_d, 1)
             curvature += 2.0 * l_nd * v_n * v_d + l_dd * v_d * v_d
             slope = l_n * v_n + l_d * v_d
         out[rows] = factor * curvature
@@ -363,9 +365,12 @@ class _OverlapTerms:
     def __call__(self, p: Tensor, q: Tensor, y: Tensor) -> tuple[Tensor, ...]:
         k, focus = self.coefficient, self.focus
         # p~ = (1 - p)^focus p, and its derivatives times p q and p^2 q^2
-        t = q.pow(focus) * p
-        t_1 = t * (q - focus * p)
-        t_2 = t * p * (focus * (focus - 1.0) * p - 2.0 * focus * q)
+        if focus == 0.0:  # p~ = p: p q and 0
+            t, t_1, t_2 = p, p * q, torch.zeros_like(p)
+        else:
+            t = q.pow(focus) * p
+            t_1 = t * (q - focus * p)
+            t_2 = t * p * (focus * (focus - 1.0) * p - 2.0 * focus * q)
         if self.tversky is not None:
             alpha, beta = self.tversky
             kept = y + alpha * (1.0 - y)
@@ -390,26 +395,37 @@ def _ratio_derivatives(numerator: Tensor, denominator: Tensor) -> tuple[Tensor, 
     )
 
 
-def _others(values: Tensor, p: Tensor, q: Tensor, power: int) -> Tensor:
-    """``p_c^power * sum over a != c of values_a / q_a^power`` for every class ``c`` of each
-    row, in O(C): the row's argmax ``m`` apart (``q_m`` may round to 0), its term taken as
-    ``(p_c / q_m)^power values_m`` with ``p_c <= q_m``."""
-    top = p.argmax(dim=1, keepdim=True)
-    tiny = torch.finfo(q.dtype).tiny
-    scaled = values / q.clamp_min(tiny).pow(power)
-    is_top = torch.zeros_like(p, dtype=torch.bool).scatter_(1, top, True)
-    scaled = torch.where(is_top, 0.0, scaled)
-    rest = scaled.sum(dim=1, keepdim=True)  # over a != m
-    ratio = p / q.gather(1, top).clamp_min(tiny)
-    top_term = ratio.pow(power) * values.gather(1, top)
-    return torch.where(is_top, p.pow(power) * rest, p.pow(power) * (rest - scaled) + top_term)
+class _Rows:
+    """A softmax chunk's rows, for sums over the other classes of each row: what every such
+    sum shares (each row's argmax ``m``, ``1 / q`` and ``p / q_m``) computed once."""
 
+    def __init__(self, p: Tensor, q: Tensor) -> None:
+        tiny = torch.finfo(q.dtype).tiny
+        top = p.argmax(dim=1, keepdim=True)
+        self.top = top
+        self.is_top = torch.zeros_like(p, dtype=torch.bool).scatter_(1, top, True)
+        self.p = p
+        self.inverse = 1.0 / q.clamp_min(tiny)
+        self.ratio = p / q.gather(1, top).clamp_min(tiny)  # p_c / q_m <= 1
 
-def _softmax_diagonal(second: Tensor, first: Tensor, p: Tensor, q: Tensor) -> Tensor:
-    """``sum_a G2_a (dp_a/dx_c)^2 + G1_a d2p_a/dx_c^2`` of a softmax row, from ``second =
-    G2 p^2 q^2`` and ``first = G1 p q`` (see :func:`_overlap_derivatives`)."""
-    own = second + first * (1.0 - 2.0 * p)
-    return own + _others(second, p, q, 2) + (2.0 * p - 1.0) * _others(first, p, q, 1)
+    def others(self, values: Tensor, power: int) -> Tensor:
+        """``p_c^power * sum over a != c of values_a / q_a^power`` for every class ``c`` of
+        each row, in O(C): the row's argmax ``m`` apart (``q_m`` may round to 0), its term
+        taken as ``(p_c / q_m)^power values_m``."""
+        inverse = self.inverse if power == 1 else self.inverse * self.inverse
+        scaled = torch.where(self.is_top, 0.0, values * inverse)
+        rest = scaled.sum(dim=1, keepdim=True)  # over a != m
+        p_power = self.p if power == 1 else self.p * self.p
+        ratio = self.ratio if power == 1 else self.ratio * self.ratio
+        top_term = ratio * values.gather(1, self.top)
+        return torch.where(self.is_top, p_power * rest, p_power * (rest - scaled) + top_term)
+
+    def diagonal(self, second: Tensor, first: Tensor) -> Tensor:
+        """``sum_a G2_a (dp_a/dx_c)^2 + G1_a d2p_a/dx_c^2`` of each softmax row, from
+        ``second = G2 p^2 q^2`` and ``first = G1 p q`` (see :func:`_overlap_derivatives`)."""
+        p = self.p
+        own = second + first * (1.0 - 2.0 * p)
+        return own + self.others(second, 2) + (2.0 * p - 1.0) * self.others(first, 1)
 
 
 def _coupling(params: Params, task: Task) -> Coupling:
