@@ -66,10 +66,12 @@ def derivatives_for(
         )
     if hessian and spec.derivatives is not None:  # all three from one closed-form pass
         with params_trusted():
-            value, grad, diagonal = spec.derivatives(
+            closed = spec.derivatives(
                 x, targets, reduction=mode.value, sample_weight=sample_weight, **dict(validated)
             )
-        return Derivatives(value=value, grad=grad, hessian_diag=diagonal)
+        if closed is not None:
+            value, grad, diagonal = closed
+            return Derivatives(value=value, grad=grad, hessian_diag=diagonal)
     closed_form = spec.hessian_diagonal if hessian else None
     x.requires_grad_(True)
     with torch.enable_grad(), params_trusted():

@@ -76,11 +76,12 @@ class LossSpec:
     """A closed form of the exact Hessian diagonal, called as the loss function is (same
     arguments, params included); ``losses.derivatives`` prefers it to Hessian-vector
     products. The registry-wide tests hold it to autograd's full Hessian."""
-    derivatives: Callable[..., tuple[Tensor, Tensor, Tensor]] | None = None
+    derivatives: Callable[..., tuple[Tensor, Tensor, Tensor] | None] | None = None
     """The value, gradient and exact Hessian diagonal from one closed-form pass (sharing
     what the three have in common), called as the loss function is: what
     ``losses.derivatives(..., hessian=True)`` takes when given, instead of autograd's value
-    and gradient and then :attr:`hessian_diagonal`."""
+    and gradient and then :attr:`hessian_diagonal`. It may answer None for inputs it has no
+    such form for (sigmoid focal's soft targets): the general path runs then."""
 
     def validate(self, params: Mapping[str, Any] | None = None) -> Params:
         """Validate ``params`` against this loss's schema."""

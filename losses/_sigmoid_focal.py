@@ -12,7 +12,7 @@ from torch import Tensor
 from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import focused_log_sigmoid_curvature, log_sigmoid, logaddexp
+from ._stable import focused_curvature, focused_log_sigmoid_curvature, log_sigmoid, logaddexp
 from ._validation import Params, Task, check_params, prepare
 
 __all__ = [
@@ -184,6 +184,38 @@ def sigmoid_focal_hessian_diagonal(
     return torch.where(y == 1, positive, negative) * scale
 
 
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Value, gradient and Hessian diagonal from one pass for 0/1 targets (None for soft
+    ones): in ``u = t x`` (``t = 2y - 1``), the focal term ``-a_t q^gamma log p`` of ``p =
+    sigmoid(u)`` with its slope (:func:`_hard_value_and_grad`) and curvature
+    (:func:`~losses._stable.focused_curvature`; ``t^2 = 1``)."""
+    check_params(NAME, SigmoidFocalParams, {"alpha": alpha, "gamma": gamma})
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
+    x, y = inputs.logits, inputs.targets
+    if not bool(((y == 0) | (y == 1)).all()):
+        return None
+    sign = 2.0 * y - 1.0
+    u = sign * x
+    log_p = F.logsigmoid(u)
+    log_q = log_p - u
+    p, q = log_p.exp(), log_q.exp()
+    q_gamma = torch.exp(gamma * log_q) if gamma != 0 else torch.ones_like(q)
+    weight = 1.0 if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
+    value = -weight * q_gamma * log_p
+    slope = sign * weight * q_gamma * (gamma * p * log_p - q)
+    curvature = weight * focused_curvature(p, q, q_gamma, log_p, gamma)
+    scale = element_scale(reduction, inputs.sample_weight, x)
+    return reduce_loss(value, reduction, inputs.sample_weight), slope * scale, curvature * scale
+
+
 class SigmoidFocalLoss(LossModule):
     """Module form of :func:`sigmoid_focal_loss`."""
 
@@ -215,5 +247,6 @@ SPECS = (
         "rare labels); gamma 2 with alpha 0.25 is RetinaNet's setting.",
         coupling=element_wise,
         hessian_diagonal=sigmoid_focal_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "focused_curvature",
     "focused_log_sigmoid_curvature",
     "log1mexp",
     "log_one_minus_softmax",
@@ -95,6 +96,12 @@ def focused_log_sigmoid_curvature(log_p: Tensor, log_q: Tensor, gamma: float) ->
     """
     p, q = log_p.exp(), log_q.exp()
     q_gamma = torch.exp(gamma * log_q) if gamma != 0 else torch.ones_like(q)
+    return focused_curvature(p, q, q_gamma, log_p, gamma)
+
+
+def focused_curvature(p: Tensor, q: Tensor, q_gamma: Tensor, log_p: Tensor, gamma: float) -> Tensor:
+    """:func:`focused_log_sigmoid_curvature` from its parts already at hand: ``p``, ``q``,
+    ``q^gamma`` and ``log p``."""
     return p * q_gamma * (gamma * q * log_p - gamma * gamma * p * log_p + (2 * gamma + 1) * q)
 
 
