@@ -10,7 +10,7 @@ from torch import Tensor
 from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import focused_log_sigmoid_curvature, log_sigmoid
+from ._stable import focused_curvature, focused_log_sigmoid_curvature, log_sigmoid
 from ._validation import Params, Task, check_params, prepare
 
 __all__ = [
@@ -151,6 +151,19 @@ class _Margin:
         self.power = torch.exp(g * self.log_r)
         slope = -g * torch.exp((g - 1) * self.log_r) * self.log_rest
         self.slope = slope + self.power / self.rest
+        self.g = g
+
+    def curvature(self, p: Tensor, q: Tensor) -> Tensor:
+        """``f''(r) (p q)^2 + f'(r) p q (1 - 2p)``, ``f'' = -g (g-1) r^(g-2) log(1-r) + 2 g
+        r^(g-1) / (1-r) + r^g / (1-r)^2`` (masked by the caller where not active)."""
+        g, log_r, rest = self.g, self.log_r, self.rest
+        bend = (
+            -g * (g - 1) * torch.exp((g - 2) * log_r) * self.log_rest
+            + 2 * g * torch.exp((g - 1) * log_r) / rest
+            + self.power / (rest * rest)
+        )
+        pq = p * q
+        return bend * pq * pq + self.slope * pq * (1.0 - 2.0 * p)
 
 
 def asymmetric_hessian_diagonal(
@@ -183,17 +196,53 @@ def asymmetric_hessian_diagonal(
     else:
         p, q = log_p.exp(), log_q.exp()
         margin = _Margin(p, q, clip, gamma_neg)
-        g, log_r, rest = gamma_neg, margin.log_r, margin.rest
-        bend = (
-            -g * (g - 1) * torch.exp((g - 2) * log_r) * margin.log_rest
-            + 2 * g * torch.exp((g - 1) * log_r) / rest
-            + margin.power / (rest * rest)
-        )
-        pq = p * q
-        curvature = bend * pq * pq + margin.slope * pq * (1.0 - 2.0 * p)
-        negative = torch.where(margin.active, curvature, 0.0)
+        negative = torch.where(margin.active, margin.curvature(p, q), 0.0)
     curvature = torch.where(y == 1, positive, negative)
     return curvature * element_scale(reduction, inputs.sample_weight, x)
+
+
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Value, gradient and Hessian diagonal from one pass: the terms of
+    :func:`_value_and_grad` and the curvatures of :func:`asymmetric_hessian_diagonal`
+    from the same ``log p``, ``p``, ``q``, powers and margin."""
+    check_params(
+        NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
+    )
+    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    x, y = inputs.logits, inputs.targets
+    log_p = F.logsigmoid(x)
+    log_q = log_p - x
+    p, q = log_p.exp(), log_q.exp()
+    q_power = torch.exp(gamma_pos * log_q)
+    positive = -q_power * log_p
+    positive_slope = q_power * (gamma_pos * p * log_p - q)
+    positive_bend = focused_curvature(p, q, q_power, log_p, gamma_pos)
+    if clip == 0.0:
+        p_power = torch.exp(gamma_neg * log_p)
+        negative = -p_power * log_q
+        negative_slope = p_power * (p - gamma_neg * q * log_q)
+        negative_bend = focused_curvature(q, p, p_power, log_q, gamma_neg)
+    else:
+        margin = _Margin(p, q, clip, gamma_neg)
+        negative = torch.where(margin.active, -margin.power * margin.log_rest, 0.0)
+        negative_slope = torch.where(margin.active, margin.slope * p * q, 0.0)
+        negative_bend = torch.where(margin.active, margin.curvature(p, q), 0.0)
+    is_positive = y == 1
+    scale = element_scale(reduction, inputs.sample_weight, x)
+    return (
+        reduce_loss(torch.where(is_positive, positive, negative), reduction, inputs.sample_weight),
+        torch.where(is_positive, positive_slope, negative_slope) * scale,
+        torch.where(is_positive, positive_bend, negative_bend) * scale,
+    )
 
 
 class AsymmetricLoss(LossModule):
@@ -230,5 +279,6 @@ SPECS = (
         "missing positive labels); gamma_neg 4, gamma_pos 0, clip 0.05 is the paper's setting.",
         coupling=element_wise,
         hessian_diagonal=asymmetric_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )
