@@ -108,22 +108,39 @@ def multilabel_categorical_crossentropy_hessian_diagonal(
     with :math:`1 - \sigma` accurate as :math:`\sigma` nears 1
     (:func:`~losses._stable.softmax_and_complement`).
     """
+    return _derivatives(logits, targets, reduction=reduction, sample_weight=sample_weight)[2]
+
+
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Value, gradient and Hessian diagonal from one pass: each set's log-sum-exp (with the
+    0 class), its softmax ``sigma`` (the gradient: ``sigma_c`` for a negative, ``-sigma_c``
+    for a positive, whose scores enter negated) and ``sigma (1 - sigma)``."""
     check_params(NAME, MultilabelCategoricalCrossentropyParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
     zero = x.new_zeros(x.shape[0], 1)
-
-    def curvature(scores: Tensor) -> Tensor:
-        p, complement = softmax_and_complement(torch.cat([scores, zero], dim=1))
-        return (p * complement)[:, :-1]
-
     outside = torch.full_like(x, float("-inf"))
-    diagonal = torch.where(
-        positive,
-        curvature(torch.where(positive, -x, outside)),
-        curvature(torch.where(positive, outside, x)),
+
+    def terms(scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        joined = torch.cat([scores, zero], dim=1)
+        p, complement = softmax_and_complement(joined)
+        p = p[:, :-1]
+        return torch.logsumexp(joined, dim=1), p, p * complement[:, :-1]
+
+    lse_neg, p_neg, bend_neg = terms(torch.where(positive, outside, x))
+    lse_pos, p_pos, bend_pos = terms(torch.where(positive, -x, outside))
+    scale = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    return (
+        reduce_loss(lse_neg + lse_pos, reduction, inputs.sample_weight),
+        torch.where(positive, -p_pos, p_neg) * scale,
+        torch.where(positive, bend_pos, bend_neg) * scale,
     )
-    return diagonal * sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
 
 
 class MultilabelCategoricalCrossentropyLoss(LossModule):
@@ -154,5 +171,6 @@ SPECS = (
         "per-class sigmoid BCE drowns in negatives; predicts c when s_c > 0, no tuning.",
         coupling=per_sample,
         hessian_diagonal=multilabel_categorical_crossentropy_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )
