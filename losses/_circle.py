@@ -171,6 +171,30 @@ def circle_hessian_diagonal(
     :math:`g_{aa} = g_a (1 - g_a)`: :math:`\ell_a = \sigma(u) g_a`, :math:`\ell_{aa} =
     \sigma(u) \sigma(-u) g_a^2 + \sigma(u) g_a (1 - g_a)`.
     """
+    return _derivatives(
+        logits,
+        targets,
+        scale=scale,
+        margin=margin,
+        threshold_class=threshold_class,
+        reduction=reduction,
+        sample_weight=sample_weight,
+    )[2]
+
+
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    scale: float = 1.0,
+    margin: float = 0.0,
+    threshold_class: bool = True,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Value, gradient and Hessian diagonal from one pass (see
+    :func:`circle_hessian_diagonal`): the value ``softplus(u)``, and the gradient ``ell_a
+    gamma pi_n`` for a negative, ``-ell_b gamma pi_p`` for a positive."""
     params = check_params(
         NAME,
         CircleParams,
@@ -185,29 +209,36 @@ def circle_hessian_diagonal(
         w = torch.softmax(pairs.terms.masked_fill(~pairs.present, float("-inf")), dim=1)
         g_a, one_minus_g_a = w[:, 0] + w[:, 2], w[:, 1]
         g_b, one_minus_g_b = w[:, 1] + w[:, 2], w[:, 0]
+        loss = F.softplus(u)
     else:
         u = pairs.shift + pairs.log_a + pairs.log_b
-        g_a = g_b = torch.where(pairs.has_neg & pairs.has_pos, 1.0, 0.0).to(x.dtype)
+        both = pairs.has_neg & pairs.has_pos
+        g_a = g_b = torch.where(both, 1.0, 0.0).to(x.dtype)
         one_minus_g_a = one_minus_g_b = torch.zeros_like(g_a)
+        loss = torch.where(both, F.softplus(u), torch.zeros_like(u))
     s, s_bar = torch.sigmoid(u), torch.sigmoid(-u)
     first_a, first_b = s * g_a, s * g_b
     second_a = s * s_bar * g_a * g_a + s * g_a * one_minus_g_a
     second_b = s * s_bar * g_b * g_b + s * g_b * one_minus_g_b
 
-    def softmax_terms(scores: Tensor, members: Tensor) -> tuple[Tensor, Tensor]:
-        """pi^2 and pi (1 - pi) of the softmax over each row's members (0 elsewhere)."""
+    def softmax_terms(scores: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """pi, pi^2 and pi (1 - pi) of the softmax over each row's members (0 elsewhere)."""
         filled = scores.masked_fill(~members, float("-inf"))
         filled = filled.masked_fill(~members.any(dim=1, keepdim=True), 0.0)  # no members
         pi, complement = softmax_and_complement(filled)
         pi = pi * members
-        return pi * pi, pi * complement
+        return pi, pi * pi, pi * complement
 
-    neg_sq, neg_var = softmax_terms(gamma * x, ~positive)
-    pos_sq, pos_var = softmax_terms(-gamma * x, positive)
+    neg_pi, neg_sq, neg_var = softmax_terms(gamma * x, ~positive)
+    pos_pi, pos_sq, pos_var = softmax_terms(-gamma * x, positive)
     negative_h = second_a.unsqueeze(1) * neg_sq + first_a.unsqueeze(1) * neg_var
     positive_h = second_b.unsqueeze(1) * pos_sq + first_b.unsqueeze(1) * pos_var
+    slope = gamma * torch.where(
+        positive, -first_b.unsqueeze(1) * pos_pi, first_a.unsqueeze(1) * neg_pi
+    )
     curvature = gamma * gamma * torch.where(positive, positive_h, negative_h)
-    return curvature * sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    factor = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    return reduce_loss(loss, reduction, inputs.sample_weight), slope * factor, curvature * factor
 
 
 class CircleLoss(LossModule):
@@ -246,5 +277,6 @@ SPECS = (
         "margin; scale 1, margin 0 with the threshold class is ZLPR.",
         coupling=per_sample,
         hessian_diagonal=circle_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )
