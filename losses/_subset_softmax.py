@@ -168,10 +168,28 @@ def subset_softmax_hessian_diagonal(
     the gradient of :math:`\log Z` (autograd through the recursion, in float64), times the
     reduction's factor.
     """
+    return _derivatives(
+        logits, targets, k=k, max_k=max_k, reduction=reduction, sample_weight=sample_weight
+    )[2]
+
+
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    k: int | None = None,
+    max_k: int | None = None,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Value, gradient and Hessian diagonal from one recursion (in float64): ``log Z`` and
+    its gradient, the inclusion probabilities ``pi``; the loss ``log Z - sum of picked
+    scores``, its gradient ``pi - y`` and its diagonal ``pi (1 - pi)``."""
     params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x = inputs.logits.detach().double().requires_grad_(True)
-    counts = inputs.targets.sum(dim=1).round().long()
+    y = inputs.targets.to(torch.float64)
+    counts = y.sum(dim=1).round().long()
     with torch.enable_grad():
         if params.k is not None:
             log_z = _exactly_k(x, counts, params.k)
@@ -180,9 +198,15 @@ def subset_softmax_hessian_diagonal(
         else:  # unreachable: the params model requires one of them
             raise ValueError("Expected exactly one of k and max_k to be set, got neither")
         (inclusion,) = torch.autograd.grad(log_z.sum(), x)
+    dtype = inputs.logits.dtype
+    loss = (log_z.detach() - (x.detach() * y).sum(dim=1)).to(dtype)
+    scale = sample_scale(reduction, inputs.sample_weight, x.detach()).unsqueeze(1)
     curvature = (inclusion * (1.0 - inclusion)).clamp_min(0.0)
-    scale = sample_scale(reduction, inputs.sample_weight, x.detach())
-    return (curvature * scale.unsqueeze(1)).to(inputs.logits.dtype)
+    return (
+        reduce_loss(loss, reduction, inputs.sample_weight),
+        ((inclusion - y) * scale).to(dtype),
+        (curvature * scale).to(dtype),
+    )
 
 
 def _exactly_k(x: Tensor, counts: Tensor, k: int) -> Tensor:
@@ -259,5 +283,6 @@ SPECS = (
         "max_k): the label set is scored jointly, as softmax does for one label.",
         coupling=per_sample,
         hessian_diagonal=subset_softmax_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )
