@@ -323,9 +323,10 @@ class DataPlane:
         """Refuse an inference whose answer would carry more JSON values than a JSON
         request may (``max_json_values``): writing them holds the interpreter as parsing
         does. Outputs asked for as binary data are not counted."""
-        if not json_outputs or not request.inputs:
+        shapes = request.shapes()
+        if not json_outputs or not shapes:
             return
-        if any(array.ndim == 0 for array in request.inputs.values()):
+        if any(len(shape) == 0 for shape in shapes.values()):
             return  # the inference itself refuses it
         if loss_models.is_loss_model(request.model):
             self._check_json_values(loss_models.json_values(request, json_outputs), "")
@@ -335,7 +336,7 @@ class DataPlane:
         except (NotFound, InvalidArgument):
             return  # the inference itself says so
         labels = model.card.output_columns
-        rows = next(iter(request.inputs.values())).shape[0]
+        rows = next(iter(shapes.values()))[0]
         asked = {o.name: o.classification for o in request.outputs} or {
             name: 0 for name in json_outputs
         }

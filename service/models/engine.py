@@ -133,6 +133,12 @@ class InferRequest:
     """Inputs in registered shared-memory regions, not read yet (the data plane reads them
     into ``inputs``)."""
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every input's shape, those in shared memory included."""
+        shapes = {name: array.shape for name, array in self.inputs.items()}
+        shapes.update({name: shared.shape for name, shared in self.shared.items()})
+        return shapes
+
 
 @dataclass(frozen=True)
 class InferResult:

@@ -22,6 +22,7 @@ the same errors name the same fields.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -210,12 +211,13 @@ def infer_result(request: InferRequest, result: LossResult, names: tuple[str, ..
 
 def json_values(request: InferRequest, json_outputs: set[str]) -> int:
     """How many JSON values the answer would hold (outputs sent as JSON only)."""
-    logits = request.inputs.get("logits")
-    if logits is None:
+    shape = request.shapes().get("logits")
+    if shape is None:
         return 0
+    size = math.prod(shape)
     asked = [o.name for o in request.outputs] or list(OUTPUTS)
     per_logit = sum(
         1 for name in ("grad", "hessian_diag") if name in asked and name in json_outputs
     )
-    loss = logits.size if "loss" in asked and "loss" in json_outputs else 0
-    return int(logits.size * per_logit + loss)
+    loss = size if "loss" in asked and "loss" in json_outputs else 0
+    return int(size * per_logit + loss)

@@ -424,3 +424,28 @@ def test_a_worker_computes_from_the_region_and_writes_the_gradient_into_it(
         )
 
     with_servers(None, scenario, allow_shared_memory=True, shared_memory_registry=tmp_path)
+
+
+def test_a_json_answer_from_inputs_in_shared_memory_is_counted(
+    tmp_path: Path, segments: list[Segment]
+) -> None:
+    """Logits in a region still count toward the JSON answer's limit (the answer is as
+    large as when they came in the body)."""
+    logits = np.zeros((3000, 100), np.float32)
+    segment = _segment(segments, logits.nbytes)
+
+    async def scenario(stub: Any, client: httpx.AsyncClient, state: Any) -> None:
+        state.regions.register("r", segment.key, 0, logits.nbytes)
+        place = {"shared_memory_region": "r", "shared_memory_byte_size": logits.nbytes}
+        document = {
+            "inputs": [
+                {"name": "logits", "datatype": "FP32", "shape": [3000, 100], "parameters": place},
+                {"name": "targets", "datatype": "INT64", "shape": [3000], "data": [0] * 3000},
+            ],
+            "outputs": [{"name": "grad"}],
+        }
+        response = await client.post("/v2/models/loss.focal/infer", json=document)
+        assert response.status_code == 413
+        assert "300000 JSON values" in response.json()["error"]
+
+    with_servers(None, scenario, allow_shared_memory=True, shared_memory_registry=tmp_path)
