@@ -209,7 +209,7 @@ def test_a_stopped_replica_drains_its_requests_in_flight(deployment: Deployment)
     url = f"http://{deployment.address(replica)}:8000"
     # subset softmax's gradient and Hessian diagonal, a recursion over the classes: about
     # half a second each (every other loss's diagonal is a closed form of a few passes)
-    logits, classes = batch(25_000, 20, seed=5)
+    logits, classes = batch(50_000, 20, seed=5)
     targets = np.eye(20, dtype=np.float32)[classes]
     body: dict[str, Any] = loss_body(
         "subset_softmax", logits, targets, return_grad=True, return_hessian=True,

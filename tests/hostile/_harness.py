@@ -76,6 +76,7 @@ SERVER_ENV = {
     **SERVICE_ENV,
     "LOSSSERVE_REQUEST_TIMEOUT_S": str(DEADLINE_S),
     "LOSSSERVE_ADMIN_TOKEN": "",  # empty: the repository API must not accept an empty token
+    "LOSSSERVE_ALLOW_SHARED_MEMORY": "true",  # its routes and parameters attacked too
     "LOSSSERVE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
     "LOSSSERVE_SHUTDOWN_GRACE_S": "2",
     "LOSSSERVE_LOG_LEVEL": "INFO",
