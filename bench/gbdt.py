@@ -15,15 +15,22 @@ not a test.
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import lightgbm
 import numpy as np
 import torch
 
-from losses.gbdt import lightgbm_objective
-from lossserve.training import load_dataset
+# run as a script, this folder comes first on sys.path and bench/losses.py would shadow the
+# package: take it off before importing losses (lossserve imports it too)
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+lightgbm_objective = importlib.import_module("losses.gbdt").lightgbm_objective
+load_dataset = importlib.import_module("lossserve.training").load_dataset
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ loss built for imbalance; reduction "mean", ``return_grad`` true) over:
   there would; the gradient is read where the server wrote it, no copy);
 - the peer: ``bench/raw_loss_peer.py``, a hand-written FastAPI endpoint taking the raw
   bytes (shape in a header) and answering the raw gradient, computed on its event loop,
-  in a process of its own with the same threads.
+  in a process of its own with the same threads and glibc tunables.
 
 REST runs through one keep-alive ``httpx.Client``. Every timing is the client's wall clock
 around one whole call: encoding the request, the server's work, and decoding the answer's
@@ -145,7 +145,14 @@ def running_server(threads: int, queue_depth: int) -> AbstractContextManager[Ser
 
 def running_peer(threads: int) -> AbstractContextManager[Server]:
     """``bench/raw_loss_peer.py`` with ``threads`` torch threads."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        # glibc's tunables as the workers set them (keep_freed_memory): it computes as fast
+        "MALLOC_MMAP_THRESHOLD_": str(256 * MiB),
+        "MALLOC_TRIM_THRESHOLD_": str(256 * MiB),
+    }
     program = (sys.executable, str(ROOT / "bench" / "raw_loss_peer.py"))
     return _server.running_server([], env, ["/health"], program=program)
 
