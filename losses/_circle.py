@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import masked_logsumexp, softmax_and_complement
@@ -114,14 +115,12 @@ def circle_loss(
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
-    pairs = _Pairs(x, positive, params)
-    if params.threshold_class:
-        loss = F.softplus(pairs.shift + masked_logsumexp(pairs.terms, pairs.present, dim=1))
-    else:
-        both = pairs.has_neg & pairs.has_pos
-        zero = torch.zeros_like(pairs.log_a)
-        loss = torch.where(both, F.softplus(pairs.shift + pairs.log_a + pairs.log_b), zero)
-    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+        loss, slope, _ = _terms(z, positive, params, curvature=False)
+        return loss, slope
+
+    return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
 
 
 class _Pairs:
@@ -202,6 +201,20 @@ def _derivatives(
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
+    loss, slope, curvature = _terms(x, positive, params, curvature=True)
+    if curvature is None:
+        raise RuntimeError("_terms computes the curvature when asked")
+    factor = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    return reduce_loss(loss, reduction, inputs.sample_weight), slope * factor, curvature * factor
+
+
+def _terms(
+    x: Tensor, positive: Tensor, params: CircleParams, *, curvature: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Each sample's loss ``softplus(u)``, its gradient (``ell_a gamma pi_n`` for a negative,
+    ``-ell_b gamma pi_p`` for a positive) and, when asked, its Hessian diagonal (see
+    :func:`circle_hessian_diagonal`); written with differentiable operations only, so the
+    gradient's own derivatives are the Hessian's (a double backward)."""
     pairs = _Pairs(x, positive, params)
     gamma = pairs.gamma
     if params.threshold_class:
@@ -216,29 +229,29 @@ def _derivatives(
         g_a = g_b = torch.where(both, 1.0, 0.0).to(x.dtype)
         one_minus_g_a = one_minus_g_b = torch.zeros_like(g_a)
         loss = torch.where(both, F.softplus(u), torch.zeros_like(u))
-    s, s_bar = torch.sigmoid(u), torch.sigmoid(-u)
+    s = torch.sigmoid(u)
     first_a, first_b = s * g_a, s * g_b
-    second_a = s * s_bar * g_a * g_a + s * g_a * one_minus_g_a
-    second_b = s * s_bar * g_b * g_b + s * g_b * one_minus_g_b
 
-    def softmax_terms(scores: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """pi, pi^2 and pi (1 - pi) of the softmax over each row's members (0 elsewhere)."""
+    def softmax_terms(scores: Tensor, members: Tensor) -> tuple[Tensor, Tensor]:
+        """pi and 1 - pi of the softmax over each row's members (pi 0 elsewhere)."""
         filled = scores.masked_fill(~members, float("-inf"))
         filled = filled.masked_fill(~members.any(dim=1, keepdim=True), 0.0)  # no members
         pi, complement = softmax_and_complement(filled)
-        pi = pi * members
-        return pi, pi * pi, pi * complement
+        return pi * members, complement
 
-    neg_pi, neg_sq, neg_var = softmax_terms(gamma * x, ~positive)
-    pos_pi, pos_sq, pos_var = softmax_terms(-gamma * x, positive)
-    negative_h = second_a.unsqueeze(1) * neg_sq + first_a.unsqueeze(1) * neg_var
-    positive_h = second_b.unsqueeze(1) * pos_sq + first_b.unsqueeze(1) * pos_var
+    neg_pi, neg_rest = softmax_terms(gamma * x, ~positive)
+    pos_pi, pos_rest = softmax_terms(-gamma * x, positive)
     slope = gamma * torch.where(
         positive, -first_b.unsqueeze(1) * pos_pi, first_a.unsqueeze(1) * neg_pi
     )
-    curvature = gamma * gamma * torch.where(positive, positive_h, negative_h)
-    factor = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
-    return reduce_loss(loss, reduction, inputs.sample_weight), slope * factor, curvature * factor
+    if not curvature:
+        return loss, slope, None
+    s_bar = torch.sigmoid(-u)
+    second_a = s * s_bar * g_a * g_a + s * g_a * one_minus_g_a
+    second_b = s * s_bar * g_b * g_b + s * g_b * one_minus_g_b
+    negative_h = second_a.unsqueeze(1) * neg_pi * neg_pi + first_a.unsqueeze(1) * neg_pi * neg_rest
+    positive_h = second_b.unsqueeze(1) * pos_pi * pos_pi + first_b.unsqueeze(1) * pos_pi * pos_rest
+    return loss, slope, gamma * gamma * torch.where(positive, positive_h, negative_h)
 
 
 class CircleLoss(LossModule):
