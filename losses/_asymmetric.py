@@ -118,7 +118,9 @@ def _value_and_grad(
     r) + r^g / (1 - r)``, 0 where ``p <= clip``. ``log p`` and ``log q`` from
     ``logsigmoid`` (``tracked``: the one whose derivatives are accurate, for a double
     backward)."""
-    log_p = log_sigmoid(x) if tracked else F.logsigmoid(x)
+    if not tracked:
+        return _value_and_grad_in_place(x, y, gamma_pos, gamma_neg, clip)
+    log_p = log_sigmoid(x)
     log_q = log_p - x
     p, q = log_p.exp(), log_q.exp()
     q_power = torch.exp(gamma_pos * log_q)
@@ -135,6 +137,40 @@ def _value_and_grad(
     is_positive = y == 1
     value = torch.where(is_positive, positive, negative)
     return value, torch.where(is_positive, positive_slope, negative_slope)
+
+
+def _value_and_grad_in_place(
+    x: Tensor, y: Tensor, gamma_pos: float, gamma_neg: float, clip: float
+) -> tuple[Tensor, Tensor]:
+    """:func:`_value_and_grad` without a graph, in few full-size tensors: the negatives' term
+    for every element, in place where it can, then the positives' (the few elements where
+    ``y = 1``) written over it. Each full-size temporary costs its allocation's page faults
+    as much as its arithmetic."""
+    log_p = F.logsigmoid(x)
+    p = log_p.exp()
+    q = torch.sub(log_p, x).exp_()
+    g = gamma_neg
+    if clip == 0.0:  # -p^g log q, d/dx = p^g (p - g q log q)
+        log_q = torch.sub(log_p, x)
+        power = torch.mul(log_p, g).exp_()
+        value = torch.mul(power, log_q).neg_()
+        slope = log_q.mul_(q).mul_(-g).add_(p).mul_(power)
+    else:  # -r^g log(1 - r) at r = p - clip where p > clip (see _Margin), 0 below
+        inactive = p <= clip
+        log_r = torch.sub(p, clip).masked_fill_(inactive, 1.0).log_()
+        rest = torch.add(q, clip)
+        log_rest = rest.log()
+        power = torch.mul(log_r, g).exp_()
+        slope = log_r.mul_(g - 1.0).exp_().mul_(log_rest).mul_(-g)
+        slope.add_(rest.reciprocal_().mul_(power)).mul_(p).mul_(q).masked_fill_(inactive, 0.0)
+        value = power.mul_(log_rest).neg_().masked_fill_(inactive, 0.0)
+    where = (y == 1).nonzero(as_tuple=True)
+    if where[0].numel():  # -q^g log p, d/dx = q^g (g p log p - q)
+        lp, lq = log_p[where], log_p[where] - x[where]
+        q_power = torch.exp(gamma_pos * lq)
+        value[where] = -q_power * lp
+        slope[where] = q_power * (gamma_pos * lp.exp() * lp - lq.exp())
+    return value, slope
 
 
 class _Margin:
