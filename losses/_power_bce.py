@@ -125,6 +125,8 @@ def power_bce_loss(
     x, y = inputs.logits, inputs.targets
 
     def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+        if not tracked:
+            return _value_and_grad_in_place(z, y, n)
         terms = _terms(z, n, tracked)
         value = -(y * (n * terms.log_p) + (1.0 - y) * terms.value)
         return value, -(y * (n * terms.q) + (1.0 - y) * terms.slope)
@@ -181,6 +183,35 @@ def _terms(x: Tensor, n: float, tracked: bool, *, curvature: bool = False) -> _T
         if bend is not None and near[2] is not None:
             bend = bend.index_put(where, near[2])
     return _Terms(log_p, p, q, value, slope, bend)
+
+
+def _value_and_grad_in_place(x: Tensor, y: Tensor, n: float) -> tuple[Tensor, Tensor]:
+    """Each element's loss and its gradient without a graph, as :class:`_Terms` has them, in
+    few full-size tensors (each costs its allocation's page faults as much as its
+    arithmetic): in place where it can, the series written over the few elements it
+    serves."""
+    log_p = F.logsigmoid(x)
+    q = torch.sub(log_p, x).exp_()
+    where = (log_p > -_Z_SWITCH / n).nonzero(as_tuple=True)  # z = -n log p < 0.1
+    near = None
+    if where[0].numel():
+        p_near, z_near = log_p[where].exp(), log_p[where] * -n
+        near = _series(x[where], p_near, q[where], z_near, n, False, curvature=False)
+    z_far = torch.mul(log_p, -n).clamp_(min=_Z_SWITCH)
+    power = torch.neg(z_far).exp_()  # sigmoid(x)^n
+    rest = z_far.neg_().expm1_().neg_()  # 1 - sigmoid(x)^n, at least 0.095
+    # log1mexp(-z): log(1 - e^{-z}) while e^{-z} > 1/2, log1p(-e^{-z}) below
+    negative = torch.where(power > 0.5, rest.log(), torch.neg(power).log1p_())
+    slope = power.div_(rest).mul_(q).mul_(-n)  # -n q / expm1(z)
+    if near is not None:
+        negative.index_put_(where, near[0])
+        slope.index_put_(where, near[1])
+    # -(y n log p + (1 - y) L) and -(y n q + (1 - y) L'), as written (soft targets near 1
+    # against a large |L| would cancel in y (n log p - L) + L)
+    other = torch.rsub(y, 1.0)
+    value = log_p.mul_(n).mul_(y).add_(negative.mul_(other)).neg_()
+    grad = q.mul_(n).mul_(y).add_(slope.mul_(other)).neg_()
+    return value, grad
 
 
 def _series(
