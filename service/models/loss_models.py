@@ -210,7 +210,8 @@ def infer_result(request: InferRequest, result: LossResult, names: tuple[str, ..
 
 
 def json_values(request: InferRequest, json_outputs: set[str]) -> int:
-    """How many JSON values the answer would hold (outputs sent as JSON only)."""
+    """How many JSON values the answer would hold (outputs sent as JSON only; the loss's own
+    output at most one per logit with reduction none, else one)."""
     shape = request.shapes().get("logits")
     if shape is None:
         return 0
@@ -219,5 +220,7 @@ def json_values(request: InferRequest, json_outputs: set[str]) -> int:
     per_logit = sum(
         1 for name in ("grad", "hessian_diag") if name in asked and name in json_outputs
     )
-    loss = size if "loss" in asked and "loss" in json_outputs else 0
+    loss = 0  # one value, or with reduction none at most one per logit
+    if "loss" in asked and "loss" in json_outputs:
+        loss = size if request.parameters.get("reduction", "mean") == "none" else 1
     return int(size * per_logit + loss)

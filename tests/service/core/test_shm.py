@@ -430,7 +430,7 @@ def test_a_json_answer_from_inputs_in_shared_memory_is_counted(
     tmp_path: Path, segments: list[Segment]
 ) -> None:
     """Logits in a region still count toward the JSON answer's limit (the answer is as
-    large as when they came in the body)."""
+    large as when they came in the body); a mean loss counts as the one value it is."""
     logits = np.zeros((3000, 100), np.float32)
     segment = _segment(segments, logits.nbytes)
 
@@ -447,5 +447,10 @@ def test_a_json_answer_from_inputs_in_shared_memory_is_counted(
         response = await client.post("/v2/models/loss.focal/infer", json=document)
         assert response.status_code == 413
         assert "300000 JSON values" in response.json()["error"]
+        # the loss alone is one value (its mean), not one a logit
+        document["outputs"] = [{"name": "loss"}]
+        response = await client.post("/v2/models/loss.focal/infer", json=document)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["shape"] == [1]
 
     with_servers(None, scenario, allow_shared_memory=True, shared_memory_registry=tmp_path)
