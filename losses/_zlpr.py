@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import softmax_and_complement
@@ -82,27 +81,14 @@ def multilabel_categorical_crossentropy_loss(
     check_params(NAME, MultilabelCategoricalCrossentropyParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
-
-    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
-        (lse_neg, p_neg), (lse_pos, p_pos) = _sets(z, positive)
-        return lse_neg + lse_pos, torch.where(positive, -p_pos, p_neg)
-
-    return reduce_loss(fused(x, compute), reduction, inputs.sample_weight)
-
-
-def _sets(x: Tensor, positive: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """Each set's log-sum-exp with the 0 class, and its softmax over the classes (0 outside
-    the set): the negatives' scores, the positives' negated. ``logsumexp`` (not
-    ``logaddexp``) takes the ``-inf`` of the classes outside a set: its derivatives there are
-    exactly 0, and the 0 column keeps every row's maximum finite."""
-    outside = torch.full_like(x, float("-inf"))
+    neg_inf = torch.tensor(float("-inf"), dtype=x.dtype, device=x.device)
     zero = x.new_zeros(x.shape[0], 1)
-    terms = []
-    for scores in (torch.where(positive, outside, x), torch.where(positive, -x, outside)):
-        joined = torch.cat([scores, zero], dim=1)
-        lse = torch.logsumexp(joined, dim=1, keepdim=True)
-        terms.append((lse.squeeze(1), torch.exp(joined[:, :-1] - lse)))
-    return terms[0], terms[1]
+    # logsumexp (not logaddexp) takes the -inf entries: its first and second derivatives at
+    # -inf are exactly 0, and the 0 column keeps every row's maximum finite.
+    negatives = torch.cat([torch.where(positive, neg_inf, x), zero], dim=1)
+    positives = torch.cat([torch.where(positive, -x, neg_inf), zero], dim=1)
+    loss = torch.logsumexp(negatives, dim=1) + torch.logsumexp(positives, dim=1)
+    return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
 def multilabel_categorical_crossentropy_hessian_diagonal(

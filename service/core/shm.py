@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import _posixshmem  # type: ignore[import-not-found]  # CPython's module behind SharedMemory
 import contextlib
+import hashlib
 import json
 import math
 import mmap
@@ -56,7 +57,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..models.oip import BYTES, DATATYPES, check_datatype, decode_raw
-from .errors import InvalidArgument, NotFound, PermissionDenied
+from .errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 
 __all__ = [
     "PARAMETERS",
@@ -82,6 +83,9 @@ MAX_NAME = 128
 _KEY = re.compile(r"/?[A-Za-z0-9_.-]{1,200}")
 _OWN = re.compile(r"/?lossserve-[0-9]+-")
 """The names of the server's own segments (its workers'), which no client may register."""
+_RECORD = re.compile(r"[0-9a-f]{64}")
+"""A record file's name (:meth:`SharedMemoryRegistry._file`); anything else there is not
+one of ours."""
 _MAPPINGS = 16
 """Objects a process keeps mapped (the least recently used beyond it is let go)."""
 _PRUNE_S = 1.0
@@ -152,20 +156,28 @@ def shared_parameters(ref: SharedRef) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Place:
-    """Where a :class:`RegionArray`'s bytes are: the object, its inode, the first byte."""
+    """Where a :class:`RegionArray`'s bytes are: the object, its inode, the first byte, and
+    whether the view may write them (an output's place; an input's is read-only)."""
 
     key: str
     inode: int
     start: int
+    writable: bool = False
 
 
 _MAPPED: OrderedDict[str, tuple[int, mmap.mmap]] = OrderedDict()
-"""This process's mappings, by key: the object's inode and the mapping of all of it."""
+"""This process's mappings, by key: the object's inode and the mapping of all of it. A
+mapping keeps its object's inode allocated, so a new object under the same key has another
+inode: comparing inodes tells them apart."""
 
 
-def _open(key: str, at_least: int, inode: int | None = None) -> tuple[int, mmap.mmap]:
+def _open(
+    key: str, at_least: int, inode: int | None = None, *, allocate: tuple[int, int] | None = None
+) -> tuple[int, mmap.mmap]:
     """The inode and mapping of the object ``key``, which must have ``at_least`` bytes (and,
-    given ``inode``, still be that object); mapped once per process while it is in use."""
+    given ``inode``, still be that object); mapped once per process while it is in use.
+    ``allocate``: ``(start, size)`` bytes to give pages now (an output's place), so that
+    writing them later cannot fault on a full ``/dev/shm``."""
     try:
         fd = cast(int, _posixshmem.shm_open(key, os.O_RDWR, mode=0o600))
     except FileNotFoundError:
@@ -173,6 +185,10 @@ def _open(key: str, at_least: int, inode: int | None = None) -> tuple[int, mmap.
     except PermissionError:
         raise InvalidArgument(
             f"key: the server may not read and write the shared-memory object {key!r}"
+        ) from None
+    except OSError as exc:  # a directory, a link, a name too long ...
+        raise InvalidArgument(
+            f"key: cannot open the shared-memory object {key!r}: {exc.strerror}"
         ) from None
     try:
         status = os.fstat(fd)
@@ -185,17 +201,50 @@ def _open(key: str, at_least: int, inode: int | None = None) -> tuple[int, mmap.
                 f"key: the shared-memory object {key!r} has {status.st_size} bytes, "
                 f"expected at least {at_least}"
             )
+        if allocate is not None and allocate[1] > 0:
+            try:
+                os.posix_fallocate(fd, *allocate)
+            except OSError as exc:
+                raise ResourceExhausted(
+                    f"key: no room for {allocate[1]} bytes of output in the shared-memory "
+                    f"object {key!r} ({exc.strerror}: is the host's /dev/shm full?)"
+                ) from None
         kept = _MAPPED.get(key)
         if kept is not None and kept[0] == status.st_ino and len(kept[1]) >= at_least:
             _MAPPED.move_to_end(key)
+            _forget_gone(keep=key)
             return kept
-        memory = mmap.mmap(fd, status.st_size)
+        try:
+            memory = mmap.mmap(fd, status.st_size)
+        except OSError as exc:
+            raise InvalidArgument(
+                f"key: cannot map the shared-memory object {key!r}: {exc.strerror}"
+            ) from None
     finally:
         os.close(fd)
     _MAPPED[key] = (status.st_ino, memory)
     while len(_MAPPED) > _MAPPINGS:
         _MAPPED.popitem(last=False)  # unmapped once no view of it is left
+    _forget_gone(keep=key)
     return status.st_ino, memory
+
+
+def _forget_gone(keep: str) -> None:
+    """Let go of the mappings whose object is gone or replaced (its client unlinked it):
+    a mapping would keep its pages allocated."""
+    for key, (inode, _) in list(_MAPPED.items()):
+        if key == keep:
+            continue
+        try:
+            fd = cast(int, _posixshmem.shm_open(key, os.O_RDONLY, mode=0o600))
+        except OSError:
+            del _MAPPED[key]
+            continue
+        try:
+            if os.fstat(fd).st_ino != inode:
+                del _MAPPED[key]
+        finally:
+            os.close(fd)
 
 
 class RegionArray(np.ndarray):
@@ -217,6 +266,7 @@ class RegionArray(np.ndarray):
 def _view(memory: mmap.mmap, place: _Place, dtype: np.dtype[Any], shape: tuple[int, ...]) -> Any:
     count = math.prod(shape)
     array = np.frombuffer(memory, dtype, count, place.start).reshape(shape).view(RegionArray)
+    array.flags.writeable = place.writable
     array.place = place
     return array
 
@@ -247,8 +297,6 @@ class SharedMemoryRegistry:
         self._dir = Path(tempfile.mkdtemp(prefix="lossserve-regions-")) if self._own else directory
         if enabled and self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
-        self._records: dict[str, tuple[int, Region]] = {}
-        """Records read before, by file name: the record's inode and the region."""
         self._pruned = 0.0
 
     def close(self) -> None:
@@ -266,7 +314,8 @@ class SharedMemoryRegistry:
 
     @staticmethod
     def _file(name: str) -> str:
-        return name.encode().hex()
+        """A region's record file: a hash of its name (any name fits a file name)."""
+        return hashlib.sha256(name.encode(errors="surrogatepass")).hexdigest()
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         """Register ``byte_size`` bytes from ``offset`` of the object ``key`` as ``name``."""
@@ -308,7 +357,6 @@ class SharedMemoryRegistry:
         for file in files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(directory / file)
-            self._records.pop(file, None)
         self._prune(force=True)
 
     def status(self, name: str = "") -> list[Region]:
@@ -325,25 +373,16 @@ class SharedMemoryRegistry:
 
     @staticmethod
     def _names(directory: Path) -> list[str]:
-        return [entry for entry in os.listdir(directory) if not entry.startswith(".")]
+        return [entry for entry in os.listdir(directory) if _RECORD.fullmatch(entry)]
 
-    def _read(self, directory: Path, file: str) -> Region | None:
-        path = directory / file
+    @staticmethod
+    def _read(directory: Path, file: str) -> Region | None:
+        """The record ``file``, read anew each time (a file name, even an inode, is reused
+        once a region is unregistered and registered again); None when it is not there."""
         try:
-            inode = os.stat(path).st_ino
-        except FileNotFoundError:
-            self._records.pop(file, None)
+            return Region(**json.loads((directory / file).read_text()))
+        except (OSError, ValueError, TypeError):  # gone, or not one of ours
             return None
-        kept = self._records.get(file)
-        if kept is not None and kept[0] == inode:
-            return kept[1]
-        try:
-            record = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        region = Region(**record)
-        self._records[file] = (inode, region)
-        return region
 
     def _region(self, name: str) -> Region | None:
         return self._read(self.check(), self._file(name))
@@ -359,9 +398,10 @@ class SharedMemoryRegistry:
 
     # -- tensors ----------------------------------------------------------------------------
 
-    def hold(self, ref: SharedRef, label: str) -> Held:
+    def hold(self, ref: SharedRef, label: str, *, writable: bool = True) -> Held:
         """The place ``ref`` names, mapped: what a request keeps from its start, so that
-        the region's unregistering meanwhile does not affect it."""
+        the region's unregistering meanwhile does not affect it. ``writable``: an output's
+        (its pages allocated now); else an input's (read-only views)."""
         self.check()
         region = self._region(ref.region)
         if region is None:
@@ -372,14 +412,15 @@ class SharedMemoryRegistry:
                 f"{ref.region!r}'s {region.byte_size} bytes"
             )
         start = region.offset + ref.offset
-        inode, memory = _open(region.key, start + ref.byte_size)
+        allocate = (start, ref.byte_size) if writable else None
+        inode, memory = _open(region.key, start + ref.byte_size, allocate=allocate)
         self._prune()
-        return Held(ref, memory, _Place(region.key, inode, start))
+        return Held(ref, memory, _Place(region.key, inode, start, writable))
 
     def read(self, shared: SharedInput, label: str) -> np.ndarray:
         """An input from its region: a view of the client's bytes (``BYTES``: decoded)."""
         datatype = check_datatype(shared.datatype, label)
-        held = self.hold(shared.ref, label)
+        held = self.hold(shared.ref, label, writable=False)
         size = shared.ref.byte_size
         if datatype == BYTES:
             data = memoryview(held.memory)[held.place.start : held.place.start + size]

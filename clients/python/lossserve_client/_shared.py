@@ -6,7 +6,8 @@ allows with ``LOSSSERVE_ALLOW_SHARED_MEMORY=true``). A call writes its tensors i
 segment and asks the loss model ``loss.<name>`` to read them there and to write the gradient
 and Hessian diagonal there too, so that none of them crosses a socket; only the loss value
 comes back in the answer. The segment grows (a new one, registered anew) when a call needs
-more room, and is unregistered and removed by :meth:`SharedTensors.close`.
+more room (at least doubling, under a new region name), and is unregistered and removed
+by :meth:`SharedTensors.close`. Calls from several threads take turns (:attr:`lock`).
 
 :func:`loss_call` says what a call sends, for either transport to encode.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -76,8 +78,13 @@ class SharedTensors:
     ) -> None:
         self._register = register
         self._unregister = unregister
-        self.region = f"lossclient-{os.getpid()}-{secrets.token_hex(4)}"
+        self.region = ""
+        """The registered region's name: a new one with each segment (a registration the
+        server kept after a failed unregister cannot block the next)."""
         self._memory: shared_memory.SharedMemory | None = None
+        self.lock = threading.Lock()
+        """Held by a call from writing the tensors to reading the answer (the segment is
+        one: calls from several threads take turns)."""
 
     def close(self) -> None:
         """Unregister the region and remove the segment."""
@@ -93,8 +100,10 @@ class SharedTensors:
     def _room(self, size: int) -> shared_memory.SharedMemory:
         if self._memory is not None and self._memory.size >= size:
             return self._memory
+        grown = 2 * self._memory.size if self._memory is not None else _MIN_BYTES
         self.close()
-        memory = shared_memory.SharedMemory(create=True, size=max(size, _MIN_BYTES))
+        memory = shared_memory.SharedMemory(create=True, size=max(size, grown))
+        self.region = f"lossclient-{os.getpid()}-{secrets.token_hex(6)}"
         try:
             self._register(self.region, "/" + memory.name, memory.size)
         except BaseException:

@@ -447,6 +447,13 @@ class _Rest:
         self, request: dict[str, Any], tensors: dict[str, np.ndarray]
     ) -> LossResult:
         assert self._shared is not None
+        with self._shared.lock:
+            return self._compute_shared_locked(request, tensors)
+
+    def _compute_shared_locked(
+        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
+    ) -> LossResult:
+        assert self._shared is not None
         call = loss_call(self._shared, request, tensors)
         region = self._shared.region
         document = {
@@ -737,6 +744,13 @@ class _Grpc:
             self._channel.close()
 
     def _compute_shared(
+        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
+    ) -> LossResult:
+        assert self._shared is not None
+        with self._shared.lock:
+            return self._compute_shared_locked(request, tensors)
+
+    def _compute_shared_locked(
         self, request: dict[str, Any], tensors: dict[str, np.ndarray]
     ) -> LossResult:
         assert self._shared is not None

@@ -6,6 +6,7 @@ own shared-memory utilities)."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from collections.abc import Iterator
 from multiprocessing import resource_tracker, shared_memory
@@ -454,3 +455,64 @@ def test_a_json_answer_from_inputs_in_shared_memory_is_counted(
         assert response.json()["outputs"][0]["shape"] == [1]
 
     with_servers(None, scenario, allow_shared_memory=True, shared_memory_registry=tmp_path)
+
+
+def test_a_region_registered_again_is_read_anew_by_every_frontend(
+    tmp_path: Path, segments: list[Segment]
+) -> None:
+    """Unregistered and registered again under the same name (its record file's inode is
+    reused): another frontend reads the new place, not the one it saw before."""
+    first, second = _segment(segments, 4096), _segment(segments, 4096)
+    one = SharedMemoryRegistry(tmp_path, enabled=True)
+    other = SharedMemoryRegistry(tmp_path, enabled=True)
+    for _ in range(5):
+        one.register("r", first.key, 0, 1024)
+        assert other.status("r") == [Region("r", first.key, 0, 1024)]
+        one.unregister("r")
+        one.register("r", second.key, 1024, 2048)
+        assert other.status("r") == [Region("r", second.key, 1024, 2048)]
+        assert other.hold(SharedRef("r", 8), "x").place.key == second.key
+        one.unregister("r")
+
+
+def test_names_and_keys_of_any_length_or_kind_answer_4xx(
+    registry: SharedMemoryRegistry, segments: list[Segment], tmp_path: Path
+) -> None:
+    segment = _segment(segments, 64)
+    long = "é" * 200  # 400 bytes: longer than a file name may be
+    with pytest.raises(InvalidArgument, match="name: expected a region name of 1 to 128"):
+        registry.register(long, segment.key, 0, 8)
+    registry.register("é" * 128, segment.key, 0, 8)  # the longest name, 256 bytes
+    assert registry.status("é" * 128)[0].name == "é" * 128
+    with pytest.raises(NotFound):
+        registry.status(long)
+    with pytest.raises(InvalidArgument, match="no such region"):
+        registry.hold(SharedRef(long, 8), "input 'x'")
+    registry.unregister(long)  # unknown: no error
+    directory = Path("/dev/shm") / f"tc-dir-{os.getpid()}"
+    directory.mkdir()
+    try:
+        with pytest.raises(InvalidArgument, match="key: cannot open the shared-memory object"):
+            registry.register("d", f"/{directory.name}", 0, 8)
+    finally:
+        directory.rmdir()
+    (tmp_path / "lost+found").mkdir()  # not a record: ignored
+    assert [r.name for r in registry.status()] == ["é" * 128]
+
+
+def test_input_views_are_read_only_and_output_places_writable(
+    registry: SharedMemoryRegistry, segments: list[Segment]
+) -> None:
+    segment = _segment(segments, 1024)
+    registry.register("r", segment.key, 0, 1024)
+    view = registry.read(SharedInput(SharedRef("r", 256), "FP32", (64,)), "input 'x'")
+    with pytest.raises(ValueError, match="read-only"):
+        view[0] = 1.0
+    back = pickle.loads(pickle.dumps(view, protocol=5))  # as a worker gets it
+    assert not back.flags.writeable
+    out = registry.hold(SharedRef("r", 256, 512), "output 'y'").destination(
+        np.dtype("<f4"), (64,), "output 'y'"
+    )
+    out[:] = 2.0
+    assert pickle.loads(pickle.dumps(out, protocol=5)).flags.writeable
+    np.testing.assert_array_equal(segment.array(np.float32, (64,), 512), 2.0)
