@@ -207,9 +207,11 @@ def test_a_stopped_replica_drains_its_requests_in_flight(deployment: Deployment)
     is answered, then it exits 0 within the grace period."""
     replica = REPLICAS[0]
     url = f"http://{deployment.address(replica)}:8000"
-    # subset softmax's gradient and Hessian diagonal, a recursion over the classes: about
-    # half a second each (every other loss's diagonal is a closed form of a few passes)
-    logits, classes = batch(50_000, 20, seed=5)
+    # subset softmax's gradient and Hessian diagonal, a recursion over the classes: about a
+    # quarter of a second each, one after another on the replica's worker (every other
+    # loss's diagonal is a closed form of a few passes; a larger request would pass the
+    # default memory budget: 25,000 x 20 up to 5 is estimated at 450 MB of 512 MiB)
+    logits, classes = batch(25_000, 20, seed=5)
     targets = np.eye(20, dtype=np.float32)[classes]
     body: dict[str, Any] = loss_body(
         "subset_softmax", logits, targets, return_grad=True, return_hessian=True,
