@@ -256,29 +256,27 @@ def _derivatives(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
     log_p = F.logsigmoid(x)
-    log_q = log_p - x
+    log_q = F.logsigmoid(-x)  # not log p - x: that rounds a tiny log q to 0 for x << 0
     p, q = log_p.exp(), log_q.exp()
-    q_power = torch.exp(gamma_pos * log_q)
-    positive = -q_power * log_p
-    positive_slope = q_power * (gamma_pos * p * log_p - q)
-    positive_bend = focused_curvature(p, q, q_power, log_p, gamma_pos)
     if clip == 0.0:
         p_power = torch.exp(gamma_neg * log_p)
-        negative = -p_power * log_q
-        negative_slope = p_power * (p - gamma_neg * q * log_q)
-        negative_bend = focused_curvature(q, p, p_power, log_q, gamma_neg)
+        value = -p_power * log_q
+        slope = p_power * (p - gamma_neg * q * log_q)
+        bend = focused_curvature(q, p, p_power, log_q, gamma_neg)
     else:
         margin = _Margin(p, q, clip, gamma_neg)
-        negative = torch.where(margin.active, -margin.power * margin.log_rest, 0.0)
-        negative_slope = torch.where(margin.active, margin.slope * p * q, 0.0)
-        negative_bend = torch.where(margin.active, margin.curvature(p, q), 0.0)
-    is_positive = y == 1
+        value = torch.where(margin.active, -margin.power * margin.log_rest, 0.0)
+        slope = torch.where(margin.active, margin.slope * p * q, 0.0)
+        bend = torch.where(margin.active, margin.curvature(p, q), 0.0)
+    where = (y == 1).nonzero(as_tuple=True)  # the few positives, written over
+    if where[0].numel():
+        lp, pp, qq = log_p[where], p[where], q[where]
+        q_power = torch.exp(gamma_pos * log_q[where])
+        value.index_put_(where, -q_power * lp)
+        slope.index_put_(where, q_power * (gamma_pos * pp * lp - qq))
+        bend.index_put_(where, focused_curvature(pp, qq, q_power, lp, gamma_pos))
     scale = element_scale(reduction, inputs.sample_weight, x)
-    return (
-        reduce_loss(torch.where(is_positive, positive, negative), reduction, inputs.sample_weight),
-        torch.where(is_positive, positive_slope, negative_slope) * scale,
-        torch.where(is_positive, positive_bend, negative_bend) * scale,
-    )
+    return reduce_loss(value, reduction, inputs.sample_weight), slope * scale, bend * scale
 
 
 class AsymmetricLoss(LossModule):

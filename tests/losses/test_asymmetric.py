@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import losses
-from losses._asymmetric import AsymmetricLoss, asymmetric_loss
+from losses._asymmetric import AsymmetricLoss, asymmetric_hessian_diagonal, asymmetric_loss
 from losses._sigmoid_focal import sigmoid_focal_loss
 
 
@@ -265,3 +265,17 @@ def test_registry_entry() -> None:
     assert spec.coupling(spec.validate({}), losses.Task.MULTILABEL) is losses.Coupling.ELEMENT
     x, y = torch.randn(4, 3), torch.randint(0, 2, (4, 3)).float()
     torch.testing.assert_close(losses.compute("asymmetric", x, y), asymmetric_loss(x, y))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_pass_derivatives_keep_the_negatives_tiny_log_q(dtype: torch.dtype) -> None:
+    """``losses.derivatives(hessian=True)`` (value, gradient and diagonal from one pass)
+    gives the Hessian closed form's diagonal at very negative logits too, where ``log q``
+    is tiny and ``log p - x`` would round it to 0 (half the curvature, in float32)."""
+    x = torch.linspace(-40.0, 10.0, 501, dtype=dtype)
+    y = torch.zeros_like(x)
+    kw = {"gamma_pos": 1.0, "gamma_neg": 2.5, "clip": 0.0}
+    d = losses.derivatives("asymmetric", x, y, hessian=True, reduction="sum", **kw)
+    expected = asymmetric_hessian_diagonal(x, y, reduction="sum", **kw)
+    assert d.hessian_diag is not None
+    torch.testing.assert_close(d.hessian_diag, expected, rtol=1e-5, atol=0.0)
