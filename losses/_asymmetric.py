@@ -7,10 +7,11 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._chunks import by_rows
 from ._fused import fused
-from ._reduction import Reduction, element_scale, reduce_loss
+from ._reduction import Reduction, reduce_loss, scaled_element_derivatives
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import focused_curvature, focused_log_sigmoid_curvature, log_sigmoid
+from ._stable import focused_curvature, log_sigmoid
 from ._validation import Params, Task, check_params, prepare
 
 __all__ = [
@@ -103,8 +104,8 @@ def asymmetric_loss(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
 
-    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
-        return _value_and_grad(z, y, gamma_pos, gamma_neg, clip, tracked)
+    def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
+        return _value_and_grad(z, t, gamma_pos, gamma_neg, clip, tracked)
 
     return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
 
@@ -112,86 +113,90 @@ def asymmetric_loss(
 def _value_and_grad(
     x: Tensor, y: Tensor, gamma_pos: float, gamma_neg: float, clip: float, tracked: bool
 ) -> tuple[Tensor, Tensor]:
-    """Each element's loss and its gradient in closed form: a positive's ``-q^g log p`` has
-    ``d/dx = q^g (g p log p - q)``; a negative's ``f(r) = -r^g log(1 - r)`` at ``r = p -
-    clip`` (``r = p`` at ``clip = 0``) has ``d/dx = f'(r) p q``, ``f'(r) = -g r^(g-1) log(1 -
-    r) + r^g / (1 - r)``, 0 where ``p <= clip``. ``log p`` and ``log q`` from
-    ``logsigmoid`` (``tracked``: the one whose derivatives are accurate, for a double
-    backward)."""
-    if not tracked:
-        return _value_and_grad_in_place(x, y, gamma_pos, gamma_neg, clip)
-    log_p = log_sigmoid(x)
-    log_q = log_p - x
-    p, q = log_p.exp(), log_q.exp()
-    q_power = torch.exp(gamma_pos * log_q)
-    positive = -q_power * log_p
-    positive_slope = q_power * (gamma_pos * p * log_p - q)
-    if clip == 0.0:
-        p_power = torch.exp(gamma_neg * log_p)
-        negative = -p_power * log_q
-        negative_slope = p_power * (p - gamma_neg * q * log_q)
-    else:
-        margin = _Margin(p, q, clip, gamma_neg)
-        negative = torch.where(margin.active, -margin.power * margin.log_rest, 0.0)
-        negative_slope = torch.where(margin.active, margin.slope * p * q, 0.0)
-    is_positive = y == 1
-    value = torch.where(is_positive, positive, negative)
-    return value, torch.where(is_positive, positive_slope, negative_slope)
-
-
-def _value_and_grad_in_place(
-    x: Tensor, y: Tensor, gamma_pos: float, gamma_neg: float, clip: float
-) -> tuple[Tensor, Tensor]:
-    """:func:`_value_and_grad` without a graph, in few full-size tensors: the negatives' term
-    for every element, in place where it can, then the positives' (the few elements where
-    ``y = 1``) written over it. Each full-size temporary costs its allocation's page faults
-    as much as its arithmetic."""
-    log_p = F.logsigmoid(x)
-    p = log_p.exp()
-    q = torch.sub(log_p, x).exp_()
-    g = gamma_neg
-    if clip == 0.0:  # -p^g log q, d/dx = p^g (p - g q log q)
-        log_q = torch.sub(log_p, x)
-        power = torch.mul(log_p, g).exp_()
-        value = torch.mul(power, log_q).neg_()
-        slope = log_q.mul_(q).mul_(-g).add_(p).mul_(power)
-    else:  # -r^g log(1 - r) at r = p - clip where p > clip (see _Margin), 0 below
-        inactive = p <= clip
-        log_r = torch.sub(p, clip).masked_fill_(inactive, 1.0).log_()
-        rest = torch.add(q, clip)
-        log_rest = rest.log()
-        power = torch.mul(log_r, g).exp_()
-        slope = log_r.mul_(g - 1.0).exp_().mul_(log_rest).mul_(-g)
-        slope.add_(rest.reciprocal_().mul_(power)).mul_(p).mul_(q).masked_fill_(inactive, 0.0)
-        value = power.mul_(log_rest).neg_().masked_fill_(inactive, 0.0)
-    where = (y == 1).nonzero(as_tuple=True)
-    if where[0].numel():  # -q^g log p, d/dx = q^g (g p log p - q)
-        lp, lq = log_p[where], log_p[where] - x[where]
-        q_power = torch.exp(gamma_pos * lq)
-        value[where] = -q_power * lp
-        slope[where] = q_power * (gamma_pos * lp.exp() * lp - lq.exp())
+    """Each element's loss and its gradient in closed form (:func:`_terms`)."""
+    value, slope, _ = _terms(x, y, gamma_pos, gamma_neg, clip, tracked=tracked)
     return value, slope
+
+
+def _terms(
+    x: Tensor,
+    y: Tensor,
+    gamma_pos: float,
+    gamma_neg: float,
+    clip: float,
+    *,
+    tracked: bool,
+    curvature: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Each element's loss, its first derivative and (when asked) its second, in closed form.
+
+    A positive's ``-q^g log p`` has ``d/dx = q^g (g p log p - q)`` and the second derivative
+    of :func:`~losses._stable.focused_curvature`. A negative's term is ``f(r) = -r^g log(1 -
+    r)`` at ``r = p - clip`` where ``p > clip`` (0 below; :class:`_Margin`); at ``clip = 0``
+    it is the focal term with ``x`` negated. Both are computed for every element and mixed
+    by the 0/1 target (``torch.lerp`` is exact at weights 0 and 1; no branch to gather). ``log p`` from ``logsigmoid`` (``tracked``: the form whose derivatives are
+    accurate, for a double backward); at ``clip = 0`` ``log q`` too, not ``log p - x``, which
+    rounds a tiny ``log q`` to 0 for ``x << 0``."""
+    log_sigmoid_of = log_sigmoid if tracked else F.logsigmoid
+    log_p = log_sigmoid_of(x)
+    log_q_rounded = log_p - x  # accurate enough for q and for q^g of positives
+    p, q = log_p.exp(), log_q_rounded.exp()
+    g = gamma_neg
+    negative_bend = None
+    if clip == 0.0:
+        log_q = log_sigmoid_of(-x)
+        p_power = _power(log_p, g)
+        negative = -p_power * log_q
+        negative_slope = p_power * (p - g * q * log_q)
+        if curvature:
+            negative_bend = focused_curvature(q, p, p_power, log_q, g)
+    else:
+        margin = _Margin(p, q, clip, g)
+        negative = margin.value
+        negative_slope = margin.slope * (p * q)
+        if curvature:
+            negative_bend = margin.curvature(p, q)
+    q_power = _power(log_q_rounded, gamma_pos)
+    if gamma_pos == 0:
+        positive, positive_slope = -log_p, -q
+    else:
+        positive = -q_power * log_p
+        positive_slope = q_power * (gamma_pos * p * log_p - q)
+    value = torch.lerp(negative, positive, y)
+    slope = torch.lerp(negative_slope, positive_slope, y)
+    if negative_bend is None:
+        return value, slope, None
+    positive_bend = focused_curvature(p, q, q_power, log_p, gamma_pos)
+    return value, slope, torch.lerp(negative_bend, positive_bend, y)
+
+
+def _power(log_base: Tensor, g: float) -> Tensor:
+    """``base^g`` from ``log base`` (1 for ``g = 0``, whatever the base)."""
+    return torch.exp(g * log_base) if g != 0 else torch.ones_like(log_base)
 
 
 class _Margin:
     """A negative's clipped term ``f(r) = -r^g log(1 - r)``, ``r = p - clip`` where ``p >
-    clip`` (``active``; elsewhere fed ``r = 1``, masked out by the caller): ``log r``,
-    ``1 - r = q + clip`` and its log, ``r^g`` and ``f'(r) = -g r^(g-1) log(1 - r) + r^g /
-    (1 - r)``."""
+    clip`` (``active``), 0 elsewhere: its ``value``, and ``slope = f'(r) = -g r^(g-1) log(1 -
+    r) + r^g / (1 - r)`` (0 where not active; ``dr/dx = p q``). ``1 - r = q + clip``. The
+    inactive elements are fed ``r = 1`` (``log r = 0``) and masked by multiplying with the
+    0/1 ``active``, with no ``torch.where``: on the CPU a masked select costs several
+    arithmetic passes."""
 
     def __init__(self, p: Tensor, q: Tensor, clip: float, g: float) -> None:
-        self.active = p > clip
-        self.log_r = torch.log(torch.where(self.active, p - clip, 1.0))
+        self.active = (p > clip).to(p.dtype)
+        self.log_r = torch.log((p - clip) * self.active + (1.0 - self.active))
         self.rest = q + clip
         self.log_rest = torch.log(self.rest)
         self.power = torch.exp(g * self.log_r)
-        slope = -g * torch.exp((g - 1) * self.log_r) * self.log_rest
-        self.slope = slope + self.power / self.rest
+        self.value = -(self.active * self.power) * self.log_rest
+        below = torch.exp((g - 1) * self.log_r)  # r^(g-1)
+        self.slope = self.active * (self.power / self.rest - g * below * self.log_rest)
         self.g = g
 
     def curvature(self, p: Tensor, q: Tensor) -> Tensor:
         """``f''(r) (p q)^2 + f'(r) p q (1 - 2p)``, ``f'' = -g (g-1) r^(g-2) log(1-r) + 2 g
-        r^(g-1) / (1-r) + r^g / (1-r)^2`` (masked by the caller where not active)."""
+        r^(g-1) / (1-r) + r^g / (1-r)^2``; 0 where not active."""
         g, log_r, rest = self.g, self.log_r, self.rest
         bend = (
             -g * (g - 1) * torch.exp((g - 2) * log_r) * self.log_rest
@@ -199,7 +204,7 @@ class _Margin:
             + self.power / (rest * rest)
         )
         pq = p * q
-        return bend * pq * pq + self.slope * pq * (1.0 - 2.0 * p)
+        return self.active * bend * pq * pq + self.slope * pq * (1.0 - 2.0 * p)
 
 
 def asymmetric_hessian_diagonal(
@@ -214,27 +219,21 @@ def asymmetric_hessian_diagonal(
 ) -> Tensor:
     """The exact Hessian diagonal of :func:`asymmetric_loss`, O(N C).
 
-    A positive's term is the focal one (:func:`~losses._stable.focused_log_sigmoid_curvature`).
-    A negative's is ``f(r) = -r^g log(1 - r)`` at ``r = p - clip`` where ``p > clip`` (0
-    below): ``f''(r) (p q)^2 + f'(r) p q (1 - 2p)`` with ``f' = -g r^(g-1) log(1-r) +
-    r^g / (1-r)`` and ``f'' = -g (g-1) r^(g-2) log(1-r) + 2 g r^(g-1) / (1-r) + r^g /
-    (1-r)^2``, ``1 - r = q + clip``; at ``clip = 0``, the focal form with ``x`` negated.
+    A positive's term is the focal one (:func:`~losses._stable.focused_curvature`). A
+    negative's is ``f(r) = -r^g log(1 - r)`` at ``r = p - clip`` where ``p > clip`` (0
+    below): ``f''(r) (p q)^2 + f'(r) p q (1 - 2p)`` with ``f' = -g r^(g-1) log(1-r) + r^g /
+    (1-r)`` and ``f'' = -g (g-1) r^(g-2) log(1-r) + 2 g r^(g-1) / (1-r) + r^g / (1-r)^2``,
+    ``1 - r = q + clip``; at ``clip = 0``, the focal form with ``x`` negated.
     """
-    check_params(
-        NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
-    )
-    inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
-    x, y = inputs.logits, inputs.targets
-    log_p, log_q = log_sigmoid(x), log_sigmoid(-x)
-    positive = focused_log_sigmoid_curvature(log_p, log_q, gamma_pos)
-    if clip == 0.0:
-        negative = focused_log_sigmoid_curvature(log_q, log_p, gamma_neg)
-    else:
-        p, q = log_p.exp(), log_q.exp()
-        margin = _Margin(p, q, clip, gamma_neg)
-        negative = torch.where(margin.active, margin.curvature(p, q), 0.0)
-    curvature = torch.where(y == 1, positive, negative)
-    return curvature * element_scale(reduction, inputs.sample_weight, x)
+    return _derivatives(
+        logits,
+        targets,
+        gamma_pos=gamma_pos,
+        gamma_neg=gamma_neg,
+        clip=clip,
+        reduction=reduction,
+        sample_weight=sample_weight,
+    )[2]
 
 
 def _derivatives(
@@ -247,36 +246,22 @@ def _derivatives(
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Value, gradient and Hessian diagonal from one pass: the terms of
-    :func:`_value_and_grad` and the curvatures of :func:`asymmetric_hessian_diagonal`
-    from the same ``log p``, ``p``, ``q``, powers and margin."""
+    """Value, gradient and Hessian diagonal from one pass of :func:`_terms`, a block of rows
+    at a time."""
     check_params(
         NAME, AsymmetricParams, {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
-    log_p = F.logsigmoid(x)
-    log_q = F.logsigmoid(-x)  # not log p - x: that rounds a tiny log q to 0 for x << 0
-    p, q = log_p.exp(), log_q.exp()
-    if clip == 0.0:
-        p_power = torch.exp(gamma_neg * log_p)
-        value = -p_power * log_q
-        slope = p_power * (p - gamma_neg * q * log_q)
-        bend = focused_curvature(q, p, p_power, log_q, gamma_neg)
-    else:
-        margin = _Margin(p, q, clip, gamma_neg)
-        value = torch.where(margin.active, -margin.power * margin.log_rest, 0.0)
-        slope = torch.where(margin.active, margin.slope * p * q, 0.0)
-        bend = torch.where(margin.active, margin.curvature(p, q), 0.0)
-    where = (y == 1).nonzero(as_tuple=True)  # the few positives, written over
-    if where[0].numel():
-        lp, pp, qq = log_p[where], p[where], q[where]
-        q_power = torch.exp(gamma_pos * log_q[where])
-        value.index_put_(where, -q_power * lp)
-        slope.index_put_(where, q_power * (gamma_pos * pp * lp - qq))
-        bend.index_put_(where, focused_curvature(pp, qq, q_power, lp, gamma_pos))
-    scale = element_scale(reduction, inputs.sample_weight, x)
-    return reduce_loss(value, reduction, inputs.sample_weight), slope * scale, bend * scale
+
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        value, slope, bend = _terms(z, t, gamma_pos, gamma_neg, clip, tracked=False, curvature=True)
+        if bend is None:
+            raise RuntimeError("_terms computes the curvature when asked")
+        return value, slope, bend
+
+    value, slope, bend = by_rows(block, x, y)
+    return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 
 class AsymmetricLoss(LossModule):

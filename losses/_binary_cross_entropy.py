@@ -104,8 +104,8 @@ def binary_cross_entropy_loss(
     x, y = inputs.logits, inputs.targets
     weight = _pos_weight(pos_weight, x)
 
-    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
-        return _value_and_grad(z, y, weight, tracked)
+    def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
+        return _value_and_grad(z, t, weight, tracked)
 
     return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
 

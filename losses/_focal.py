@@ -94,10 +94,10 @@ def focal_loss(
     if x.shape[1] < 2:
         raise ValueError(f"Expected logits with at least 2 classes, got {x.shape[1]}")
 
-    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
-        return _focal_value_and_grad(z, y, float(gamma), tracked)
+    def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
+        return _focal_value_and_grad(z, t, float(gamma), tracked)
 
-    loss = fused(x, compute)
+    loss = fused(x, compute, y)
     if alpha is not None:
         loss = _alpha_of_target(alpha, x, y) * loss
     return reduce_loss(loss, reduction, inputs.sample_weight)

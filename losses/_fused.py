@@ -1,8 +1,10 @@
 """One autograd function for losses whose value and gradient come from one pass.
 
-:class:`Fused` takes a ``compute(x, tracked)`` that returns each term's value (per element,
-or per sample) and the gradient of their sum w.r.t. ``x``. The forward runs it once, without
-a graph (``tracked=False``: it may work in place); the backward multiplies the kept
+:class:`Fused` takes a ``compute(x, tracked, *rows)`` that returns each term's value (per
+element, or per sample) and the gradient of their sum w.r.t. ``x``; ``rows`` are the other
+tensors it reads that share ``x``'s rows (the targets). The forward runs it once, without a
+graph (``tracked=False``: it may work in place), a block of rows at a time on the CPU
+(:func:`~losses._chunks.by_rows`); the backward multiplies the kept
 gradient by the upstream one. When a graph is asked of the backward (a double backward:
 autograd's Hessians), it runs ``compute`` again with ``tracked=True``, out of place, so
 the second derivatives are autograd's own. Where the one-pass function cannot serve, the
@@ -19,37 +21,40 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._chunks import by_rows
+
 __all__ = ["Compute", "fused"]
 
-Compute = Callable[[Tensor, bool], tuple[Tensor, Tensor]]
-"""``(x, tracked) -> (values, gradient)``; values per element (shaped as ``x``) or per
-sample (``(N,)``)."""
+Compute = Callable[..., tuple[Tensor, Tensor]]
+"""``(x, tracked, *rows) -> (values, gradient)``; values per element (shaped as ``x``) or
+per sample (``(N,)``), each row's from the same rows of ``x`` and ``rows``."""
 
 
 class _Fused(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, compute: Compute) -> Tensor:
-        value, grad = compute(x, False)
-        ctx.save_for_backward(x, grad)
+    def forward(ctx: Any, x: Tensor, compute: Compute, *rows: Tensor) -> Tensor:
+        value, grad = by_rows(lambda *block: compute(block[0], False, *block[1:]), x, *rows)
+        ctx.save_for_backward(x, grad, *rows)
         ctx.compute = compute
         return value
 
     @staticmethod
-    def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor, None]:
-        x, grad = ctx.saved_tensors
+    def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor | None, ...]:
+        x, grad, *rows = ctx.saved_tensors
         if torch.is_grad_enabled():  # a double backward: the gradient as a function of x
-            grad = ctx.compute(x, True)[1]
+            grad = ctx.compute(x, True, *rows)[1]
         if upstream.dim() < grad.dim():  # per-sample values
             upstream = upstream.reshape(upstream.shape + (1,) * (grad.dim() - upstream.dim()))
-        return upstream * grad, None
+        return (upstream * grad, None, *(None for _ in rows))
 
 
-def fused(x: Tensor, compute: Compute, *others: Tensor) -> Tensor:
-    """``compute``'s values, with its gradient (see the module docstring); ``others``: the
-    other tensors ``compute`` reads (a gradient asked for any of them takes autograd)."""
-    if not _plain(x) or any(t.requires_grad for t in others):
-        return compute(x, True)[0]
-    out: Tensor = _Fused.apply(x, compute)  # type: ignore[no-untyped-call]
+def fused(x: Tensor, compute: Compute, *rows: Tensor) -> Tensor:
+    """``compute``'s values, with its gradient (see the module docstring); ``rows``: the
+    other tensors ``compute`` reads, row by row with ``x`` (a gradient asked for any of
+    them takes autograd)."""
+    if not _plain(x) or any(t.requires_grad for t in rows):
+        return compute(x, True, *rows)[0]
+    out: Tensor = _Fused.apply(x, compute, *rows)  # type: ignore[no-untyped-call]
     return out
 
 

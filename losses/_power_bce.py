@@ -124,12 +124,12 @@ def power_bce_loss(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
 
-    def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
+    def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
         if not tracked:
-            return _value_and_grad_in_place(z, y, n)
+            return _value_and_grad_in_place(z, t, n)
         terms = _terms(z, n, tracked)
-        value = -(y * (n * terms.log_p) + (1.0 - y) * terms.value)
-        return value, -(y * (n * terms.q) + (1.0 - y) * terms.slope)
+        value = -(t * (n * terms.log_p) + (1.0 - t) * terms.value)
+        return value, -(t * (n * terms.q) + (1.0 - t) * terms.slope)
 
     return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
 

@@ -7,7 +7,13 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-__all__ = ["Reduction", "element_scale", "reduce_loss", "sample_scale"]
+__all__ = [
+    "Reduction",
+    "element_scale",
+    "reduce_loss",
+    "sample_scale",
+    "scaled_element_derivatives",
+]
 
 
 class Reduction(str, Enum):
@@ -85,3 +91,17 @@ def element_scale(reduction: str | Reduction, sample_weight: Tensor | None, like
     per_sample = 1 if like.dim() == 1 else like.shape[1]
     scale = sample_scale(reduction, sample_weight, like, per_sample=per_sample)
     return scale.unsqueeze(1) if like.dim() == 2 else scale
+
+
+def scaled_element_derivatives(
+    value: Tensor,
+    slope: Tensor,
+    curvature: Tensor,
+    reduction: str | Reduction,
+    sample_weight: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """An element-wise loss's reduced value, gradient and Hessian diagonal from each
+    element's value, first and second derivative (the last two scaled in place: they are
+    the caller's own)."""
+    scale = element_scale(reduction, sample_weight, slope)
+    return reduce_loss(value, reduction, sample_weight), slope.mul_(scale), curvature.mul_(scale)

@@ -13,7 +13,7 @@ from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import focused_curvature, focused_log_sigmoid_curvature, log_sigmoid, logaddexp
-from ._validation import Params, Task, check_params, prepare
+from ._validation import Params, Task, all_hard, check_params, prepare
 
 __all__ = [
     "SigmoidFocalLoss",
@@ -107,10 +107,10 @@ def sigmoid_focal_loss(
     check_params(NAME, SigmoidFocalParams, {"alpha": alpha, "gamma": gamma})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    if bool(((y == 0) | (y == 1)).all()):  # hard targets: one pass, the gradient closed
+    if all_hard(y):  # hard targets: one pass, the gradient closed
 
-        def compute(z: Tensor, tracked: bool) -> tuple[Tensor, Tensor]:
-            return _hard_value_and_grad(z, y, alpha, gamma, tracked)
+        def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
+            return _hard_value_and_grad(z, t, alpha, gamma, tracked)
 
         return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
     log_p, log_one_minus_p = log_sigmoid(x), log_sigmoid(-x)
@@ -169,7 +169,7 @@ def sigmoid_focal_hessian_diagonal(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
     scale = element_scale(reduction, inputs.sample_weight, x)
-    if not bool(((y == 0) | (y == 1)).all()):
+    if not all_hard(y):
         z = x.detach().requires_grad_(True)
         with torch.enable_grad():
             total = sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma, reduction="sum")
@@ -200,7 +200,7 @@ def _derivatives(
     check_params(NAME, SigmoidFocalParams, {"alpha": alpha, "gamma": gamma})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    if not bool(((y == 0) | (y == 1)).all()):
+    if not all_hard(y):
         return None
     sign = 2.0 * y - 1.0
     u = sign * x
