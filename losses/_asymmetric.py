@@ -134,9 +134,10 @@ def _terms(
     of :func:`~losses._stable.focused_curvature`. A negative's term is ``f(r) = -r^g log(1 -
     r)`` at ``r = p - clip`` where ``p > clip`` (0 below; :class:`_Margin`); at ``clip = 0``
     it is the focal term with ``x`` negated. Both are computed for every element and mixed
-    by the 0/1 target (``torch.lerp`` is exact at weights 0 and 1; no branch to gather). ``log p`` from ``logsigmoid`` (``tracked``: the form whose derivatives are
-    accurate, for a double backward); at ``clip = 0`` ``log q`` too, not ``log p - x``, which
-    rounds a tiny ``log q`` to 0 for ``x << 0``."""
+    by the 0/1 target (``torch.lerp`` is exact at weights 0 and 1; no branch to gather).
+    ``log p`` from ``logsigmoid`` (``tracked``: the form whose derivatives are accurate, for
+    a double backward); at ``clip = 0`` ``log q`` too, not ``log p - x``, which rounds a
+    tiny ``log q`` to 0 for ``x << 0``."""
     log_sigmoid_of = log_sigmoid if tracked else F.logsigmoid
     log_p = log_sigmoid_of(x)
     log_q_rounded = log_p - x  # accurate enough for q and for q^g of positives

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._chunks import by_rows
 from ._fused import fused
-from ._reduction import Reduction, element_scale, reduce_loss
+from ._reduction import Reduction, element_scale, reduce_loss, scaled_element_derivatives
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import focused_curvature, focused_log_sigmoid_curvature, log_sigmoid, logaddexp
+from ._stable import focused_curvature, log_sigmoid, logaddexp
 from ._validation import Params, Task, all_hard, check_params, prepare
 
 __all__ = [
@@ -125,28 +126,40 @@ def sigmoid_focal_loss(
 def _hard_value_and_grad(
     x: Tensor, y: Tensor, alpha: float | None, gamma: float, tracked: bool
 ) -> tuple[Tensor, Tensor]:
-    """Each element's ``-a_t (1 - p_t)^gamma log p_t`` and its gradient, for 0/1 targets.
+    """Each element's loss and its gradient, for 0/1 targets (:func:`_hard_terms`)."""
+    value, slope, _ = _hard_terms(x, y, alpha, gamma, tracked=tracked)
+    return value, slope
 
-    With ``t = 2y - 1``, ``u = t x``, ``p_t = sigmoid(u)``, ``q = 1 - p_t``: ``d/du =
-    a_t q^gamma (gamma p_t log p_t - q)`` and ``d/dx = t d/du``; ``log p_t`` from
-    ``logsigmoid``, ``log q = log p_t - u``, so nothing cancels. ``tracked``: out of place
-    (for a double backward); else in place where it can.
-    """
+
+def _hard_terms(
+    x: Tensor,
+    y: Tensor,
+    alpha: float | None,
+    gamma: float,
+    *,
+    tracked: bool,
+    curvature: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Each element's ``-a_t (1 - p_t)^gamma log p_t``, its first derivative and (when
+    asked) its second, for 0/1 targets.
+
+    With ``t = 2y - 1``, ``u = t x``, ``p = p_t = sigmoid(u)``, ``q = 1 - p``: ``d/du = a_t
+    q^gamma (gamma p log p - q)``, ``d/dx = t d/du``, and the second derivative is that of
+    :func:`~losses._stable.focused_curvature` (``t^2 = 1``). ``log p`` from ``logsigmoid``
+    (``tracked``: the form whose derivatives are accurate, for a double backward), ``log q
+    = log p - u``, so nothing cancels."""
     sign = 2.0 * y - 1.0
     u = sign * x
     log_p = log_sigmoid(u) if tracked else F.logsigmoid(u)
-    weight = 1.0 if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
-    if tracked:
-        log_q = log_p - u
-        q_gamma = torch.exp(gamma * log_q)
-        value = -weight * q_gamma * log_p
-        slope = weight * q_gamma * (gamma * log_p.exp() * log_p - log_q.exp())
-        return value, sign * slope
-    q_gamma = (log_p - u).mul_(gamma).exp_() if gamma != 0 else torch.ones_like(log_p)
-    q = torch.sub(log_p, u).exp_()
-    value = (q_gamma * log_p).mul_(weight).neg_()
-    slope = log_p.exp().mul_(log_p).mul_(gamma).sub_(q).mul_(q_gamma).mul_(weight * sign)
-    return value, slope
+    log_q = log_p - u
+    p, q = log_p.exp(), log_q.exp()
+    q_gamma = torch.exp(gamma * log_q) if gamma != 0 else torch.ones_like(log_p)
+    weight = 1.0 if alpha is None else (2.0 * alpha - 1.0) * y + (1.0 - alpha)
+    value = -weight * q_gamma * log_p
+    slope = (sign * weight) * q_gamma * (gamma * p * log_p - q)
+    if not curvature:
+        return value, slope, None
+    return value, slope, weight * focused_curvature(p, q, q_gamma, log_p, gamma)
 
 
 def sigmoid_focal_hessian_diagonal(
@@ -161,27 +174,23 @@ def sigmoid_focal_hessian_diagonal(
     """The exact Hessian diagonal of :func:`sigmoid_focal_loss`, O(N C).
 
     Hard targets: a positive's term is ``-alpha q^gamma log p`` and a negative's ``-(1 -
-    alpha) p^gamma log q``, each's second derivative in closed form
-    (:func:`~losses._stable.focused_log_sigmoid_curvature`). Soft targets mix both inside
+    alpha) p^gamma log q``, each's second derivative in closed form (:func:`_hard_terms`).
+    Soft targets mix both inside
     ``(1 - p_t)^gamma``: there it is one Hessian-vector product of the element-wise loss.
     """
-    check_params(NAME, SigmoidFocalParams, {"alpha": alpha, "gamma": gamma})
+    closed = _derivatives(
+        logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, sample_weight=sample_weight
+    )
+    if closed is not None:
+        return closed[2]
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
-    scale = element_scale(reduction, inputs.sample_weight, x)
-    if not all_hard(y):
-        z = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            total = sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma, reduction="sum")
-            (grad,) = torch.autograd.grad(total, z, create_graph=True)
-            (curvature,) = torch.autograd.grad(grad, z, torch.ones_like(z))
-        return curvature.detach() * scale
-    log_p, log_q = log_sigmoid(x), log_sigmoid(-x)
-    positive = focused_log_sigmoid_curvature(log_p, log_q, gamma)
-    negative = focused_log_sigmoid_curvature(log_q, log_p, gamma)
-    if alpha is not None:
-        positive, negative = alpha * positive, (1.0 - alpha) * negative
-    return torch.where(y == 1, positive, negative) * scale
+    z = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        total = sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma, reduction="sum")
+        (grad,) = torch.autograd.grad(total, z, create_graph=True)
+        (curvature,) = torch.autograd.grad(grad, z, torch.ones_like(z))
+    return curvature.detach() * element_scale(reduction, inputs.sample_weight, x)
 
 
 def _derivatives(
@@ -202,18 +211,15 @@ def _derivatives(
     x, y = inputs.logits, inputs.targets
     if not all_hard(y):
         return None
-    sign = 2.0 * y - 1.0
-    u = sign * x
-    log_p = F.logsigmoid(u)
-    log_q = log_p - u
-    p, q = log_p.exp(), log_q.exp()
-    q_gamma = torch.exp(gamma * log_q) if gamma != 0 else torch.ones_like(q)
-    weight = 1.0 if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
-    value = -weight * q_gamma * log_p
-    slope = sign * weight * q_gamma * (gamma * p * log_p - q)
-    curvature = weight * focused_curvature(p, q, q_gamma, log_p, gamma)
-    scale = element_scale(reduction, inputs.sample_weight, x)
-    return reduce_loss(value, reduction, inputs.sample_weight), slope * scale, curvature * scale
+
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        value, slope, bend = _hard_terms(z, t, alpha, gamma, tracked=False, curvature=True)
+        if bend is None:
+            raise RuntimeError("_hard_terms computes the curvature when asked")
+        return value, slope, bend
+
+    value, slope, bend = by_rows(block, x, y)
+    return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 
 class SigmoidFocalLoss(LossModule):
