@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ._chunks import by_rows
 from ._fused import fused
-from ._reduction import Reduction, element_scale, reduce_loss
+from ._reduction import Reduction, reduce_loss, scaled_element_derivatives
 from ._registry import LossModule, LossSpec, element_wise
-from ._stable import log1mexp, log_sigmoid
+from ._stable import log_sigmoid
 from ._validation import Params, Task, check_params, prepare
 
 __all__ = ["PowerBCELoss", "PowerBCEParams", "power_bce_hessian_diagonal", "power_bce_loss"]
@@ -43,6 +44,9 @@ _R_COEFFS = (
 # Below this z = n * softplus(-x), log(1 - exp(-z)) is log(z) plus its Taylor series;
 # above it log1mexp, whose second derivative loses relative accuracy as 2 eps / z.
 _Z_SWITCH = 0.1
+_LOG_2 = math.log(2.0)
+# Past this logit log(1 - sigmoid(x)^n) is log n - x to within e^{-60} relative.
+_X_ASYMPTOTE = 60.0
 # phi(z) = log((1 - e^{-z}) / z) = -z/2 + log(sinh(z/2) / (z/2)): the even coefficients
 # 2^{2k} B_{2k} / (2k (2k)!) / 2^{2k} for z^2 .. z^10; the remainder is below 1e-22 in
 # value and 1e-18 in the second derivative for z <= 0.1.
@@ -125,11 +129,12 @@ def power_bce_loss(
     x, y = inputs.logits, inputs.targets
 
     def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
-        if not tracked:
-            return _value_and_grad_in_place(z, t, n)
-        terms = _terms(z, n, tracked)
-        value = -(t * (n * terms.log_p) + (1.0 - t) * terms.value)
-        return value, -(t * (n * terms.q) + (1.0 - t) * terms.slope)
+        if tracked:
+            terms = _terms(z, n, tracked)
+            log_p, q, negative, negative_slope = terms.log_p, terms.q, terms.value, terms.slope
+        else:
+            log_p, q, negative, negative_slope = _direct_terms(z, n)
+        return _mixed(log_p * n, negative, t), _mixed(q * n, negative_slope, t)
 
     return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
 
@@ -163,14 +168,16 @@ class _Terms:
 
 def _terms(x: Tensor, n: float, tracked: bool, *, curvature: bool = False) -> _Terms:
     """:class:`_Terms` of ``x``; ``tracked``: with derivatives accurate for a double
-    backward (``log_sigmoid``)."""
+    backward (``log_sigmoid``). With ``z >= 0.1``, ``1 - e^{-z}`` is at least 0.095, so
+    ``log1p(-e^{-z})`` loses at most ten rounding errors of ``e^{-z}``: no ``log1mexp``
+    switch (a ``torch.where``) is needed."""
     log_p = log_sigmoid(x) if tracked else F.logsigmoid(x)
     p, q = torch.exp(log_p), torch.exp(log_p - x)
     z = -n * log_p
     z_far = z.clamp(min=_Z_SWITCH)
     power = torch.exp(-z_far)  # sigmoid(x)^n
     rest = -torch.expm1(-z_far)  # 1 - sigmoid(x)^n, at least 0.095
-    value = log1mexp(-z_far)
+    value = torch.log1p(-power)
     a = power / rest
     nq = n * q
     slope = -nq * a
@@ -185,33 +192,35 @@ def _terms(x: Tensor, n: float, tracked: bool, *, curvature: bool = False) -> _T
     return _Terms(log_p, p, q, value, slope, bend)
 
 
-def _value_and_grad_in_place(x: Tensor, y: Tensor, n: float) -> tuple[Tensor, Tensor]:
-    """Each element's loss and its gradient without a graph, as :class:`_Terms` has them, in
-    few full-size tensors (each costs its allocation's page faults as much as its
-    arithmetic): in place where it can, the series written over the few elements it
-    serves."""
+def _direct_terms(x: Tensor, n: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``log p``, ``q`` and a negative's ``L = log(1 - sigmoid(x)^n)`` with ``L'``, without
+    a graph and without the series of :func:`_terms` (which serve the second derivative and
+    a double backward): with ``z = n softplus(-x)`` and ``E = expm1(z)``, ``L' = -n q / E``
+    at every ``z``, and ``L = log E - z`` while ``z <= log 2`` (``E`` is accurate, and
+    ``|L| >= log 2``), ``log1p(-e^{-z})`` above (no cancellation there). Past ``x = 60``
+    (where ``softplus(-x)`` nears underflow in float32) ``L = log n - x`` and ``L' = -1``
+    to within ``e^{-60}`` relative. The branches are mixed by ``torch.lerp`` with 0/1
+    weights (exact), each fed values clamped into its own domain."""
     log_p = F.logsigmoid(x)
     q = torch.sub(log_p, x).exp_()
-    where = (log_p > -_Z_SWITCH / n).nonzero(as_tuple=True)  # z = -n log p < 0.1
-    near = None
-    if where[0].numel():
-        p_near, z_near = log_p[where].exp(), log_p[where] * -n
-        near = _series(x[where], p_near, q[where], z_near, n, False, curvature=False)
-    z_far = torch.mul(log_p, -n).clamp_(min=_Z_SWITCH)
-    power = torch.neg(z_far).exp_()  # sigmoid(x)^n
-    rest = z_far.neg_().expm1_().neg_()  # 1 - sigmoid(x)^n, at least 0.095
-    # log1mexp(-z): log(1 - e^{-z}) while e^{-z} > 1/2, log1p(-e^{-z}) below
-    negative = torch.where(power > 0.5, rest.log(), torch.neg(power).log1p_())
-    slope = power.div_(rest).mul_(q).mul_(-n)  # -n q / expm1(z)
-    if near is not None:
-        negative.index_put_(where, near[0])
-        slope.index_put_(where, near[1])
-    # -(y n log p + (1 - y) L) and -(y n q + (1 - y) L'), as written (soft targets near 1
-    # against a large |L| would cancel in y (n log p - L) + L)
-    other = torch.rsub(y, 1.0)
-    value = log_p.mul_(n).mul_(y).add_(negative.mul_(other)).neg_()
-    grad = q.mul_(n).mul_(y).add_(slope.mul_(other)).neg_()
-    return value, grad
+    z = log_p.mul(-n)
+    z_near = z.clamp(max=_LOG_2)
+    rise = torch.expm1(z_near).clamp_(min=torch.finfo(x.dtype).tiny)  # e^z - 1
+    power = z.clamp(min=_LOG_2).neg_().exp_()  # e^{-z}, at most 1/2
+    is_near = (z <= _LOG_2).to(x.dtype)
+    value = torch.lerp(torch.neg(power).log1p_(), rise.log().sub_(z_near), is_near)
+    slope = torch.lerp(power / torch.rsub(power, 1.0), rise.reciprocal_(), is_near)
+    slope.mul_(q).mul_(-n)  # -n q / expm1(z)
+    huge = (x > _X_ASYMPTOTE).to(x.dtype)
+    value = torch.lerp(value, torch.rsub(x, math.log(n)), huge)
+    slope = torch.lerp(slope, torch.full_like(slope, -1.0), huge)
+    return log_p, q, value, slope
+
+
+def _mixed(positive: Tensor, negative: Tensor, y: Tensor) -> Tensor:
+    """``-(y positive + (1 - y) negative)``: ``torch.lerp`` is exact at 0/1 targets, and
+    as accurate for soft ones (both terms of the value share a sign)."""
+    return torch.lerp(negative, positive, y).neg_()
 
 
 def _series(
@@ -280,15 +289,17 @@ def _derivatives(
     """:func:`power_bce_loss`'s value, gradient and Hessian diagonal from one pass."""
     check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
-    x, y = inputs.logits, inputs.targets
-    terms = _terms(x, n, tracked=False, curvature=True)
-    if terms.curvature is None:
-        raise RuntimeError("_terms computes the curvature when asked")
-    value = -(y * (n * terms.log_p) + (1.0 - y) * terms.value)
-    slope = -(y * (n * terms.q) + (1.0 - y) * terms.slope)
-    curvature = y * (n * terms.p * terms.q) - (1.0 - y) * terms.curvature
-    scale = element_scale(reduction, inputs.sample_weight, x)
-    return reduce_loss(value, reduction, inputs.sample_weight), slope * scale, curvature * scale
+
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        terms = _terms(z, n, tracked=False, curvature=True)
+        if terms.curvature is None:
+            raise RuntimeError("_terms computes the curvature when asked")
+        value = _mixed(terms.log_p * n, terms.value, t)
+        slope = _mixed(terms.q * n, terms.slope, t)
+        return value, slope, _mixed(-n * terms.p * terms.q, terms.curvature, t)
+
+    value, slope, bend = by_rows(block, inputs.logits, inputs.targets)
+    return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 
 class PowerBCELoss(LossModule):

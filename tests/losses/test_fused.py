@@ -56,3 +56,49 @@ def test_soft_targets_that_ask_for_a_gradient_get_it() -> None:
     losses.compute("binary_cross_entropy", x, y, reduction="sum").backward()
     assert y.grad is not None
     torch.testing.assert_close(y.grad, -x)
+
+
+ROW_LOCAL = [
+    "asymmetric",
+    "binary_cross_entropy",
+    "focal",
+    "power_bce",
+    "sigmoid_focal",
+]
+
+
+@pytest.mark.parametrize("name", ROW_LOCAL)
+def test_blocks_of_rows_give_what_one_block_gives(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the CPU the closed forms run a block of rows at a time: many small blocks, the
+    last one short, against the whole tensor as one block (values, gradients, Hessian
+    diagonals; binary and multilabel or multiclass)."""
+    from losses import _chunks
+
+    generator = torch.Generator().manual_seed(3)
+    spec = losses.get(name)
+    multiclass = losses.Task.MULTICLASS in spec.tasks
+    x = torch.randn(301, 7, generator=generator, dtype=torch.float64) * 6
+    x[0, :3] = torch.tensor([1e4, -1e4, 60.0], dtype=torch.float64)
+    if multiclass:
+        shapes = [(x, torch.randint(0, 7, (301,), generator=generator))]
+    else:
+        y = (torch.rand(301, 7, generator=generator) < 0.3).to(torch.float64)
+        shapes = [(x, y), (x[:, 0].contiguous(), y[:, 0].contiguous())]
+
+    def run() -> list[torch.Tensor]:
+        out = []
+        for logits, targets in shapes:
+            d = losses.derivatives(name, logits, targets, hessian=True, reduction="sum")
+            z = logits.clone().requires_grad_(True)
+            losses.compute(name, z, targets, reduction="sum").backward()
+            assert z.grad is not None and d.hessian_diag is not None
+            out += [d.value, d.grad, d.hessian_diag, z.grad]
+        return out
+
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 1 << 30)
+    whole = run()
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 40)  # 5 rows of 7, or 40 binary rows
+    for got, want in zip(run(), whole, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=0.0)

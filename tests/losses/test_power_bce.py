@@ -146,6 +146,32 @@ def test_value_and_two_derivatives_are_accurate(n: float, y: float) -> None:
             assert got == pytest.approx(want, rel=1e-12, abs=1e-300), (x, ours, ref)
 
 
+@pytest.mark.parametrize("n", [1e-9, 0.3, 1.0, 2.0, 7.5, 100.0])
+@pytest.mark.parametrize("y", [0.0, 1.0, 0.3])
+def test_one_pass_value_and_gradient_are_accurate(n: float, y: float) -> None:
+    # The forward without a graph takes its own forms (no series): against the 80-digit
+    # closed forms too, across its switches (n softplus(-x) = log 2, x = 60) and the others.
+    log2_logit = -(math.log(2) / n + math.log(-math.expm1(-math.log(2) / n)))
+    grid = [-1e4, -700.0, -60.0, -3.0, 0.0, 0.7, 3.0, 19.9, 35.0, 59.0, 61.0, 700.0, 1e4]
+    grid += [60.0 + d for d in (-1e-9, 0.0, 1e-9)]
+    grid += [_z_switch_logit(n), X_SWITCH]
+    if abs(log2_logit) < 700:
+        grid += [log2_logit + d for d in (-1e-9, 0.0, 1e-9)]
+    x = torch.tensor(grid, dtype=torch.float64, requires_grad=True)
+    value = power_bce_loss(x, torch.full_like(x, y), n=n, reduction="none")
+    value.sum().backward()
+    assert x.grad is not None
+    for point, got, slope in zip(grid, value.tolist(), x.grad.tolist(), strict=True):
+        if abs(point) > 100:  # 1 + e^{-x} is 1 in 80 digits; the asymptotes: below
+            continue
+        want, want_slope, _ = _reference(point, y, n)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-300), (point, got, want)
+        assert slope == pytest.approx(want_slope, rel=1e-12, abs=1e-300), (point, slope)
+    far = torch.tensor(grid).abs() > 100
+    assert torch.isfinite(value[far]).all()
+    assert torch.isfinite(x.grad[far]).all()
+
+
 @pytest.mark.parametrize("n", [0.3, 2.0, 100.0])
 def test_continuous_across_switches(n: float) -> None:
     # Across each switch the value and the two derivatives move only by their own Taylor
