@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ._chunks import by_rows
+from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import masked_logsumexp, softmax_and_complement
@@ -114,14 +116,12 @@ def circle_loss(
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
-    pairs = _Pairs(x, positive, params)
-    if params.threshold_class:
-        loss = F.softplus(pairs.shift + masked_logsumexp(pairs.terms, pairs.present, dim=1))
-    else:
-        both = pairs.has_neg & pairs.has_pos
-        zero = torch.zeros_like(pairs.log_a)
-        loss = torch.where(both, F.softplus(pairs.shift + pairs.log_a + pairs.log_b), zero)
-    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+    def compute(z: Tensor, tracked: bool, members: Tensor) -> tuple[Tensor, Tensor]:
+        loss, slope, _ = _terms(z, members, params, curvature=False)
+        return loss, slope
+
+    return reduce_loss(fused(x, compute, positive), reduction, inputs.sample_weight)
 
 
 class _Pairs:
@@ -202,15 +202,29 @@ def _derivatives(
     )
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
-    loss, slope, curvature = _terms(x, positive, params)
+
+    def block(z: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        loss, slope, bend = _terms(z, members, params)
+        if bend is None:
+            raise RuntimeError("_terms computes the curvature when asked")
+        return loss, slope, bend
+
+    loss, slope, curvature = by_rows(block, x, positive)
     factor = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
-    return reduce_loss(loss, reduction, inputs.sample_weight), slope * factor, curvature * factor
+    return (
+        reduce_loss(loss, reduction, inputs.sample_weight),
+        slope.mul_(factor),
+        curvature.mul_(factor),
+    )
 
 
-def _terms(x: Tensor, positive: Tensor, params: CircleParams) -> tuple[Tensor, Tensor, Tensor]:
+def _terms(
+    x: Tensor, positive: Tensor, params: CircleParams, *, curvature: bool = True
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Each sample's loss ``softplus(u)``, its gradient (``ell_a gamma pi_n`` for a negative,
-    ``-ell_b gamma pi_p`` for a positive) and its Hessian diagonal (see
-    :func:`circle_hessian_diagonal`)."""
+    ``-ell_b gamma pi_p`` for a positive) and, when asked, its Hessian diagonal (see
+    :func:`circle_hessian_diagonal`). Out of place: with a graph, autograd's derivatives of
+    the gradient are the second ones (a double backward)."""
     pairs = _Pairs(x, positive, params)
     gamma = pairs.gamma
     if params.threshold_class:
@@ -240,6 +254,8 @@ def _terms(x: Tensor, positive: Tensor, params: CircleParams) -> tuple[Tensor, T
     slope = gamma * torch.where(
         positive, -first_b.unsqueeze(1) * pos_pi, first_a.unsqueeze(1) * neg_pi
     )
+    if not curvature:
+        return loss, slope, None
     s_bar = torch.sigmoid(-u)
     second_a = s * s_bar * g_a * g_a + s * g_a * one_minus_g_a
     second_b = s * s_bar * g_b * g_b + s * g_b * one_minus_g_b

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._chunks import by_rows
+from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import softmax_and_complement
@@ -81,14 +83,12 @@ def multilabel_categorical_crossentropy_loss(
     check_params(NAME, MultilabelCategoricalCrossentropyParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
-    neg_inf = torch.tensor(float("-inf"), dtype=x.dtype, device=x.device)
-    zero = x.new_zeros(x.shape[0], 1)
-    # logsumexp (not logaddexp) takes the -inf entries: its first and second derivatives at
-    # -inf are exactly 0, and the 0 column keeps every row's maximum finite.
-    negatives = torch.cat([torch.where(positive, neg_inf, x), zero], dim=1)
-    positives = torch.cat([torch.where(positive, -x, neg_inf), zero], dim=1)
-    loss = torch.logsumexp(negatives, dim=1) + torch.logsumexp(positives, dim=1)
-    return reduce_loss(loss, reduction, inputs.sample_weight)
+
+    def compute(z: Tensor, tracked: bool, members: Tensor) -> tuple[Tensor, Tensor]:
+        loss, slope, _ = _terms(z, members, curvature=False)
+        return loss, slope
+
+    return reduce_loss(fused(x, compute, positive), reduction, inputs.sample_weight)
 
 
 def multilabel_categorical_crossentropy_hessian_diagonal(
@@ -118,29 +118,46 @@ def _derivatives(
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Value, gradient and Hessian diagonal from one pass: each set's log-sum-exp (with the
-    0 class), its softmax ``sigma`` (the gradient: ``sigma_c`` for a negative, ``-sigma_c``
-    for a positive, whose scores enter negated) and ``sigma (1 - sigma)``."""
+    """Value, gradient and Hessian diagonal from one pass of :func:`_terms`, a block of rows
+    at a time."""
     check_params(NAME, MultilabelCategoricalCrossentropyParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
+
+    def block(z: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        loss, slope, bend = _terms(z, members, curvature=True)
+        if bend is None:
+            raise RuntimeError("_terms computes the curvature when asked")
+        return loss, slope, bend
+
+    loss, slope, bend = by_rows(block, x, positive)
+    scale = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
+    return reduce_loss(loss, reduction, inputs.sample_weight), slope.mul_(scale), bend.mul_(scale)
+
+
+def _terms(x: Tensor, positive: Tensor, *, curvature: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Each sample's loss, its gradient and (when asked) its Hessian diagonal: each set's
+    log-sum-exp with the 0 class (``logsumexp`` takes the ``-inf`` of the other set's
+    entries, and the 0 class keeps every row's maximum finite), its softmax ``sigma`` (the
+    gradient: ``sigma_c`` for a negative, ``-sigma_c`` for a positive, whose scores enter
+    negated) and ``sigma (1 - sigma)``. Out of place: with a graph, autograd's derivatives
+    of the gradient are the second ones (a double backward)."""
     zero = x.new_zeros(x.shape[0], 1)
     outside = torch.full_like(x, float("-inf"))
 
-    def terms(scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def terms(scores: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         joined = torch.cat([scores, zero], dim=1)
         p, complement = softmax_and_complement(joined)
         p = p[:, :-1]
-        return torch.logsumexp(joined, dim=1), p, p * complement[:, :-1]
+        bend = p * complement[:, :-1] if curvature else None
+        return torch.logsumexp(joined, dim=1), p, bend
 
     lse_neg, p_neg, bend_neg = terms(torch.where(positive, outside, x))
     lse_pos, p_pos, bend_pos = terms(torch.where(positive, -x, outside))
-    scale = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
-    return (
-        reduce_loss(lse_neg + lse_pos, reduction, inputs.sample_weight),
-        torch.where(positive, -p_pos, p_neg) * scale,
-        torch.where(positive, bend_pos, bend_neg) * scale,
-    )
+    slope = torch.where(positive, -p_pos, p_neg)
+    if bend_neg is None or bend_pos is None:
+        return lse_neg + lse_pos, slope, None
+    return lse_neg + lse_pos, slope, torch.where(positive, bend_pos, bend_neg)
 
 
 class MultilabelCategoricalCrossentropyLoss(LossModule):
