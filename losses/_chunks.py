@@ -22,13 +22,18 @@ __all__ = ["by_rows"]
 BLOCK_ELEMENTS = 1 << 18
 
 
-def by_rows(fn: Callable[..., tuple[Tensor, ...]], *tensors: Tensor) -> tuple[Tensor, ...]:
+def by_rows(
+    fn: Callable[..., tuple[Tensor, ...]], *tensors: Tensor, blocks: int = 1
+) -> tuple[Tensor, ...]:
     """``fn(*tensors)``, computed on blocks of rows and gathered: every input and every
     output has the rows on its first axis, and output rows depend on their input rows only.
-    Inputs of another length (per-class parameters) belong in ``fn``'s closure."""
+    Inputs of another length (per-class parameters) belong in ``fn``'s closure. ``blocks``:
+    the block's size in units of :data:`BLOCK_ELEMENTS` (for a loop over the columns, whose
+    Python overhead a larger block spreads)."""
     first = tensors[0]
     rows = first.shape[0] if first.dim() else 0
-    step = max(1, BLOCK_ELEMENTS // max(1, first[0].numel())) if rows else 1
+    size = BLOCK_ELEMENTS * blocks
+    step = max(1, size // max(1, first[0].numel())) if rows else 1
     if first.device.type != "cpu" or rows <= step:
         return fn(*tensors)
     outputs: tuple[Tensor, ...] = ()

@@ -8,6 +8,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
+from ._chunks import by_rows
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
@@ -48,7 +49,7 @@ class SubsetSoftmaxParams(Params):
         return self
 
 
-def log_elementary_symmetric(scores: Tensor, k: int) -> Tensor:
+def log_elementary_symmetric(scores: Tensor, k: int, *, first_order: bool = False) -> Tensor:
     """``log e_j(exp(scores))`` for ``j = 0..k`` along the last axis, shape ``(..., k + 1)``.
 
     The O(C k) recursion ``log E_j(i) = logaddexp(log E_j(i-1), s_i + log E_{j-1}(i-1))``
@@ -58,14 +59,18 @@ def log_elementary_symmetric(scores: Tensor, k: int) -> Tensor:
     ``-inf``. Each ``logaddexp`` is a ``logsumexp`` over a stacked pair: ``torch.logaddexp``'s
     double backward is NaN once ``e^{|a - b|}`` overflows (a gap of about 88 in float32, and
     always at ``-inf``), while ``logsumexp``'s derivatives only take ``e^{x - max}`` and stay
-    exact, ties (curvature 1/4) included.
+    exact, ties (curvature 1/4) included. ``first_order``: only first derivatives will be
+    taken, so each step is one ``torch.logaddexp`` (three times faster).
     """
     impossible = torch.finfo(scores.dtype).min / 16
     state = scores.new_full((*scores.shape[:-1], k + 1), impossible)
     state[..., 0] = 0.0
     for i in range(scores.shape[-1]):
-        pair = torch.stack([state[..., 1:], state[..., :-1] + scores[..., i : i + 1]], dim=-1)
-        grown = torch.logsumexp(pair, dim=-1)
+        lower, added = state[..., 1:], state[..., :-1] + scores[..., i : i + 1]
+        if first_order:
+            grown = torch.logaddexp(lower, added)
+        else:
+            grown = torch.logsumexp(torch.stack([lower, added], dim=-1), dim=-1)
         state = torch.cat([state[..., :1], grown], dim=-1)
     return state
 
@@ -187,45 +192,47 @@ def _derivatives(
     scores``, its gradient ``pi - y`` and its diagonal ``pi (1 - pi)``."""
     params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
-    x = inputs.logits.detach().double().requires_grad_(True)
-    y = inputs.targets.to(torch.float64)
-    counts = y.sum(dim=1).round().long()
-    with torch.enable_grad():
-        if params.k is not None:
-            log_z = _exactly_k(x, counts, params.k)
-        elif params.max_k is not None:
-            log_z = _at_most_k(x, counts, params.max_k)
-        else:  # unreachable: the params model requires one of them
-            raise ValueError("Expected exactly one of k and max_k to be set, got neither")
-        (inclusion,) = torch.autograd.grad(log_z.sum(), x)
     dtype = inputs.logits.dtype
-    loss = (log_z.detach() - (x.detach() * y).sum(dim=1)).to(dtype)
-    scale = sample_scale(reduction, inputs.sample_weight, x.detach()).unsqueeze(1)
-    curvature = (inclusion * (1.0 - inclusion)).clamp_min(0.0)
-    return (
-        reduce_loss(loss, reduction, inputs.sample_weight),
-        ((inclusion - y) * scale).to(dtype),
-        (curvature * scale).to(dtype),
-    )
+
+    def block(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x = scores.detach().double().requires_grad_(True)
+        y = labels.to(torch.float64)
+        counts = y.sum(dim=1).round().long()
+        with torch.enable_grad():
+            if params.k is not None:
+                log_z = _exactly_k(x, counts, params.k, first_order=True)
+            elif params.max_k is not None:
+                log_z = _at_most_k(x, counts, params.max_k, first_order=True)
+            else:  # unreachable: the params model requires one of them
+                raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+            (inclusion,) = torch.autograd.grad(log_z.sum(), x)
+        loss = log_z.detach() - (x.detach() * y).sum(dim=1)
+        curvature = (inclusion * (1.0 - inclusion)).clamp_min(0.0)
+        return loss.to(dtype), (inclusion - y).to(dtype), curvature.to(dtype)
+
+    # the recursion loops over the classes: larger blocks spread its Python overhead
+    loss, slope, bend = by_rows(block, inputs.logits, inputs.targets, blocks=4)
+    scale = sample_scale(reduction, inputs.sample_weight, inputs.logits).unsqueeze(1)
+    return reduce_loss(loss, reduction, inputs.sample_weight), slope.mul_(scale), bend.mul_(scale)
 
 
-def _exactly_k(x: Tensor, counts: Tensor, k: int) -> Tensor:
+def _exactly_k(x: Tensor, counts: Tensor, k: int, *, first_order: bool = False) -> Tensor:
     """``log e_k(e^x)`` per sample, after checking every sample has ``k`` positives."""
     num_classes = x.shape[1]
     if k > num_classes:
         raise ValueError(f"Expected k <= the number of classes ({num_classes}), got k={k}")
     _check_counts(counts, k, exact=True)
-    return log_elementary_symmetric(x, k)[:, k]
+    return log_elementary_symmetric(x, k, first_order=first_order)[:, k]
 
 
-def _at_most_k(x: Tensor, counts: Tensor, max_k: int) -> Tensor:
+def _at_most_k(x: Tensor, counts: Tensor, max_k: int, *, first_order: bool = False) -> Tensor:
     """``log Z - log C(K, K - t)`` per sample for ``K = max_k`` padding classes of score 0.
 
     ``e_K(e^x, 1, ..., 1) = sum_j C(K, j) e_j(e^x)``: one recursion over the ``C`` classes
     gives every ``e_j``; the paddings enter through the binomials, not ``K`` more steps.
     """
     _check_counts(counts, max_k, exact=False)
-    log_e = log_elementary_symmetric(x, max_k)
+    log_e = log_elementary_symmetric(x, max_k, first_order=first_order)
     j = torch.arange(max_k + 1, device=x.device)
     log_z = torch.logsumexp(log_e + _log_binomial(max_k, j).to(x.dtype), dim=1)
     return log_z - _log_binomial(max_k, max_k - counts).to(x.dtype)

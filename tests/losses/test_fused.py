@@ -66,7 +66,9 @@ ROW_LOCAL = [
     "multilabel_categorical_crossentropy",
     "power_bce",
     "sigmoid_focal",
+    "subset_softmax",
 ]
+PARAMS = {"subset_softmax": {"max_k": 7}}
 
 
 @pytest.mark.parametrize("name", ROW_LOCAL)
@@ -94,15 +96,17 @@ def test_blocks_of_rows_give_what_one_block_gives(
     def run() -> list[torch.Tensor]:
         out = []
         for logits, targets in shapes:
-            d = losses.derivatives(name, logits, targets, hessian=True, reduction="sum")
+            params = PARAMS.get(name, {})
+            d = losses.derivatives(name, logits, targets, hessian=True, reduction="sum", **params)
             z = logits.clone().requires_grad_(True)
-            losses.compute(name, z, targets, reduction="sum").backward()
+            losses.compute(name, z, targets, reduction="sum", **params).backward()
             assert z.grad is not None and d.hessian_diag is not None
             out += [d.value, d.grad, d.hessian_diag, z.grad]
         return out
 
     monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 1 << 30)
     whole = run()
-    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 40)  # 5 rows of 7, or 40 binary rows
+    # 5 rows of 7 a block (22 in subset softmax's fourfold blocks), 40 binary rows
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 40)
     for got, want in zip(run(), whole, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-13, atol=0.0)
