@@ -368,7 +368,9 @@ class _OverlapTerms:
         if focus == 0.0:  # p~ = p: p q and 0
             t, t_1, t_2 = p, p * q, torch.zeros_like(p)
         else:
-            t = q.pow(focus) * p
+            # torch.pow's general exponent (the default 0.01) costs twice exp(focus log q)
+            power = q.pow(focus) if focus in (0.5, 1.0, 2.0) else torch.exp(focus * q.log())
+            t = power * p
             t_1 = t * (q - focus * p)
             t_2 = t * p * (focus * (focus - 1.0) * p - 2.0 * focus * q)
         if self.tversky is not None:
