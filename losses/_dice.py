@@ -31,6 +31,7 @@ trains slowly, as a mean absolute error does; the squared denominator does not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ._fused import one_pass
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import Coupling, LossModule, LossSpec
 from ._stable import log_one_minus_softmax, log_sigmoid, softmax_and_complement
@@ -171,6 +173,39 @@ def _overlap_loss(
     targets: Tensor,
     sample_weight: Tensor | None,
     reduction: str | Reduction,
+    **options: Any,
+) -> Tensor:
+    """The three losses' value, with a gradient from the closed form's one pass
+    (:func:`_overlap_pass` without its diagonal; :func:`~losses._fused.one_pass`), autograd
+    through :func:`_overlap_formula` for a double backward. The batch scope's ``"none"``
+    (one loss per class, each depending on every row) and targets or weights that ask for
+    a gradient take autograd."""
+    mode = Reduction.parse(reduction)
+
+    def formula(z: Tensor) -> Tensor:
+        return _overlap_formula(name, z, targets, sample_weight, mode, **options)
+
+    others = (targets, sample_weight)
+    if (options["scope"] == "batch" and mode is Reduction.NONE) or any(
+        isinstance(t, Tensor) and t.requires_grad for t in others
+    ):
+        return formula(logits)
+
+    def value_and_grad(z: Tensor) -> tuple[Tensor, Tensor]:
+        value, grad, _ = _overlap_pass(
+            name, z, targets, sample_weight, mode, curvature=False, **options
+        )
+        return value, grad
+
+    return one_pass(logits, value_and_grad, formula)
+
+
+def _overlap_formula(
+    name: str,
+    logits: Tensor,
+    targets: Tensor,
+    sample_weight: Tensor | None,
+    reduction: str | Reduction,
     *,
     scope: str,
     smooth: float,
@@ -179,7 +214,7 @@ def _overlap_loss(
     square_denominator: bool = False,
     tversky: tuple[float, float] | None = None,
 ) -> Tensor:
-    """The one computation behind the three losses.
+    """The one computation behind the three losses, in differentiable operations.
 
     ``1 - (coefficient TP + smooth) / (D + smooth)`` with ``TP = Σ p̃ y``, ``p̃ = (1-p)^focus p``
     and ``D = Σ p̃ + Σ y`` (squared: ``Σ p̃² + Σ y²``), or, when ``tversky = (α, β)``,
@@ -209,7 +244,7 @@ def _overlap_loss(
     return reduce_loss(loss, mode, None)
 
 
-def _overlap_derivatives(
+def _overlap_pass(
     name: str,
     logits: Tensor,
     targets: Tensor,
@@ -222,8 +257,9 @@ def _overlap_derivatives(
     focus: float = 0.0,
     square_denominator: bool = False,
     tversky: tuple[float, float] | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    r"""The value of :func:`_overlap_loss`, its gradient and its exact Hessian diagonal
+    curvature: bool = True,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    r"""The value of :func:`_overlap_formula`, its gradient and its exact Hessian diagonal
     w.r.t. the logits, in O(N C), in either scope (the batch scope too: each logit's own
     second derivative needs only its set's sums). The gradient is the Hessian's first-order
     part: :math:`w (L_N \zeta_n + L_D \zeta_d)` for a sigmoid, :math:`Z_c - p_c \sum_{a \ne
@@ -248,7 +284,8 @@ def _overlap_derivatives(
     \Psi_a / (1-p_a)^2 + p_c (2 p_c - 1) \sum_{a \ne c} Z_a / (1 - p_a)` with :math:`Z =
     G_1 p (1-p)`, :math:`\Psi = G_2 p^2 (1-p)^2`. The sums leave out the row's argmax
     apart, as :func:`~losses._stable.softmax_and_complement` does. Computed in float64 with
-    ``focus`` (self-adjusting Dice), else in the logits' precision; sums in float64.
+    ``focus`` (self-adjusting Dice), else in the logits' precision; sums in float64. Without
+    ``curvature`` the diagonal is None and its terms are not computed.
     """
     mode = Reduction.parse(reduction)
     inputs = prepare(name, TASKS, logits, targets, sample_weight)
@@ -256,7 +293,7 @@ def _overlap_derivatives(
     softmax = inputs.task is Task.MULTICLASS
     if softmax and x.shape[1] < 2:
         raise ValueError(f"Expected multiclass logits with at least 2 classes, got {x.shape[1]}")
-    terms = _OverlapTerms(coefficient, focus, square_denominator, tversky)
+    terms = _OverlapTerms(coefficient, focus, square_denominator, tversky, curvature)
     # float64 where (1 - p)^focus's derivatives (powers of 1 - p below 0) can overflow
     # float32; without focus every term is bounded and the input's precision is enough
     work = torch.float64 if focus != 0.0 else x.dtype
@@ -265,7 +302,7 @@ def _overlap_derivatives(
     step = max(1, _CHUNK_ELEMENTS // width)
     chunks = [slice(start, start + step) for start in range(0, x.shape[0], step)]
 
-    def chunk_terms(rows: slice) -> tuple[Tensor, ...]:
+    def chunk_terms(rows: slice) -> tuple[Tensor, Tensor, _Element]:
         part = x[rows].to(work)
         if softmax:
             p, q = softmax_and_complement(part)
@@ -273,7 +310,7 @@ def _overlap_derivatives(
         else:
             p, q = torch.sigmoid(part), torch.sigmoid(-part)
             y = inputs.targets[rows].to(work)
-        return (p, q, *terms(p, q, y))
+        return p, q, terms(p, q, y)
 
     def chunk_weight(rows: slice) -> Tensor | None:
         return None if weight is None else weight[rows]
@@ -281,10 +318,10 @@ def _overlap_derivatives(
     if scope == "batch":  # the sets' sums, over every row first
         sums = [x.new_zeros((), dtype=torch.float64)] * 2  # summed in float64
         for rows in chunks:
-            _, _, n, _, _, d, _, _ = chunk_terms(rows)
+            element = chunk_terms(rows)[2]
             sums = [
                 total + _scope_sum(v, scope, chunk_weight(rows)).double()
-                for total, v in zip(sums, (n, d), strict=True)
+                for total, v in zip(sums, (element.n, element.d), strict=True)
             ]
         batch_derivatives = tuple(
             v.to(work) for v in _ratio_derivatives(sums[0] + smooth, sums[1] + smooth)
@@ -295,11 +332,12 @@ def _overlap_derivatives(
         )
     else:
         per_sample = sample_scale(mode, weight, x.to(work))
-    out = torch.empty_like(x)
+    out = torch.empty_like(x) if curvature else None
     grad = torch.empty_like(x)
     losses: list[Tensor] = []  # the sample scope's, a chunk's rows at a time
     for rows in chunks:
-        p, q, n, zeta_n, psi_n, d, zeta_d, psi_d = chunk_terms(rows)
+        p, q, element = chunk_terms(rows)
+        n, zeta_n, d, zeta_d = element.n, element.zeta_n, element.d, element.zeta_d
         if scope == "batch":
             l_n, l_d, l_nd, l_dd = batch_derivatives
             factor = scale
@@ -316,23 +354,37 @@ def _overlap_derivatives(
             w = torch.ones((), dtype=work)  # the sample weight is in the factor
             losses.append(_one_minus_ratio(numerator, denominator))
         first = w * (l_n * zeta_n + l_d * zeta_d)  # Z
-        second = w * (l_n * psi_n + l_d * psi_d)  # Psi, diagonal in p
+        if out is None:  # the gradient only
+            if not softmax:
+                slope = first
+            elif scope == "batch":
+                slope = first - _Rows(p, q).others(first, 1)
+            else:
+                rows_of = _Rows(p, q)
+                v_n = zeta_n - rows_of.others(zeta_n, 1)
+                v_d = zeta_d - rows_of.others(zeta_d, 1)
+                slope = l_n * v_n + l_d * v_d
+            grad[rows] = factor * slope
+            continue
+        if element.psi_n is None or element.psi_d is None:
+            raise RuntimeError("_OverlapTerms computes psi when asked")
+        second = w * (l_n * element.psi_n + l_d * element.psi_d)  # Psi, diagonal in p
         coupled = w * w * (2.0 * l_nd * zeta_n * zeta_d + l_dd * zeta_d * zeta_d)
         if not softmax:
-            curvature = second + first * (1.0 - 2.0 * p) + coupled
+            bend = second + first * (1.0 - 2.0 * p) + coupled
             slope = first
         elif scope == "batch":
             rows_of = _Rows(p, q)
-            curvature = rows_of.diagonal(second + coupled, first)
+            bend = rows_of.diagonal(second + coupled, first)
             slope = first - rows_of.others(first, 1)
         else:
             rows_of = _Rows(p, q)
-            curvature = rows_of.diagonal(second, first)
+            bend = rows_of.diagonal(second, first)
             v_n = zeta_n - rows_of.others(zeta_n, 1)
             v_d = zeta_d - rows_of.others(zeta_d, 1)
-            curvature += 2.0 * l_nd * v_n * v_d + l_dd * v_d * v_d
+            bend += 2.0 * l_nd * v_n * v_d + l_dd * v_d * v_d
             slope = l_n * v_n + l_d * v_d
-        out[rows] = factor * curvature
+        out[rows] = factor * bend
         grad[rows] = factor * slope
     if scope == "batch":
         value = reduce_loss(
@@ -343,6 +395,14 @@ def _overlap_derivatives(
     return value.to(x.dtype), grad, out
 
 
+def _overlap_derivatives(*args: Any, **kwargs: Any) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_overlap_pass` with its Hessian diagonal."""
+    value, grad, diagonal = _overlap_pass(*args, **kwargs, curvature=True)
+    if diagonal is None:
+        raise RuntimeError("_overlap_pass computes the diagonal when asked")
+    return value, grad, diagonal
+
+
 _CHUNK_ELEMENTS = 1 << 18
 """Logits per chunk of rows in :func:`_overlap_derivatives` (its float64 temporaries, about 30
 of them, stay near 60 MB whatever the batch)."""
@@ -350,7 +410,8 @@ of them, stay near 60 MB whatever the batch)."""
 
 class _OverlapTerms:
     """Each element's numerator and denominator terms ``n``, ``d`` with their ``zeta =
-    h'(p) p q`` and ``psi = h''(p) p^2 q^2`` (see :func:`_overlap_derivatives`)."""
+    h'(p) p q`` and (with ``curvature``) ``psi = h''(p) p^2 q^2``, else None (see
+    :func:`_overlap_derivatives`)."""
 
     def __init__(
         self,
@@ -358,30 +419,54 @@ class _OverlapTerms:
         focus: float,
         square_denominator: bool,
         tversky: tuple[float, float] | None,
+        curvature: bool = True,
     ) -> None:
         self.coefficient, self.focus = coefficient, focus
         self.square_denominator, self.tversky = square_denominator, tversky
+        self.curvature = curvature
 
-    def __call__(self, p: Tensor, q: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+    def __call__(self, p: Tensor, q: Tensor, y: Tensor) -> _Element:
         k, focus = self.coefficient, self.focus
         # p~ = (1 - p)^focus p, and its derivatives times p q and p^2 q^2
+        t_2: Tensor | None = None
         if focus == 0.0:  # p~ = p: p q and 0
-            t, t_1, t_2 = p, p * q, torch.zeros_like(p)
+            t, t_1 = p, p * q
+            if self.curvature:
+                t_2 = torch.zeros_like(p)
         else:
             # torch.pow's general exponent (the default 0.01) costs twice exp(focus log q)
             power = q.pow(focus) if focus in (0.5, 1.0, 2.0) else torch.exp(focus * q.log())
             t = power * p
             t_1 = t * (q - focus * p)
-            t_2 = t * p * (focus * (focus - 1.0) * p - 2.0 * focus * q)
+            if self.curvature:
+                t_2 = t * p * (focus * (focus - 1.0) * p - 2.0 * focus * q)
+        psi_n = psi_d = None
         if self.tversky is not None:
             alpha, beta = self.tversky
             kept = y + alpha * (1.0 - y)
-            d, zeta_d, psi_d = kept * t + beta * q * y, kept * t_1 - beta * y * p * q, kept * t_2
+            d, zeta_d = kept * t + beta * q * y, kept * t_1 - beta * y * p * q
+            psi_d = None if t_2 is None else kept * t_2
         elif self.square_denominator:
-            d, zeta_d, psi_d = t * t + y * y, 2.0 * t * t_1, 2.0 * (t_1 * t_1 + t * t_2)
+            d, zeta_d = t * t + y * y, 2.0 * t * t_1
+            psi_d = None if t_2 is None else 2.0 * (t_1 * t_1 + t * t_2)
         else:
             d, zeta_d, psi_d = t + y, t_1, t_2
-        return k * y * t, k * y * t_1, k * y * t_2, d, zeta_d, psi_d
+        if t_2 is not None:
+            psi_n = k * y * t_2
+        return _Element(k * y * t, k * y * t_1, psi_n, d, zeta_d, psi_d)
+
+
+@dataclass(frozen=True)
+class _Element:
+    """:class:`_OverlapTerms`' answer: ``n``, ``zeta_n``, ``psi_n``, ``d``, ``zeta_d``,
+    ``psi_d`` (the psi only with ``curvature``)."""
+
+    n: Tensor
+    zeta_n: Tensor
+    psi_n: Tensor | None
+    d: Tensor
+    zeta_d: Tensor
+    psi_d: Tensor | None
 
 
 def _ratio_derivatives(numerator: Tensor, denominator: Tensor) -> tuple[Tensor, ...]:

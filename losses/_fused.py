@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ._chunks import by_rows
 
-__all__ = ["Compute", "fused"]
+__all__ = ["Compute", "fused", "one_pass"]
 
 Compute = Callable[..., tuple[Tensor, Tensor]]
 """``(x, tracked, *rows) -> (values, gradient)``; values per element (shaped as ``x``) or
@@ -31,21 +31,30 @@ per sample (``(N,)``), each row's from the same rows of ``x`` and ``rows``."""
 
 
 class _Fused(torch.autograd.Function):
+    """``first(x, *rows) -> (value, gradient)`` in the forward; in a double backward,
+    ``again(x, *rows)``: the gradient as a differentiable function of ``x``."""
+
     @staticmethod
-    def forward(ctx: Any, x: Tensor, compute: Compute, *rows: Tensor) -> Tensor:
-        value, grad = by_rows(lambda *block: compute(block[0], False, *block[1:]), x, *rows)
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        first: Callable[..., tuple[Tensor, Tensor]],
+        again: Callable[..., Tensor],
+        *rows: Tensor,
+    ) -> Tensor:
+        value, grad = first(x, *rows)
         ctx.save_for_backward(x, grad, *rows)
-        ctx.compute = compute
+        ctx.again = again
         return value
 
     @staticmethod
     def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor | None, ...]:
         x, grad, *rows = ctx.saved_tensors
         if torch.is_grad_enabled():  # a double backward: the gradient as a function of x
-            grad = ctx.compute(x, True, *rows)[1]
+            grad = ctx.again(x, *rows)
         if upstream.dim() < grad.dim():  # per-sample values
             upstream = upstream.reshape(upstream.shape + (1,) * (grad.dim() - upstream.dim()))
-        return (upstream * grad, None, *(None for _ in rows))
+        return (upstream * grad, None, None, *(None for _ in rows))
 
 
 def fused(x: Tensor, compute: Compute, *rows: Tensor) -> Tensor:
@@ -54,7 +63,36 @@ def fused(x: Tensor, compute: Compute, *rows: Tensor) -> Tensor:
     them takes autograd)."""
     if not _plain(x) or any(t.requires_grad for t in rows):
         return compute(x, True, *rows)[0]
-    out: Tensor = _Fused.apply(x, compute, *rows)  # type: ignore[no-untyped-call]
+
+    def first(z: Tensor, *others: Tensor) -> tuple[Tensor, Tensor]:
+        value, grad = by_rows(lambda *block: compute(block[0], False, *block[1:]), z, *others)
+        return value, grad
+
+    def again(z: Tensor, *others: Tensor) -> Tensor:
+        return compute(z, True, *others)[1]
+
+    out: Tensor = _Fused.apply(x, first, again, *rows)  # type: ignore[no-untyped-call]
+    return out
+
+
+def one_pass(
+    x: Tensor,
+    value_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]],
+    formula: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """A loss computed over the whole batch at once: ``value_and_grad(x)`` gives its value
+    (reduced, or one per sample) and the gradient of the value's sum, from one closed-form
+    pass; ``formula(x)`` is the same value in differentiable operations, which autograd
+    takes where the one pass cannot serve (no gradient asked, a ``torch.func`` transform,
+    a double backward). Per-sample values must each depend on their own row only."""
+    if not (torch.is_grad_enabled() and x.requires_grad and _plain(x)):
+        return formula(x)
+
+    def again(z: Tensor) -> Tensor:
+        (grad,) = torch.autograd.grad(formula(z).sum(), z, create_graph=True)
+        return grad
+
+    out: Tensor = _Fused.apply(x, value_and_grad, again)  # type: ignore[no-untyped-call]
     return out
 
 
