@@ -283,8 +283,8 @@ def _overlap_pass(
     :math:`p`, :math:`G_a`, and gives :math:`\Psi_c + Z_c (1 - 2 p_c) + p_c^2 \sum_{a \ne c}
     \Psi_a / (1-p_a)^2 + p_c (2 p_c - 1) \sum_{a \ne c} Z_a / (1 - p_a)` with :math:`Z =
     G_1 p (1-p)`, :math:`\Psi = G_2 p^2 (1-p)^2`. The sums leave out the row's argmax
-    apart, as :func:`~losses._stable.softmax_and_complement` does. Computed in float64 with
-    ``focus`` (self-adjusting Dice), else in the logits' precision; sums in float64. Without
+    apart, as :func:`~losses._stable.softmax_and_complement` does. Computed in the logits'
+    precision, the sums in float64. Without
     ``curvature`` the diagonal is None and its terms are not computed.
     """
     mode = Reduction.parse(reduction)
@@ -294,9 +294,10 @@ def _overlap_pass(
     if softmax and x.shape[1] < 2:
         raise ValueError(f"Expected multiclass logits with at least 2 classes, got {x.shape[1]}")
     terms = _OverlapTerms(coefficient, focus, square_denominator, tversky, curvature)
-    # float64 where (1 - p)^focus's derivatives (powers of 1 - p below 0) can overflow
-    # float32; without focus every term is bounded and the input's precision is enough
-    work = torch.float64 if focus != 0.0 else x.dtype
+    # In the input's precision: every term is bounded, (1 - p)^focus's derivatives too
+    # (they enter times p (1 - p), never as a power of 1 - p below 0), and float32 keeps
+    # float64's answer to a few float32 rounding errors at any logit (a test holds it)
+    work = x.dtype
     weight = None if inputs.sample_weight is None else inputs.sample_weight.to(work)
     width = 1 if x.dim() == 1 else x.shape[1]
     step = max(1, _CHUNK_ELEMENTS // width)
@@ -404,8 +405,8 @@ def _overlap_derivatives(*args: Any, **kwargs: Any) -> tuple[Tensor, Tensor, Ten
 
 
 _CHUNK_ELEMENTS = 1 << 18
-"""Logits per chunk of rows in :func:`_overlap_derivatives` (its float64 temporaries, about 30
-of them, stay near 60 MB whatever the batch)."""
+"""Logits per chunk of rows in :func:`_overlap_pass` (its temporaries, about 30 of them, stay
+near 30 MB in float32, 60 MB in float64, whatever the batch)."""
 
 
 class _OverlapTerms:
