@@ -166,6 +166,8 @@ class _Place:
 
 
 _MAPPED: OrderedDict[str, tuple[int, mmap.mmap]] = OrderedDict()
+_SWEEP_S = 1.0
+_SWEPT = [0.0]  # when _forget_gone last ran (monotonic seconds)
 """This process's mappings, by key: the object's inode and the mapping of all of it. A
 mapping keeps its object's inode allocated, so a new object under the same key has another
 inode: comparing inodes tells them apart."""
@@ -212,7 +214,8 @@ def _open(
         kept = _MAPPED.get(key)
         if kept is not None and kept[0] == status.st_ino and len(kept[1]) >= at_least:
             _MAPPED.move_to_end(key)
-            _forget_gone(keep=key)
+            if time.monotonic() - _SWEPT[0] > _SWEEP_S:  # not on every request: syscalls
+                _forget_gone(keep=key)
             return kept
         try:
             memory = mmap.mmap(fd, status.st_size)
@@ -231,7 +234,9 @@ def _open(
 
 def _forget_gone(keep: str) -> None:
     """Let go of the mappings whose object is gone or replaced (its client unlinked it):
-    a mapping would keep its pages allocated."""
+    a mapping would keep its pages allocated. Run with every new mapping, and at most
+    once every :data:`_SWEEP_S` seconds when a request finds its mapping kept."""
+    _SWEPT[0] = time.monotonic()
     for key, (inode, _) in list(_MAPPED.items()):
         if key == keep:
             continue
