@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._chunks import by_rows
+from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import Coupling, LossModule, LossSpec
 from ._validation import Params, Task, check_params, prepare
@@ -72,14 +74,40 @@ def squared_error_loss(
     """
     check_params(NAME, SquaredErrorParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
-    x, y = inputs.logits, inputs.targets
-    if inputs.task is Task.MULTICLASS:
-        p = torch.softmax(x, dim=1)
-        onehot = torch.zeros_like(p).scatter_(1, y.unsqueeze(1), 1.0)
-        loss = (p - onehot).square().sum(dim=1)
-    else:
-        loss = (torch.sigmoid(x) - y).square()
+    multiclass = inputs.task is Task.MULTICLASS
+
+    def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
+        loss, slope, _ = _terms(z, t, multiclass, curvature=False)
+        return loss, slope
+
+    loss = fused(inputs.logits, compute, inputs.targets)
     return reduce_loss(loss, reduction, inputs.sample_weight)
+
+
+def _terms(
+    x: Tensor, y: Tensor, multiclass: bool, *, curvature: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Each sample's (softmax) or element's (sigmoid) loss, its gradient and, when asked,
+    its Hessian diagonal (see :func:`squared_error_hessian_diagonal`); the softmax's
+    gradient is ``p_c (g_c - S_1)``, the sigmoid's ``2 (p - y) p q``. Out of place: with a
+    graph, autograd's derivatives of the gradient are the second ones."""
+    if multiclass:
+        p = torch.softmax(x, dim=1)
+        g = 2.0 * p.scatter_add(1, y.unsqueeze(1), -torch.ones_like(p[:, :1]))
+        s_1 = (g * p).sum(dim=1, keepdim=True)
+        loss = 0.25 * (g * g).sum(dim=1)
+        slope = p * (g - s_1)
+        if not curvature:
+            return loss, slope, None
+        s_2 = 2.0 * (p * p).sum(dim=1, keepdim=True)
+        bend = p * p * s_2 + p * (2.0 * p - 1.0) * s_1 + (1.0 - 2.0 * p) * (2.0 * p + g) * p
+        return loss, slope, bend
+    p, q = torch.sigmoid(x), torch.sigmoid(-x)
+    miss = p - y
+    slope = 2.0 * miss * p * q
+    if not curvature:
+        return miss * miss, slope, None
+    return miss * miss, slope, 2.0 * p * q * (p * q + miss * (1.0 - 2.0 * p))
 
 
 def squared_error_hessian_diagonal(
@@ -99,22 +127,36 @@ def squared_error_hessian_diagonal(
     :math:`S_2 = 2 \sum_a p_a^2` and :math:`S_1 = \sum_a g_a p_a`. Times the reduction's
     factor.
     """
+    return _derivatives(logits, targets, reduction=reduction, sample_weight=sample_weight)[2]
+
+
+def _derivatives(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    reduction: str | Reduction = "mean",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Value, gradient and Hessian diagonal from one pass of :func:`_terms`, a block of rows
+    at a time."""
     check_params(NAME, SquaredErrorParams, {})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
-    x, y = inputs.logits, inputs.targets
-    if inputs.task is Task.MULTICLASS:
-        p = torch.softmax(x, dim=1)
-        g = 2.0 * p.scatter_add(1, y.unsqueeze(1), -torch.ones_like(p[:, :1]))
-        s_2 = 2.0 * (p * p).sum(dim=1, keepdim=True)
-        s_1 = (g * p).sum(dim=1, keepdim=True)
-        curvature = p * p * s_2 + p * (2.0 * p - 1.0) * s_1 + (1.0 - 2.0 * p) * (2.0 * p + g) * p
-        return curvature * sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
-    p, q = torch.sigmoid(x), torch.sigmoid(-x)
-    curvature = 2.0 * p * q * (p * q + (p - y) * (1.0 - 2.0 * p))
-    scale = sample_scale(
-        reduction, inputs.sample_weight, x, per_sample=1 if x.dim() == 1 else x.shape[1]
-    )
-    return curvature * (scale.unsqueeze(1) if x.dim() == 2 else scale)
+    x = inputs.logits
+    multiclass = inputs.task is Task.MULTICLASS
+
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        loss, slope, bend = _terms(z, t, multiclass, curvature=True)
+        if bend is None:
+            raise RuntimeError("_terms computes the curvature when asked")
+        return loss, slope, bend
+
+    loss, slope, bend = by_rows(block, x, inputs.targets)
+    per_sample = 1 if multiclass or x.dim() == 1 else x.shape[1]
+    scale = sample_scale(reduction, inputs.sample_weight, x, per_sample=per_sample)
+    if x.dim() == 2:
+        scale = scale.unsqueeze(1)
+    value = reduce_loss(loss, reduction, inputs.sample_weight)
+    return value, slope.mul_(scale), bend.mul_(scale)
 
 
 class SquaredErrorLoss(LossModule):
@@ -149,5 +191,6 @@ SPECS = (
         "noisy: the loss is bounded, so outliers cannot dominate the gradient.",
         coupling=_coupling,
         hessian_diagonal=squared_error_hessian_diagonal,
+        derivatives=_derivatives,
     ),
 )

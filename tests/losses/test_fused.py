@@ -66,6 +66,7 @@ ROW_LOCAL = [
     "multilabel_categorical_crossentropy",
     "power_bce",
     "sigmoid_focal",
+    "squared_error",
     "subset_softmax",
 ]
 PARAMS = {"subset_softmax": {"max_k": 7}}
