@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from ._chunks import by_rows
+from ._fused import one_pass
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
@@ -141,15 +142,30 @@ def subset_softmax_loss(
     """
     params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
-    x, y = inputs.logits, inputs.targets
+    y = inputs.targets
     counts = y.sum(dim=1).round().long()
-    picked = (x * y).sum(dim=1)
-    if params.k is not None:
-        loss = _exactly_k(x, counts, params.k) - picked
-    elif params.max_k is not None:
-        loss = _at_most_k(x, counts, params.max_k) - picked
-    else:  # unreachable: the params model requires one of them
+
+    def formula(x: Tensor) -> Tensor:
+        picked = (x * y).sum(dim=1)
+        if params.k is not None:
+            return _exactly_k(x, counts, params.k) - picked
+        if params.max_k is not None:
+            return _at_most_k(x, counts, params.max_k) - picked
+        # unreachable: the params model requires one of them
         raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+
+    def first(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        loss, slope, _ = _terms(z, t, params, curvature=False)
+        return loss, slope
+
+    def value_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
+        loss, slope = by_rows(first, x, y, blocks=_BLOCKS)
+        return loss, slope
+
+    if y.requires_grad:
+        loss = formula(inputs.logits)
+    else:
+        loss = one_pass(inputs.logits, value_and_grad, formula)
     return reduce_loss(loss, reduction, inputs.sample_weight)
 
 
@@ -192,28 +208,46 @@ def _derivatives(
     scores``, its gradient ``pi - y`` and its diagonal ``pi (1 - pi)``."""
     params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
-    dtype = inputs.logits.dtype
 
     def block(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = scores.detach().double().requires_grad_(True)
-        y = labels.to(torch.float64)
-        counts = y.sum(dim=1).round().long()
-        with torch.enable_grad():
-            if params.k is not None:
-                log_z = _exactly_k(x, counts, params.k, first_order=True)
-            elif params.max_k is not None:
-                log_z = _at_most_k(x, counts, params.max_k, first_order=True)
-            else:  # unreachable: the params model requires one of them
-                raise ValueError("Expected exactly one of k and max_k to be set, got neither")
-            (inclusion,) = torch.autograd.grad(log_z.sum(), x)
-        loss = log_z.detach() - (x.detach() * y).sum(dim=1)
-        curvature = (inclusion * (1.0 - inclusion)).clamp_min(0.0)
-        return loss.to(dtype), (inclusion - y).to(dtype), curvature.to(dtype)
+        loss, slope, bend = _terms(scores, labels, params, curvature=True)
+        if bend is None:
+            raise RuntimeError("_terms computes the curvature when asked")
+        return loss, slope, bend
 
-    # the recursion loops over the classes: larger blocks spread its Python overhead
-    loss, slope, bend = by_rows(block, inputs.logits, inputs.targets, blocks=4)
+    loss, slope, bend = by_rows(block, inputs.logits, inputs.targets, blocks=_BLOCKS)
     scale = sample_scale(reduction, inputs.sample_weight, inputs.logits).unsqueeze(1)
     return reduce_loss(loss, reduction, inputs.sample_weight), slope.mul_(scale), bend.mul_(scale)
+
+
+# The recursion loops over the classes: blocks four times the usual size spread its Python
+# overhead.
+_BLOCKS = 4
+
+
+def _terms(
+    scores: Tensor, labels: Tensor, params: SubsetSoftmaxParams, *, curvature: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Each sample's loss, its gradient ``pi - y`` and, when asked, its Hessian diagonal
+    ``pi (1 - pi)``: ``log Z`` from one first-order recursion in float64 and its gradient,
+    the inclusion probabilities ``pi``; returned in the logits' precision."""
+    x = scores.detach().double().requires_grad_(True)
+    y = labels.to(torch.float64)
+    counts = y.sum(dim=1).round().long()
+    with torch.enable_grad():
+        if params.k is not None:
+            log_z = _exactly_k(x, counts, params.k, first_order=True)
+        elif params.max_k is not None:
+            log_z = _at_most_k(x, counts, params.max_k, first_order=True)
+        else:  # unreachable: the params model requires one of them
+            raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+        (inclusion,) = torch.autograd.grad(log_z.sum(), x)
+    dtype = scores.dtype
+    loss = (log_z.detach() - (x.detach() * y).sum(dim=1)).to(dtype)
+    slope = (inclusion - y).to(dtype)
+    if not curvature:
+        return loss, slope, None
+    return loss, slope, (inclusion * (1.0 - inclusion)).clamp_min(0.0).to(dtype)
 
 
 def _exactly_k(x: Tensor, counts: Tensor, k: int, *, first_order: bool = False) -> Tensor:
