@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
@@ -146,7 +148,7 @@ def _terms(
     negative_bend = None
     if clip == 0.0:
         log_q = log_sigmoid_of(-x)
-        p_power = _power(log_p, g)
+        p_power = _power(p, log_p, g)
         negative = -p_power * log_q
         negative_slope = p_power * (p - g * q * log_q)
         if curvature:
@@ -157,7 +159,7 @@ def _terms(
         negative_slope = margin.slope * (p * q)
         if curvature:
             negative_bend = margin.curvature(p, q)
-    q_power = _power(log_q_rounded, gamma_pos)
+    q_power = _power(q, log_q_rounded, gamma_pos)
     if gamma_pos == 0:
         positive, positive_slope = -log_p, -q
     else:
@@ -171,41 +173,70 @@ def _terms(
     return value, slope, torch.lerp(negative_bend, positive_bend, y)
 
 
-def _power(log_base: Tensor, g: float) -> Tensor:
-    """``base^g`` from ``log base`` (1 for ``g = 0``, whatever the base)."""
-    return torch.exp(g * log_base) if g != 0 else torch.ones_like(log_base)
+def _power(base: Tensor, log_base: Tensor, g: float) -> Tensor:
+    """``base^g``: a product for a whole ``g`` up to 8 (1 for ``g = 0``, whatever the base),
+    else ``exp(g log base)``."""
+    if float(g).is_integer() and 0 <= g <= 8:
+        return _whole_power(base, int(g))
+    return torch.exp(g * log_base)
 
 
 class _Margin:
     """A negative's clipped term ``f(r) = -r^g log(1 - r)``, ``r = p - clip`` where ``p >
     clip`` (``active``), 0 elsewhere: its ``value``, and ``slope = f'(r) = -g r^(g-1) log(1 -
     r) + r^g / (1 - r)`` (0 where not active; ``dr/dx = p q``). ``1 - r = q + clip``. The
-    inactive elements are fed ``r = 1`` (``log r = 0``) and masked by multiplying with the
-    0/1 ``active``, with no ``torch.where``: on the CPU a masked select costs several
-    arithmetic passes."""
+    inactive elements are fed ``r = 1`` and masked by multiplying with the 0/1 ``active``,
+    with no ``torch.where``: on the CPU a masked select costs several arithmetic passes.
+    The powers of ``r`` are products for a small whole ``g`` (the paper's 4), else
+    ``exp(g log r)``."""
 
     def __init__(self, p: Tensor, q: Tensor, clip: float, g: float) -> None:
         self.active = (p > clip).to(p.dtype)
-        self.log_r = torch.log((p - clip) * self.active + (1.0 - self.active))
+        self.r = (p - clip) * self.active + (1.0 - self.active)
+        self.log_r = None if _whole(g) else torch.log(self.r)
         self.rest = q + clip
         self.log_rest = torch.log(self.rest)
-        self.power = torch.exp(g * self.log_r)
-        self.value = -(self.active * self.power) * self.log_rest
-        below = torch.exp((g - 1) * self.log_r)  # r^(g-1)
-        self.slope = self.active * (self.power / self.rest - g * below * self.log_rest)
         self.g = g
+        below = self.power_of_r(g - 1)
+        self.power = below * self.r  # r^g
+        self.value = -(self.active * self.power) * self.log_rest
+        self.slope = self.active * (self.power / self.rest - g * below * self.log_rest)
+
+    def power_of_r(self, exponent: float) -> Tensor:
+        """``r^exponent`` (``r`` is 1 where not active)."""
+        if self.log_r is None:
+            return _whole_power(self.r, int(exponent))
+        return torch.exp(exponent * self.log_r)
 
     def curvature(self, p: Tensor, q: Tensor) -> Tensor:
         """``f''(r) (p q)^2 + f'(r) p q (1 - 2p)``, ``f'' = -g (g-1) r^(g-2) log(1-r) + 2 g
         r^(g-1) / (1-r) + r^g / (1-r)^2``; 0 where not active."""
-        g, log_r, rest = self.g, self.log_r, self.rest
+        g, rest = self.g, self.rest
         bend = (
-            -g * (g - 1) * torch.exp((g - 2) * log_r) * self.log_rest
-            + 2 * g * torch.exp((g - 1) * log_r) / rest
+            -g * (g - 1) * self.power_of_r(g - 2) * self.log_rest
+            + 2 * g * self.power_of_r(g - 1) / rest
             + self.power / (rest * rest)
         )
         pq = p * q
         return self.active * bend * pq * pq + self.slope * pq * (1.0 - 2.0 * p)
+
+
+def _whole(g: float) -> bool:
+    """A whole exponent from 2 to 8, whose powers are cheaper (and exact to a few
+    roundings) as products than as ``exp(g log r)``."""
+    return float(g).is_integer() and 2 <= g <= 8
+
+
+def _whole_power(base: Tensor, exponent: int) -> Tensor:
+    """``base^exponent`` for ``exponent >= 0``: the product of the squarings its bits pick."""
+    factors, square = [], base
+    while exponent:
+        if exponent & 1:
+            factors.append(square)
+        exponent >>= 1
+        if exponent:
+            square = square * square
+    return functools.reduce(torch.mul, factors) if factors else torch.ones_like(base)
 
 
 def asymmetric_hessian_diagonal(
