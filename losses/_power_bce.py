@@ -211,9 +211,10 @@ def _direct_terms(x: Tensor, n: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     value = torch.lerp(torch.neg(power).log1p_(), rise.log().sub_(z_near), is_near)
     slope = torch.lerp(power / torch.rsub(power, 1.0), rise.reciprocal_(), is_near)
     slope.mul_(q).mul_(-n)  # -n q / expm1(z)
-    huge = (x > _X_ASYMPTOTE).to(x.dtype)
-    value = torch.lerp(value, torch.rsub(x, math.log(n)), huge)
-    slope = torch.lerp(slope, torch.full_like(slope, -1.0), huge)
+    if x.numel() and bool(x.max() > _X_ASYMPTOTE):  # rare: skip two passes when none is
+        huge = (x > _X_ASYMPTOTE).to(x.dtype)
+        value = torch.lerp(value, torch.rsub(x, math.log(n)), huge)
+        slope = torch.lerp(slope, torch.full_like(slope, -1.0), huge)
     return log_p, q, value, slope
 
 
