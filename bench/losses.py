@@ -4,8 +4,8 @@
 
 Each loss runs on the task it is built for (multiclass where it supports it, else
 multilabel with a few positives a row) at N x C logits on this machine's CPU; the Dice
-family in both scopes. Ratios are measured in one run against
-``torch.nn.functional.cross_entropy``: the forward+backward ratio against its
+family in both scopes. Ratios are measured in one run, each loss in rounds interleaved with
+its baselines, against ``torch.nn.functional.cross_entropy``: the forward+backward ratio against its
 forward+backward, and ``losses.derivatives(..., hessian=True)`` (value, gradient and the
 exact Hessian diagonal) against both cross-entropy's forward+backward and cross-entropy's
 own ``losses.derivatives(..., hessian=True)``. A loss with a closed-form diagonal (or an
@@ -143,58 +143,57 @@ def main() -> None:
             f"{base_small * 1e3:.2f} ms, cross_entropy Hessian diagonal (closed form) "
             f"{base_h * 1e3:.2f} ms."
         )
-    full_h = None
-    if not args.skip_hessian:
-        full_h = best_time(
-            partial(losses.derivatives, "cross_entropy", x, y, hessian=True),
-            args.hessian_repeats,
-        )
-    rows_out: list[tuple[str, str, str, float, int | None, float | None]] = []
-    for name, scope in _variants():
-        task, lx, ly, params = inputs(name, args.n, args.c, generator)
-        if scope is not None:
-            params["scope"] = scope
-        fb = best_time(partial(forward_backward, name, lx, ly, params), args.repeats)
-        spec = losses.get(name)
-        coupling = spec.coupling(spec.validate(params), task)
-        label = name if scope is None else f"{name} ({scope})"
-        rows, t = None, None
-        if full_h is not None:
-            full = spec.hessian_diagonal is not None or coupling is Coupling.ELEMENT
-            rows = args.n if full else args.hessian_n
-            hx_, hy_ = (lx, ly) if full else (lx[:rows], ly[:rows])
-            hessian_call = partial(losses.derivatives, name, hx_, hy_, hessian=True, **params)
-            t = best_time(hessian_call, args.hessian_repeats)
-        rows_out.append((label, task.value, coupling.value, fb, rows, t))
-    # the baselines again, after every loss: on a shared machine a slow spell during the
-    # first measurement would flatter every ratio; each baseline is its best of both
-    again = best_time(torch_ce, args.repeats)
     print(
-        f"CE fwd+bwd measured before the losses {base * 1e3:.1f} ms and after them "
-        f"{again * 1e3:.1f} ms; the ratios take the faster."
+        "Each loss is timed in rounds interleaved with the baselines (CE forward+backward and "
+        "CE's Hessian diagonal at the same rows), and each ratio takes the best of each: a "
+        "slow spell of this shared machine, or a change in malloc's state, meets both."
     )
-    base = min(base, again)
-    if full_h is not None and base_h is not None:
-        full_h = min(
-            full_h,
-            best_time(
-                partial(losses.derivatives, "cross_entropy", x, y, hessian=True),
-                args.hessian_repeats,
-            ),
-        )
-        base_small = min(base_small, best_time(small_ce, args.repeats))
     print()
     print(
         "| loss | task | coupling | fwd+bwd / CE fwd+bwd | Hessian rows "
         "| Hessian diag / CE fwd+bwd | Hessian diag / CE Hessian diag |"
     )
     print("|---|---|---|---:|---:|---:|---:|")
-    for label, task_name, coupling_name, fb, rows, t in rows_out:
+    ce_hessian = partial(losses.derivatives, "cross_entropy", x, y, hessian=True)
+    small_ce_hessian = partial(losses.derivatives, "cross_entropy", hx, hy, hessian=True)
+    for name, scope in _variants():
+        task, lx, ly, params = inputs(name, args.n, args.c, generator)
+        if scope is not None:
+            params["scope"] = scope
+        spec = losses.get(name)
+        coupling = spec.coupling(spec.validate(params), task)
+        label = name if scope is None else f"{name} ({scope})"
+        ce_fb, fb = interleaved(
+            [torch_ce, partial(forward_backward, name, lx, ly, params)], args.repeats
+        )
         hess = "- | - | -"
-        if rows is not None and t is not None and full_h is not None and base_h is not None:
-            ce_fb, ce_h = (base, full_h) if rows == args.n else (base_small, base_h)
-            hess = f"{rows} | {t / ce_fb:.1f} | {t / ce_h:.1f}"
-        print(f"| {label} | {task_name} | {coupling_name} | {fb / base:.2f} | {hess} |")
+        if not args.skip_hessian:
+            full = spec.hessian_diagonal is not None or coupling is Coupling.ELEMENT
+            rows = args.n if full else args.hessian_n
+            hx_, hy_ = (lx, ly) if full else (lx[:rows], ly[:rows])
+            ce_call, ce_h_call = (torch_ce, ce_hessian) if full else (small_ce, small_ce_hessian)
+            hessian_call = partial(losses.derivatives, name, hx_, hy_, hessian=True, **params)
+            base_fb, base_hess, t = interleaved(
+                [ce_call, ce_h_call, hessian_call], args.hessian_repeats
+            )
+            hess = f"{rows} | {t / base_fb:.1f} | {t / base_hess:.1f}"
+        print(
+            f"| {label} | {task.value} | {coupling.value} | {fb / ce_fb:.2f} | {hess} |",
+            flush=True,
+        )
+
+
+def interleaved(calls: list[Callable[[], object]], repeats: int = 3) -> list[float]:
+    """Each call's best time over ``repeats`` rounds, each round calling every one once (after
+    one warm-up round)."""
+    best = [float("inf")] * len(calls)
+    for round_ in range(repeats + 1):
+        for i, call in enumerate(calls):
+            start = time.perf_counter()
+            call()
+            if round_:
+                best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def _variants() -> list[tuple[str, str | None]]:
