@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ._chunks import LIGHT_BLOCKS
 from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss
 from ._registry import LossModule, LossSpec, element_wise
@@ -107,7 +108,7 @@ def binary_cross_entropy_loss(
     def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
         return _value_and_grad(z, t, weight, tracked)
 
-    return reduce_loss(fused(x, compute, y), reduction, inputs.sample_weight)
+    return reduce_loss(fused(x, compute, y, blocks=LIGHT_BLOCKS), reduction, inputs.sample_weight)
 
 
 def _pos_weight(pos_weight: float | Sequence[float] | Tensor | None, x: Tensor) -> Tensor | None:

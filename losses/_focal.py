@@ -8,6 +8,7 @@ import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
+from ._chunks import LIGHT_BLOCKS
 from ._fused import fused
 from ._reduction import Reduction, reduce_loss, sample_scale
 from ._registry import LossModule, LossSpec, per_sample
@@ -97,7 +98,7 @@ def focal_loss(
     def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
         return _focal_value_and_grad(z, t, float(gamma), tracked)
 
-    loss = fused(x, compute, y)
+    loss = fused(x, compute, y, blocks=LIGHT_BLOCKS)
     if alpha is not None:
         loss = _alpha_of_target(alpha, x, y) * loss
     return reduce_loss(loss, reduction, inputs.sample_weight)

@@ -57,15 +57,18 @@ class _Fused(torch.autograd.Function):
         return (upstream * grad, None, None, *(None for _ in rows))
 
 
-def fused(x: Tensor, compute: Compute, *rows: Tensor) -> Tensor:
+def fused(x: Tensor, compute: Compute, *rows: Tensor, blocks: int = 1) -> Tensor:
     """``compute``'s values, with its gradient (see the module docstring); ``rows``: the
     other tensors ``compute`` reads, row by row with ``x`` (a gradient asked for any of
-    them takes autograd)."""
+    them takes autograd). ``blocks``: :func:`~losses._chunks.by_rows`' block size (a
+    ``compute`` of few operations, which works in place, gains from larger blocks)."""
     if not _plain(x) or any(t.requires_grad for t in rows):
         return compute(x, True, *rows)[0]
 
     def first(z: Tensor, *others: Tensor) -> tuple[Tensor, Tensor]:
-        value, grad = by_rows(lambda *block: compute(block[0], False, *block[1:]), z, *others)
+        value, grad = by_rows(
+            lambda *block: compute(block[0], False, *block[1:]), z, *others, blocks=blocks
+        )
         return value, grad
 
     def again(z: Tensor, *others: Tensor) -> Tensor:
