@@ -41,12 +41,16 @@ _R_COEFFS = (
     -2857.0 / 89600.0,
     26842253.0 / 958003200.0,
 )
-# Below this z = n * softplus(-x), log(1 - exp(-z)) is log(z) plus its Taylor series;
-# above it log1mexp, whose second derivative loses relative accuracy as 2 eps / z.
+# Below this z = n * softplus(-x), log(1 - exp(-z)) is log(z) plus its Taylor series (for
+# the curvature and a double backward); above it log1p(-exp(-z)), whose second derivative
+# would lose relative accuracy as 2 eps / z below.
 _Z_SWITCH = 0.1
 _LOG_2 = math.log(2.0)
 # Past this logit log(1 - sigmoid(x)^n) is log n - x to within e^{-60} relative.
 _X_ASYMPTOTE = 60.0
+# Below this n, z = n softplus(-x) can leave float32's normal range before x reaches 60:
+# the forward then takes the series of _terms too.
+_N_DIRECT = 1e-10
 # phi(z) = log((1 - e^{-z}) / z) = -z/2 + log(sinh(z/2) / (z/2)): the even coefficients
 # 2^{2k} B_{2k} / (2k (2k)!) / 2^{2k} for z^2 .. z^10; the remainder is below 1e-22 in
 # value and 1e-18 in the second derivative for z <= 0.1.
@@ -118,18 +122,19 @@ def power_bce_loss(
 
     Note:
         ``n = 1`` is binary cross-entropy. ``log(1 - sigmoid(x)^n)`` is computed in log space
-        (``log1mexp`` of ``n * logsigmoid(x)``, and a series once that argument is above
-        -0.1), and ``log sigmoid`` in a form whose double backward does not cancel, so value,
-        gradient and second derivative are finite at logits of ``±1e4`` and within about
-        1e-13 relative in float64 everywhere, across the switches included; for large ``x``
-        the loss follows the asymptote ``log n - x``.
+        from ``z = -n logsigmoid(x)`` (``log expm1(z) - z`` or ``log1p(-e^{-z})``, and for
+        the second derivative a series once ``z`` is below 0.1), and ``log sigmoid`` in a
+        form whose double backward does not cancel, so value, gradient and second
+        derivative are finite at logits of ``±1e4`` and within about 1e-13 relative in
+        float64 everywhere, across the switches included; for large ``x`` the loss follows
+        the asymptote ``log n - x``.
     """
     check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
     x, y = inputs.logits, inputs.targets
 
     def compute(z: Tensor, tracked: bool, t: Tensor) -> tuple[Tensor, Tensor]:
-        if tracked:
+        if tracked or n < _N_DIRECT:
             terms = _terms(z, n, tracked)
             log_p, q, negative, negative_slope = terms.log_p, terms.q, terms.value, terms.slope
         else:
@@ -148,7 +153,7 @@ class _Terms:
     With ``s = softplus(-x)`` and ``z = n s`` (so ``sigmoid(x)^n = exp(-z)``), ``z' = -n q``
     and ``z'' = n p q``:
 
-    - ``z >= 0.1``: ``L = log1mexp(-z)``, ``L' = -n q a``, ``L'' = a n q (p - (1 + a) n
+    - ``z >= 0.1``: ``L = log1p(-e^{-z})``, ``L' = -n q a``, ``L'' = a n q (p - (1 + a) n
       q)``, ``a = 1 / expm1(z) = e^{-z} / (1 - e^{-z})``;
     - ``z < 0.1`` (:func:`_series`): ``L = log n + log s + phi(z)``, ``L' = (log s)' - n q
       phi'(z)``, ``L'' = (log s)'' + phi''(z) n^2 q^2 + phi'(z) n p q``.
@@ -199,8 +204,10 @@ def _direct_terms(x: Tensor, n: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     at every ``z``, and ``L = log E - z`` while ``z <= log 2`` (``E`` is accurate, and
     ``|L| >= log 2``), ``log1p(-e^{-z})`` above (no cancellation there). Past ``x = 60``
     (where ``softplus(-x)`` nears underflow in float32) ``L = log n - x`` and ``L' = -1``
-    to within ``e^{-60}`` relative. The branches are mixed by ``torch.lerp`` with 0/1
-    weights (exact), each fed values clamped into its own domain."""
+    to within ``e^{-60}`` relative (a ``torch.where``, in the rare blocks that have such a
+    logit). The two forms of ``L`` are mixed by ``torch.lerp`` with 0/1 weights (exact),
+    each fed values clamped into its own domain. For ``n`` below ``_N_DIRECT`` the caller
+    takes :func:`_terms`: ``z`` could leave float32's normal range before ``x = 60``."""
     log_p = F.logsigmoid(x)
     q = torch.sub(log_p, x).exp_()
     z = log_p.mul(-n)
@@ -211,10 +218,10 @@ def _direct_terms(x: Tensor, n: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     value = torch.lerp(torch.neg(power).log1p_(), rise.log().sub_(z_near), is_near)
     slope = torch.lerp(power / torch.rsub(power, 1.0), rise.reciprocal_(), is_near)
     slope.mul_(q).mul_(-n)  # -n q / expm1(z)
-    if x.numel() and bool(x.max() > _X_ASYMPTOTE):  # rare: skip two passes when none is
-        huge = (x > _X_ASYMPTOTE).to(x.dtype)
-        value = torch.lerp(value, torch.rsub(x, math.log(n)), huge)
-        slope = torch.lerp(slope, torch.full_like(slope, -1.0), huge)
+    if x.numel() and bool(x.max() > _X_ASYMPTOTE):  # rare: no pass when there is none
+        huge = x > _X_ASYMPTOTE
+        value = torch.where(huge, torch.rsub(x, math.log(n)), value)
+        slope = torch.where(huge, -1.0, slope)
     return log_p, q, value, slope
 
 

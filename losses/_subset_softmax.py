@@ -143,16 +143,10 @@ def subset_softmax_loss(
     params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     y = inputs.targets
-    counts = y.sum(dim=1).round().long()
+    counts = _checked_counts(inputs.logits, y, params)
 
     def formula(x: Tensor) -> Tensor:
-        picked = (x * y).sum(dim=1)
-        if params.k is not None:
-            return _exactly_k(x, counts, params.k) - picked
-        if params.max_k is not None:
-            return _at_most_k(x, counts, params.max_k) - picked
-        # unreachable: the params model requires one of them
-        raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+        return _log_z(x, counts, params, first_order=False) - (x * y).sum(dim=1)
 
     def first(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         loss, slope, _ = _terms(z, t, params, curvature=False)
@@ -208,6 +202,7 @@ def _derivatives(
     scores``, its gradient ``pi - y`` and its diagonal ``pi (1 - pi)``."""
     params = check_params(NAME, SubsetSoftmaxParams, {"k": k, "max_k": max_k})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
+    _checked_counts(inputs.logits, inputs.targets, params)
 
     def block(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         loss, slope, bend = _terms(scores, labels, params, curvature=True)
@@ -230,17 +225,13 @@ def _terms(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Each sample's loss, its gradient ``pi - y`` and, when asked, its Hessian diagonal
     ``pi (1 - pi)``: ``log Z`` from one first-order recursion in float64 and its gradient,
-    the inclusion probabilities ``pi``; returned in the logits' precision."""
+    the inclusion probabilities ``pi``; returned in the logits' precision. The counts are
+    the caller's to check (:func:`_checked_counts`, once for the batch)."""
     x = scores.detach().double().requires_grad_(True)
     y = labels.to(torch.float64)
     counts = y.sum(dim=1).round().long()
     with torch.enable_grad():
-        if params.k is not None:
-            log_z = _exactly_k(x, counts, params.k, first_order=True)
-        elif params.max_k is not None:
-            log_z = _at_most_k(x, counts, params.max_k, first_order=True)
-        else:  # unreachable: the params model requires one of them
-            raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+        log_z = _log_z(x, counts, params, first_order=True)
         (inclusion,) = torch.autograd.grad(log_z.sum(), x)
     dtype = scores.dtype
     loss = (log_z.detach() - (x.detach() * y).sum(dim=1)).to(dtype)
@@ -250,26 +241,36 @@ def _terms(
     return loss, slope, (inclusion * (1.0 - inclusion)).clamp_min(0.0).to(dtype)
 
 
-def _exactly_k(x: Tensor, counts: Tensor, k: int, *, first_order: bool = False) -> Tensor:
-    """``log e_k(e^x)`` per sample, after checking every sample has ``k`` positives."""
-    num_classes = x.shape[1]
-    if k > num_classes:
-        raise ValueError(f"Expected k <= the number of classes ({num_classes}), got k={k}")
-    _check_counts(counts, k, exact=True)
-    return log_elementary_symmetric(x, k, first_order=first_order)[:, k]
+def _checked_counts(x: Tensor, y: Tensor, params: SubsetSoftmaxParams) -> Tensor:
+    """Each sample's number of positives, checked against ``k`` (and ``k`` against the
+    number of classes) or ``max_k``, over the whole batch."""
+    counts = y.sum(dim=1).round().long()
+    if params.k is not None:
+        num_classes = x.shape[1]
+        if params.k > num_classes:
+            raise ValueError(
+                f"Expected k <= the number of classes ({num_classes}), got k={params.k}"
+            )
+        _check_counts(counts, params.k, exact=True)
+    elif params.max_k is not None:
+        _check_counts(counts, params.max_k, exact=False)
+    return counts
 
 
-def _at_most_k(x: Tensor, counts: Tensor, max_k: int, *, first_order: bool = False) -> Tensor:
-    """``log Z - log C(K, K - t)`` per sample for ``K = max_k`` padding classes of score 0.
-
-    ``e_K(e^x, 1, ..., 1) = sum_j C(K, j) e_j(e^x)``: one recursion over the ``C`` classes
-    gives every ``e_j``; the paddings enter through the binomials, not ``K`` more steps.
-    """
-    _check_counts(counts, max_k, exact=False)
-    log_e = log_elementary_symmetric(x, max_k, first_order=first_order)
-    j = torch.arange(max_k + 1, device=x.device)
-    log_z = torch.logsumexp(log_e + _log_binomial(max_k, j).to(x.dtype), dim=1)
-    return log_z - _log_binomial(max_k, max_k - counts).to(x.dtype)
+def _log_z(x: Tensor, counts: Tensor, params: SubsetSoftmaxParams, *, first_order: bool) -> Tensor:
+    """``log Z`` per sample: ``log e_k(e^x)`` with ``k``; with ``max_k = K``, ``log Z - log C(K,
+    K - t)`` for ``K`` padding classes of score 0 (``e_K(e^x, 1, ..., 1) = sum_j C(K, j)
+    e_j(e^x)``: one recursion over the ``C`` classes gives every ``e_j``; the paddings enter
+    through the binomials, not ``K`` more steps)."""
+    if params.k is not None:
+        return log_elementary_symmetric(x, params.k, first_order=first_order)[:, params.k]
+    if params.max_k is None:  # the params model requires one of them
+        raise ValueError("Expected exactly one of k and max_k to be set, got neither")
+    size = params.max_k
+    log_e = log_elementary_symmetric(x, size, first_order=first_order)
+    j = torch.arange(size + 1, device=x.device)
+    log_z = torch.logsumexp(log_e + _log_binomial(size, j).to(x.dtype), dim=1)
+    return log_z - _log_binomial(size, size - counts).to(x.dtype)
 
 
 def _log_binomial(n: int, j: Tensor) -> Tensor:

@@ -172,6 +172,21 @@ def test_one_pass_value_and_gradient_are_accurate(n: float, y: float) -> None:
     assert torch.isfinite(x.grad[far]).all()
 
 
+@pytest.mark.parametrize("n", [1e-13, 1e-9, 1e-3])
+def test_one_pass_float32_keeps_accuracy_for_a_tiny_power(n: float) -> None:
+    # n softplus(-x) leaves float32's normal range before x = 60 once n < ~1e-12: the
+    # forward must not divide by a clamped expm1 there.
+    grid = [-20.0, -1.0, 0.0, 3.0, 30.0, 59.0, 61.0]
+    x = torch.tensor(grid, dtype=torch.float32, requires_grad=True)
+    value = power_bce_loss(x, torch.zeros_like(x), n=n, reduction="none")
+    value.sum().backward()
+    assert x.grad is not None
+    for point, got, slope in zip(grid, value.tolist(), x.grad.tolist(), strict=True):
+        want, want_slope, _ = _reference(point, 0.0, n)
+        assert got == pytest.approx(want, rel=1e-5), (point, got, want)
+        assert slope == pytest.approx(want_slope, rel=1e-5, abs=1e-30), (point, slope)
+
+
 @pytest.mark.parametrize("n", [0.3, 2.0, 100.0])
 def test_continuous_across_switches(n: float) -> None:
     # Across each switch the value and the two derivatives move only by their own Taylor
