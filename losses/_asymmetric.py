@@ -176,7 +176,7 @@ def _terms(
 def _power(base: Tensor, log_base: Tensor, g: float) -> Tensor:
     """``base^g``: a product for a whole ``g`` up to 8 (1 for ``g = 0``, whatever the base),
     else ``exp(g log base)``."""
-    if float(g).is_integer() and 0 <= g <= 8:
+    if _whole(g):
         return _whole_power(base, int(g))
     return torch.exp(g * log_base)
 
@@ -193,7 +193,7 @@ class _Margin:
     def __init__(self, p: Tensor, q: Tensor, clip: float, g: float) -> None:
         self.active = (p > clip).to(p.dtype)
         self.r = (p - clip) * self.active + (1.0 - self.active)
-        self.log_r = None if _whole(g) else torch.log(self.r)
+        self.log_r = None if _whole(g, lowest=2) else torch.log(self.r)  # r^(g-2) too
         self.rest = q + clip
         self.log_rest = torch.log(self.rest)
         self.g = g
@@ -221,10 +221,10 @@ class _Margin:
         return self.active * bend * pq * pq + self.slope * pq * (1.0 - 2.0 * p)
 
 
-def _whole(g: float) -> bool:
-    """A whole exponent from 2 to 8, whose powers are cheaper (and exact to a few
+def _whole(g: float, *, lowest: int = 0) -> bool:
+    """A whole exponent from ``lowest`` to 8, whose powers are cheaper (and exact to a few
     roundings) as products than as ``exp(g log r)``."""
-    return float(g).is_integer() and 2 <= g <= 8
+    return float(g).is_integer() and lowest <= g <= 8
 
 
 def _whole_power(base: Tensor, exponent: int) -> Tensor:

@@ -396,9 +396,18 @@ def _overlap_pass(
     return value.to(x.dtype), grad, out
 
 
-def _overlap_derivatives(*args: Any, **kwargs: Any) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`_overlap_pass` with its Hessian diagonal."""
-    value, grad, diagonal = _overlap_pass(*args, **kwargs, curvature=True)
+def _overlap_derivatives(
+    name: str,
+    logits: Tensor,
+    targets: Tensor,
+    sample_weight: Tensor | None,
+    reduction: str | Reduction,
+    **options: Any,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_overlap_pass` (``options``: its keywords) with its Hessian diagonal."""
+    value, grad, diagonal = _overlap_pass(
+        name, logits, targets, sample_weight, reduction, curvature=True, **options
+    )
     if diagonal is None:
         raise RuntimeError("_overlap_pass computes the diagonal when asked")
     return value, grad, diagonal

@@ -1,16 +1,20 @@
 """One autograd function for losses whose value and gradient come from one pass.
 
-:class:`Fused` takes a ``compute(x, tracked, *rows)`` that returns each term's value (per
+:func:`fused` takes a ``compute(x, tracked, *rows)`` that returns each term's value (per
 element, or per sample) and the gradient of their sum w.r.t. ``x``; ``rows`` are the other
 tensors it reads that share ``x``'s rows (the targets). The forward runs it once, without a
 graph (``tracked=False``: it may work in place), a block of rows at a time on the CPU
-(:func:`~losses._chunks.by_rows`); the backward multiplies the kept
-gradient by the upstream one. When a graph is asked of the backward (a double backward:
-autograd's Hessians), it runs ``compute`` again with ``tracked=True``, out of place, so
-the second derivatives are autograd's own. Where the one-pass function cannot serve, the
-tracked formula runs as plain autograd operations: under ``torch.func`` transforms and
+(:func:`~losses._chunks.by_rows`); the backward multiplies the kept gradient by the
+upstream one. When a graph is asked of the backward (a double backward: autograd's
+Hessians), it runs ``compute`` again with ``tracked=True``, out of place, so the second
+derivatives are autograd's own. Where the one-pass function cannot serve, the tracked
+formula runs as plain autograd operations: under ``torch.func`` transforms and
 forward-mode AD (which a custom function would need rules for), and where another input
 (soft targets, say) asks for its own gradient.
+
+:func:`one_pass` serves a loss whose closed form takes the whole batch at once (it blocks
+rows itself, or cannot: the Dice family's batch scope): its ``value_and_grad`` runs in the
+forward, and autograd through its ``formula`` serves a double backward and the cases above.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -11,27 +10,12 @@ from torch import Tensor
 
 __all__ = [
     "focused_curvature",
-    "focused_log_sigmoid_curvature",
-    "log1mexp",
     "log_one_minus_softmax",
     "log_sigmoid",
     "logaddexp",
     "masked_logsumexp",
     "softmax_and_complement",
 ]
-
-
-def log1mexp(a: Tensor) -> Tensor:
-    """``log(1 - exp(a))`` for ``a <= 0``, accurate on both sides of ``-log 2``.
-
-    Mächler (2012): ``log(-expm1(a))`` near 0, ``log1p(-exp(a))`` below ``-log 2``.
-    ``a == 0`` gives ``-inf``; callers keep ``a`` strictly negative where they need a
-    gradient.
-    """
-    near = a > -math.log(2.0)
-    a_near = torch.where(near, a, torch.full_like(a, -1.0))
-    a_far = torch.where(near, torch.full_like(a, -1.0), a)
-    return torch.where(near, torch.log(-torch.expm1(a_near)), torch.log1p(-torch.exp(a_far)))
 
 
 def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
@@ -86,22 +70,12 @@ def softmax_and_complement(logits: Tensor) -> tuple[Tensor, Tensor]:
     return p, complement.scatter_(-1, top, rest.clamp_min(0.0))
 
 
-def focused_log_sigmoid_curvature(log_p: Tensor, log_q: Tensor, gamma: float) -> Tensor:
-    """The second derivative in ``x`` of ``-q^gamma log p`` (``p = sigmoid(x)``, ``q =
-    sigmoid(-x)``, given as ``log_p``, ``log_q``): the focal term of a positive; a
-    negative's is the same with ``x`` negated (``log_p`` and ``log_q`` swapped).
-
-    ``p q^gamma (gamma q log p - gamma^2 p log p + (2 gamma + 1) q)``, from ``dp/dx = p q``
-    and ``d log p / dx = q``; every factor bounded, so finite at any logit.
-    """
-    p, q = log_p.exp(), log_q.exp()
-    q_gamma = torch.exp(gamma * log_q) if gamma != 0 else torch.ones_like(q)
-    return focused_curvature(p, q, q_gamma, log_p, gamma)
-
-
 def focused_curvature(p: Tensor, q: Tensor, q_gamma: Tensor, log_p: Tensor, gamma: float) -> Tensor:
-    """:func:`focused_log_sigmoid_curvature` from its parts already at hand: ``p``, ``q``,
-    ``q^gamma`` and ``log p``."""
+    """The second derivative in ``x`` of ``-q^gamma log p`` (``p = sigmoid(x)``, ``q =
+    sigmoid(-x)``): the focal term of a positive; a negative's is the same with ``x``
+    negated (``p`` and ``q`` swapped). ``p q^gamma (gamma q log p - gamma^2 p log p + (2
+    gamma + 1) q)``, from ``dp/dx = p q`` and ``d log p / dx = q``, from the parts at hand
+    (``q^gamma`` and ``log p`` too); every factor bounded, so finite at any logit."""
     return p * q_gamma * (gamma * q * log_p - gamma * gamma * p * log_p + (2 * gamma + 1) * q)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "PositivePerClass",
     "Prepared",
     "Task",
+    "all_hard",
     "as_float_logits",
     "check_params",
     "check_per_class",

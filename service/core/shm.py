@@ -166,11 +166,11 @@ class _Place:
 
 
 _MAPPED: OrderedDict[str, tuple[int, mmap.mmap]] = OrderedDict()
-_SWEEP_S = 1.0
-_SWEPT = [0.0]  # when _forget_gone last ran (monotonic seconds)
 """This process's mappings, by key: the object's inode and the mapping of all of it. A
 mapping keeps its object's inode allocated, so a new object under the same key has another
 inode: comparing inodes tells them apart."""
+_SWEEP_S = 1.0
+_SWEPT = [0.0]  # when _forget_gone last ran (monotonic seconds)
 
 
 def _open(

@@ -146,3 +146,15 @@ def test_overlap_losses_one_pass_gradient_is_autograds(
     torch.testing.assert_close(again, grad, rtol=1e-10, atol=1e-14)
     (second,) = torch.autograd.grad(again.sum(), z)
     assert torch.isfinite(second).all()
+    if scope == "sample":  # one Hessian block a sample: class c's direction in every sample
+        value = losses.compute(name, z, y, **kwargs)
+        (slope,) = torch.autograd.grad(value, z, torch.ones_like(value), create_graph=True)
+        columns = 1 if task == "binary" else shape[1]
+        diagonal = torch.empty_like(x)
+        for c in range(columns):
+            direction = torch.zeros_like(x)
+            direction.view(x.shape[0], -1)[:, c] = 1.0
+            (product,) = torch.autograd.grad(slope, z, direction, retain_graph=True)
+            diagonal.view(x.shape[0], -1)[:, c] = product.view(x.shape[0], -1)[:, c]
+        closed = losses.derivatives(name, x, y, hessian=True, **kwargs).hessian_diag
+        torch.testing.assert_close(diagonal, closed, rtol=1e-9, atol=1e-14)

@@ -356,3 +356,22 @@ def test_registry_entry() -> None:
     torch.testing.assert_close(
         losses.compute(NAME, x, y, max_k=2), subset_softmax_loss(x, y, max_k=2)
     )
+
+
+def test_a_bad_count_is_named_by_its_index_in_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closed form runs blocks of rows; the count check runs once for the batch, so the
+    error names the sample's index in the batch, on every path."""
+    from losses import _chunks
+
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 40)  # blocks of 32 rows of 5
+    x = torch.randn(100, 5)
+    y = torch.zeros(100, 5)
+    y[:, 0] = 1.0
+    y[90, :3] = 1.0
+    message = "got 3 in sample 90"
+    with pytest.raises(ValueError, match=message):
+        subset_softmax_loss(x, y, k=1)
+    with pytest.raises(ValueError, match=message):
+        subset_softmax_loss(x.clone().requires_grad_(True), y, k=1)
+    with pytest.raises(ValueError, match=message):
+        losses.derivatives("subset_softmax", x, y, hessian=True, k=1)
