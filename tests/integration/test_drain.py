@@ -106,15 +106,21 @@ def _timed(fn: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:
     return call
 
 
-SLOW = {"LOSSSERVE_MAX_REQUEST_MEMORY_BYTES": str(8 << 30)}
-"""Room for the slow request's estimated memory (its real peak is far below)."""
+SLOW = {
+    "LOSSSERVE_MAX_REQUEST_MEMORY_BYTES": str(64 << 30),
+    "LOSSSERVE_MAX_BODY_BYTES": str(256 << 20),
+    "LOSSSERVE_MAX_JSON_BYTES": str(256 << 20),
+    "LOSSSERVE_GRPC_MAX_MESSAGE_BYTES": str(256 << 20),
+}
+"""Room for the slow requests' estimated memory (their real peak is far below), their JSON
+bodies and gRPC messages."""
 
 
-def slow_request(rows: int, max_k: int) -> tuple[dict[str, Any], Any]:
-    """The REST body and the gRPC message of a slow subset softmax request: ``rows`` x 20
-    logits, one positive a row."""
-    logits, classes = batch(rows, 20)
-    targets = np.eye(20, dtype=np.float32)[classes]
+def slow_request(rows: int, max_k: int, columns: int = 20) -> tuple[dict[str, Any], Any]:
+    """The REST body and the gRPC message of a slow subset softmax request: ``rows`` x
+    ``columns`` logits, one positive a row."""
+    logits, classes = batch(rows, columns)
+    targets = np.eye(columns, dtype=np.float32)[classes]
     flags = {"return_grad": True, "return_hessian": True, "params": {"max_k": max_k}}
     return (
         loss_body("subset_softmax", logits, targets, **flags),
@@ -209,7 +215,8 @@ def test_a_request_longer_than_the_grace_period_is_cut_off(
 ) -> None:
     grace = 1
     server = start({"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace), **SLOW})
-    body, message = slow_request(100_000, 16)
+    # about 3.5 s on one thread here: both must outlast the 1 s grace period
+    body, message = slow_request(100_000, 32, columns=40)
     channel = grpc.insecure_channel(server.grpc_url, options=GRPC_OPTIONS)
     stub = pb_grpc.LossServiceStub(channel)
 
