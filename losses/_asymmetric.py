@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import curvature_by_rows
 from ._fused import fused
 from ._reduction import Reduction, reduce_loss, scaled_element_derivatives
 from ._registry import LossModule, LossSpec, element_wise
@@ -286,13 +286,10 @@ def _derivatives(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, y = inputs.logits, inputs.targets
 
-    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        value, slope, bend = _terms(z, t, gamma_pos, gamma_neg, clip, tracked=False, curvature=True)
-        if bend is None:
-            raise RuntimeError("_terms computes the curvature when asked")
-        return value, slope, bend
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        return _terms(z, t, gamma_pos, gamma_neg, clip, tracked=False, curvature=True)
 
-    value, slope, bend = by_rows(block, x, y)
+    value, slope, bend = curvature_by_rows(block, x, y)
     return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 

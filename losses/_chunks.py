@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["BLOCK_ELEMENTS", "LIGHT_BLOCKS", "by_rows"]
+__all__ = ["BLOCK_ELEMENTS", "LIGHT_BLOCKS", "by_rows", "curvature_by_rows"]
 
 # Elements of one block: 1 MiB of float32 a tensor.
 BLOCK_ELEMENTS = 1 << 18
@@ -49,3 +49,19 @@ def by_rows(
             for out, piece in zip(outputs, part, strict=True):
                 out[start : start + step].copy_(piece)
     return outputs
+
+
+def curvature_by_rows(
+    terms: Callable[..., tuple[Tensor, Tensor, Tensor | None]], *tensors: Tensor, blocks: int = 1
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`by_rows` of a closed form ``terms(*rows) -> (value, slope, curvature)`` that
+    was asked for its curvature: the three, gathered."""
+
+    def block(*rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        value, slope, bend = terms(*rows)
+        if bend is None:
+            raise RuntimeError("a closed form asked for its curvature gave none")
+        return value, slope, bend
+
+    value, slope, bend = by_rows(block, *tensors, blocks=blocks)
+    return value, slope, bend

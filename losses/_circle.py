@@ -7,9 +7,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import Reduction, reduce_loss, sample_scale
+from ._reduction import (
+    Reduction,
+    reduce_loss,
+    scaled_sample_derivatives,
+)
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import masked_logsumexp, softmax_and_complement
 from ._validation import Params, Task, check_params, prepare
@@ -203,19 +207,8 @@ def _derivatives(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
 
-    def block(z: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        loss, slope, bend = _terms(z, members, params)
-        if bend is None:
-            raise RuntimeError("_terms computes the curvature when asked")
-        return loss, slope, bend
-
-    loss, slope, curvature = by_rows(block, x, positive)
-    factor = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
-    return (
-        reduce_loss(loss, reduction, inputs.sample_weight),
-        slope.mul_(factor),
-        curvature.mul_(factor),
-    )
+    loss, slope, bend = curvature_by_rows(lambda z, t: _terms(z, t, params), x, positive)
+    return scaled_sample_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 def _terms(

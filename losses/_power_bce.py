@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import curvature_by_rows
 from ._fused import fused
 from ._reduction import Reduction, reduce_loss, scaled_element_derivatives
 from ._registry import LossModule, LossSpec, element_wise
@@ -298,15 +298,15 @@ def _derivatives(
     check_params(NAME, PowerBCEParams, {"n": n})
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight)
 
-    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         terms = _terms(z, n, tracked=False, curvature=True)
-        if terms.curvature is None:
-            raise RuntimeError("_terms computes the curvature when asked")
         value = _mixed(terms.log_p * n, terms.value, t)
         slope = _mixed(terms.q * n, terms.slope, t)
+        if terms.curvature is None:
+            return value, slope, None
         return value, slope, _mixed(-n * terms.p * terms.q, terms.curvature, t)
 
-    value, slope, bend = by_rows(block, inputs.logits, inputs.targets)
+    value, slope, bend = curvature_by_rows(block, inputs.logits, inputs.targets)
     return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "reduce_loss",
     "sample_scale",
     "scaled_element_derivatives",
+    "scaled_sample_derivatives",
 ]
 
 
@@ -104,4 +105,17 @@ def scaled_element_derivatives(
     element's value, first and second derivative (the last two scaled in place: they are
     the caller's own)."""
     scale = element_scale(reduction, sample_weight, slope)
+    return reduce_loss(value, reduction, sample_weight), slope.mul_(scale), curvature.mul_(scale)
+
+
+def scaled_sample_derivatives(
+    value: Tensor,
+    slope: Tensor,
+    curvature: Tensor,
+    reduction: str | Reduction,
+    sample_weight: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`scaled_element_derivatives` for a loss with one value per sample (``(N, C)``
+    derivatives)."""
+    scale = sample_scale(reduction, sample_weight, slope).unsqueeze(1)
     return reduce_loss(value, reduction, sample_weight), slope.mul_(scale), curvature.mul_(scale)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import curvature_by_rows
 from ._fused import fused
 from ._reduction import Reduction, element_scale, reduce_loss, scaled_element_derivatives
 from ._registry import LossModule, LossSpec, element_wise
@@ -212,13 +212,10 @@ def _derivatives(
     if not all_hard(y):
         return None
 
-    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        value, slope, bend = _hard_terms(z, t, alpha, gamma, tracked=False, curvature=True)
-        if bend is None:
-            raise RuntimeError("_hard_terms computes the curvature when asked")
-        return value, slope, bend
+    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        return _hard_terms(z, t, alpha, gamma, tracked=False, curvature=True)
 
-    value, slope, bend = by_rows(block, x, y)
+    value, slope, bend = curvature_by_rows(block, x, y)
     return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 

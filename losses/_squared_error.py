@@ -5,9 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import Reduction, reduce_loss, sample_scale
+from ._reduction import (
+    Reduction,
+    reduce_loss,
+    scaled_element_derivatives,
+    scaled_sample_derivatives,
+)
 from ._registry import Coupling, LossModule, LossSpec
 from ._validation import Params, Task, check_params, prepare
 
@@ -144,19 +149,11 @@ def _derivatives(
     x = inputs.logits
     multiclass = inputs.task is Task.MULTICLASS
 
-    def block(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        loss, slope, bend = _terms(z, t, multiclass, curvature=True)
-        if bend is None:
-            raise RuntimeError("_terms computes the curvature when asked")
-        return loss, slope, bend
-
-    loss, slope, bend = by_rows(block, x, inputs.targets)
-    per_sample = 1 if multiclass or x.dim() == 1 else x.shape[1]
-    scale = sample_scale(reduction, inputs.sample_weight, x, per_sample=per_sample)
-    if x.dim() == 2:
-        scale = scale.unsqueeze(1)
-    value = reduce_loss(loss, reduction, inputs.sample_weight)
-    return value, slope.mul_(scale), bend.mul_(scale)
+    loss, slope, bend = curvature_by_rows(
+        lambda z, t: _terms(z, t, multiclass, curvature=True), x, inputs.targets
+    )
+    scaled = scaled_sample_derivatives if multiclass else scaled_element_derivatives
+    return scaled(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 class SquaredErrorLoss(LossModule):

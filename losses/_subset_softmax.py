@@ -8,9 +8,13 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import by_rows, curvature_by_rows
 from ._fused import one_pass
-from ._reduction import Reduction, reduce_loss, sample_scale
+from ._reduction import (
+    Reduction,
+    reduce_loss,
+    scaled_sample_derivatives,
+)
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
 
@@ -204,15 +208,13 @@ def _derivatives(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     _checked_counts(inputs.logits, inputs.targets, params)
 
-    def block(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        loss, slope, bend = _terms(scores, labels, params, curvature=True)
-        if bend is None:
-            raise RuntimeError("_terms computes the curvature when asked")
-        return loss, slope, bend
-
-    loss, slope, bend = by_rows(block, inputs.logits, inputs.targets, blocks=_BLOCKS)
-    scale = sample_scale(reduction, inputs.sample_weight, inputs.logits).unsqueeze(1)
-    return reduce_loss(loss, reduction, inputs.sample_weight), slope.mul_(scale), bend.mul_(scale)
+    loss, slope, bend = curvature_by_rows(
+        lambda z, t: _terms(z, t, params, curvature=True),
+        inputs.logits,
+        inputs.targets,
+        blocks=_BLOCKS,
+    )
+    return scaled_sample_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 # The recursion loops over the classes: blocks four times the usual size spread its Python

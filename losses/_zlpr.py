@@ -5,9 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._chunks import by_rows
+from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import Reduction, reduce_loss, sample_scale
+from ._reduction import (
+    Reduction,
+    reduce_loss,
+    scaled_sample_derivatives,
+)
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import softmax_and_complement
 from ._validation import Params, Task, check_params, prepare
@@ -124,15 +128,8 @@ def _derivatives(
     inputs = prepare(NAME, TASKS, logits, targets, sample_weight, hard=True)
     x, positive = inputs.logits, inputs.targets.bool()
 
-    def block(z: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        loss, slope, bend = _terms(z, members, curvature=True)
-        if bend is None:
-            raise RuntimeError("_terms computes the curvature when asked")
-        return loss, slope, bend
-
-    loss, slope, bend = by_rows(block, x, positive)
-    scale = sample_scale(reduction, inputs.sample_weight, x).unsqueeze(1)
-    return reduce_loss(loss, reduction, inputs.sample_weight), slope.mul_(scale), bend.mul_(scale)
+    loss, slope, bend = curvature_by_rows(lambda z, t: _terms(z, t, curvature=True), x, positive)
+    return scaled_sample_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 def _terms(x: Tensor, positive: Tensor, *, curvature: bool) -> tuple[Tensor, Tensor, Tensor | None]:
