@@ -446,13 +446,7 @@ class _Rest:
     def _compute_shared(
         self, request: dict[str, Any], tensors: dict[str, np.ndarray]
     ) -> LossResult:
-        assert self._shared is not None
-        with self._shared.lock:
-            return self._compute_shared_locked(request, tensors)
-
-    def _compute_shared_locked(
-        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
-    ) -> LossResult:
+        """One call through the segment; the caller holds its lock."""
         assert self._shared is not None
         call = loss_call(self._shared, request, tensors)
         region = self._shared.region
@@ -522,7 +516,8 @@ class _Rest:
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
         if self._shared is not None:
-            return self._compute_shared(request, tensors)
+            with self._shared.lock:  # calls from several threads take turns on the segment
+                return self._compute_shared(request, tensors)
         body, binary = self._send_tensors(rest_compute_loss, LossRequestBody, request, tensors)
         arrays: dict[str, np.ndarray | None] = {}
         offset = 0
@@ -746,13 +741,7 @@ class _Grpc:
     def _compute_shared(
         self, request: dict[str, Any], tensors: dict[str, np.ndarray]
     ) -> LossResult:
-        assert self._shared is not None
-        with self._shared.lock:
-            return self._compute_shared_locked(request, tensors)
-
-    def _compute_shared_locked(
-        self, request: dict[str, Any], tensors: dict[str, np.ndarray]
-    ) -> LossResult:
+        """One call through the segment; the caller holds its lock."""
         assert self._shared is not None
         call = loss_call(self._shared, request, tensors)
         region = self._shared.region
@@ -787,7 +776,8 @@ class _Grpc:
 
     def compute_loss(self, request: dict[str, Any], tensors: dict[str, np.ndarray]) -> LossResult:
         if self._shared is not None:
-            return self._compute_shared(request, tensors)
+            with self._shared.lock:  # calls from several threads take turns on the segment
+                return self._compute_shared(request, tensors)
         header = pb.ComputeLossRequest(
             loss=request["loss"],
             params_json=json.dumps(request["params"]) if request["params"] else "",
