@@ -45,6 +45,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import struct
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -181,6 +182,28 @@ def _describe(exitcode: int | None) -> str:
 
 # -- one worker process, seen from the parent ----------------------------------------------
 
+_READ_BYTES = 256 * 1024
+
+
+def _frames(received: bytearray) -> list[bytes]:
+    """The whole messages at the start of ``received`` (taken out of it), framed as
+    ``multiprocessing.connection.Connection.send_bytes`` frames them: a 4-byte big-endian
+    length, or -1 and an 8-byte length, then the bytes."""
+    messages = []
+    while len(received) >= 4:
+        (size,) = struct.unpack_from("!i", received)
+        start = 4
+        if size == -1:
+            if len(received) < 12:
+                break
+            (size,) = struct.unpack_from("!Q", received, 4)
+            start = 12
+        if len(received) < start + size:
+            break
+        messages.append(bytes(received[start : start + size]))
+        del received[: start + size]
+    return messages
+
 
 class _Child:
     """A worker process and the parent's end of its pipe, watched by the event loop."""
@@ -197,7 +220,12 @@ class _Child:
         self.exited: asyncio.Future[str] = loop.create_future()
         self._reply: asyncio.Future[Any] | None = None
         self._reading = True
+        self._received = bytearray()
         loop.add_reader(conn.fileno(), self._readable)
+        # uvloop's add_reader leaves the descriptor non-blocking; a job's message (at most
+        # INLINE_BYTES and a little) fits the socket's buffer of a worker that waits for
+        # it, so a blocking send returns at once, and _readable takes what has arrived.
+        os.set_blocking(conn.fileno(), True)
         loop.add_reader(process.sentinel, self._gone)
 
     def request(self, message: bytes) -> asyncio.Future[Any]:
@@ -214,14 +242,24 @@ class _Child:
         return reply
 
     def _readable(self) -> None:
+        """Read what has arrived; a reply is whole once its frame is (the worker writes a
+        long one as a header and a body: ``Connection.recv_bytes`` here would wait for the
+        body on the loop, or fail between the two on a non-blocking descriptor)."""
         try:
-            data = self.conn.recv_bytes()
-        except (EOFError, OSError):  # it has gone; the sentinel follows
+            data = os.read(self.conn.fileno(), _READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # it has gone; the sentinel follows
             self._stop_reading()
             return
-        reply, self._reply = self._reply, None
-        if reply is not None and not reply.done():
-            reply.set_result(pickle.loads(data))
+        if not data:
+            self._stop_reading()
+            return
+        self._received += data
+        for message in _frames(self._received):
+            reply, self._reply = self._reply, None
+            if reply is not None and not reply.done():
+                reply.set_result(pickle.loads(message))
 
     def _stop_reading(self) -> None:
         if self._reading:

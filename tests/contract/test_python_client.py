@@ -105,6 +105,17 @@ def test_compute_loss_with_gradient(client: LossClient) -> None:
     assert result.device == "cpu"
 
 
+def test_answers_of_16_to_64_kib_come_back_every_time(client: LossClient) -> None:
+    """A 32 KiB gradient comes back from the worker inline, written as a length and then
+    the bytes: on the server's uvloop, about one call in two hung until its deadline."""
+    logits, targets = _batch(128, 64, seed=5)
+    _, grad = _cross_entropy(logits, targets)
+    for _ in range(20):
+        result = client.compute_loss("cross_entropy", logits, targets, return_grad=True)
+        assert result.grad is not None
+        np.testing.assert_allclose(result.grad, grad, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_large_batches_take_the_binary_encoding(
     server: Server, transport: str, monkeypatch: pytest.MonkeyPatch

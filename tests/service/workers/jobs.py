@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,3 +200,15 @@ def faulty(i: int, device: str) -> tuple[int, float]:
     if i % 10 == 4:
         raise ValueError(f"bad {i}")
     return sum_of_squares(i, device)
+
+
+def reply_in_two_writes(conn: Any, body: bytes, pause: float) -> None:
+    """A worker process's stand-in: it answers one message with ``body`` framed as
+    ``Connection.send_bytes`` frames it, but pauses ``pause`` seconds between the length and
+    the bytes (``send_bytes`` writes a message over 16 KiB in those two writes), then waits
+    for the next message (the parent's STOP) and exits."""
+    conn.recv_bytes()
+    os.write(conn.fileno(), struct.pack("!i", len(body)))
+    time.sleep(pause)
+    os.write(conn.fileno(), body)
+    conn.recv_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import multiprocessing
 import os
 import pickle
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import uvloop
 
 import losses
 import lossserve.workers
@@ -34,6 +36,7 @@ from lossserve.core.errors import (
 from lossserve.core.types import LossRequest
 from lossserve.workers import WorkerPool, WorkerStats, default_devices
 from lossserve.workers._transport import INLINE_BYTES
+from lossserve.workers.pool import _Child
 
 from . import jobs
 
@@ -766,3 +769,26 @@ def test_a_worker_on_a_device_this_machine_lacks_says_why_it_did_not_start() -> 
         await pool.stop()
 
     run_async(body())
+
+
+def test_a_reply_written_in_two_parts_arrives_whole_on_uvloop() -> None:
+    """The server's loop is uvloop, whose add_reader makes the pipe non-blocking: a reply
+    between 16 and 64 KiB (inline, written as a length and then the bytes) whose second part
+    came late was lost, and its job hung until its deadline killed the worker."""
+    reply = ("done", b"x" * 40_000)
+    body = pickle.dumps(reply)
+    context = multiprocessing.get_context("spawn")
+
+    async def main() -> None:
+        parent, end = context.Pipe(duplex=True)
+        process = context.Process(target=jobs.reply_in_two_writes, args=(end, body, 0.3))
+        process.start()
+        end.close()
+        child = _Child(process, parent, asyncio.get_running_loop())
+        try:
+            assert await asyncio.wait_for(child.request(b"job"), 10) == reply
+        finally:
+            await child.stop()
+        assert child.exited.result() == "its process exited with status 0"  # by STOP
+
+    uvloop.run(asyncio.wait_for(main(), 30))
