@@ -44,8 +44,8 @@ TARGETS = RNG.integers(0, 5, 64).astype(np.int64)
 class Segment:
     """A client's POSIX shared-memory object (as tritonclient makes one), unlinked after."""
 
-    def __init__(self, size: int) -> None:
-        self.memory = shared_memory.SharedMemory(create=True, size=size)
+    def __init__(self, size: int, name: str | None = None) -> None:
+        self.memory = shared_memory.SharedMemory(name=name, create=True, size=size)
         self.key = "/" + self.memory.name
 
     def array(self, dtype: Any, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
@@ -516,3 +516,29 @@ def test_input_views_are_read_only_and_output_places_writable(
     out[:] = 2.0
     assert pickle.loads(pickle.dumps(out, protocol=5)).flags.writeable
     np.testing.assert_array_equal(segment.array(np.float32, (64,), 512), 2.0)
+
+
+def test_an_output_place_is_given_pages_once_per_object(
+    registry: SharedMemoryRegistry, segments: list[Segment], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int]] = []
+    fallocate = os.posix_fallocate
+
+    def counted(fd: int, offset: int, length: int) -> None:
+        calls.append((offset, length))
+        fallocate(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", counted)
+    first = _segment(segments, 4096)
+    registry.register("r", first.key, 0, 4096)
+    for _ in range(3):
+        registry.hold(SharedRef("r", 1024, 512), "output 'y'")
+    registry.hold(SharedRef("r", 1024, 2048), "output 'z'")
+    registry.read(SharedInput(SharedRef("r", 256), "FP32", (64,)), "input 'x'")
+    assert calls == [(512, 1024), (2048, 1024)]  # a new place; inputs take none
+    # another object under the same key (its client made it again): its pages are given anew
+    first.close()
+    segments.remove(first)
+    segments.append(Segment(4096, name=first.memory.name))
+    registry.hold(SharedRef("r", 1024, 512), "output 'y'")
+    assert calls == [(512, 1024), (2048, 1024), (512, 1024)]
