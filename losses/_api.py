@@ -51,9 +51,12 @@ def derivatives(
     hessian: bool = False,
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
+    grad_out: Tensor | None = None,
     **params: Any,
 ) -> Derivatives:
-    """Value, gradient and (``hessian=True``) exact Hessian diagonal w.r.t. ``logits``."""
+    """Value, gradient and (``hessian=True``) exact Hessian diagonal w.r.t. ``logits``;
+    ``grad_out``: a tensor shaped as the logits to receive the gradient (returned as
+    ``grad``), where a one-pass loss writes it without a copy."""
     return derivatives_for(
         get(name),
         logits,
@@ -61,5 +64,6 @@ def derivatives(
         hessian=hessian,
         reduction=reduction,
         sample_weight=sample_weight,
+        grad_out=grad_out,
         **params,
     )

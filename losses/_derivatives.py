@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._fused import gradient_into
 from ._reduction import Reduction
 from ._registry import Coupling, LossSpec
 from ._validation import as_float_logits, infer_task, params_trusted
@@ -39,9 +40,13 @@ def derivatives_for(
     hessian: bool = False,
     reduction: str | Reduction = "mean",
     sample_weight: Tensor | None = None,
+    grad_out: Tensor | None = None,
     **params: Any,
 ) -> Derivatives:
     """Compute value, gradient and (when asked) the exact Hessian diagonal of ``spec``'s loss.
+
+    ``grad_out``: a tensor shaped as the logits that receives the gradient (cast to its
+    dtype), returned as ``grad``; a one-pass loss writes it there directly, others copy.
 
     A loss's own closed forms come first: value, gradient and diagonal from one pass
     (``spec.derivatives``), else autograd's value and gradient and the diagonal's closed
@@ -54,7 +59,7 @@ def derivatives_for(
     """
     mode = Reduction.parse(reduction)
     validated = spec.validate(params)
-    x = as_float_logits(logits).detach().clone()
+    x = as_float_logits(logits).detach()
     task = infer_task(x, targets)
     coupling = spec.coupling(validated, task)
     if hessian and coupling is Coupling.BATCH and spec.hessian_diagonal is None:
@@ -71,7 +76,7 @@ def derivatives_for(
             )
         if closed is not None:
             value, grad, diagonal = closed
-            return Derivatives(value=value, grad=grad, hessian_diag=diagonal)
+            return Derivatives(value=value, grad=_placed(grad, grad_out), hessian_diag=diagonal)
     closed_form = spec.hessian_diagonal if hessian else None
     x.requires_grad_(True)
     with torch.enable_grad(), params_trusted():
@@ -80,7 +85,9 @@ def derivatives_for(
         )
         total = value.sum() if mode is Reduction.NONE else value
         needs_graph = hessian and closed_form is None
-        (grad,) = torch.autograd.grad(total, x, create_graph=needs_graph)
+        into = None if needs_graph or _overlaps(grad_out, x) else grad_out
+        with gradient_into(into):
+            (grad,) = torch.autograd.grad(total, x, create_graph=needs_graph)
         hessian_diag = _hessian_diagonal(grad, x, coupling) if needs_graph else None
     if closed_form is not None:
         with params_trusted():
@@ -93,9 +100,31 @@ def derivatives_for(
             )
     return Derivatives(
         value=value.detach(),
-        grad=grad.detach(),
+        grad=_placed(grad.detach(), grad_out),
         hessian_diag=None if hessian_diag is None else hessian_diag.detach(),
     )
+
+
+def _overlaps(target: Tensor | None, x: Tensor) -> bool:
+    """Whether ``target``'s bytes share any of ``x``'s (writing it would change the logits)."""
+    if target is None or target.device != x.device:
+        return False
+    a = target.untyped_storage()
+    b = x.untyped_storage()
+    return a.data_ptr() < b.data_ptr() + b.nbytes() and b.data_ptr() < a.data_ptr() + a.nbytes()
+
+
+def _placed(grad: Tensor, target: Tensor | None) -> Tensor:
+    """``grad``, in ``target`` when there is one (copied, unless it is there already)."""
+    if target is None:
+        return grad
+    if target.shape != grad.shape:
+        raise ValueError(
+            f"Expected grad_out shaped as the logits {tuple(grad.shape)}, got {tuple(target.shape)}"
+        )
+    if grad.data_ptr() != target.data_ptr() or grad.dtype != target.dtype:
+        target.copy_(grad)
+    return target
 
 
 def _hessian_diagonal(grad: Tensor, x: Tensor, coupling: Coupling) -> Tensor:

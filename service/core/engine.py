@@ -178,6 +178,7 @@ class _LossJob:
         x = _tensor(self.logits[rows], device)
         y = _tensor(self.targets[rows], device)
         w = None if self.weight is None else _tensor(self.weight[rows], device)
+        place = self.out.get("grad") if rows == slice(0, None) else None
         try:
             if self.return_grad or self.return_hessian:
                 d = losses.derivatives(
@@ -187,6 +188,7 @@ class _LossJob:
                     hessian=self.return_hessian,
                     reduction=self.reduction,
                     sample_weight=w,
+                    grad_out=_place(place, x),
                     **self.params,
                 )
                 value, grad, hess = d.value, d.grad, d.hessian_diag
@@ -212,13 +214,22 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
 
+def _place(target: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | None:
+    """Where a whole job's gradient goes, as a tensor the loss writes it into (see
+    :func:`losses.derivatives`): its output place, for float32 logits on the CPU."""
+    if target is None or x.device.type != "cpu" or x.dtype != torch.float32:
+        return None
+    return torch.from_numpy(target) if target.dtype == np.float32 else None
+
+
 def _into(target: np.ndarray | None, t: torch.Tensor, rows: slice) -> np.ndarray:
     """``t`` as float32, written into ``target``'s ``rows`` when there is a target: the
     target itself for all of its rows (it travels back as its place, not its bytes), the
     rows' values for a half of a split job (the merged halves are written again)."""
     if target is None:
         return _to_numpy(t)
-    torch.from_numpy(np.asarray(target[rows])).copy_(t.detach())  # torch's copy: threaded
+    if t.data_ptr() != target.ctypes.data or rows != slice(0, None):  # not there already
+        torch.from_numpy(np.asarray(target[rows])).copy_(t.detach())  # torch's copy: threaded
     return target if rows == slice(0, None) else np.array(target[rows])
 
 

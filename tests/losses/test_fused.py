@@ -3,6 +3,8 @@ they hand over to plain autograd, and their extremes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -158,3 +160,71 @@ def test_overlap_losses_one_pass_gradient_is_autograds(
             diagonal.view(x.shape[0], -1)[:, c] = product.view(x.shape[0], -1)[:, c]
         closed = losses.derivatives(name, x, y, hessian=True, **kwargs).hessian_diag
         torch.testing.assert_close(diagonal, closed, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [*ROW_LOCAL, "dice", "tversky", "self_adjusting_dice"])
+def test_a_kept_graph_gives_the_same_gradient_every_backward(name: str) -> None:
+    """The first backward scales the kept gradient in place and hands it on: a second and
+    third backward of the same graph (``retain_graph``), with other upstream gradients,
+    compute it again, and agree with a graph of their own."""
+    generator = torch.Generator().manual_seed(5)
+    spec = losses.get(name)
+    x = torch.randn(37, 6, generator=generator, dtype=torch.float64) * 4
+    if losses.Task.MULTICLASS in spec.tasks:
+        y = torch.randint(0, 6, (37,), generator=generator)
+    else:
+        y = (torch.rand(37, 6, generator=generator) < 0.3).to(torch.float64)
+    params = {"max_k": 6} if name == "subset_softmax" else {}
+    z = x.clone().requires_grad_(True)
+    value = losses.compute(name, z, y, reduction="none", **params)
+    for scale in (1.0, 0.5, -2.0):
+        upstream = torch.full_like(value, scale)
+        (grad,) = torch.autograd.grad(value, z, upstream, retain_graph=True)
+        fresh = z.detach().clone().requires_grad_(True)
+        (want,) = torch.autograd.grad(
+            losses.compute(name, fresh, y, reduction="none", **params), fresh, upstream
+        )
+        torch.testing.assert_close(grad, want, rtol=1e-12, atol=0.0)
+
+
+@pytest.mark.parametrize("hessian", [False, True])
+@pytest.mark.parametrize(
+    ("name", "direct"),
+    [("focal", True), ("sigmoid_focal", True), ("dice", True), ("cross_entropy", False)],
+)
+def test_grad_out_receives_the_gradient(
+    name: str, direct: bool, hessian: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``grad_out`` gets the gradient ``derivatives`` gives without it; a one-pass loss's
+    backward writes it there (no copy after), others' gradients are copied in. Logits given
+    as their own ``grad_out`` are read whole before they are overwritten."""
+    generator = torch.Generator().manual_seed(8)
+    x = torch.randn(29, 5, generator=generator) * 3
+    if losses.Task.MULTICLASS in losses.get(name).tasks:
+        y = torch.randint(0, 5, (29,), generator=generator)
+    else:
+        y = (torch.rand(29, 5, generator=generator) < 0.3).float()
+    want = losses.derivatives(name, x, y, hessian=hessian)
+    copied: list[torch.Tensor] = []
+    copy = torch.Tensor.copy_
+
+    def counted(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        copied.append(self)
+        return copy(self, *args, **kwargs)
+
+    target = torch.full_like(x, float("nan"))
+    monkeypatch.setattr(torch.Tensor, "copy_", counted)
+    got = losses.derivatives(name, x, y, hessian=hessian, grad_out=target)
+    monkeypatch.undo()
+    assert got.grad is target
+    torch.testing.assert_close(target, want.grad, rtol=0.0, atol=0.0)
+    if not hessian:  # (with it, a closed form of all three may give the gradient: copied)
+        assert any(t is target for t in copied) is not direct
+    same = x.clone()
+    again = losses.derivatives(name, same, y, hessian=hessian, grad_out=same)
+    torch.testing.assert_close(same, want.grad, rtol=0.0, atol=0.0)
+    torch.testing.assert_close(again.value, want.value, rtol=0.0, atol=0.0)
+    if hessian:
+        torch.testing.assert_close(again.hessian_diag, want.hessian_diag, rtol=0.0, atol=0.0)
+    with pytest.raises(ValueError, match="grad_out shaped as the logits"):
+        losses.derivatives(name, x, y, grad_out=torch.empty(3))

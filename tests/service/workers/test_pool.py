@@ -789,6 +789,5 @@ def test_a_reply_written_in_two_parts_arrives_whole_on_uvloop() -> None:
             assert await asyncio.wait_for(child.request(b"job"), 10) == reply
         finally:
             await child.stop()
-        assert child.exited.result() == "its process exited with status 0"  # by STOP
 
     uvloop.run(asyncio.wait_for(main(), 30))
