@@ -282,21 +282,21 @@ def _check_arrays(
     if targets.dtype.kind not in "biuf":
         raise InvalidArgument(f"targets: expected a numeric dtype, got {targets.dtype.name}")
     if targets.dtype.kind == "f" and targets.shape == logits.shape:
-        targets = targets.astype(logits.dtype)
+        targets = targets.astype(logits.dtype, copy=False)
     elif targets.dtype.kind == "f":
         if not np.isfinite(targets).all() or not np.all(np.mod(targets, 1) == 0):
             raise InvalidArgument("targets: expected integer class indices, got fractions")
-        targets = targets.astype(np.int64)
+        targets = targets.astype(np.int64, copy=False)
     elif targets.dtype.kind in "biu" and targets.shape == logits.shape:
-        targets = targets.astype(logits.dtype)
+        targets = targets.astype(logits.dtype, copy=False)
     else:
-        targets = targets.astype(np.int64)
+        targets = targets.astype(np.int64, copy=False)
     if weight is not None:
         if weight.shape != (logits.shape[0],):
             raise InvalidArgument(
                 f"sample_weight: expected shape [{logits.shape[0]}], got {list(weight.shape)}"
             )
-        weight = weight.astype(logits.dtype)
+        weight = weight.astype(logits.dtype, copy=False)
     return logits, targets, weight
 
 

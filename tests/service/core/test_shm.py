@@ -542,3 +542,34 @@ def test_an_output_place_is_given_pages_once_per_object(
     segments.append(Segment(4096, name=first.memory.name))
     registry.hold(SharedRef("r", 1024, 512), "output 'y'")
     assert calls == [(512, 1024), (2048, 1024), (512, 1024)]
+
+
+def test_inputs_of_the_loss_dtype_reach_the_job_as_views_of_the_region(
+    registry: SharedMemoryRegistry, segments: list[Segment]
+) -> None:
+    """Multi-hot targets, sample weights and class indices that need no conversion are not
+    copied on their way to the worker: they cross as their place."""
+    from lossserve.core.engine import LossEngine
+
+    rows = LOGITS.shape[0]
+    sizes = (LOGITS.nbytes, LOGITS.nbytes, 4 * rows)
+    segment = _segment(segments, sum(sizes))
+    registry.register("r", segment.key, 0, sum(sizes))
+    segment.array(np.float32, LOGITS.shape)[:] = LOGITS
+    segment.array(np.float32, LOGITS.shape, sizes[0])[:] = LOGITS > 0
+    segment.array(np.float32, (rows,), sizes[0] + sizes[1])[:] = 1.0
+
+    def read(offset: int, size: int, shape: tuple[int, ...]) -> np.ndarray:
+        return registry.read(SharedInput(SharedRef("r", size, offset), "FP32", shape), "x")
+
+    request = LossRequest(
+        "binary_cross_entropy",
+        read(0, sizes[0], LOGITS.shape),
+        read(sizes[0], sizes[1], LOGITS.shape),
+        sample_weight=read(sizes[0] + sizes[1], sizes[2], (rows,)),
+        return_grad=True,
+    )
+    job, _ = LossEngine(None, max_elements=1 << 20).prepare(request)  # type: ignore[arg-type]
+    for array in (job.logits, job.targets, job.weight):  # type: ignore[attr-defined]
+        assert isinstance(array, RegionArray) and array.place is not None
+        assert pickle.loads(pickle.dumps(array, protocol=5)).place == array.place
