@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 import losses
 
@@ -211,7 +212,7 @@ def infer_result(request: InferRequest, result: LossResult, names: tuple[str, ..
 
 def json_values(request: InferRequest, json_outputs: set[str]) -> int:
     """How many JSON values the answer would hold (outputs sent as JSON only; the loss's own
-    output at most one per logit with reduction none, else one)."""
+    output one, or with reduction none as many as the loss gives)."""
     shape = request.shapes().get("logits")
     if shape is None:
         return 0
@@ -220,7 +221,29 @@ def json_values(request: InferRequest, json_outputs: set[str]) -> int:
     per_logit = sum(
         1 for name in ("grad", "hessian_diag") if name in asked and name in json_outputs
     )
-    loss = 0  # one value, or with reduction none at most one per logit
+    loss = 0
     if "loss" in asked and "loss" in json_outputs:
-        loss = size if request.parameters.get("reduction", "mean") == "none" else 1
+        none = request.parameters.get("reduction", "mean") == "none"
+        loss = _values_of_none(request, shape) if none else 1
     return int(size * per_logit + loss)
+
+
+def _values_of_none(request: InferRequest, logits: tuple[int, ...]) -> int:
+    """The loss output's values with reduction none: one per logit for an element-wise
+    loss, one per sample for a sample-coupled one, one per class in the batch scope (one in
+    all for binary); one per logit for a request refused later (bad parameters or shapes)."""
+    targets = request.shapes().get("targets")
+    try:
+        spec = spec_of(request.model, request.version)
+        params = {k: _param(k, v) for k, v in request.parameters.items() if k != "reduction"}
+        task = losses.infer_task(
+            torch.empty(logits, device="meta"), torch.empty(targets or (), device="meta")
+        )
+        coupling = spec.coupling(spec.validate(params), task)
+    except (InvalidArgument, NotFound, ValueError, TypeError, RuntimeError):
+        return math.prod(logits)
+    if coupling is losses.Coupling.ELEMENT:
+        return math.prod(logits)
+    if coupling is losses.Coupling.SAMPLE:
+        return logits[0]
+    return logits[1] if len(logits) == 2 else 1

@@ -431,12 +431,13 @@ def test_a_json_answer_from_inputs_in_shared_memory_is_counted(
     tmp_path: Path, segments: list[Segment]
 ) -> None:
     """Logits in a region still count toward the JSON answer's limit (the answer is as
-    large as when they came in the body); a mean loss counts as the one value it is."""
+    large as when they came in the body); a loss counts as the values it has: one mean, or
+    with reduction none one a sample, a class or a logit as the loss gives them."""
     logits = np.zeros((3000, 100), np.float32)
-    segment = _segment(segments, logits.nbytes)
+    segment = _segment(segments, 2 * logits.nbytes)  # logits, then multi-hot targets (0)
 
     async def scenario(stub: Any, client: httpx.AsyncClient, state: Any) -> None:
-        state.regions.register("r", segment.key, 0, logits.nbytes)
+        state.regions.register("r", segment.key, 0, 2 * logits.nbytes)
         place = {"shared_memory_region": "r", "shared_memory_byte_size": logits.nbytes}
         document = {
             "inputs": [
@@ -453,6 +454,23 @@ def test_a_json_answer_from_inputs_in_shared_memory_is_counted(
         response = await client.post("/v2/models/loss.focal/infer", json=document)
         assert response.status_code == 200, response.text
         assert response.json()["outputs"][0]["shape"] == [1]
+        # with reduction none, as many as the loss gives: a sample's, a class's, a logit's
+        document["parameters"] = {"reduction": "none"}
+        response = await client.post("/v2/models/loss.focal/infer", json=document)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["shape"] == [3000]
+        document["parameters"] = {"reduction": "none", "scope": "batch"}
+        response = await client.post("/v2/models/loss.dice/infer", json=document)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["shape"] == [100]
+        multi_hot = {**place, "shared_memory_offset": logits.nbytes}
+        document["inputs"][1] = {
+            "name": "targets", "datatype": "FP32", "shape": [3000, 100], "parameters": multi_hot
+        }  # fmt: skip
+        document["parameters"] = {"reduction": "none"}
+        response = await client.post("/v2/models/loss.binary_cross_entropy/infer", json=document)
+        assert response.status_code == 413
+        assert "300000 JSON values" in response.json()["error"]
 
     with_servers(None, scenario, allow_shared_memory=True, shared_memory_registry=tmp_path)
 
