@@ -80,6 +80,16 @@ def _size(n: float) -> str:
     return f"{int(n)} B"
 
 
+def _apart(
+    need: str, limit: str, exact_need: float, exact_limit: float, unit: str = ""
+) -> tuple[str, str]:
+    """Estimate and limit as written, or exactly where rounding makes them look equal
+    ("512.0 MiB, above the limit of 512.0 MiB")."""
+    if need != limit:
+        return need, limit
+    return f"{int(exact_need)}{unit}", f"{int(exact_limit)}{unit}"
+
+
 @dataclass(frozen=True)
 class Budget:
     """The limits one request may use (``LOSSSERVE_MAX_REQUEST_MEMORY_BYTES`` and
@@ -91,15 +101,19 @@ class Budget:
     def check(self, cost: Cost) -> Cost:
         """``cost`` when it fits; else raise ``PayloadTooLarge`` naming estimate and limit."""
         if cost.memory > self.memory:
+            need, limit = _apart(
+                _size(cost.memory), _size(self.memory), cost.memory, self.memory, " B"
+            )
             raise PayloadTooLarge(
-                f"request: needs an estimated {_size(cost.memory)} of memory ({cost.what}), "
-                f"above the limit of {_size(self.memory)} per request "
+                f"request: needs an estimated {need} of memory ({cost.what}), "
+                f"above the limit of {limit} per request "
                 "(LOSSSERVE_MAX_REQUEST_MEMORY_BYTES); send a smaller batch"
             )
         if cost.work > self.work:
+            need, limit = _apart(f"{cost.work:.2g}", f"{self.work:.2g}", cost.work, self.work)
             raise PayloadTooLarge(
-                f"request: needs an estimated {cost.work:.2g} operations ({cost.what}), above "
-                f"the limit of {self.work:.2g} per request (LOSSSERVE_MAX_REQUEST_WORK); send "
+                f"request: needs an estimated {need} operations ({cost.what}), above "
+                f"the limit of {limit} per request (LOSSSERVE_MAX_REQUEST_WORK); send "
                 "a smaller batch"
             )
         return cost
