@@ -382,7 +382,7 @@ async def _write_shared(held: dict[str, Held], result: InferResult) -> InferResu
         return result
     for name, place in held.items():
         array = result.outputs.get(name)
-        if array is not None:
+        if array is not None and not place.holds(array):  # else: computed there
             await by_size(array.nbytes, place.write, array, f"output {name!r}")
     return replace(result, shared={name: place.ref for name, place in held.items()})
 

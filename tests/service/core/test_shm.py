@@ -591,3 +591,19 @@ def test_inputs_of_the_loss_dtype_reach_the_job_as_views_of_the_region(
     for array in (job.logits, job.targets, job.weight):  # type: ignore[attr-defined]
         assert isinstance(array, RegionArray) and array.place is not None
         assert pickle.loads(pickle.dumps(array, protocol=5)).place == array.place
+
+
+def test_an_output_computed_in_its_place_is_not_copied(
+    registry: SharedMemoryRegistry, segments: list[Segment]
+) -> None:
+    segment = _segment(segments, 1024)
+    registry.register("r", segment.key, 0, 1024)
+    held = registry.hold(SharedRef("r", 256, 512), "output 'y'")
+    there = held.destination(np.dtype("<f4"), (64,), "output 'y'")
+    there[:] = 3.0
+    assert held.holds(there)
+    assert not held.holds(there.copy())
+    elsewhere = registry.hold(SharedRef("r", 256, 256), "output 'z'")
+    assert not elsewhere.holds(there)
+    elsewhere.write(there, "output 'z'")  # copied
+    np.testing.assert_array_equal(segment.array(np.float32, (64,), 256), 3.0)
