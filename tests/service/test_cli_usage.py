@@ -256,3 +256,24 @@ def test_bad_worker_cpus_are_refused(
         "lossserve serve: error: LOSSSERVE_WORKER_CPUS: expected a non-empty list of CPU "
         f"numbers >= 0, got {cpus}"
     ]
+
+
+def test_a_serving_process_runs_its_own_torch_on_one_thread() -> None:
+    """A frontend's torch does only checks; an OpenMP team spinning after one would take
+    the workers' cores."""
+    import torch
+
+    from lossserve.cli import _run
+
+    seen: list[int] = []
+
+    async def serving() -> None:
+        seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _run(serving())
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
