@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._fused import gradient_into
+from ._fused import gradient_into, same_place
 from ._reduction import Reduction
 from ._registry import Coupling, LossSpec
 from ._validation import as_float_logits, infer_task, params_trusted
@@ -60,6 +60,13 @@ def derivatives_for(
     mode = Reduction.parse(reduction)
     validated = spec.validate(params)
     x = as_float_logits(logits).detach()
+    if x.is_inference():  # made under torch.inference_mode: no gradient may be asked of it
+        x = x.clone()
+    if grad_out is not None and (grad_out.shape != x.shape or grad_out.device != x.device):
+        raise ValueError(
+            f"Expected grad_out shaped as the logits {tuple(x.shape)} on {x.device}, got "
+            f"{tuple(grad_out.shape)} on {grad_out.device}"
+        )
     task = infer_task(x, targets)
     coupling = spec.coupling(validated, task)
     if hessian and coupling is Coupling.BATCH and spec.hessian_diagonal is None:
@@ -85,8 +92,10 @@ def derivatives_for(
         )
         total = value.sum() if mode is Reduction.NONE else value
         needs_graph = hessian and closed_form is None
-        into = None if needs_graph or _overlaps(grad_out, x) else grad_out
-        with gradient_into(into):
+        # written during the backward: not where an input lies that is read later
+        inputs = (x, targets, sample_weight)
+        into = None if needs_graph or _overlaps(grad_out, *inputs) else grad_out
+        with gradient_into(into, x):
             (grad,) = torch.autograd.grad(total, x, create_graph=needs_graph)
         hessian_diag = _hessian_diagonal(grad, x, coupling) if needs_graph else None
     if closed_form is not None:
@@ -105,24 +114,27 @@ def derivatives_for(
     )
 
 
-def _overlaps(target: Tensor | None, x: Tensor) -> bool:
-    """Whether ``target``'s bytes share any of ``x``'s (writing it would change the logits)."""
-    if target is None or target.device != x.device:
+def _overlaps(target: Tensor | None, *inputs: Tensor | None) -> bool:
+    """Whether ``target``'s bytes share any of an input's (writing it would change it)."""
+    if target is None:
         return False
     a = target.untyped_storage()
-    b = x.untyped_storage()
-    return a.data_ptr() < b.data_ptr() + b.nbytes() and b.data_ptr() < a.data_ptr() + a.nbytes()
+    for t in inputs:
+        if t is not None and t.device == target.device:
+            b = t.untyped_storage()
+            if (
+                a.data_ptr() < b.data_ptr() + b.nbytes()
+                and b.data_ptr() < a.data_ptr() + a.nbytes()
+            ):
+                return True
+    return False
 
 
 def _placed(grad: Tensor, target: Tensor | None) -> Tensor:
     """``grad``, in ``target`` when there is one (copied, unless it is there already)."""
     if target is None:
         return grad
-    if target.shape != grad.shape:
-        raise ValueError(
-            f"Expected grad_out shaped as the logits {tuple(grad.shape)}, got {tuple(target.shape)}"
-        )
-    if grad.data_ptr() != target.data_ptr() or grad.dtype != target.dtype:
+    if not same_place(grad, target):
         target.copy_(grad)
     return target
 

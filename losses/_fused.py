@@ -19,6 +19,7 @@ forward, and autograd through its ``formula`` serves a double backward and the c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,19 +30,20 @@ from torch import Tensor
 
 from ._chunks import by_rows
 
-__all__ = ["Compute", "fused", "gradient_into", "one_pass"]
+__all__ = ["Compute", "fused", "gradient_into", "one_pass", "same_place"]
 
-_INTO: ContextVar[Tensor | None] = ContextVar("_INTO", default=None)
+_INTO: ContextVar[tuple[Tensor, Tensor] | None] = ContextVar("_INTO", default=None)
+_TAKE = threading.Lock()  # two backwards of one kept graph take its gradient once
 
 
 @contextmanager
-def gradient_into(target: Tensor | None) -> Iterator[None]:
-    """The first one-pass backward run inside writes its gradient into ``target`` (shaped and
-    typed as it, and no input's memory), the scaling and the write one pass: a caller that
-    wants the gradient in a place of its own (a worker, in a client's shared memory) then
-    finds it there, when the loss's gradient is that one function's (see
-    :func:`losses.derivatives`)."""
-    token = _INTO.set(target)
+def gradient_into(target: Tensor | None, logits: Tensor) -> Iterator[None]:
+    """The one-pass backward run inside whose input is ``logits`` itself writes its gradient
+    into ``target`` (shaped, typed and placed as ``logits``; no input's memory), the scaling
+    and the write one pass: a caller that wants the gradient in a place of its own (a
+    worker, in a client's shared memory) then finds it there when that function is the
+    loss's only path to the logits (see :func:`losses.derivatives`)."""
+    token = _INTO.set(None if target is None else (target, logits))
     try:
         yield
     finally:
@@ -60,7 +62,9 @@ class _Fused(torch.autograd.Function):
     The backward scales the kept gradient by the upstream one in place and hands it on: a
     fresh tensor of the logits' size would cost an allocation and, with glibc's defaults,
     a page fault per 4 KiB (20 of focal's 60 ms at 65536 x 128). A second backward through
-    a kept graph (``retain_graph``) finds it spent and runs ``first`` again."""
+    a kept graph (``retain_graph``) finds it spent and runs ``first`` again. So the
+    gradient is kept on the context, not saved (``save_on_cpu`` and checkpointing hooks
+    do not see it)."""
 
     @staticmethod
     def forward(
@@ -80,7 +84,8 @@ class _Fused(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor | None, ...]:
         x, *rows = ctx.saved_tensors
-        grad, ctx.grad = ctx.grad, None
+        with _TAKE:
+            grad, ctx.grad = ctx.grad, None
         if torch.is_grad_enabled():  # a double backward: the gradient as a function of x
             grad = ctx.again(x, *rows)
         elif grad is None:  # spent by an earlier backward of this graph
@@ -90,17 +95,36 @@ class _Fused(torch.autograd.Function):
         nones = (None, None, *(None for _ in rows))
         if grad.requires_grad or not _own(grad, upstream, x, *rows):
             return (upstream * grad, *nones)
-        target = _INTO.get()
-        if target is not None and target.shape == grad.shape and target.dtype == grad.dtype:
-            _INTO.set(None)  # one function's gradient: a second one is added to it
-            return (torch.mul(grad, upstream, out=target), *nones)
+        into = _INTO.get()
+        if into is not None and same_place(x, into[1]) and into[0].dtype == grad.dtype:
+            _INTO.set(None)  # one function's gradient: another path's is added to it
+            return (torch.mul(grad, upstream, out=into[0]), *nones)
         return (grad.mul_(upstream), *nones)
+
+
+def same_place(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a`` and ``b`` are the same values in the same place (one tensor, or
+    another object over the same memory, as ``detach`` gives)."""
+    return (
+        a.data_ptr() == b.data_ptr()
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.dtype == b.dtype
+        and a.device == b.device
+    )
 
 
 def _own(grad: Tensor, upstream: Tensor, *inputs: Tensor) -> bool:
     """Whether ``grad`` may take ``grad * upstream`` in place: a whole tensor of its own
-    (no view, no input's memory) that the product keeps the shape and dtype of."""
+    (no view, no input's memory) that the product keeps the shape and dtype of, times a
+    plain upstream (not one of a batched backward's, ``is_grads_batched``)."""
     if grad._base is not None or not grad.is_contiguous() or upstream.dtype != grad.dtype:
+        return False
+    if not _plain(upstream):
+        return False
+    try:  # a batched backward's upstream (is_grads_batched) has no storage
+        upstream.untyped_storage()
+    except (NotImplementedError, RuntimeError):
         return False
     if upstream.dim() != grad.dim() or any(
         u not in (1, g) for u, g in zip(upstream.shape, grad.shape, strict=True)

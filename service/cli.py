@@ -156,7 +156,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     """Run ``main`` on uvloop when installed (the gRPC handlers run on it too), else on asyncio's
     own loop. A frontend's own torch work (checks of a request's tensors) runs on one thread:
     the workers compute, and an OpenMP team left spinning after a check would take their
-    cores (4 ms added to a 25 ms loss on two cores)."""
+    cores (a 65536 x 128 focal loss through shared memory took 40 ms instead of 32 on two
+    cores)."""
     import torch
 
     torch.set_num_threads(1)

@@ -149,9 +149,15 @@ def _tensor(array: np.ndarray, device: str) -> torch.Tensor:
     memory under them in the worker (its shared-memory segment, or the pipe message) is the
     job's own: torch's warning about writes to read-only memory does not apply (and no
     loss writes to its input)."""
+    return _from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` without its warning about read-only memory: a request's arrays
+    are read-only views of its bytes, and nothing here writes them."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+        return torch.from_numpy(array)
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,7 +234,8 @@ def _into(target: np.ndarray | None, t: torch.Tensor, rows: slice) -> np.ndarray
     rows' values for a half of a split job (the merged halves are written again)."""
     if target is None:
         return _to_numpy(t)
-    if t.data_ptr() != target.ctypes.data or rows != slice(0, None):  # not there already
+    there = t.data_ptr() == target.ctypes.data and t.is_contiguous()  # written in place
+    if not there or rows != slice(0, None):
         torch.from_numpy(np.asarray(target[rows])).copy_(t.detach())  # torch's copy: threaded
     return target if rows == slice(0, None) else np.array(target[rows])
 
@@ -262,11 +269,9 @@ def _all_finite(array: np.ndarray) -> bool:
     """Whether every value is finite. A NaN or an infinity makes the sum non-finite, so a
     finite sum (torch's, half the time of numpy's ``isfinite``) says so in one pass; a sum
     that is not (a fault, or large values that overflow it) is checked value by value."""
-    if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
-        with warnings.catch_warnings():  # read-only request bytes; the sum only reads
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            if bool(torch.from_numpy(array).sum().isfinite()):
-                return True
+    summable = array.dtype in (np.float32, np.float64) and array.flags.c_contiguous
+    if summable and bool(_from_numpy(array).sum().isfinite()):
+        return True
     return bool(np.isfinite(array).all())
 
 

@@ -182,7 +182,7 @@ _MAX_ALLOCATED = 64
 def _allocated(key: str, inode: int, place: tuple[int, int]) -> bool:
     """Whether this process gave pages to ``place`` of this object (``key``, ``inode``)."""
     known = _ALLOCATED.get(key)
-    if known is None or known[0] != inode or len(known[1]) > _MAX_ALLOCATED:
+    if known is None or known[0] != inode or len(known[1]) >= _MAX_ALLOCATED:
         _ALLOCATED.pop(key, None)
         return False
     return place in known[1]
@@ -254,8 +254,8 @@ def _open(
 
 def _forget_allocated() -> None:
     """Drop the allocated places of the objects no longer mapped (bounds the record)."""
-    for key in [key for key in _ALLOCATED if key not in _MAPPED]:
-        del _ALLOCATED[key]
+    for key in [key for key in list(_ALLOCATED) if key not in _MAPPED]:
+        _ALLOCATED.pop(key, None)  # (a worker's thread may map meanwhile)
 
 
 def _forget_gone(keep: str) -> None:

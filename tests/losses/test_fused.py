@@ -228,3 +228,66 @@ def test_grad_out_receives_the_gradient(
         torch.testing.assert_close(again.hessian_diag, want.hessian_diag, rtol=0.0, atol=0.0)
     with pytest.raises(ValueError, match="grad_out shaped as the logits"):
         losses.derivatives(name, x, y, grad_out=torch.empty(3))
+
+
+@pytest.mark.parametrize("name", ["focal", "binary_cross_entropy", "dice"])
+def test_a_batched_backward_gets_the_jacobian(name: str) -> None:
+    """``is_grads_batched`` (vmap over the backward) hands a batched upstream, which the
+    in-place scaling must leave alone."""
+    generator = torch.Generator().manual_seed(9)
+    x = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    if losses.Task.MULTICLASS in losses.get(name).tasks:
+        y = torch.randint(0, 4, (6,), generator=generator)
+    else:
+        y = (torch.rand(6, 4, generator=generator) < 0.4).to(torch.float64)
+    kwargs: dict[str, Any] = {"reduction": "none"}
+    z = x.clone().requires_grad_(True)
+    value = losses.compute(name, z, y, **kwargs)
+    directions = torch.eye(value.numel(), dtype=torch.float64).reshape(-1, *value.shape)
+    (rows,) = torch.autograd.grad(value, z, directions, is_grads_batched=True)
+    jacobian = torch.func.jacrev(lambda t: losses.compute(name, t, y, **kwargs))(x)
+    torch.testing.assert_close(rows.reshape(jacobian.shape), jacobian)
+
+
+def test_grad_out_is_written_only_by_a_function_of_the_logits_themselves() -> None:
+    """A loss that hands the one-pass function a view of the logits (here their
+    transpose, of the same shape) gets its gradient through autograd: the place is
+    filled by the copy at the end, with the right values."""
+    from losses._fused import gradient_into
+
+    generator = torch.Generator().manual_seed(10)
+    x = torch.randn(5, 5, generator=generator)
+    y = (torch.rand(5, 5, generator=generator) < 0.4).float()
+    target = torch.full_like(x, float("nan"))
+    z = x.clone().requires_grad_(True)
+    with gradient_into(target, z):
+        (grad,) = torch.autograd.grad(losses.compute("binary_cross_entropy", z.T, y), z)
+    assert torch.isnan(target).all()
+    want = losses.derivatives("binary_cross_entropy", x.T.contiguous(), y).grad.T
+    torch.testing.assert_close(grad, want)
+
+
+def test_logits_made_under_inference_mode_have_derivatives() -> None:
+    with torch.inference_mode():
+        x = torch.randn(7, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    got = losses.derivatives("focal", x, y, hessian=True)
+    want = losses.derivatives("focal", x.clone(), y, hessian=True)
+    torch.testing.assert_close(got.grad, want.grad, rtol=0.0, atol=0.0)
+
+
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "sigmoid_focal", "asymmetric"])
+def test_grad_out_over_the_targets_or_weights_is_written_after_they_are_read(name: str) -> None:
+    generator = torch.Generator().manual_seed(12)
+    x = torch.randn(9, 4, generator=generator)
+    y = (torch.rand(9, 4, generator=generator) < 0.4).float()
+    weight = torch.rand(9, generator=generator)
+    want = losses.derivatives(name, x, y, hessian=True, sample_weight=weight)
+    both = torch.cat([y.reshape(-1), weight])  # the targets, then the weights, in one tensor
+    targets, weights = both[: y.numel()].view(9, 4), both[y.numel() :]
+    got = losses.derivatives(
+        name, x, targets, hessian=True, sample_weight=weights, grad_out=targets
+    )
+    torch.testing.assert_close(targets, want.grad, rtol=0.0, atol=0.0)
+    assert got.hessian_diag is not None and want.hessian_diag is not None
+    torch.testing.assert_close(got.hessian_diag, want.hessian_diag, rtol=0.0, atol=0.0)

@@ -22,6 +22,7 @@ import torch
 import losses
 from lossserve.api import oip_grpc_convert as convert
 from lossserve.api.http import HTTP_STATUS
+from lossserve.core import shm
 from lossserve.core.errors import InvalidArgument, NotFound, PermissionDenied
 from lossserve.core.shm import (
     Region,
@@ -547,6 +548,7 @@ def test_an_output_place_is_given_pages_once_per_object(
         fallocate(fd, offset, length)
 
     monkeypatch.setattr(os, "posix_fallocate", counted)
+    monkeypatch.setattr(shm, "_ALLOCATED", {})  # this process's record, left as it was
     first = _segment(segments, 4096)
     registry.register("r", first.key, 0, 4096)
     for _ in range(3):

@@ -11,9 +11,12 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+import torch
 
+import losses
 from lossserve.api import oip_grpc_convert as convert
 from lossserve.api.http import HTTP_STATUS
+from lossserve.models import loss_models
 from lossserve.models.engine import InferRequest, RequestedOutput
 from lossserve_proto.inference import grpc_service_pb2_grpc as pb_grpc
 
@@ -172,3 +175,45 @@ def test_reserved_parameters_do_not_reach_the_loss() -> None:
     answers = with_servers(None, scenario)
     for transport, outputs in answers.items():
         assert isinstance(outputs, dict) and "loss" in outputs, (transport, outputs)
+
+
+def _none_cases() -> list[tuple[str, str, dict[str, Any]]]:
+    cases = []
+    for name in losses.names():
+        spec = losses.get(name)
+        scopes: list[dict[str, Any]] = [{}]
+        if "scope" in spec.params.model_fields:
+            scopes = [{"scope": "batch"}, {"scope": "sample"}]
+        for task in sorted(t.value for t in spec.tasks):
+            cases += [(name, task, scope) for scope in scopes]
+    return cases
+
+
+@pytest.mark.parametrize(("name", "task", "scope"), _none_cases())
+def test_a_json_answer_counts_the_values_reduction_none_gives(
+    name: str, task: str, scope: dict[str, Any]
+) -> None:
+    """The count that keeps a JSON answer within its limit, before any work, is the number
+    of values the loss's ``reduction="none"`` gives, for every loss, task and scope."""
+    rows, columns = 6, 4
+    generator = torch.Generator().manual_seed(0)
+    if task == "binary":
+        x, y = torch.randn(rows, generator=generator), torch.ones(rows)
+    elif task == "multiclass":
+        x, y = torch.randn(rows, columns, generator=generator), torch.arange(rows) % columns
+    else:
+        x, y = torch.randn(rows, columns, generator=generator), torch.ones(rows, columns)
+    params = {"max_k": columns} if name == "subset_softmax" else {}
+    if name == "logit_adjusted_cross_entropy":
+        params = {"class_prior": [1.0, 2.0, 3.0, 4.0]}
+    given = losses.compute(name, x, y, reduction="none", **params, **scope).numel()
+    parameters = {**params, **scope, "reduction": "none"}
+    if "class_prior" in parameters:
+        parameters["class_prior"] = json.dumps(parameters["class_prior"])
+    request = InferRequest(
+        f"loss.{name}",
+        {"logits": x.numpy(), "targets": y.numpy()},
+        outputs=(RequestedOutput("loss"),),
+        parameters=parameters,
+    )
+    assert loss_models.json_values(request, {"loss"}) == given
