@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import Reduction, reduce_loss, scaled_element_derivatives
+from ._reduction import Reduction, reduce_loss, scaled_derivatives
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import focused_curvature, log_sigmoid
 from ._validation import Params, Task, check_params, prepare
@@ -290,7 +290,7 @@ def _derivatives(
         return _terms(z, t, gamma_pos, gamma_neg, clip, tracked=False, curvature=True)
 
     value, slope, bend = curvature_by_rows(block, x, y)
-    return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
+    return scaled_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 
 class AsymmetricLoss(LossModule):

@@ -12,7 +12,7 @@ from ._fused import fused
 from ._reduction import (
     Reduction,
     reduce_loss,
-    scaled_sample_derivatives,
+    scaled_derivatives,
 )
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import masked_logsumexp, softmax_and_complement
@@ -208,7 +208,7 @@ def _derivatives(
     x, positive = inputs.logits, inputs.targets.bool()
 
     loss, slope, bend = curvature_by_rows(lambda z, t: _terms(z, t, params), x, positive)
-    return scaled_sample_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
+    return scaled_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 def _terms(

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import Reduction, reduce_loss, scaled_element_derivatives
+from ._reduction import Reduction, reduce_loss, scaled_derivatives
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import log_sigmoid
 from ._validation import Params, Task, check_params, prepare
@@ -307,7 +307,7 @@ def _derivatives(
         return value, slope, _mixed(-n * terms.p * terms.q, terms.curvature, t)
 
     value, slope, bend = curvature_by_rows(block, inputs.logits, inputs.targets)
-    return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
+    return scaled_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 
 class PowerBCELoss(LossModule):

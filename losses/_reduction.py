@@ -12,8 +12,7 @@ __all__ = [
     "element_scale",
     "reduce_loss",
     "sample_scale",
-    "scaled_element_derivatives",
-    "scaled_sample_derivatives",
+    "scaled_derivatives",
 ]
 
 
@@ -94,28 +93,19 @@ def element_scale(reduction: str | Reduction, sample_weight: Tensor | None, like
     return scale.unsqueeze(1) if like.dim() == 2 else scale
 
 
-def scaled_element_derivatives(
+def scaled_derivatives(
     value: Tensor,
     slope: Tensor,
     curvature: Tensor,
     reduction: str | Reduction,
     sample_weight: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """An element-wise loss's reduced value, gradient and Hessian diagonal from each
-    element's value, first and second derivative (the last two scaled in place: they are
-    the caller's own)."""
-    scale = element_scale(reduction, sample_weight, slope)
-    return reduce_loss(value, reduction, sample_weight), slope.mul_(scale), curvature.mul_(scale)
-
-
-def scaled_sample_derivatives(
-    value: Tensor,
-    slope: Tensor,
-    curvature: Tensor,
-    reduction: str | Reduction,
-    sample_weight: Tensor | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`scaled_element_derivatives` for a loss with one value per sample (``(N, C)``
-    derivatives)."""
-    scale = sample_scale(reduction, sample_weight, slope).unsqueeze(1)
+    """A loss's reduced value, gradient and Hessian diagonal from its unreduced values and
+    their first and second derivatives (the last two scaled in place: they are the
+    caller's own). Values shaped as the derivatives are an element-wise loss's; ``(N,)``
+    values beside ``(N, C)`` derivatives are one a sample."""
+    if value.shape == slope.shape:
+        scale = element_scale(reduction, sample_weight, slope)
+    else:
+        scale = sample_scale(reduction, sample_weight, slope).unsqueeze(1)
     return reduce_loss(value, reduction, sample_weight), slope.mul_(scale), curvature.mul_(scale)

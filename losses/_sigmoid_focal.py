@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import Reduction, element_scale, reduce_loss, scaled_element_derivatives
+from ._reduction import Reduction, element_scale, reduce_loss, scaled_derivatives
 from ._registry import LossModule, LossSpec, element_wise
 from ._stable import focused_curvature, log_sigmoid, logaddexp
 from ._validation import Params, Task, all_hard, check_params, prepare
@@ -216,7 +216,7 @@ def _derivatives(
         return _hard_terms(z, t, alpha, gamma, tracked=False, curvature=True)
 
     value, slope, bend = curvature_by_rows(block, x, y)
-    return scaled_element_derivatives(value, slope, bend, reduction, inputs.sample_weight)
+    return scaled_derivatives(value, slope, bend, reduction, inputs.sample_weight)
 
 
 class SigmoidFocalLoss(LossModule):

@@ -10,8 +10,7 @@ from ._fused import fused
 from ._reduction import (
     Reduction,
     reduce_loss,
-    scaled_element_derivatives,
-    scaled_sample_derivatives,
+    scaled_derivatives,
 )
 from ._registry import Coupling, LossModule, LossSpec
 from ._validation import Params, Task, check_params, prepare
@@ -152,8 +151,7 @@ def _derivatives(
     loss, slope, bend = curvature_by_rows(
         lambda z, t: _terms(z, t, multiclass, curvature=True), x, inputs.targets
     )
-    scaled = scaled_sample_derivatives if multiclass else scaled_element_derivatives
-    return scaled(loss, slope, bend, reduction, inputs.sample_weight)
+    return scaled_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 class SquaredErrorLoss(LossModule):

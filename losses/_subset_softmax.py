@@ -13,7 +13,7 @@ from ._fused import one_pass
 from ._reduction import (
     Reduction,
     reduce_loss,
-    scaled_sample_derivatives,
+    scaled_derivatives,
 )
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
@@ -214,7 +214,7 @@ def _derivatives(
         inputs.targets,
         blocks=_BLOCKS,
     )
-    return scaled_sample_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
+    return scaled_derivatives(loss, slope, bend, reduction, inputs.sample_weight)
 
 
 # The recursion loops over the classes: blocks four times the usual size spread its Python
