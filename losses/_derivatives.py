@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._fused import gradient_into, same_place
+from ._fused import gradient_into, overlaps, same_place
 from ._reduction import Reduction
 from ._registry import Coupling, LossSpec
 from ._validation import as_float_logits, infer_task, params_trusted
@@ -94,7 +94,7 @@ def derivatives_for(
         needs_graph = hessian and closed_form is None
         # written during the backward: not where an input lies that is read later
         inputs = (x, targets, sample_weight)
-        into = None if needs_graph or _overlaps(grad_out, *inputs) else grad_out
+        into = None if needs_graph or overlaps(grad_out, *inputs) else grad_out
         with gradient_into(into, x):
             (grad,) = torch.autograd.grad(total, x, create_graph=needs_graph)
         hessian_diag = _hessian_diagonal(grad, x, coupling) if needs_graph else None
@@ -112,22 +112,6 @@ def derivatives_for(
         grad=_placed(grad.detach(), grad_out),
         hessian_diag=None if hessian_diag is None else hessian_diag.detach(),
     )
-
-
-def _overlaps(target: Tensor | None, *inputs: Tensor | None) -> bool:
-    """Whether ``target``'s bytes share any of an input's (writing it would change it)."""
-    if target is None:
-        return False
-    a = target.untyped_storage()
-    for t in inputs:
-        if t is not None and t.device == target.device:
-            b = t.untyped_storage()
-            if (
-                a.data_ptr() < b.data_ptr() + b.nbytes()
-                and b.data_ptr() < a.data_ptr() + a.nbytes()
-            ):
-                return True
-    return False
 
 
 def _placed(grad: Tensor, target: Tensor | None) -> Tensor:

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._chunks import by_rows
 
-__all__ = ["Compute", "fused", "gradient_into", "one_pass", "same_place"]
+__all__ = ["Compute", "fused", "gradient_into", "one_pass", "overlaps", "same_place"]
 
 _INTO: ContextVar[tuple[Tensor, Tensor] | None] = ContextVar("_INTO", default=None)
 _TAKE = threading.Lock()  # two backwards of one kept graph take its gradient once
@@ -102,6 +102,23 @@ class _Fused(torch.autograd.Function):
         return (grad.mul_(upstream), *nones)
 
 
+def overlaps(target: Tensor | None, *inputs: Tensor | None) -> bool:
+    """Whether ``target``'s memory shares bytes with any input's (writing it would change
+    that input)."""
+    if target is None:
+        return False
+    a = target.untyped_storage()
+    for t in inputs:
+        if t is not None and t.device == target.device:
+            b = t.untyped_storage()
+            if (
+                a.data_ptr() < b.data_ptr() + b.nbytes()
+                and b.data_ptr() < a.data_ptr() + a.nbytes()
+            ):
+                return True
+    return False
+
+
 def same_place(a: Tensor, b: Tensor) -> bool:
     """Whether ``a`` and ``b`` are the same values in the same place (one tensor, or
     another object over the same memory, as ``detach`` gives)."""
@@ -130,8 +147,7 @@ def _own(grad: Tensor, upstream: Tensor, *inputs: Tensor) -> bool:
         u not in (1, g) for u, g in zip(upstream.shape, grad.shape, strict=True)
     ):
         return False
-    memory = grad.untyped_storage().data_ptr()
-    return all(t.untyped_storage().data_ptr() != memory for t in (upstream, *inputs))
+    return not overlaps(grad, upstream, *inputs)
 
 
 def fused(x: Tensor, compute: Compute, *rows: Tensor, blocks: int = 1) -> Tensor:
