@@ -213,7 +213,8 @@ def infer_result(request: InferRequest, result: LossResult, names: tuple[str, ..
 def json_values(request: InferRequest, json_outputs: set[str]) -> int:
     """How many JSON values the answer would hold (outputs sent as JSON only; the loss's own
     output one, or with reduction none as many as the loss gives)."""
-    shape = request.shapes().get("logits")
+    shapes = request.shapes()
+    shape = shapes.get("logits")
     if shape is None:
         return 0
     size = math.prod(shape)
@@ -224,15 +225,16 @@ def json_values(request: InferRequest, json_outputs: set[str]) -> int:
     loss = 0
     if "loss" in asked and "loss" in json_outputs:
         none = request.parameters.get("reduction", "mean") == "none"
-        loss = _values_of_none(request, shape) if none else 1
+        loss = _values_of_none(request, shape, shapes.get("targets")) if none else 1
     return int(size * per_logit + loss)
 
 
-def _values_of_none(request: InferRequest, logits: tuple[int, ...]) -> int:
+def _values_of_none(
+    request: InferRequest, logits: tuple[int, ...], targets: tuple[int, ...] | None
+) -> int:
     """The loss output's values with reduction none: one per logit for an element-wise
     loss, one per sample for a sample-coupled one, one per class in the batch scope (one in
     all for binary); one per logit for a request refused later (bad parameters or shapes)."""
-    targets = request.shapes().get("targets")
     try:
         spec = spec_of(request.model, request.version)
         params = {k: _param(k, v) for k, v in request.parameters.items() if k != "reduction"}
