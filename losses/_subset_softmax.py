@@ -10,11 +10,7 @@ from torch import Tensor
 
 from ._chunks import by_rows, curvature_by_rows
 from ._fused import one_pass
-from ._reduction import (
-    Reduction,
-    reduce_loss,
-    scaled_derivatives,
-)
+from ._reduction import Reduction, reduce_loss, scaled_derivatives
 from ._registry import LossModule, LossSpec, per_sample
 from ._validation import Params, Task, check_params, prepare
 

@@ -7,11 +7,7 @@ from torch import Tensor
 
 from ._chunks import curvature_by_rows
 from ._fused import fused
-from ._reduction import (
-    Reduction,
-    reduce_loss,
-    scaled_derivatives,
-)
+from ._reduction import Reduction, reduce_loss, scaled_derivatives
 from ._registry import LossModule, LossSpec, per_sample
 from ._stable import softmax_and_complement
 from ._validation import Params, Task, check_params, prepare
