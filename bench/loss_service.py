@@ -519,6 +519,12 @@ def _expect_probe_error(exc: grpc.RpcError) -> None:
 # --- main ----------------------------------------------------------------------------------
 
 
+def chosen(name: str, paths: str) -> bool:
+    """Whether ``--paths`` (comma-separated words, empty for all) takes the path ``name``."""
+    words = [w.strip().lower() for w in paths.split(",") if w.strip()]
+    return not words or any(w in name.lower() for w in words)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -554,6 +560,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         default=2,
         help="untimed rounds first, at least 1: their answers are checked (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--paths",
+        default="",
+        help="only the paths whose names contain one of these comma-separated words "
+        "(case-insensitive; the in-process baseline and the peer are always timed; "
+        "default: all)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -652,6 +665,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ("OIP loss.focal shared memory (tensors in the region)", region.call, args.repeats),
                 (PEER, partial(peer, peer_client, logits, targets), args.repeats),
             ]
+            calls = [c for c in calls if c[0] in (IN_PROCESS, PEER) or chosen(c[0], args.paths)]
             share = CpuShare(server.process.pid)
             timings, answers = measure(calls, args.warmups)
             shares.append(f"{label}: {cpu_share(share)}")
@@ -671,13 +685,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print(
         "| N x C | path | median ms | best ms | ratio to in-process (median) "
-        "| ratio to in-process (best) | max abs diff |"
+        "| ratio to in-process (best) | ratio to the peer (median) | max abs diff |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    peers = {label: timing for label, name, timing, _, _ in rows if name == PEER}
     for label, name, timing, base, diff in rows:
+        peer_ratio = f"{timing.median / peers[label].median:.2f}" if label in peers else "-"
         print(
             f"| {label} | {name} | {ms(timing.median)} | {ms(timing.best)} "
-            f"| {timing.median / base.median:.2f} | {timing.best / base.best:.2f} | {diff:.1e} |"
+            f"| {timing.median / base.median:.2f} | {timing.best / base.best:.2f} "
+            f"| {peer_ratio} | {diff:.1e} |"
         )
     print()
     head = f"{largest[0]} x {largest[1]}"
@@ -691,11 +708,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             verdicts.append(
                 f"{name} {ratio:.2f}x by median ({timing.best / base.best:.2f}x by best)"
             )
-    print(
-        f"Headline: gRPC and REST binary within 2x of in-process at {head} (by median)? "
-        f"{'yes' if within else 'no'}: {'; '.join(verdicts)}. (lossserve.client.compute_loss "
-        "sends unary up to 2 MiB of request or answer tensors, chunked above.)"
-    )
+    if verdicts:
+        print(
+            f"Headline: gRPC and REST binary within 2x of in-process at {head} (by median)? "
+            f"{'yes' if within else 'no'}: {'; '.join(verdicts)}. (lossserve.client."
+            "compute_loss sends unary up to 2 MiB of request or answer tensors, chunked above.)"
+        )
     if chunk_lines:
         print()
         print("\n".join(chunk_lines))

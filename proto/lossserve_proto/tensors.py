@@ -20,6 +20,7 @@ __all__ = [
     "DTYPES",
     "as_array",
     "binary_entry",
+    "bytes_view",
     "decode_tensor",
     "encode_b64",
     "encode_tensor",
@@ -58,7 +59,14 @@ def as_array(value: ArrayLike, field: str) -> np.ndarray:
 
 def to_bytes(array: np.ndarray) -> bytes:
     """The C-order little-endian bytes of ``array``."""
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return bytes(bytes_view(array))
+
+
+def bytes_view(array: np.ndarray) -> memoryview:
+    """:func:`to_bytes`'s bytes as a view of ``array``'s memory where that already is C-order
+    little-endian (no copy: a writer sends it as it lies), else of a copy that is."""
+    ordered = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return ordered.reshape(-1).view(np.uint8).data
 
 
 def _from_bytes(data: bytes, shape: list[int], dtype: str) -> np.ndarray:

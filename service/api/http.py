@@ -19,9 +19,10 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -41,6 +42,8 @@ __all__ = [
     "BodyTimeout",
     "Deadline",
     "ObserveMiddleware",
+    "PartsResponse",
+    "binary_response",
     "declared_size",
     "disconnected",
     "json_response",
@@ -113,6 +116,44 @@ def json_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+class PartsResponse(Response):
+    """An answer whose body is ``parts`` sent one after the other, each as it lies: a large
+    tensor's bytes (a view of its array) are written to the socket without being joined
+    into one copy with the rest (at 32 MiB each such copy costs ~15 ms of fresh pages)."""
+
+    def __init__(
+        self, parts: Iterable[bytes | memoryview], *, headers: dict[str, str], media_type: str
+    ) -> None:
+        self.parts = tuple(memoryview(part).cast("B") for part in parts)
+        length = str(sum(part.nbytes for part in self.parts))
+        super().__init__(b"", headers={**headers, "content-length": length}, media_type=media_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        last = len(self.parts) - 1
+        for index, part in enumerate(self.parts or (memoryview(b""),)):
+            await send({"type": "http.response.body", "body": part, "more_body": index < last})
+
+
+PARTS_MIN_BYTES = 256 * 1024
+"""Tensors of fewer bytes in all are joined with the header into one body (one write);
+more are sent as they lie (:class:`PartsResponse`)."""
+
+
+def binary_response(header: dict[str, Any], tensors: Sequence[bytes | memoryview]) -> Response:
+    """The binary tensor extension's answer: the JSON ``header`` (its length in
+    ``Inference-Header-Content-Length``), then the ``tensors``' bytes (not copied when
+    large)."""
+    head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    headers = {HEADER_LENGTH: str(len(head))}
+    if sum(memoryview(t).nbytes for t in tensors) < PARTS_MIN_BYTES:
+        body = b"".join((head, *tensors))
+        return Response(body, headers=headers, media_type="application/octet-stream")
+    return PartsResponse((head, *tensors), headers=headers, media_type="application/octet-stream")
 
 
 def declared_size(request: Request) -> int:
@@ -229,6 +270,10 @@ async def read_body(
     (inflated within ``max_bytes``). The bytes received beyond ``Content-Length`` (a chunked
     body) are added to ``ticket`` as they come. A JSON document of more than ``max_values``
     values or ``max_json_bytes`` bytes is refused before it is parsed.
+
+    A binary body of known length is read into one array of that length, allocated by
+    numpy: its pages are taken as the bytes come (not before, whatever the client
+    declared) and, for large bodies, as huge pages; no growing buffer copies what came.
     """
     declared = declared_length(request, max_bytes)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -239,6 +284,9 @@ async def read_body(
             raise InvalidArgument(f"Content-Encoding: expected {allowed}, got {encoding!r}")
         inflater = zlib.decompressobj(_INFLATE[encoding])
     body = bytearray()
+    whole = None  # a binary body of known length: its bytes' place
+    if declared is not None and inflater is None and HEADER_LENGTH in request.headers:
+        whole = np.empty(declared, dtype=np.uint8).data
     received = 0
     receive = request.receive
     clock = _BodyClock(timeout)
@@ -267,7 +315,10 @@ async def read_body(
                     raise PayloadTooLarge(f"body: expected at most {max_bytes} bytes once inflated")
             if ticket is not None and (declared is None or inflater is not None):
                 ticket.grow(len(piece))
-            body += piece
+            if whole is None:
+                body += piece
+            elif received <= len(whole):
+                whole[received - len(piece) : received] = piece
     except asyncio.CancelledError:
         if not clock.expired:
             raise
@@ -278,19 +329,24 @@ async def read_body(
         ) from None
     finally:
         clock.close()
-    if declared is not None and received < declared:
+    if declared is not None and received != declared:
         raise InvalidArgument(f"body: expected {declared} bytes (Content-Length), got {received}")
-    return await split_body(body, request.headers.get(HEADER_LENGTH), max_values, max_json_bytes)
+    data = body if whole is None else whole
+    return await split_body(data, request.headers.get(HEADER_LENGTH), max_values, max_json_bytes)
 
 
 async def split_body(
-    body: bytes | bytearray, header_length: str | None, max_values: int, max_json_bytes: int
+    body: bytes | bytearray | memoryview,
+    header_length: str | None,
+    max_values: int,
+    max_json_bytes: int,
 ) -> tuple[dict[str, Any], memoryview | None]:
     """A whole body's JSON document and, when ``header_length`` (the value of
     ``Inference-Header-Content-Length``) is given, the binary bytes after it."""
     binary: memoryview | None = None
-    data: bytes | bytearray = body
-    if header_length is not None:
+    if header_length is None:
+        data = bytes(body) if isinstance(body, memoryview) else body
+    else:
         split = ascii_count(header_length.strip())
         if split is None or split > len(body):
             raise InvalidArgument(

@@ -39,6 +39,7 @@ from .http import (
     INTERNAL_ERROR,
     BodyTimeout,
     Deadline,
+    PartsResponse,
     disconnected,
     log,
     observed,
@@ -270,7 +271,11 @@ def http_protocol(
             parts += (b"x-request-id: ", whole.request_id.encode("latin-1"), b"\r\n")
             if not whole.keep_alive:
                 parts.append(b"connection: close\r\n")
-            parts += (b"\r\n", response.body)
+            parts.append(b"\r\n")
+            if isinstance(response, PartsResponse):
+                parts += response.parts
+            else:
+                parts.append(response.body)
             self.transport.write(b"".join(parts))
             whole.observe(metrics, status)
             if not whole.keep_alive:

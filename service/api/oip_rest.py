@@ -40,7 +40,6 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -69,12 +68,13 @@ from ..models.oip import (
     decode_raw,
     decode_shape,
     encode_json,
-    encode_raw,
+    raw_view,
 )
 from ..settings import Settings
 from . import oip_wire, wire
 from .http import (
     HEADER_LENGTH,
+    binary_response,
     declared_size,
     error_status,
     json_response,
@@ -406,8 +406,8 @@ def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Respon
         if place is not None:
             entry["parameters"] = shared_parameters(place)
         elif encoding.binary(name):
-            raw = encode_raw(array)
-            entry["parameters"] = {"binary_data_size": len(raw)}
+            raw = memoryview(raw_view(array))
+            entry["parameters"] = {"binary_data_size": raw.nbytes}
             chunks.append(raw)
         else:
             entry["data"] = encode_json(array)
@@ -415,12 +415,7 @@ def encode_infer_result(result: InferResult, encoding: OutputEncoding) -> Respon
     header["outputs"] = entries
     if not chunks:
         return _json(header)
-    head = orjson.dumps(header)
-    return Response(
-        head + b"".join(chunks),
-        media_type="application/octet-stream",
-        headers={HEADER_LENGTH: str(len(head))},
-    )
+    return binary_response(header, chunks)
 
 
 def stats_json(stats: list[ModelStats]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
-import orjson
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -29,11 +28,11 @@ from ..core.state import ServiceState
 from ..core.tensors import (
     BinaryReader,
     Encoding,
+    bytes_view,
     decode_tensor,
     encode_b64,
     encode_binary_header,
     encode_lists,
-    to_bytes,
 )
 from ..core.types import (
     EvaluateRequest,
@@ -48,6 +47,7 @@ from .http import (
     CLIENT_CLOSED_REQUEST,
     HEADER_LENGTH,
     ObserveMiddleware,
+    binary_response,
     declared_size,
     error_status,
     json_response,
@@ -150,7 +150,7 @@ def decode_loss_request(
 def encode_loss_result(result: LossResult, encoding: Encoding) -> Response:
     tensors = {"grad": result.grad, "hessian_diag": result.hessian_diag}
     body: dict[str, Any] = {"loss": result.loss, "reduction": result.reduction}
-    chunks: list[bytes] = []
+    chunks: list[memoryview] = []
     value = result.value
     items: list[tuple[str, np.ndarray | None]] = [("value", value), *tensors.items()]
     for name, array in items:
@@ -164,16 +164,11 @@ def encode_loss_result(result: LossResult, encoding: Encoding) -> Response:
             body[name] = encode_b64(array)
         else:
             body[name] = encode_binary_header(array)
-            chunks.append(to_bytes(array))
+            chunks.append(bytes_view(array))
     body["device"] = result.device
     if encoding is not Encoding.BINARY:
         return _json(body)
-    header = orjson.dumps(body)
-    return Response(
-        header + b"".join(chunks),
-        media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(len(header))},
-    )
+    return binary_response(body, chunks)
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:

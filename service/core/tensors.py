@@ -21,7 +21,7 @@ import numpy as np
 import pybase64
 
 from lossserve_proto.tensors import DTYPES as WIRE_DTYPES
-from lossserve_proto.tensors import binary_entry, to_bytes
+from lossserve_proto.tensors import binary_entry, bytes_view, to_bytes
 
 from .costs import check_shape
 from .errors import InvalidArgument
@@ -30,6 +30,7 @@ __all__ = [
     "DTYPES",
     "BinaryReader",
     "Encoding",
+    "bytes_view",
     "decode_tensor",
     "encode_b64",
     "encode_binary_header",

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 import struct
-import sys
 from typing import Any
 
 import numpy as np
+
+from lossserve_proto.tensors import bytes_view
 
 from ..core.costs import check_shape
 from ..core.errors import InvalidArgument
@@ -59,8 +60,6 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 
 _BY_DTYPE = {dtype: name for name, dtype in DATATYPES.items() if name != BYTES}
 _LENGTH = struct.Struct("<I")
-_LITTLE_ORDERS = ("<", "|", "=") if sys.byteorder == "little" else ("<", "|")
-"""The ``dtype.byteorder`` values of little-endian data on this machine."""
 
 
 def check_datatype(datatype: object, field: str) -> str:
@@ -164,10 +163,7 @@ def raw_view(array: np.ndarray) -> bytes | memoryview:
             chunks.append(_LENGTH.pack(len(value)) + value)
         return b"".join(chunks)
     datatype_of(array)  # refuses a dtype the protocol cannot name
-    ordered = array
-    if not array.flags.c_contiguous or array.dtype.byteorder not in _LITTLE_ORDERS:
-        ordered = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-    return ordered.reshape(-1).view(np.uint8).data
+    return bytes_view(array)
 
 
 def from_elements(values: Any, datatype: str, shape: tuple[int, ...], field: str) -> np.ndarray:

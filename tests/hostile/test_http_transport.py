@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -18,6 +19,7 @@ from ._harness import (
     CLIENT_TIMEOUT_S,
     DEADLINE_S,
     FEATURES,
+    HEADER_LENGTH,
     MAX_BODY,
     SLACK_S,
     Harness,
@@ -27,6 +29,7 @@ from ._harness import (
     log_problems,
     raw_http,
     request_head,
+    tree_rss,
 )
 
 pytestmark = pytest.mark.slow
@@ -93,6 +96,33 @@ def test_truncated_body_does_not_hang_the_read(hostile: Harness, path: str) -> N
     head = request_head(path, {**JSON, "Content-Length": "100000"})
     reply = raw_http(hostile.port, head, [b'{"loss": "'], wait=STALL_WAIT_S + 1)
     _assert_gave_up(reply, path)
+
+
+@pytest.mark.parametrize("path", ["/loss", "/v2/models/loss.focal/infer"])
+def test_declared_binary_bodies_take_memory_only_as_they_come(hostile: Harness, path: str) -> None:
+    """A binary body of known length is read into one buffer of that length: 12 clients
+    that each declare the largest body (64 MiB) and send 10 bytes must not make the server
+    hold 64 MiB for each one admitted while it waits for the rest (4 are, with the budget
+    here: 256 MiB if the buffers were filled ahead); then every read is given up on."""
+    head = request_head(
+        path,
+        {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(MAX_BODY),
+            HEADER_LENGTH: "100",
+        },
+    )
+    before = tree_rss(hostile.pid)
+    with ThreadPoolExecutor(12) as pool:
+        replies = [
+            pool.submit(raw_http, hostile.port, head, [b'{"loss": "'], wait=STALL_WAIT_S + 1)
+            for _ in range(12)
+        ]
+        time.sleep(BODY_TIMEOUT_S / 2)
+        grown = tree_rss(hostile.pid) - before
+        for reply in replies:
+            _assert_gave_up(reply.result(), path)
+    assert grown < MAX_BODY, f"the server grew by {grown / 2**20:.0f} MiB"
 
 
 def test_a_body_trickled_within_the_timeout_is_read(hostile: Harness) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -13,7 +14,10 @@ import pytest
 import torch
 
 import losses
+from lossserve.api.rest import encode_loss_result
 from lossserve.core.state import ServiceState
+from lossserve.core.tensors import Encoding
+from lossserve.core.types import LossResult
 
 from .conftest import with_client
 
@@ -122,6 +126,51 @@ def test_loss_value_gradient_and_hessian_in_every_encoding(encoding: str) -> Non
         np.testing.assert_allclose(hess, reference.hessian_diag.numpy(), rtol=1e-5, atol=1e-7)
 
     with_client(scenario)
+
+
+def test_a_large_binary_answer_is_sent_in_parts_as_one_body() -> None:
+    """Tensors of 256 KiB or more leave as views of their arrays, one body message each,
+    not copied: the body is the header then every tensor's bytes, and its Content-Length
+    their sum."""
+    logits = RNG.normal(size=(1024, 128)).astype(np.float32)  # a 512 KiB gradient
+    targets = RNG.integers(0, 128, size=1024)
+    reference = losses.derivatives(
+        "focal", torch.from_numpy(logits), torch.from_numpy(targets), reduction="none"
+    )
+
+    async def scenario(client: httpx.AsyncClient, _: ServiceState) -> None:
+        document: dict[str, Any] = {
+            "loss": "focal",
+            "reduction": "none",
+            "return_grad": True,
+            "logits": binary_tensor(logits),
+            "targets": binary_tensor(targets),
+        }
+        payload, headers = binary_body(document, [logits, targets])
+        response = await client.post("/loss", content=payload, headers=headers)
+        assert response.status_code == 200, response.content
+        assert int(response.headers["content-length"]) == len(response.content)
+        header, tensors = read_binary(response)
+        assert header["grad"]["binary_data_size"] == logits.nbytes
+        np.testing.assert_allclose(tensors["value"], reference.value.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(tensors["grad"], reference.grad.numpy(), rtol=1e-5, atol=1e-9)
+
+    with_client(scenario)
+
+    grad = reference.grad.numpy()
+    result = LossResult("focal", "none", reference.value.numpy(), grad, None, "cpu")
+    answer = encode_loss_result(result, Encoding.BINARY)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(answer({"type": "http"}, None, send))  # type: ignore[arg-type]
+    start, *body = sent
+    assert [m["more_body"] for m in body] == [True, True, False]
+    assert np.shares_memory(np.frombuffer(body[2]["body"], np.float32), grad), "copied"
+    length = dict(start["headers"])[b"content-length"]
+    assert int(length) == sum(len(m["body"]) for m in body)
 
 
 def _post_error(document: dict[str, Any], **settings: object) -> httpx.Response:
