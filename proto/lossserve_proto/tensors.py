@@ -69,7 +69,7 @@ def bytes_view(array: np.ndarray) -> memoryview:
     return ordered.reshape(-1).view(np.uint8).data
 
 
-def _from_bytes(data: bytes, shape: list[int], dtype: str) -> np.ndarray:
+def _from_bytes(data: bytes | memoryview, shape: list[int], dtype: str) -> np.ndarray:
     return np.frombuffer(data, dtype=DTYPES[dtype]).reshape(shape)
 
 
@@ -103,11 +103,12 @@ def binary_entry(array: np.ndarray) -> dict[str, Any]:
 
 def from_json(value: Any, binary: memoryview | None = None) -> np.ndarray:
     """A tensor of a REST answer: nested lists, a b64 object, or a binary entry whose bytes
-    are the next ``binary_data_size`` bytes of ``binary`` (consumed by the caller)."""
+    are the next ``binary_data_size`` bytes of ``binary`` (consumed by the caller; the
+    array is a read-only view of them, not a copy)."""
     if isinstance(value, dict):
         if "b64" in value:
             return _from_bytes(base64.b64decode(value["b64"]), value["shape"], value["dtype"])
         if binary is None:
             raise ValueError(f"a binary tensor entry without the bytes after the header: {value}")
-        return _from_bytes(bytes(binary), value["shape"], value["dtype"])
+        return _from_bytes(binary, value["shape"], value["dtype"])  # a view, as b64's is
     return np.asarray(value, dtype=np.float32)

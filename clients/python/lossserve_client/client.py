@@ -36,6 +36,7 @@ from lossserve_proto.lossserve.v1 import loss_service_pb2_grpc as pb_grpc
 from lossserve_proto.tensors import (
     as_array,
     binary_entry,
+    bytes_view,
     decode_tensor,
     encode_b64,
     encode_tensor,
@@ -499,11 +500,12 @@ class _Rest:
             )
             return _json_answer(self._send(operation, body=body)), None
         header = json.dumps({**document, **{n: binary_entry(t) for n, t in tensors.items()}})
-        payload = header.encode() + b"".join(tensor_bytes(t) for t in tensors.values())
+        head = header.encode()
+        payload = b"".join((head, *(bytes_view(t) for t in tensors.values())))  # one copy
         response = self._send(
             operation,
             body=File(payload=io.BytesIO(payload), mime_type="application/octet-stream"),
-            inference_header_content_length=len(header.encode()),
+            inference_header_content_length=len(head),
         )
         if HEADER_LENGTH not in response.headers:
             return _json_answer(response), None
