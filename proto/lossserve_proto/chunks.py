@@ -63,7 +63,7 @@ def split(
     invalid: ErrorFactory = ValueError,
 ) -> Iterator[Any]:
     """``header`` (its tensor fields set) and the tensors' bytes, as messages made by ``wrap``
-    (``wrap(header=...)`` first, then ``wrap(data=TensorChunk(...))``).
+    (``wrap(header=...)`` first, then ``wrap()`` with its ``data`` chunk filled in).
 
     A tensor whose bytes fit in what is left of the first message's ``chunk_bytes`` rides in
     the header; every other tensor follows in ``TensorChunk`` pieces of ``chunk_bytes``.
@@ -91,8 +91,11 @@ def split(
     yield wrap(header=header)
     for field, raw in rest:
         for start in range(0, raw.nbytes, chunk_bytes):
-            piece = raw[start : start + chunk_bytes].tobytes()
-            yield wrap(data=pb.TensorChunk(field=field, data=piece, offset=start))
+            message = wrap()  # its chunk set in place: a TensorChunk passed in is copied
+            chunk = message.data
+            chunk.field, chunk.offset = field, start
+            chunk.data = raw[start : start + chunk_bytes].tobytes()
+            yield message
 
 
 class Assembler(Generic[H, C]):
