@@ -14,12 +14,10 @@ process creates and maps segments without touching the tracker.
 
 Warm segments: a new segment's pages are allocated and zeroed by the kernel as they are
 first written (about 20 ms for 32 MiB here, six times the copy itself). So each worker has
-segments of :data:`WARM_BYTES` that live as long as the worker does and stay mapped on
-both sides: one for its jobs' inputs, and a few for its results. A payload that fits is
-copied into pages already there (``pack(..., warm=True)``). A job's input is read by the
-worker while it runs the job; a result is lent to the object rebuilt from it: its arrays
-are views of the segment, which goes back to the parent's spares once none is left
-(``unpack(..., release=...)``), so the answer is not copied out. Larger payloads take a
+two segments of :data:`WARM_BYTES` (its jobs' inputs, its results) that live as long as
+the worker does and stay mapped on both sides: a payload that fits is copied into pages
+already there (``pack(..., warm=True)``), and the side that reads it copies it out
+(``unpack(..., copy=True)``) before the segment is written again. Larger payloads take a
 segment of their own, as above. Copies go through numpy, which lets other threads (the
 event loop's) run meanwhile.
 """
@@ -33,8 +31,6 @@ import mmap
 import os
 import pickle
 import secrets
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from typing import Any, cast
@@ -168,24 +164,21 @@ def pack(
     return Packed(b"", (), segment, tuple(spans), warm)
 
 
-def unpack(packed: Packed, *, release: Callable[[], None] | None = None) -> Any:
-    """Rebuild the object; arrays from a segment are views of its mapping (zero-copy).
-
-    For a warm segment, which the next payload writes again, ``release`` is called once
-    no array of this object (nor any view of one) is left: until then the segment is the
-    object's, and must not be written.
-    """
+def unpack(packed: Packed, *, copy: bool = False) -> Any:
+    """Rebuild the object; arrays from a segment are views of its mapping (zero-copy), or
+    with ``copy`` arrays of their own (for a warm segment, written again while they live)."""
     if packed.segment is None:
         return pickle.loads(packed.header, buffers=packed.buffers)
     view = memoryview(_warm(packed.segment) if packed.warm else _map(packed.segment))
     (start, length), *spans = packed.spans
+    if not copy:
+        buffers = [view[o : o + n] for o, n in spans]
+        return pickle.loads(view[start : start + length], buffers=buffers)
+    source = np.frombuffer(view, dtype=np.uint8)
+    buffers = [source[o : o + n].copy().data for o, n in spans]
     header = bytes(view[start : start + length])
-    if release is None:
-        return pickle.loads(header, buffers=[view[o : o + n] for o, n in spans])
-    holder = np.frombuffer(view, dtype=np.uint8)  # the base of every array rebuilt here
-    weakref.finalize(holder, release)
-    del view
-    return pickle.loads(header, buffers=[holder[o : o + n] for o, n in spans])
+    del source, view
+    return pickle.loads(header, buffers=buffers)
 
 
 def _map(name: str, *, create: int = 0, at_least: int = 0) -> mmap.mmap:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import multiprocessing
 import os
@@ -77,9 +76,6 @@ Split = Callable[
 PRELOAD = ("torch", "numpy", "losses", "lossserve.workers._child")
 """Modules the forkserver imports once, so that new worker processes start with them."""
 
-RESULT_SEGMENTS = 2
-"""Warm result segments a worker has at most (:meth:`_Worker._lend`): one for the result
-being answered, one for the next job's."""
 _STARTUP_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 5.0
 _SPAWN_RETRY_S = (0.1, 0.5, 2.0, 5.0)
@@ -354,9 +350,7 @@ class _Worker:
         self.queue_depth = queue_depth
         self.queue: deque[_Item] = deque()
         self.running: _Item | None = None
-        self._warm_in: str | None = None
-        self._results: list[str] = []  # every warm result segment of this worker, by name
-        self._spare: list[str] = []  # those not lent to a result now
+        self._warm_names: tuple[str, str] | None = None
         self.completed = 0
         self.failed = 0
         self.replaced = 0
@@ -509,9 +503,7 @@ class _Worker:
     async def _execute(self, item: _Item, child: _Child) -> None:
         inbound: str | None = None
         outbound = _transport.new_name("o")
-        warm_in = self._warm()
-        warm_out = self._lend()
-        lent = False  # warm_out handed to the result's arrays: they give it back
+        warm_in, warm_out = self._warm()
         try:
             if _transport.size_of(item.header, item.raws) <= _transport.INLINE_BYTES:
                 packed = _transport.pack(item.header, item.raws, None)
@@ -541,12 +533,10 @@ class _Worker:
                 return
             result: _transport.Packed = reply[1]
             try:
-                if result.warm and warm_out is not None:
-                    lent = True
-                    give_back = functools.partial(self._spare.append, warm_out)
-                    outcome = _transport.unpack(result, release=give_back)
-                else:
+                if result.segment is None:
                     outcome = _transport.unpack(result)
+                else:  # out of the warm segment before the next job writes it
+                    outcome = await asyncio.to_thread(_transport.unpack, result, copy=result.warm)
             except Exception as exc:  # e.g. an exception class that cannot be rebuilt here
                 self.failed += 1
                 _settle(item.future, error=exc)
@@ -564,27 +554,13 @@ class _Worker:
             for name in (inbound, outbound):
                 if name is not None:
                     _transport.forget(name)
-            if warm_out is not None and not lent:
-                self._spare.append(warm_out)
 
-    def _warm(self) -> str:
-        """This worker's warm segment for its jobs, named on first use; it outlives the
-        worker's processes and is removed when the worker closes."""
-        if self._warm_in is None:
-            self._warm_in = _transport.new_name("wi")
-        return self._warm_in
-
-    def _lend(self) -> str | None:
-        """A warm segment for the next result: a spare one, a new one while the worker has
-        fewer than :data:`RESULT_SEGMENTS`, else None (the result takes a segment of its
-        own). A result's arrays hold theirs until the last of them goes (e.g. once its
-        answer is written to the client), whichever thread drops it."""
-        with contextlib.suppress(IndexError):
-            return self._spare.pop()
-        if len(self._results) < RESULT_SEGMENTS:
-            self._results.append(_transport.new_name("wo"))
-            return self._results[-1]
-        return None
+    def _warm(self) -> tuple[str, str]:
+        """This worker's warm segments (its jobs', its results'), named on first use; they
+        outlive its processes and are removed when the worker closes."""
+        if self._warm_names is None:
+            self._warm_names = (_transport.new_name("wi"), _transport.new_name("wo"))
+        return self._warm_names
 
     def _fail(self, item: _Item, reason: str) -> None:
         _settle(
@@ -635,10 +611,10 @@ class _Worker:
                 await self._task
         if self._child is not None:
             await self._child.stop()
-        for name in (self._warm_in, *self._results):
-            if name is not None:
-                _transport.forget(name)  # a result still lent keeps its mapping, not its name
-        self._warm_in, self._results, self._spare = None, [], []
+        if self._warm_names is not None:
+            for name in self._warm_names:
+                _transport.forget(name)
+            self._warm_names = None
         self._notify_if_idle()
 
 
