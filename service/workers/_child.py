@@ -145,10 +145,13 @@ def _reply(outcome: tuple[Any, ...], message: JobMessage) -> bytes:
         what = type(outcome[1]).__name__
         error = Internal(f"the job's {kind} ({what}) cannot be sent back: {exc}"[:500])
         header, raws = _transport.dump(("error", error, "".join(traceback.format_exception(exc))))
-    if message.warm_result is not None and _transport.fits_warm(header, raws):
-        packed = _transport.pack(header, raws, message.warm_result, warm=True)
-    else:
-        packed = _transport.pack(header, raws, message.result)
+    try:
+        if message.warm_result is not None and _transport.fits_warm(header, raws):
+            packed = _transport.pack(header, raws, message.warm_result, warm=True)
+        else:
+            packed = _transport.pack(header, raws, message.result)
+    except _transport.NoRoomError:  # through the pipe: slower, but answered
+        packed = _transport.pack(header, raws, None)
     return pickle.dumps(("done", packed), protocol=5)
 
 

@@ -40,6 +40,7 @@ import numpy as np
 __all__ = [
     "INLINE_BYTES",
     "WARM_BYTES",
+    "NoRoomError",
     "Packed",
     "dump",
     "fits_warm",
@@ -59,6 +60,11 @@ _ALIGN = 64
 _RTYPE = "shared_memory"
 _counter = itertools.count()
 _token = secrets.token_hex(4)
+
+
+class NoRoomError(Exception):
+    """``/dev/shm`` has no room for a payload: it was not written (a write to a page the
+    kernel cannot give would have killed the process with SIGBUS)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ def _warm(name: str) -> mmap.mmap:
 
 def unmap(name: str) -> None:
     """Drop this process's mapping of the warm segment ``name``, if it has one."""
+    _RESERVED.pop(name, None)
     memory = _WARM.pop(name, None)
     if memory is not None:
         with contextlib.suppress(BufferError):  # a view still exported: the GC unmaps it
@@ -141,7 +148,7 @@ def pack(
 ) -> Packed:
     """Inline when small (or without a ``segment`` name), else copied once into ``segment``:
     a new one, or with ``warm`` the warm segment of that name (the payload must fit
-    :data:`WARM_BYTES`)."""
+    :data:`WARM_BYTES`). :class:`NoRoomError` when ``/dev/shm`` cannot hold it."""
     if segment is None or size_of(header, raws) <= INLINE_BYTES:
         return Packed(header, tuple(bytearray(raw) for raw in raws))
     spans = []
@@ -153,6 +160,15 @@ def pack(
         raise ValueError(f"{offset} bytes do not fit a warm segment of {WARM_BYTES}")
     memory = _warm(segment) if warm else _map(segment, create=max(offset, 1))
     try:
+        _reserve(segment, offset, keep=warm)
+    except OSError as exc:  # /dev/shm is full (a container's is 64 MiB by default)
+        if not warm:
+            memory.close()
+        raise NoRoomError(
+            f"/dev/shm has no room for {offset} bytes ({exc.strerror}); give the server "
+            "more shared memory (a container's --shm-size)"
+        ) from None
+    try:
         target = np.frombuffer(memory, dtype=np.uint8)
         target[0 : len(header)] = np.frombuffer(header, dtype=np.uint8)
         for (start, length), raw in zip(spans[1:], raws, strict=True):
@@ -162,6 +178,26 @@ def pack(
         if not warm:
             memory.close()
     return Packed(b"", (), segment, tuple(spans), warm)
+
+
+_RESERVED: dict[str, int] = {}
+"""The bytes of each warm segment given pages by this process (they stay until it goes)."""
+
+
+def _reserve(name: str, size: int, *, keep: bool) -> None:
+    """Give pages to the first ``size`` bytes of the segment ``name`` before they are
+    written: a write to a page that a full ``/dev/shm`` cannot give kills the process with
+    SIGBUS, where ``posix_fallocate`` raises OSError (ENOSPC). ``keep``: remember the size
+    (a warm segment; the walk over pages already there costs ~1 ms per 32 MiB)."""
+    if keep and _RESERVED.get(name, 0) >= size:
+        return
+    fd = cast(int, _posixshmem.shm_open(name, os.O_RDWR, mode=0o600))
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+    if keep:
+        _RESERVED[name] = size
 
 
 def unpack(packed: Packed, *, copy: bool = False) -> Any:

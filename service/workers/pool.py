@@ -505,15 +505,21 @@ class _Worker:
         outbound = _transport.new_name("o")
         warm_in, warm_out = self._warm()
         try:
-            if _transport.size_of(item.header, item.raws) <= _transport.INLINE_BYTES:
-                packed = _transport.pack(item.header, item.raws, None)
-            elif _transport.fits_warm(item.header, item.raws):
-                packed = await asyncio.to_thread(
-                    _transport.pack, item.header, item.raws, warm_in, warm=True
-                )
-            else:
-                inbound = _transport.new_name("i")
-                packed = await asyncio.to_thread(_transport.pack, item.header, item.raws, inbound)
+            try:
+                if _transport.size_of(item.header, item.raws) <= _transport.INLINE_BYTES:
+                    packed = _transport.pack(item.header, item.raws, None)
+                elif _transport.fits_warm(item.header, item.raws):
+                    packed = await asyncio.to_thread(
+                        _transport.pack, item.header, item.raws, warm_in, warm=True
+                    )
+                else:
+                    inbound = _transport.new_name("i")
+                    packed = await asyncio.to_thread(
+                        _transport.pack, item.header, item.raws, inbound
+                    )
+            except _transport.NoRoomError as exc:  # sent on the loop: never a large job inline
+                _settle(item.future, error=ResourceExhausted(f"the request's tensors: {exc}"))
+                return
             item.raws = []
             if item.future.done():  # its caller gave up meanwhile
                 return

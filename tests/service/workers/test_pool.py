@@ -9,6 +9,7 @@ under test.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import multiprocessing
 import os
@@ -33,7 +34,7 @@ from lossserve.core.errors import (
     Unavailable,
 )
 from lossserve.core.types import LossRequest
-from lossserve.workers import WorkerPool, WorkerStats, default_devices
+from lossserve.workers import WorkerPool, WorkerStats, _child, _transport, default_devices
 from lossserve.workers._transport import INLINE_BYTES
 from lossserve.workers.pool import _Child
 
@@ -573,6 +574,48 @@ def test_large_arrays_reach_the_worker_in_shared_memory_without_a_copy() -> None
             # only the worker's two warm segments are left while it runs
             assert sorted(segments()) == warm_segments() and len(warm_segments()) == 2
         assert segments() == []
+
+    run_async(body())
+
+
+def _no_room(fd: int, offset: int, length: int) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_payload_dev_shm_cannot_hold_is_refused_before_it_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write to a page that a full /dev/shm cannot give kills the writer with SIGBUS (a
+    container's /dev/shm is 64 MiB by default): pages are taken first, and a payload
+    without them is not written. A worker then answers through its pipe; the parent, which
+    sends jobs on its loop, refuses the request with RESOURCE_EXHAUSTED naming /dev/shm."""
+    header, raws = _transport.dump(np.arange(1024 * 1024, dtype=np.float32))
+    name = _transport.new_name("t")
+    monkeypatch.setattr(_transport.os, "posix_fallocate", _no_room)
+    try:
+        with pytest.raises(_transport.NoRoomError, match=r"/dev/shm has no room"):
+            _transport.pack(header, raws, name)
+        with pytest.raises(_transport.NoRoomError):
+            _transport.pack(header, raws, name + "w", warm=True)
+        reply = pickle.loads(
+            _child._reply(
+                ("ok", np.ones(1024 * 1024)),
+                _child.JobMessage(_transport.pack(b"", [], None), name + "r", name + "wr"),
+            )
+        )
+        assert reply[0] == "done" and reply[1].segment is None  # inline, through the pipe
+        assert np.array_equal(_transport.unpack(reply[1])[1], np.ones(1024 * 1024))
+    finally:
+        for suffix in ("", "w", "r", "wr"):
+            _transport.forget(name + suffix)
+
+    async def body() -> None:
+        async with pool_of(["cpu"], queue_depth=1) as pool:
+            big = np.ones(4 * 1024 * 1024, dtype=np.float32)
+            with pytest.raises(ResourceExhausted, match=r"/dev/shm has no room"):
+                await pool.run(functools.partial(jobs.inspect, big))
+            assert await pool.run(functools.partial(jobs.echo, 7)) == 7  # the worker is fine
+            assert [name for name in segments() if not name.endswith(("wi", "wo"))] == []
 
     run_async(body())
 
