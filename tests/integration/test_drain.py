@@ -248,7 +248,10 @@ def test_inferences_waiting_past_the_grace_period_answer_unavailable(
     """A slow model's run holds its batcher for seconds: at the grace period the predict
     (REST) and ModelInfer (gRPC) waiting behind it answer a retryable status, not a reset."""
     grace = 1
-    write_model(tmp_path, "slow", hidden=1024, batching=BatchingConfig(max_batch_size=64))
+    # 30 000 rows through four 2048-wide layers: about 7 s on one thread of this 2-core machine.
+    # (20 000 rows at width 1024 took 1.2 s here, and on a faster CI machine it ended inside
+    # the grace period, so the requests behind it were answered 200.)
+    write_model(tmp_path, "slow", hidden=2048, batching=BatchingConfig(max_batch_size=64))
     server = start(
         {"LOSSSERVE_SHUTDOWN_GRACE_S": str(grace), "LOSSSERVE_MODEL_REPOSITORY": str(tmp_path)}
     )
@@ -264,7 +267,7 @@ def test_inferences_waiting_past_the_grace_period_answer_unavailable(
     stub = oip_grpc.GRPCInferenceServiceStub(channel)
 
     url = f"http://{server.http_url}/models/slow/predict"
-    running = {"instances": rows(20000).tolist()}  # one run of several seconds
+    running = {"instances": rows(30000).tolist()}  # one run of several seconds
     with channel, ThreadPoolExecutor(3) as pool:
         first = pool.submit(httpx.post, url, json=running, timeout=60)
         _wait_until_queued(server, jobs=1, gauge=MODEL_RUNNING)  # the long run has begun
