@@ -32,7 +32,8 @@ class Settings(BaseSettings):
         64 * 1024 * 1024,
         gt=0,
         description="Largest request body, checked from Content-Length before it is read, and "
-        "counted as a chunked or compressed body streams in (once inflated).",
+        "counted as a chunked or compressed body streams in (once inflated); likewise the "
+        "tensors a ComputeLossChunked header declares.",
     )
     max_elements: int = Field(
         16 * 1024 * 1024, gt=0, description="Largest number of elements in one tensor."

@@ -410,8 +410,10 @@ class LossServicer(pb_grpc.LossServiceServicer):
         context: grpc.aio.ServicerContext[pb.ComputeLossRequestChunk, pb.ComputeLossResponseChunk],
     ) -> AsyncIterator[pb.ComputeLossResponseChunk]:
         limit = self._settings.grpc_max_message_bytes
+        # A whole streamed request is bounded as a REST body is; the message limit bounds
+        # each chunk (grpcio enforces it) and the answer's chunks.
         assembler = convert.ComputeRequestAssembler(
-            max_elements=self._settings.max_elements, max_bytes=limit
+            max_elements=self._settings.max_elements, max_bytes=self._settings.max_body_bytes
         )
         ticket = _ticket()
         async for chunk in request_iterator:

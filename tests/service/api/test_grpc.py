@@ -946,14 +946,16 @@ def test_compute_loss_chunked_equals_unary_and_losses_derivatives_above_4_mib() 
 
 
 def test_compute_loss_chunked_works_with_default_channel_limits() -> None:
-    """Chunks stay under gRPC's 4 MiB default: no raised limits needed on either side."""
+    """Chunks stay under gRPC's 4 MiB default: no raised limits needed on either side. The
+    whole request may pass the server's message limit: it is bounded as a REST body is."""
     request = _big_request()
+    assert request.logits.nbytes > 4 * MiB
 
     async def scenario(stub: Any, channel: Any, state: ServiceState, port: int) -> LossResult:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
             return await compute_loss_async(STUB(plain), request)
 
-    result = with_port(scenario, grpc_max_message_bytes=64 * MiB)
+    result = with_port(scenario, grpc_max_message_bytes=4 * MiB)
     assert result.grad is not None and result.grad.shape == request.logits.shape
 
 
@@ -1151,9 +1153,7 @@ def test_chunked_error_mid_stream_ends_the_call_before_the_client_finishes() -> 
 
 def test_chunked_shapes_over_the_limits_are_resource_exhausted() -> None:
     huge = pb.Tensor(shape=[1 << 20, 64], dtype="float32")  # 256 MiB declared, never sent
-    error, _ = _chunked_call(
-        [_header(logits=huge)], grpc_max_message_bytes=64 * MiB, max_elements=1 << 27
-    )
+    error, _ = _chunked_call([_header(logits=huge)], max_body_bytes=64 * MiB, max_elements=1 << 27)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.details() == (
         f"header: expected tensors of at most {64 * MiB} bytes in all, "
