@@ -22,7 +22,8 @@ SERVICE_ENV: dict[str, str] = {
     "LOSSSERVE_FRONTENDS": "1",  # one process: its /metrics and stats are the server's
     "OMP_NUM_THREADS": "1",
 }
-"""The environment of a served replica: one frontend, one CPU worker, one torch thread."""
+"""The environment of a served replica: one frontend, one CPU worker; one torch thread in the
+frontend (the worker takes ``LOSSSERVE_WORKER_THREADS``, by default its CPUs)."""
 
 
 def junit_cases(path: Path) -> dict[str, str]:
