@@ -348,7 +348,8 @@ def test_poll_follows_the_repository_folder(repository: Path) -> None:
         broken = write_model(repository.parent / "elsewhere", "tiny", 4, seed=7)
         (broken / "card.json").write_text("{}")
         broken.rename(repository / "tiny" / "4")  # at once, as a trained version arrives
-        await asyncio.sleep(0.5)  # ten polls: one failed load, not retried without a change
+        await _eventually(lambda: bool(opened))  # the poll found it and tried it
+        await asyncio.sleep(0.5)  # ten polls more: one failed load, not retried without a change
         assert opened == ["tiny"]
         assert models.model("tiny").version == 3
         write_model(repository, "tiny", 5, seed=8)
