@@ -78,7 +78,9 @@ def mixed_load(
 ) -> Outcome:
     """:data:`CALLS` calls from :data:`CLIENTS` threads to nginx at ``http_url`` (with the
     scheme) and ``grpc_url`` (host:port); ``model_dir`` is tiny's version folder (for the
-    reference answers). ``at_one_third`` runs once, when a third of the calls are done."""
+    reference answers). ``at_one_third`` runs once, when a third of the calls are done; the
+    last third wait until it has returned, so that however fast the machine, calls meet the
+    deployment it changed."""
     features = rows(3, seed=4)
     expected = reference(model_dir, features)
     labels = ["cat", "dog", "bird"]
@@ -146,10 +148,12 @@ def mixed_load(
         calls = [*kinds, grpc_infer] * (CALLS // 5)  # the kinds interleaved
         failures: list[str] = []
         done = 0
-        third = threading.Event()
+        third, changed = threading.Event(), threading.Event()
 
-        def run(call: Callable[[], None]) -> None:
+        def run(call: Callable[[], None], last_third: bool) -> None:
             nonlocal done
+            if last_third:
+                changed.wait(timeout=120)
             try:
                 call()
             except Exception as exc:  # every failure is collected, none stops the load
@@ -161,10 +165,13 @@ def mixed_load(
                     third.set()
 
         with clients, ThreadPoolExecutor(CLIENTS) as pool:
-            for call in calls:
-                pool.submit(run, call)
+            for index, call in enumerate(calls):
+                pool.submit(run, call, index >= 2 * len(calls) // 3)
             assert third.wait(timeout=60), "the load stalled"
             with lock:
                 interrupted_at = done  # before the hook, which takes its time
-            at_one_third()
+            try:
+                at_one_third()
+            finally:
+                changed.set()
     return Outcome(failures, len(calls), interrupted_at, http_retries)
