@@ -19,12 +19,23 @@ ID, metrics and debug log line (:mod:`.http`).
 
 The connection's timer bounds the wait for a request's head, then for each piece of a body
 read here (``body_timeout_s``): a client that stalls gets a 408 and the connection closes.
+A second one bounds the wait for the client to read its answer, as nginx's
+``send_timeout`` does: once the socket's buffers are full (the transport pauses writing),
+the client must take some of the answer every ``body_timeout_s`` seconds, or the connection
+is reset and the answer's bytes freed. Without it, a client that asks for a large answer
+and never reads it holds those bytes for as long as it keeps the connection open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import re
+import socket
+import struct
+import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +62,9 @@ __all__ = ["WHOLE_MAX_BYTES", "WholeBody", "WholeRoute", "http_protocol"]
 WHOLE_MAX_BYTES = 64 * 1024
 """The largest body read by the protocol itself (about 250 rows of 64 float32 features,
 with the binary extension); larger ones stream through the ASGI app."""
+
+_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: closing the socket resets the connection and drops what it holds."""
 
 WholeBody = Callable[[bytes, "str | None", dict[str, str]], Awaitable[Response]]
 """A route's answer to a body read whole: ``(body, the Inference-Header-Content-Length
@@ -146,6 +160,49 @@ def http_protocol(
                 )
                 self.transport.close()
 
+        # -- the answer's reader: while writing is paused, some of what waits must leave
+        # within each timeout
+        _sending: Deadline
+        _unsent = 0
+        """What waited in the transport's buffer when the clock was last set."""
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._unsent = self._unsent_bytes()
+            self._sending.arm(self._send_stalled)
+
+        def _unsent_bytes(self) -> int:
+            """The answer's bytes not yet taken by the client: the transport's buffer, and
+            the socket's send queue (the kernel refills it only once half of it left, so
+            the transport's buffer alone shows a slow reader no progress for long)."""
+            queued = 0
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    packed = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+                    queued = int.from_bytes(packed, sys.byteorder, signed=True)
+            return self.transport.get_write_buffer_size() + queued
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._sending.disarm()
+
+        def _send_stalled(self) -> None:
+            unsent = self._unsent_bytes()
+            if unsent < self._unsent:  # the client read some: it has another timeout
+                self._unsent = unsent
+                self._sending.arm(self._send_stalled)
+                return
+            log.info(
+                "client read none of its answer for the body timeout; connection reset",
+                extra={"unsent_bytes": unsent, "timeout_s": timeout},
+            )
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:  # a reset (RST) frees the socket's send queue too
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            self.transport.abort()
+
         def _body_timed_out(self) -> None:
             whole = self._reading
             if whole is None:  # pragma: no cover - the timer is disarmed with the read
@@ -163,6 +220,7 @@ def http_protocol(
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._deadline = Deadline(self.loop, timeout)
+            self._sending = Deadline(self.loop, timeout)
             self._arm(self._head_timed_out)
 
         def on_message_begin(self) -> None:
@@ -200,6 +258,7 @@ def http_protocol(
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._deadline.close()
+            self._sending.close()
             whole = self._reading
             if whole is not None:  # gone in the middle of the body: nobody answers it
                 self._reading = None

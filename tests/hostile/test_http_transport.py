@@ -5,6 +5,7 @@ and rejected requests that would grow ``/metrics`` without bound.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from ._harness import (
     BODY_TIMEOUT_S,
     CLIENT_TIMEOUT_S,
     DEADLINE_S,
+    DEFAULTS,
     FEATURES,
     HEADER_LENGTH,
     MAX_BODY,
@@ -25,6 +27,7 @@ from ._harness import (
     Harness,
     RawReply,
     b64,
+    binary_body,
     chunked,
     log_problems,
     raw_http,
@@ -44,6 +47,7 @@ POST_ROUTES = [
     "/v2/repository/index",
 ]
 JSON = {"Content-Type": "application/json"}
+INFLIGHT = DEFAULTS.max_inflight_bytes
 
 
 @pytest.mark.parametrize("path", POST_ROUTES)
@@ -302,3 +306,140 @@ def test_http_client_helper_is_sane(hostile: Harness) -> None:
     assert reply.status == 404 or reply.status == 400, reply.describe()
     with httpx.Client(base_url=f"http://127.0.0.1:{hostile.port}") as client:
         assert client.get("/v2/health/live").status_code == 200
+
+
+def _unread_answer(port: int, head: bytes, body: bytes, wait: float) -> tuple[int, int, bool]:
+    """Send a request, read none of the answer for ``wait`` s, then all the server still
+    sends: (bytes of the answer declared, bytes read, whether the connection was reset
+    rather than closed)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little room on this side
+    sock.settimeout(CLIENT_TIMEOUT_S)
+    sock.connect(("127.0.0.1", port))
+    try:
+        sock.sendall(head + body)
+        time.sleep(wait)
+        data, reset = b"", False
+        while True:
+            try:
+                chunk = sock.recv(1 << 20)
+            except ConnectionResetError:
+                reset = True
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    top = data.partition(b"\r\n\r\n")[0]
+    declared = 0
+    for line in top.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            declared = len(top) + 4 + int(value)
+    return declared, len(data), reset
+
+
+def _gradient_request(rows: int) -> tuple[bytes, bytes]:
+    """The head and binary body of a /loss request whose answer is a rows x 128 float32
+    gradient."""
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(rows, 128)).astype(np.float32)
+    targets = rng.integers(0, 128, rows).astype(np.int64)
+    header = {
+        "loss": "focal",
+        "return_grad": True,
+        "logits": {"shape": [rows, 128], "dtype": "float32", "binary_data_size": logits.nbytes},
+        "targets": {"shape": [rows], "dtype": "int64", "binary_data_size": targets.nbytes},
+    }
+    body, headers = binary_body(header, logits.tobytes(), targets.tobytes())
+    return request_head("/loss", {**headers, "Content-Length": str(len(body))}), body
+
+
+def _binary_headers(head: bytes) -> dict[str, str]:
+    """The headers of a request head that matter to the server (no Host, no length)."""
+    lines = head.decode().split("\r\n")[2:]
+    pairs = (line.split(": ", 1) for line in lines if line)
+    return {name: value for name, value in pairs if name != "Content-Length"}
+
+
+def test_an_answer_nobody_reads_is_dropped_after_the_body_timeout(hostile: Harness) -> None:
+    """Four clients each ask for an 8 MiB gradient and read none of it: after the body
+    timeout the server resets their connections (nginx's send_timeout), instead of holding
+    the bytes for as long as the clients keep them open; a client that reads gets it all."""
+    head, body = _gradient_request(16384)
+    offset = hostile.log_offset()
+    with ThreadPoolExecutor(4) as pool:
+        unread = [
+            pool.submit(_unread_answer, hostile.port, head, body, BODY_TIMEOUT_S + SLACK_S + 1)
+            for _ in range(4)
+        ]
+        results = [future.result() for future in unread]
+    for declared, received, reset in results:
+        assert declared > 16384 * 128 * 4, "no answer began"
+        assert reset and received < declared, (
+            f"the server kept the unread answer: {received} of {declared} bytes came after "
+            f"{BODY_TIMEOUT_S + SLACK_S + 1:g} s"
+        )
+    lines = [line for line in hostile.log_since(offset) if "read none of its answer" in line]
+    assert len(lines) == len(results), lines
+    declared, received, reset = _unread_answer(hostile.port, head, body, 0)
+    assert (received, reset) == (declared, False)
+
+
+def test_an_answer_read_slowly_is_sent_whole(hostile: Harness) -> None:
+    """A client that takes at most 256 KiB of its 4 MiB answer every 0.6 body timeouts
+    (several timeouts in all) gets all of it: the timeout bounds a wait with no progress,
+    not the answer."""
+    head, body = _gradient_request(8192)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(CLIENT_TIMEOUT_S)
+    sock.connect(("127.0.0.1", hostile.port))
+    start = time.monotonic()
+    data, length = b"", None
+    try:
+        sock.sendall(head + body)
+        while length is None or len(data) < length:
+            time.sleep(0.6 * BODY_TIMEOUT_S)
+            sip = len(data) + 256 * 1024
+            while len(data) < min(sip, length or sip):
+                chunk = sock.recv(sip - len(data))
+                assert chunk, f"the server closed the connection after {len(data)} bytes"
+                data += chunk
+            top, sep, _ = data.partition(b"\r\n\r\n")
+            if sep and length is None:
+                declared = [v for k, _, v in (x.partition(b":") for x in top.split(b"\r\n"))
+                            if k.lower() == b"content-length"]  # fmt: skip
+                length = len(top) + len(sep) + int(declared[0])
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert time.monotonic() - start > 3 * BODY_TIMEOUT_S  # it did wait on the client
+
+
+def test_answers_not_yet_read_count_against_the_inflight_bytes(hostile: Harness) -> None:
+    """A /loss request's bytes count against LOSSSERVE_MAX_INFLIGHT_BYTES until its answer
+    has left, not until it is computed: with seven 32 MiB answers unread, an eighth request
+    would pass the 256 MiB and is refused (429); once the body timeout has cut the idle
+    readers off, it is answered."""
+    head, body = _gradient_request(65536)
+    held = -(-INFLIGHT // len(body)) - 1  # the most that fit
+    socks = []
+    try:
+        for _ in range(held):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(CLIENT_TIMEOUT_S)
+            sock.connect(("127.0.0.1", hostile.port))
+            sock.sendall(head + body)
+            assert sock.recv(12) == b"HTTP/1.1 200"  # its answer has begun; no more is read
+            socks.append(sock)
+        refused = hostile.post("/loss", content=body, headers=_binary_headers(head))
+        assert refused.status == 429, refused.describe()
+        time.sleep(BODY_TIMEOUT_S + SLACK_S)
+        answered = hostile.post("/loss", content=body, headers=_binary_headers(head))
+        assert answered.status == 200, answered.describe()
+    finally:
+        for sock in socks:
+            sock.close()
