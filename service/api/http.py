@@ -52,6 +52,7 @@ __all__ = [
     "request_id_of",
     "split_body",
     "status_name",
+    "when_sent",
 ]
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -123,6 +124,10 @@ class PartsResponse(Response):
     tensor's bytes (a view of its array) are written to the socket without being joined
     into one copy with the rest (at 32 MiB each such copy costs ~15 ms of fresh pages)."""
 
+    on_sent: Callable[[], None] | None = None
+    """Called once the answer has left (all but what the socket's buffers hold: the last
+    message waits while the transport's writing is paused), or could not be sent."""
+
     def __init__(
         self, parts: Iterable[bytes | memoryview], *, headers: dict[str, str], media_type: str
     ) -> None:
@@ -131,12 +136,34 @@ class PartsResponse(Response):
         super().__init__(b"", headers={**headers, "content-length": length}, media_type=media_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        last = len(self.parts) - 1
-        for index, part in enumerate(self.parts or (memoryview(b""),)):
-            await send({"type": "http.response.body", "body": part, "more_body": index < last})
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            for part in self.parts:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            # empty: uvicorn waits for the transport to drain before it takes a message
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if self.on_sent is not None:
+                self.on_sent()
+
+
+def when_sent(response: Response, release: Callable[[], None]) -> Response:
+    """``response``, calling ``release`` once it has left (:attr:`PartsResponse.on_sent`),
+    not when the handler returns: the bytes of an answer a client is slow to read stay
+    counted (a client that reads none of it is cut off after the body timeout)."""
+    if not isinstance(response, PartsResponse):
+        parts = PartsResponse((response.body,), headers={}, media_type="")
+        parts.status_code = response.status_code
+        parts.raw_headers = response.raw_headers
+        response = parts
+    response.on_sent = release
+    return response
 
 
 PARTS_MIN_BYTES = 256 * 1024

@@ -52,6 +52,7 @@ from .http import (
     error_status,
     json_response,
     read_body,
+    when_sent,
 )
 from .http_protocol import WholeRoute
 from .oip_rest import DirectRoute, create_oip_routers
@@ -409,6 +410,7 @@ def create_app(state: ServiceState) -> _App:
     )
     async def compute_loss(request: Request) -> Response:
         document, binary = await body(request, POOL)
+        ticket = request.state.ticket
         try:
             loss_request, encoding = await by_size(
                 declared_size(request), decode_loss_request, document, binary, settings.max_elements
@@ -416,10 +418,13 @@ def create_app(state: ServiceState) -> _App:
             request.scope["lossserve.loss"] = loss_request.loss
             result = await _unless_disconnected(request, plane.compute_loss(loss_request))
             if result is None:
+                ticket.release()
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
-            return await by_size(_answer_size(result), encode_loss_result, result, encoding)
-        finally:
-            request.state.ticket.release()
+            answer = await by_size(_answer_size(result), encode_loss_result, result, encoding)
+        except BaseException:
+            ticket.release()
+            raise
+        return when_sent(answer, ticket.release)  # the ticket counts the answer until it left
 
     @app.post(
         "/class-weights",

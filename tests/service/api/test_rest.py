@@ -167,7 +167,9 @@ def test_a_large_binary_answer_is_sent_in_parts_as_one_body() -> None:
 
     asyncio.run(answer({"type": "http"}, None, send))  # type: ignore[arg-type]
     start, *body = sent
-    assert [m["more_body"] for m in body] == [True, True, False]
+    # the header, value and grad, then an empty last message (sent once the rest drained)
+    assert [m["more_body"] for m in body] == [True, True, True, False]
+    assert body[-1]["body"] == b""
     assert np.shares_memory(np.frombuffer(body[2]["body"], np.float32), grad), "copied"
     length = dict(start["headers"])[b"content-length"]
     assert int(length) == sum(len(m["body"]) for m in body)
