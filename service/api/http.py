@@ -19,7 +19,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ __all__ = [
     "binary_response",
     "declared_size",
     "disconnected",
+    "held_until_sent",
     "json_response",
     "observed",
     "read_body",
@@ -151,6 +152,17 @@ class PartsResponse(Response):
         finally:
             if self.on_sent is not None:
                 self.on_sent()
+
+
+async def held_until_sent(ticket: Ticket, answer: Awaitable[Response]) -> Response:
+    """``answer``'s response, ``ticket`` given back once it has left (:func:`when_sent`), or
+    at once when there is none."""
+    try:
+        response = await answer
+    except BaseException:
+        ticket.release()
+        raise
+    return when_sent(response, ticket.release)
 
 
 def when_sent(response: Response, release: Callable[[], None]) -> Response:

@@ -77,6 +77,7 @@ from .http import (
     binary_response,
     declared_size,
     error_status,
+    held_until_sent,
     json_response,
     read_body,
     split_body,
@@ -636,10 +637,17 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         return await by_size(answer, encode_infer_result, result, encoding)
 
     async def infer(request: Request, model_name: str, model_version: str) -> Response:
-        with plane.admit(model_lane(model_name), declared_size(request)) as ticket:
-            document, binary = await _body(request, settings, ticket)
-            size = len(binary) if binary is not None else declared_size(request)
-            return await answer_infer(document, binary, size, model_name, model_version)
+        ticket = plane.admit(model_lane(model_name), declared_size(request))
+        # the ticket counts the request until its answer has left
+        answer = read_and_infer(request, ticket, model_name, model_version)
+        return await held_until_sent(ticket, answer)
+
+    async def read_and_infer(
+        request: Request, ticket: Ticket, model_name: str, model_version: str
+    ) -> Response:
+        document, binary = await _body(request, settings, ticket)
+        size = len(binary) if binary is not None else declared_size(request)
+        return await answer_infer(document, binary, size, model_name, model_version)
 
     headers = HeaderCache()
 
@@ -771,15 +779,18 @@ def create_oip_routers(state: ServiceState) -> list[APIRouter]:
         summary="Label names after the model's learned thresholds, with every probability",
     )
     async def predict(request: Request, model_name: str) -> Response:
-        with plane.admit(model_lane(model_name), declared_size(request)) as ticket:
-            document, binary = await _body(request, settings, ticket)
-            if binary is not None:
-                raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON instances")
-            _known(document, ("instances",), "")
-            instances = document.get("instances")
-            predictions = await plane.predict(model_name, instances)
-            if len(predictions) > _MANY_ROWS:
-                return _json(await asyncio.to_thread(_predictions_json, predictions))
-            return _json(_predictions_json(predictions))
+        ticket = plane.admit(model_lane(model_name), declared_size(request))
+        return await held_until_sent(ticket, read_and_predict(request, ticket, model_name))
+
+    async def read_and_predict(request: Request, ticket: Ticket, model_name: str) -> Response:
+        document, binary = await _body(request, settings, ticket)
+        if binary is not None:
+            raise InvalidArgument(f"{HEADER_LENGTH}: not supported here; send JSON instances")
+        _known(document, ("instances",), "")
+        instances = document.get("instances")
+        predictions = await plane.predict(model_name, instances)
+        if len(predictions) > _MANY_ROWS:
+            return _json(await asyncio.to_thread(_predictions_json, predictions))
+        return _json(_predictions_json(predictions))
 
     return [v2, predict_router]

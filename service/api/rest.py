@@ -50,9 +50,9 @@ from .http import (
     binary_response,
     declared_size,
     error_status,
+    held_until_sent,
     json_response,
     read_body,
-    when_sent,
 )
 from .http_protocol import WholeRoute
 from .oip_rest import DirectRoute, create_oip_routers
@@ -410,21 +410,20 @@ def create_app(state: ServiceState) -> _App:
     )
     async def compute_loss(request: Request) -> Response:
         document, binary = await body(request, POOL)
-        ticket = request.state.ticket
-        try:
-            loss_request, encoding = await by_size(
-                declared_size(request), decode_loss_request, document, binary, settings.max_elements
-            )
-            request.scope["lossserve.loss"] = loss_request.loss
-            result = await _unless_disconnected(request, plane.compute_loss(loss_request))
-            if result is None:
-                ticket.release()
-                return Response(status_code=CLIENT_CLOSED_REQUEST)
-            answer = await by_size(_answer_size(result), encode_loss_result, result, encoding)
-        except BaseException:
-            ticket.release()
-            raise
-        return when_sent(answer, ticket.release)  # the ticket counts the answer until it left
+        # the ticket counts the request until its answer has left
+        return await held_until_sent(request.state.ticket, loss_answer(request, document, binary))
+
+    async def loss_answer(
+        request: Request, document: dict[str, Any], binary: BinaryReader | None
+    ) -> Response:
+        loss_request, encoding = await by_size(
+            declared_size(request), decode_loss_request, document, binary, settings.max_elements
+        )
+        request.scope["lossserve.loss"] = loss_request.loss
+        result = await _unless_disconnected(request, plane.compute_loss(loss_request))
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        return await by_size(_answer_size(result), encode_loss_result, result, encoding)
 
     @app.post(
         "/class-weights",
