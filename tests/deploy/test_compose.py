@@ -55,6 +55,11 @@ def test_the_image_runs_unprivileged_on_a_read_only_root(deployment: Deployment)
         # nothing to write but /tmp (in memory), not even the user's own home
         assert deployment.status("podman", "exec", replica, "touch", "/home/lossserve/x") != 0
         assert deployment.status("podman", "exec", replica, "touch", "/tmp/x") == 0
+        # tensors go between the replica's processes through /dev/shm: room for the largest
+        # body (64 MiB) in and its gradient and Hessian out, past the runtime's 64 MiB
+        statvfs = "import os; s = os.statvfs('/dev/shm'); print(s.f_blocks * s.f_frsize)"
+        shm = deployment.run("podman", "exec", replica, "python", "-c", statvfs)
+        assert int(shm) >= 3 * 64 * 2**20, f"/dev/shm holds {int(shm) / 2**20:.0f} MiB"
 
 
 def test_health_checks_turn_healthy(deployment: Deployment) -> None:
