@@ -115,7 +115,8 @@ export interface TensorChunk {
  * bytes to one of the header's tensors; chunks of different tensors may come in any order.
  * When the client half-closes, every tensor must hold exactly product(shape) * itemsize
  * bytes, else INVALID_ARGUMENT names the tensor. The tensors' declared bytes, together,
- * may not exceed the server's message limit (RESOURCE_EXHAUSTED otherwise).
+ * may not exceed the server's body limit, LOSSSERVE_MAX_BODY_BYTES, as a REST body's
+ * (RESOURCE_EXHAUSTED otherwise).
  */
 export interface ComputeLossRequestChunk {
   header?: ComputeLossRequest | undefined;
