@@ -149,7 +149,13 @@ def _http_protocol(settings: Settings, app: Any, metrics: Any) -> Any:
         return "h11"
     from .api.http_protocol import http_protocol
 
-    return http_protocol(settings.body_timeout_s, app.whole, metrics, settings.max_body_bytes)
+    return http_protocol(
+        settings.body_timeout_s,
+        app.whole,
+        metrics,
+        settings.max_body_bytes,
+        send_timeout=settings.send_timeout_s,
+    )
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

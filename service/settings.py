@@ -75,8 +75,14 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         description="Longest wait for the next piece of a request body (REST) or stream "
-        "message (gRPC streams) before the request is refused; and for a REST client to take "
-        "more of an answer that fills the socket's buffers, before its connection is reset.",
+        "message (gRPC streams) before the request is refused.",
+    )
+    send_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait for a REST client to take more of an answer that fills the "
+        "socket's buffers (nginx's send_timeout) before its connection is reset; meanwhile "
+        "the answer counts against max_inflight_bytes.",
     )
     queue_depth: int = Field(8, ge=1, description="Requests waiting per worker before 429.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of each request.")

@@ -155,13 +155,14 @@ class PartsResponse(Response):
 
 
 async def held_until_sent(ticket: Ticket, answer: Awaitable[Response]) -> Response:
-    """``answer``'s response, ``ticket`` given back once it has left (:func:`when_sent`), or
-    at once when there is none."""
+    """``answer``'s response; ``ticket``'s place in its lane is given back once it is ready,
+    its bytes once it has left (:func:`when_sent`), or both at once when there is none."""
     try:
         response = await answer
     except BaseException:
         ticket.release()
         raise
+    ticket.leave_lane()
     return when_sent(response, ticket.release)
 
 

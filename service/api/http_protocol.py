@@ -21,9 +21,12 @@ The connection's timer bounds the wait for a request's head, then for each piece
 read here (``body_timeout_s``): a client that stalls gets a 408 and the connection closes.
 A second one bounds the wait for the client to read its answer, as nginx's
 ``send_timeout`` does: once the socket's buffers are full (the transport pauses writing),
-the client must take some of the answer every ``body_timeout_s`` seconds, or the connection
+the client must take some of the answer every ``send_timeout_s`` seconds, or the connection
 is reset and the answer's bytes freed. Without it, a client that asks for a large answer
-and never reads it holds those bytes for as long as it keeps the connection open.
+and never reads it holds those bytes for as long as it keeps the connection open. The
+server sees a client's reads only as its receive window opens, which the client's kernel
+does in steps of up to half its buffer: a slow reader shows progress seldom, hence a
+timeout of a minute by default, not the body's.
 """
 
 from __future__ import annotations
@@ -128,10 +131,14 @@ class _Whole:
 
 
 def http_protocol(
-    timeout: float, routes: Sequence[WholeRoute], metrics: Metrics, max_body_bytes: int
+    timeout: float,
+    routes: Sequence[WholeRoute],
+    metrics: Metrics,
+    max_body_bytes: int,
+    send_timeout: float = 60.0,
 ) -> type[Any]:
-    """uvicorn's httptools protocol class with the head timeout and ``routes`` read whole
-    (see the module)."""
+    """uvicorn's httptools protocol class with the head timeout, the send timeout and
+    ``routes`` read whole (see the module)."""
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
     limit = min(WHOLE_MAX_BYTES, max_body_bytes)
@@ -194,8 +201,8 @@ def http_protocol(
                 self._sending.arm(self._send_stalled)
                 return
             log.info(
-                "client read none of its answer for the body timeout; connection reset",
-                extra={"unsent_bytes": unsent, "timeout_s": timeout},
+                "client read none of its answer for the send timeout; connection reset",
+                extra={"unsent_bytes": unsent, "timeout_s": send_timeout},
             )
             sock = self.transport.get_extra_info("socket")
             if sock is not None:  # a reset (RST) frees the socket's send queue too
@@ -220,7 +227,9 @@ def http_protocol(
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._deadline = Deadline(self.loop, timeout)
-            self._sending = Deadline(self.loop, timeout)
+            self._sending = Deadline(self.loop, send_timeout)
+            # the connection's ASGI cycles: the running one and those pipelined after it
+            self._answering: list[Any] = []
             self._arm(self._head_timed_out)
 
         def on_message_begin(self) -> None:
@@ -232,6 +241,10 @@ def http_protocol(
             whole = self._whole()
             if whole is None:
                 super().on_headers_complete()
+                # uvicorn's ``cycle`` is now this request's, though the one before it may
+                # still be answering (pipelining): keep both, to tell them of a disconnect
+                self._answering = [c for c in self._answering if not c.response_complete]
+                self._answering.append(self.cycle)
                 return
             self._reading = whole
             self.cycle = whole  # type: ignore[assignment]
@@ -267,6 +280,9 @@ def http_protocol(
             if isinstance(self.cycle, _Whole):
                 self.cycle.disconnected = True
                 self.cycle = None  # uvicorn's reads an ASGI cycle
+            for cycle in self._answering:  # uvicorn tells only the last one
+                if not cycle.response_complete:
+                    cycle.disconnected = True
             super().connection_lost(exc)
 
         # -- requests read here

@@ -22,15 +22,23 @@ __all__ = ["Admission", "Ticket"]
 
 class Ticket:
     """One admitted request's hold on its lane and its bytes; :meth:`release` gives both back
-    (also on ``with`` exit; releasing twice does nothing)."""
+    (also on ``with`` exit; releasing twice does nothing). :meth:`leave_lane` gives back the
+    place in the lane alone, once the request's work is done and its answer is still being
+    sent: a client slow to read its answer holds bytes, not a worker's queue."""
 
-    __slots__ = ("_admission", "_lane", "_released", "size")
+    __slots__ = ("_admission", "_in_lane", "_lane", "_released", "size")
 
     def __init__(self, admission: Admission, lane: str, size: int) -> None:
         self._admission = admission
         self._lane = lane
         self.size = size
         self._released = False
+        self._in_lane = True
+
+    def leave_lane(self) -> None:
+        if self._in_lane:
+            self._in_lane = False
+            self._admission._leave(self._lane)
 
     def grow(self, size: int) -> None:
         """Count ``size`` bytes more of the body (a chunk that arrived, or an inflated one)."""
@@ -40,7 +48,8 @@ class Ticket:
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._admission._release(self._lane, self.size)
+            self.leave_lane()
+            self._admission.inflight_bytes -= self.size
 
     def __enter__(self) -> Ticket:
         return self
@@ -94,8 +103,7 @@ class Admission:
             )
         self.inflight_bytes += size
 
-    def _release(self, lane: str, size: int) -> None:
-        self.inflight_bytes -= size
+    def _leave(self, lane: str) -> None:
         held = self._held.get(lane, 0) - 1
         if held > 0:
             self._held[lane] = held

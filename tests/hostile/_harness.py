@@ -52,6 +52,10 @@ DEADLINE_S = 5.0
 BODY_TIMEOUT_S = 2.0
 """The server's ``LOSSSERVE_BODY_TIMEOUT_S``: the longest wait for the next piece of a body
 or stream message (short, so that the stalled-client cases take little time)."""
+SEND_TIMEOUT_S = 2.0
+"""The server's ``LOSSSERVE_SEND_TIMEOUT_S``: the longest wait for a client to take more of
+an answer that fills the socket's buffers (short, so that the unread-answer cases take
+little time)."""
 SLACK_S = 2.0
 """What an answer may take beyond the deadline: moving a large body over loopback, and
 scheduling on a 2-core machine."""
@@ -78,6 +82,7 @@ SERVER_ENV = {
     "LOSSSERVE_ADMIN_TOKEN": "",  # empty: the repository API must not accept an empty token
     "LOSSSERVE_ALLOW_SHARED_MEMORY": "true",  # its routes and parameters attacked too
     "LOSSSERVE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+    "LOSSSERVE_SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
     "LOSSSERVE_SHUTDOWN_GRACE_S": "2",
     "LOSSSERVE_LOG_LEVEL": "INFO",
 }

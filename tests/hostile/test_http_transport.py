@@ -5,6 +5,7 @@ and rejected requests that would grow ``/metrics`` without bound.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from ._harness import (
     FEATURES,
     HEADER_LENGTH,
     MAX_BODY,
+    SEND_TIMEOUT_S,
     SLACK_S,
     Harness,
     RawReply,
@@ -363,7 +365,7 @@ def _binary_headers(head: bytes) -> dict[str, str]:
     return {name: value for name, value in pairs if name != "Content-Length"}
 
 
-def test_an_answer_nobody_reads_is_dropped_after_the_body_timeout(hostile: Harness) -> None:
+def test_an_answer_nobody_reads_is_dropped_after_the_send_timeout(hostile: Harness) -> None:
     """Four clients each ask for an 8 MiB gradient and read none of it: after the body
     timeout the server resets their connections (nginx's send_timeout), instead of holding
     the bytes for as long as the clients keep them open; a client that reads gets it all."""
@@ -371,7 +373,7 @@ def test_an_answer_nobody_reads_is_dropped_after_the_body_timeout(hostile: Harne
     offset = hostile.log_offset()
     with ThreadPoolExecutor(4) as pool:
         unread = [
-            pool.submit(_unread_answer, hostile.port, head, body, BODY_TIMEOUT_S + SLACK_S + 1)
+            pool.submit(_unread_answer, hostile.port, head, body, SEND_TIMEOUT_S + SLACK_S + 1)
             for _ in range(4)
         ]
         results = [future.result() for future in unread]
@@ -379,7 +381,7 @@ def test_an_answer_nobody_reads_is_dropped_after_the_body_timeout(hostile: Harne
         assert declared > 16384 * 128 * 4, "no answer began"
         assert reset and received < declared, (
             f"the server kept the unread answer: {received} of {declared} bytes came after "
-            f"{BODY_TIMEOUT_S + SLACK_S + 1:g} s"
+            f"{SEND_TIMEOUT_S + SLACK_S + 1:g} s"
         )
     lines = [line for line in hostile.log_since(offset) if "read none of its answer" in line]
     assert len(lines) == len(results), lines
@@ -388,7 +390,7 @@ def test_an_answer_nobody_reads_is_dropped_after_the_body_timeout(hostile: Harne
 
 
 def test_an_answer_read_slowly_is_sent_whole(hostile: Harness) -> None:
-    """A client that takes at most 256 KiB of its 4 MiB answer every 0.6 body timeouts
+    """A client that takes at most 256 KiB of its 4 MiB answer every 0.6 send timeouts
     (several timeouts in all) gets all of it: the timeout bounds a wait with no progress,
     not the answer."""
     head, body = _gradient_request(8192)
@@ -401,7 +403,7 @@ def test_an_answer_read_slowly_is_sent_whole(hostile: Harness) -> None:
     try:
         sock.sendall(head + body)
         while length is None or len(data) < length:
-            time.sleep(0.6 * BODY_TIMEOUT_S)
+            time.sleep(0.6 * SEND_TIMEOUT_S)
             sip = len(data) + 256 * 1024
             while len(data) < min(sip, length or sip):
                 chunk = sock.recv(sip - len(data))
@@ -415,13 +417,13 @@ def test_an_answer_read_slowly_is_sent_whole(hostile: Harness) -> None:
     finally:
         sock.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
-    assert time.monotonic() - start > 3 * BODY_TIMEOUT_S  # it did wait on the client
+    assert time.monotonic() - start > 3 * SEND_TIMEOUT_S  # it did wait on the client
 
 
 def test_answers_not_yet_read_count_against_the_inflight_bytes(hostile: Harness) -> None:
     """A /loss request's bytes count against LOSSSERVE_MAX_INFLIGHT_BYTES until its answer
     has left, not until it is computed: with seven 32 MiB answers unread, an eighth request
-    would pass the 256 MiB and is refused (429); once the body timeout has cut the idle
+    would pass the 256 MiB and is refused (429); once the send timeout has cut the idle
     readers off, it is answered."""
     head, body = _gradient_request(65536)
     held = -(-INFLIGHT // len(body)) - 1  # the most that fit
@@ -437,9 +439,58 @@ def test_answers_not_yet_read_count_against_the_inflight_bytes(hostile: Harness)
             socks.append(sock)
         refused = hostile.post("/loss", content=body, headers=_binary_headers(head))
         assert refused.status == 429, refused.describe()
-        time.sleep(BODY_TIMEOUT_S + SLACK_S)
+        time.sleep(SEND_TIMEOUT_S + SLACK_S)
         answered = hostile.post("/loss", content=body, headers=_binary_headers(head))
         assert answered.status == 200, answered.describe()
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_answers_not_yet_read_hold_no_place_in_the_workers_lane(hostile: Harness) -> None:
+    """Ten clients each leave an 8 MiB answer unread, one more than the worker's lane takes
+    (one running and eight queued): their bytes stay counted, but a finished request gives
+    its place back, so the next requests still get a worker."""
+    head, body = _gradient_request(16384)
+    socks = []
+    try:
+        for index in range(10):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(CLIENT_TIMEOUT_S)
+            sock.connect(("127.0.0.1", hostile.port))
+            sock.sendall(head + body)
+            assert sock.recv(12) == b"HTTP/1.1 200", f"request {index}"  # no more is read
+            socks.append(sock)
+        answered = hostile.post("/loss", content=body, headers=_binary_headers(head))
+        assert answered.status == 200, answered.describe()
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_pipelined_answers_nobody_reads_are_dropped_without_an_error(hostile: Harness) -> None:
+    """Three /loss requests pipelined on one connection whose client reads nothing: the
+    reset after the timeout ends the answer being sent and the ones queued behind it
+    quietly (a pipelined request replaces the running one as uvicorn's cycle, which then
+    went on writing to the closed transport: a traceback and an error line)."""
+    head, body = _gradient_request(16384)
+    offset = hostile.log_offset()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", hostile.port))
+    sender = ThreadPoolExecutor(1)
+    try:
+        sent = sender.submit(sock.sendall, (head + body) * 3)
+        time.sleep(SEND_TIMEOUT_S + SLACK_S + 1)
+    finally:
+        sock.close()
+        with contextlib.suppress(OSError):
+            sent.result(timeout=10)
+        sender.shutdown()
+    time.sleep(0.5)
+    lines = hostile.log_since(offset)
+    assert any("read none of its answer" in line for line in lines), lines
+    problems = log_problems(lines)
+    assert not problems, "\n".join(problems)
+    assert hostile.post("/loss", content=body, headers=_binary_headers(head)).status == 200
