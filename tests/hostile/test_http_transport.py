@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -310,16 +311,35 @@ def test_http_client_helper_is_sane(hostile: Harness) -> None:
         assert client.get("/v2/health/live").status_code == 200
 
 
-def _unread_answer(port: int, head: bytes, body: bytes, wait: float) -> tuple[int, int, bool]:
+def _reader(port: int) -> socket.socket:
+    """A client socket connected to the server, with little room to receive on its side."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(CLIENT_TIMEOUT_S)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _answer_length(data: bytes) -> int | None:
+    """The bytes of the whole answer that ``data`` begins, head included, once the head has
+    come."""
+    top, sep, _ = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    for line in top.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(top) + len(sep) + int(value)
+    return None
+
+
+def _unread_answer(port: int, request: bytes, wait: float) -> tuple[int, int, bool]:
     """Send a request, read none of the answer for ``wait`` s, then all the server still
     sends: (bytes of the answer declared, bytes read, whether the connection was reset
     rather than closed)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little room on this side
-    sock.settimeout(CLIENT_TIMEOUT_S)
-    sock.connect(("127.0.0.1", port))
+    sock = _reader(port)
     try:
-        sock.sendall(head + body)
+        sock.sendall(request)
         time.sleep(wait)
         data, reset = b"", False
         while True:
@@ -333,18 +353,24 @@ def _unread_answer(port: int, head: bytes, body: bytes, wait: float) -> tuple[in
             data += chunk
     finally:
         sock.close()
-    top = data.partition(b"\r\n\r\n")[0]
-    declared = 0
-    for line in top.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            declared = len(top) + 4 + int(value)
-    return declared, len(data), reset
+    return _answer_length(data) or 0, len(data), reset
 
 
-def _gradient_request(rows: int) -> tuple[bytes, bytes]:
-    """The head and binary body of a /loss request whose answer is a rows x 128 float32
-    gradient."""
+@dataclass(frozen=True)
+class _Gradient:
+    """A /loss request whose answer is a rows x 128 float32 gradient, binary both ways."""
+
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def raw(self) -> bytes:
+        """The whole request, as a socket sends it."""
+        head = request_head("/loss", {**self.headers, "Content-Length": str(len(self.body))})
+        return head + self.body
+
+
+def _gradient_request(rows: int) -> _Gradient:
     rng = np.random.default_rng(11)
     logits = rng.normal(size=(rows, 128)).astype(np.float32)
     targets = rng.integers(0, 128, rows).astype(np.int64)
@@ -354,26 +380,34 @@ def _gradient_request(rows: int) -> tuple[bytes, bytes]:
         "logits": {"shape": [rows, 128], "dtype": "float32", "binary_data_size": logits.nbytes},
         "targets": {"shape": [rows], "dtype": "int64", "binary_data_size": targets.nbytes},
     }
-    body, headers = binary_body(header, logits.tobytes(), targets.tobytes())
-    return request_head("/loss", {**headers, "Content-Length": str(len(body))}), body
+    return _Gradient(*binary_body(header, logits.tobytes(), targets.tobytes()))
 
 
-def _binary_headers(head: bytes) -> dict[str, str]:
-    """The headers of a request head that matter to the server (no Host, no length)."""
-    lines = head.decode().split("\r\n")[2:]
-    pairs = (line.split(": ", 1) for line in lines if line)
-    return {name: value for name, value in pairs if name != "Content-Length"}
+@contextlib.contextmanager
+def _unread_answers(port: int, request: bytes, count: int) -> Iterator[None]:
+    """``count`` clients that each send ``request`` and, once its answer has begun, read no
+    more of it; they go at the end."""
+    socks: list[socket.socket] = []
+    try:
+        for index in range(count):
+            socks.append(_reader(port))
+            socks[-1].sendall(request)
+            assert socks[-1].recv(12) == b"HTTP/1.1 200", f"request {index}"
+        yield
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_an_answer_nobody_reads_is_dropped_after_the_send_timeout(hostile: Harness) -> None:
-    """Four clients each ask for an 8 MiB gradient and read none of it: after the body
+    """Four clients each ask for an 8 MiB gradient and read none of it: after the send
     timeout the server resets their connections (nginx's send_timeout), instead of holding
     the bytes for as long as the clients keep them open; a client that reads gets it all."""
-    head, body = _gradient_request(16384)
+    request = _gradient_request(16384).raw
     offset = hostile.log_offset()
     with ThreadPoolExecutor(4) as pool:
         unread = [
-            pool.submit(_unread_answer, hostile.port, head, body, SEND_TIMEOUT_S + SLACK_S + 1)
+            pool.submit(_unread_answer, hostile.port, request, SEND_TIMEOUT_S + SLACK_S + 1)
             for _ in range(4)
         ]
         results = [future.result() for future in unread]
@@ -385,7 +419,7 @@ def test_an_answer_nobody_reads_is_dropped_after_the_send_timeout(hostile: Harne
         )
     lines = [line for line in hostile.log_since(offset) if "read none of its answer" in line]
     assert len(lines) == len(results), lines
-    declared, received, reset = _unread_answer(hostile.port, head, body, 0)
+    declared, received, reset = _unread_answer(hostile.port, request, 0)
     assert (received, reset) == (declared, False)
 
 
@@ -393,15 +427,11 @@ def test_an_answer_read_slowly_is_sent_whole(hostile: Harness) -> None:
     """A client that takes at most 256 KiB of its 4 MiB answer every 0.6 send timeouts
     (several timeouts in all) gets all of it: the timeout bounds a wait with no progress,
     not the answer."""
-    head, body = _gradient_request(8192)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(CLIENT_TIMEOUT_S)
-    sock.connect(("127.0.0.1", hostile.port))
+    sock = _reader(hostile.port)
     start = time.monotonic()
     data, length = b"", None
     try:
-        sock.sendall(head + body)
+        sock.sendall(_gradient_request(8192).raw)
         while length is None or len(data) < length:
             time.sleep(0.6 * SEND_TIMEOUT_S)
             sip = len(data) + 256 * 1024
@@ -409,11 +439,7 @@ def test_an_answer_read_slowly_is_sent_whole(hostile: Harness) -> None:
                 chunk = sock.recv(sip - len(data))
                 assert chunk, f"the server closed the connection after {len(data)} bytes"
                 data += chunk
-            top, sep, _ = data.partition(b"\r\n\r\n")
-            if sep and length is None:
-                declared = [v for k, _, v in (x.partition(b":") for x in top.split(b"\r\n"))
-                            if k.lower() == b"content-length"]  # fmt: skip
-                length = len(top) + len(sep) + int(declared[0])
+            length = _answer_length(data)
     finally:
         sock.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
@@ -425,48 +451,24 @@ def test_answers_not_yet_read_count_against_the_inflight_bytes(hostile: Harness)
     has left, not until it is computed: with seven 32 MiB answers unread, an eighth request
     would pass the 256 MiB and is refused (429); once the send timeout has cut the idle
     readers off, it is answered."""
-    head, body = _gradient_request(65536)
-    held = -(-INFLIGHT // len(body)) - 1  # the most that fit
-    socks = []
-    try:
-        for _ in range(held):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.settimeout(CLIENT_TIMEOUT_S)
-            sock.connect(("127.0.0.1", hostile.port))
-            sock.sendall(head + body)
-            assert sock.recv(12) == b"HTTP/1.1 200"  # its answer has begun; no more is read
-            socks.append(sock)
-        refused = hostile.post("/loss", content=body, headers=_binary_headers(head))
+    request = _gradient_request(65536)
+    held = -(-INFLIGHT // len(request.body)) - 1  # the most that fit
+    with _unread_answers(hostile.port, request.raw, held):
+        refused = hostile.post("/loss", content=request.body, headers=request.headers)
         assert refused.status == 429, refused.describe()
         time.sleep(SEND_TIMEOUT_S + SLACK_S)
-        answered = hostile.post("/loss", content=body, headers=_binary_headers(head))
+        answered = hostile.post("/loss", content=request.body, headers=request.headers)
         assert answered.status == 200, answered.describe()
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def test_answers_not_yet_read_hold_no_place_in_the_workers_lane(hostile: Harness) -> None:
     """Ten clients each leave an 8 MiB answer unread, one more than the worker's lane takes
     (one running and eight queued): their bytes stay counted, but a finished request gives
     its place back, so the next requests still get a worker."""
-    head, body = _gradient_request(16384)
-    socks = []
-    try:
-        for index in range(10):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.settimeout(CLIENT_TIMEOUT_S)
-            sock.connect(("127.0.0.1", hostile.port))
-            sock.sendall(head + body)
-            assert sock.recv(12) == b"HTTP/1.1 200", f"request {index}"  # no more is read
-            socks.append(sock)
-        answered = hostile.post("/loss", content=body, headers=_binary_headers(head))
+    request = _gradient_request(16384)
+    with _unread_answers(hostile.port, request.raw, 10):
+        answered = hostile.post("/loss", content=request.body, headers=request.headers)
         assert answered.status == 200, answered.describe()
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def test_pipelined_answers_nobody_reads_are_dropped_without_an_error(hostile: Harness) -> None:
@@ -474,14 +476,12 @@ def test_pipelined_answers_nobody_reads_are_dropped_without_an_error(hostile: Ha
     reset after the timeout ends the answer being sent and the ones queued behind it
     quietly (a pipelined request replaces the running one as uvicorn's cycle, which then
     went on writing to the closed transport: a traceback and an error line)."""
-    head, body = _gradient_request(16384)
+    request = _gradient_request(16384)
     offset = hostile.log_offset()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", hostile.port))
+    sock = _reader(hostile.port)
     sender = ThreadPoolExecutor(1)
     try:
-        sent = sender.submit(sock.sendall, (head + body) * 3)
+        sent = sender.submit(sock.sendall, request.raw * 3)
         time.sleep(SEND_TIMEOUT_S + SLACK_S + 1)
     finally:
         sock.close()
@@ -493,4 +493,5 @@ def test_pipelined_answers_nobody_reads_are_dropped_without_an_error(hostile: Ha
     assert any("read none of its answer" in line for line in lines), lines
     problems = log_problems(lines)
     assert not problems, "\n".join(problems)
-    assert hostile.post("/loss", content=body, headers=_binary_headers(head)).status == 200
+    answered = hostile.post("/loss", content=request.body, headers=request.headers)
+    assert answered.status == 200, answered.describe()
