@@ -169,7 +169,7 @@ async def held_until_sent(ticket: Ticket, answer: Awaitable[Response]) -> Respon
 def when_sent(response: Response, release: Callable[[], None]) -> Response:
     """``response``, calling ``release`` once it has left (:attr:`PartsResponse.on_sent`),
     not when the handler returns: the bytes of an answer a client is slow to read stay
-    counted (a client that reads none of it is cut off after the body timeout)."""
+    counted (a client that reads none of it is cut off after the send timeout)."""
     if not isinstance(response, PartsResponse):
         parts = PartsResponse((response.body,), headers={}, media_type="")
         parts.status_code = response.status_code

@@ -171,7 +171,7 @@ def http_protocol(
         # within each timeout
         _sending: Deadline
         _unsent = 0
-        """What waited in the transport's buffer when the clock was last set."""
+        """What the client had not taken (:meth:`_unsent_bytes`) when the clock was last set."""
 
         def pause_writing(self) -> None:
             super().pause_writing()
